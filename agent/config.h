@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The configuration file: YAML, strict, typed. Every key of ../shared/CONTRACT.md is parsed
+ * here, including those whose feature comes later, so that later code only uses the fields.
+ * An unknown key, a wrong type, a duplicate key or a missing required key is an error that
+ * names the file, the line and the key (see config_load()). */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/atticd-agent/config.yaml"
+#define CONFIG_ENV "ATTICD_AGENT_CONFIG"
+#define CONFIG_FILE_MAX (1024 * 1024) /* a configuration file larger than this is refused */
+
+typedef enum SystemAction {
+        SYSTEM_ACTION_SWITCH,
+        SYSTEM_ACTION_BOOT,
+} SystemAction;
+
+typedef enum HealthCheckType {
+        HEALTH_CHECK_HTTP,
+        HEALTH_CHECK_TCP,
+        HEALTH_CHECK_SYSTEMD_UNITS,
+        HEALTH_CHECK_COMMAND,
+} HealthCheckType;
+
+typedef struct HealthCheck {
+        char *name;
+        unsigned line; /* where the check starts in the file, for messages */
+        HealthCheckType type;
+
+        /* http: { url: ..., status: 200 } */
+        char *http_url;
+        unsigned http_status;
+
+        /* tcp: "host:port" */
+        char *tcp_address;
+
+        /* systemd-units: [a.service, ...] (NULL-terminated) */
+        char **units;
+
+        /* command: [argv0, ...] (NULL-terminated, at least one element) */
+        char **command;
+} HealthCheck;
+
+typedef struct Config {
+        char *path; /* the file this was read from */
+
+        char *host;      /* required */
+        char *state_dir; /* default /var/lib/atticd-agent */
+
+        struct {
+                char *rebuild_command; /* default "nixos-rebuild" */
+                char *nix_command;     /* default "nix" */
+                char *profile;         /* default /nix/var/nix/profiles/system */
+                char *current_system;  /* default /run/current-system */
+                SystemAction action;   /* default switch */
+        } system;
+
+        struct {
+                bool present;     /* the section exists (a bundle-only machine has none) */
+                char *url;        /* required when the section exists */
+                char *ref;        /* default "main" */
+                bool allow_non_fast_forward;
+                char *allowed_signers; /* NULL: commit signatures are not required */
+        } repository;
+
+        struct {
+                char **keys; /* NULL-terminated; empty: no check */
+                unsigned threshold; /* default 1, >= 1 */
+                char *registry_auth_file;
+                char **insecure_registries; /* NULL-terminated */
+                bool require_sbom;
+        } images;
+
+        struct {
+                char **keys; /* NULL-terminated */
+        } bundle;
+
+        struct {
+                unsigned settle;  /* seconds, default 5 */
+                unsigned timeout; /* seconds, default 120 */
+                HealthCheck *checks;
+                size_t n_checks;
+        } health;
+} Config;
+
+/* Returns a Config with every default set (host and repository unset). */
+int config_new(Config **ret);
+
+/* Reads and validates path. On error returns -EINVAL (bad content), -EFBIG (over
+ * CONFIG_FILE_MAX) or the -errno of open/read, and fills reterr with a message of the form
+ * "FILE:LINE: KEY: what is wrong" (e.g. "/etc/a.yaml:12: health.checks[1].htp: unknown key"). */
+int config_load(const char *path, Config **ret, Error *reterr);
+
+/* Same, from a buffer; `path` is only used in messages. */
+int config_load_buffer(const char *path, const char *data, size_t size, Config **ret, Error *reterr);
+
+/* Which file to read: explicit (from -c), else $ATTICD_AGENT_CONFIG, else the default. */
+const char *config_path_resolve(const char *explicit_path);
+
+Config *config_free(Config *c);
+static inline void config_freep(Config **c) {
+        config_free(*c);
+}
+#define _cleanup_config_ _cleanup_(config_freep)
+
+const char *system_action_to_string(SystemAction a);

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The update engine: the state machine of a deployment. Commands call it; it calls the
+ * sources (git), the verifiers and the system (nixos-rebuild, profile), and records each
+ * phase in the state file before the side effect it stands for.
+ *
+ *   fetch -> resolve -> [no change: done] -> pin -> building -> activating -> recorded
+ *
+ * Every entry point returns an ExitCode. */
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "exitcode.h"
+
+/* `pull`: fetch the configured repository and deploy its revision when it is new. */
+ExitCode engine_pull(const Config *c);

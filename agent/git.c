@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+#include <git2.h>
+
+#include "fileio.h"
+#include "git.h"
+#include "log.h"
+
+struct GitSource {
+        char *path;
+        git_repository *repo;
+};
+
+static void git_repository_freep(git_repository **r) {
+        git_repository_free(*r);
+}
+static void git_remote_freep(git_remote **r) {
+        git_remote_free(*r);
+}
+static void git_reference_freep(git_reference **r) {
+        git_reference_free(*r);
+}
+static void git_object_freep(git_object **o) {
+        git_object_free(*o);
+}
+
+bool git_rev_is_valid(const char *s) {
+        if (!s || strlen(s) != GIT_REV_HEX)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return false;
+        return true;
+}
+
+/* The one place where a libgit2 error becomes an errno and a message. */
+static int map_git_error(int code, Error *e, const char *what) {
+        const git_error *ge = git_error_last();
+        const char *msg = ge && ge->message ? ge->message : "unknown error";
+        int r;
+
+        if (code == GIT_EAUTH)
+                r = -EACCES;
+        else if (code == GIT_ENOTFOUND)
+                r = -ENOENT;
+        else if (ge && (ge->klass == GIT_ERROR_NET || ge->klass == GIT_ERROR_SSH || ge->klass == GIT_ERROR_HTTP ||
+                        ge->klass == GIT_ERROR_SSL || ge->klass == GIT_ERROR_OS))
+                r = -EHOSTUNREACH;
+        else
+                r = -EIO;
+
+        /* libgit2 words an HTTP 401 as a plain error: make it the credentials it is. */
+        if (r != -EACCES && (strstr(msg, "authentication") || strstr(msg, "401")))
+                r = -EACCES;
+
+        return error_set(e, r, "%s: %s", what, msg);
+}
+
+static int global_init(void) {
+        static bool done = false;
+        int r;
+
+        if (done)
+                return 0;
+        r = git_libgit2_init();
+        if (r < 0)
+                return -EIO;
+        /* The agent's behaviour must not depend on whoever's ~/.gitconfig or /etc/gitconfig. */
+        (void) git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
+        (void) git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
+        (void) git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
+        done = true;
+        return 0;
+}
+
+static int open_or_create(const char *path, git_repository **ret, Error *e) {
+        int r;
+
+        r = git_repository_open_bare(ret, path);
+        if (r == 0)
+                return 0;
+        if (r != GIT_ENOTFOUND) {
+                /* Damaged: a mirror holds nothing that cannot be fetched again. */
+                log_warning("Local mirror '%s' cannot be opened (%s), creating it again.", path,
+                            git_error_last() ? git_error_last()->message : "unknown error");
+                r = rm_rf(path);
+                if (r < 0)
+                        return error_set(e, r, "failed to remove damaged mirror '%s': %s", path, strerror(-r));
+        }
+        r = git_repository_init(ret, path, /* is_bare= */ 1);
+        if (r < 0)
+                return map_git_error(r, e, path);
+        return 0;
+}
+
+int git_source_open(const char *dir, GitSource **ret, Error *e) {
+        _cleanup_(git_repository_freep) git_repository *repo = NULL;
+        GitSource *s;
+        int r;
+
+        r = global_init();
+        if (r < 0)
+                return error_set(e, r, "failed to initialize libgit2");
+
+        r = open_or_create(dir, &repo, e);
+        if (r < 0)
+                return r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->path = strdup(dir);
+        if (!s->path) {
+                free(s);
+                return -ENOMEM;
+        }
+        s->repo = TAKE_PTR(repo);
+        *ret = s;
+        return 0;
+}
+
+GitSource *git_source_free(GitSource *s) {
+        if (!s)
+                return NULL;
+        git_repository_free(s->repo);
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+const char *git_source_path(GitSource *s) {
+        return s->path;
+}
+
+int git_source_fetch(GitSource *s, const char *url, Error *e) {
+        _cleanup_(git_remote_freep) git_remote *remote = NULL;
+        char *refspecs[] = {
+                (char *) "+refs/heads/*:refs/remotes/origin/*",
+                (char *) "+refs/tags/*:refs/tags/*",
+        };
+        git_strarray specs = { .strings = refspecs, .count = ELEMENTSOF(refspecs) };
+        git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
+        int r;
+
+        /* Anonymous: the URL always comes from the configuration, never from the mirror. */
+        r = git_remote_create_anonymous(&remote, s->repo, url);
+        if (r < 0)
+                return map_git_error(r, e, url);
+
+        opts.prune = GIT_FETCH_PRUNE;
+        opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+        opts.update_fetchhead = 0;
+
+        r = git_remote_fetch(remote, &specs, &opts, NULL);
+        if (r < 0) {
+                const git_error *ge = git_error_last();
+                int klass = ge ? ge->klass : GIT_ERROR_NONE;
+
+                r = map_git_error(r, e, url);
+                /* Damage on our side is ours; anything else the remote did, or a remote that
+                 * is not there (an unmounted path too), is worth another try later. */
+                if (r != -EACCES && klass != GIT_ERROR_ODB && klass != GIT_ERROR_ZLIB && klass != GIT_ERROR_OBJECT &&
+                    klass != GIT_ERROR_INDEX && klass != GIT_ERROR_NOMEMORY)
+                        r = -EHOSTUNREACH;
+                return r;
+        }
+        return 0;
+}
+
+static int peel_to_commit(GitSource *s, const char *refname, char ret[GIT_REV_HEX + 1]) {
+        _cleanup_(git_reference_freep) git_reference *ref = NULL;
+        _cleanup_(git_object_freep) git_object *obj = NULL;
+        int r;
+
+        r = git_reference_lookup(&ref, s->repo, refname);
+        if (r < 0)
+                return r;
+        r = git_reference_peel(&obj, ref, GIT_OBJECT_COMMIT);
+        if (r < 0)
+                return r;
+        git_oid_tostr(ret, GIT_REV_HEX + 1, git_object_id(obj));
+        return 0;
+}
+
+int git_source_resolve(GitSource *s, const char *ref, char ret[GIT_REV_HEX + 1], Error *e) {
+        _cleanup_free_ char *candidate = NULL;
+        int r;
+
+        if (git_rev_is_valid(ref)) {
+                _cleanup_(git_object_freep) git_object *obj = NULL;
+                git_oid oid;
+
+                if (git_oid_fromstr(&oid, ref) < 0)
+                        return error_set(e, -EINVAL, "'%s' is not a commit id", ref);
+                r = git_object_lookup(&obj, s->repo, &oid, GIT_OBJECT_COMMIT);
+                if (r < 0)
+                        return error_set(e, -ENOENT, "commit %s is not in the repository", ref);
+                memcpy(ret, ref, GIT_REV_HEX + 1);
+                return 0;
+        }
+
+        if (strncmp(ref, "refs/heads/", 11) == 0) {
+                if (asprintf(&candidate, "refs/remotes/origin/%s", ref + 11) < 0)
+                        return -ENOMEM;
+                r = peel_to_commit(s, candidate, ret);
+        } else if (strncmp(ref, "refs/tags/", 10) == 0)
+                r = peel_to_commit(s, ref, ret);
+        else {
+                /* A short name: a branch first, as git does, then a tag. */
+                if (asprintf(&candidate, "refs/remotes/origin/%s", ref) < 0)
+                        return -ENOMEM;
+                r = peel_to_commit(s, candidate, ret);
+                if (r == GIT_ENOTFOUND) {
+                        free(candidate);
+                        if (asprintf(&candidate, "refs/tags/%s", ref) < 0)
+                                return -ENOMEM;
+                        r = peel_to_commit(s, candidate, ret);
+                }
+        }
+        if (r == GIT_ENOTFOUND || r == GIT_EINVALIDSPEC)
+                return error_set(e, -ENOENT, "'%s' is neither a branch nor a tag of the repository", ref);
+        if (r < 0)
+                return map_git_error(r, e, ref);
+        return 0;
+}
+
+int git_source_pin(GitSource *s, const char *rev, Error *e) {
+        _cleanup_(git_reference_freep) git_reference *ref = NULL;
+        git_oid oid;
+        int r;
+
+        if (git_oid_fromstr(&oid, rev) < 0)
+                return error_set(e, -EINVAL, "'%s' is not a commit id", rev);
+        r = git_reference_create(&ref, s->repo, GIT_DEPLOY_REF, &oid, /* force= */ 1, "atticd-agent: deploy");
+        if (r < 0)
+                return map_git_error(r, e, GIT_DEPLOY_REF);
+        return 0;
+}

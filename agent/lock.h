@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* One run at a time: an exclusive flock on <state-dir>/lock, held until the process exits
+ * (the kernel drops it when the agent dies, so a crash never leaves a stale lock). */
+
+#define LOCK_FILE "lock"
+
+/* Returns the open descriptor holding the lock, -EBUSY when another process holds it, or
+ * another -errno. The state directory is created if needed. */
+int lock_acquire(const char *state_dir);

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Logging to stderr. When stderr is not a terminal (a systemd unit, a pipe), each line
+ * carries an sd-daemon level prefix such as "<6>" so that journald files it at the right
+ * priority; on a terminal the prefix is left out. Lifecycle events (update found, activated,
+ * rolled back, ...) are additionally sent to the journal with a fixed MESSAGE_ID by
+ * log_event() in event.h. */
+
+#include <syslog.h>
+
+#include "macro.h"
+
+void log_set_max_level(int level);
+int log_get_max_level(void);
+/* Force or forbid the "<N>" prefixes (tests); by default decided by isatty(stderr). */
+void log_set_prefix(int enabled);
+
+/* Logs and returns -abs(error) (or 0 when error is 0). With error != 0, "%m" in the format
+ * expands to strerror(error). */
+int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);
+
+#define log_full_errno(level, error, ...) log_internal((level), (error), __VA_ARGS__)
+#define log_debug(...) log_internal(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...) log_internal(LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(...) log_internal(LOG_NOTICE, 0, __VA_ARGS__)
+#define log_warning(...) log_internal(LOG_WARNING, 0, __VA_ARGS__)
+#define log_error(...) log_internal(LOG_ERR, 0, __VA_ARGS__)
+#define log_debug_errno(error, ...) log_internal(LOG_DEBUG, (error), __VA_ARGS__)
+#define log_info_errno(error, ...) log_internal(LOG_INFO, (error), __VA_ARGS__)
+#define log_warning_errno(error, ...) log_internal(LOG_WARNING, (error), __VA_ARGS__)
+#define log_error_errno(error, ...) log_internal(LOG_ERR, (error), __VA_ARGS__)

@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: MIT */
+#include <jansson.h>
+
+#include "fileio.h"
+#include "state.h"
+#include "timeutil.h"
+
+static const char *const phase_table[_PHASE_MAX] = {
+        [PHASE_IDLE] = "idle",
+        [PHASE_BUILDING] = "building",
+        [PHASE_ACTIVATING] = "activating",
+};
+
+static const char *const result_table[_RESULT_MAX] = {
+        [RESULT_NONE] = "none",
+        [RESULT_SUCCESS] = "success",
+        [RESULT_NO_CHANGE] = "no-change",
+        [RESULT_BUILD_FAILED] = "build-failed",
+        [RESULT_ACTIVATION_FAILED] = "activation-failed",
+        [RESULT_REFUSED] = "refused",
+        [RESULT_TRANSIENT] = "transient",
+        [RESULT_INTERRUPTED] = "interrupted",
+        [RESULT_ERROR] = "error",
+};
+
+static int lookup(const char *const *table, size_t n, const char *s) {
+        for (size_t i = 0; i < n; i++)
+                if (table[i] && streq(table[i], s))
+                        return (int) i;
+        return -EINVAL;
+}
+
+const char *phase_to_string(Phase p) {
+        return p >= 0 && p < _PHASE_MAX ? phase_table[p] : NULL;
+}
+
+int phase_from_string(const char *s, Phase *ret) {
+        int i = lookup(phase_table, _PHASE_MAX, s);
+        if (i < 0)
+                return i;
+        *ret = (Phase) i;
+        return 0;
+}
+
+const char *run_result_to_string(RunResult r) {
+        return r >= 0 && r < _RESULT_MAX ? result_table[r] : NULL;
+}
+
+int run_result_from_string(const char *s, RunResult *ret) {
+        int i = lookup(result_table, _RESULT_MAX, s);
+        if (i < 0)
+                return i;
+        *ret = (RunResult) i;
+        return 0;
+}
+
+void deployment_done(Deployment *d) {
+        if (!d)
+                return;
+        free(d->revision);
+        free(d->generation);
+        free(d->source);
+        free(d->ref);
+        free(d->action);
+        free(d->error);
+        *d = (Deployment) {};
+}
+
+static int strdup_null(const char *s, char **ret) {
+        if (!s) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int deployment_copy(const Deployment *src, Deployment *dst) {
+        Deployment d = {
+                .id = src->id,
+                .started = src->started,
+                .finished = src->finished,
+                .result = src->result,
+        };
+
+        if (strdup_null(src->revision, &d.revision) < 0 || strdup_null(src->generation, &d.generation) < 0 ||
+            strdup_null(src->source, &d.source) < 0 || strdup_null(src->ref, &d.ref) < 0 ||
+            strdup_null(src->action, &d.action) < 0 || strdup_null(src->error, &d.error) < 0) {
+                deployment_done(&d);
+                return -ENOMEM;
+        }
+        *dst = d;
+        return 0;
+}
+
+int state_new(State **ret) {
+        State *s = calloc(1, sizeof(State));
+
+        if (!s)
+                return -ENOMEM;
+        s->next_id = 1;
+        *ret = s;
+        return 0;
+}
+
+State *state_free(State *s) {
+        if (!s)
+                return NULL;
+        free(s->deployed_revision);
+        free(s->deployed_generation);
+        free(s->good_revision);
+        free(s->good_generation);
+        if (s->pending) {
+                deployment_done(s->pending);
+                free(s->pending);
+        }
+        for (size_t i = 0; i < s->n_history; i++)
+                deployment_done(&s->history[i]);
+        free(s->history);
+        free(s);
+        return NULL;
+}
+
+/* ---- to JSON ---- */
+
+static json_t *json_string_or_null(const char *s) {
+        return s ? json_string(s) : json_null();
+}
+
+static json_t *json_time_or_null(time_t t) {
+        char buf[TIMESTAMP_MAX];
+        return t > 0 ? json_string(format_timestamp(buf, t)) : json_null();
+}
+
+static json_t *deployment_to_json(const Deployment *d) {
+        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o}",
+                         "id", (json_int_t) d->id,
+                         "revision", d->revision,
+                         "generation", json_string_or_null(d->generation),
+                         "source", d->source,
+                         "ref", json_string_or_null(d->ref),
+                         "action", d->action,
+                         "started", json_time_or_null(d->started),
+                         "finished", json_time_or_null(d->finished),
+                         "result", run_result_to_string(d->result),
+                         "error", json_string_or_null(d->error));
+}
+
+static json_t *pair_to_json(const char *revision, const char *generation) {
+        if (!revision)
+                return json_null();
+        return json_pack("{s:s, s:o}", "revision", revision, "generation", json_string_or_null(generation));
+}
+
+json_t *state_to_json(const State *s) {
+        json_t *history = json_array();
+
+        if (!history)
+                return NULL;
+        for (size_t i = 0; i < s->n_history; i++)
+                if (json_array_append_new(history, deployment_to_json(&s->history[i])) < 0) {
+                        json_decref(history);
+                        return NULL;
+                }
+
+        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o}",
+                         "version", STATE_VERSION,
+                         "next-id", (json_int_t) s->next_id,
+                         "deployed", pair_to_json(s->deployed_revision, s->deployed_generation),
+                         "known-good", pair_to_json(s->good_revision, s->good_generation),
+                         "phase", phase_to_string(s->phase),
+                         "pending", s->pending ? deployment_to_json(s->pending) : json_null(),
+                         "history", history);
+}
+
+/* ---- from JSON, strictly ---- */
+
+static bool is_revision(const char *s) {
+        if (strlen(s) != 40)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return false;
+        return true;
+}
+
+static int opt_string(json_t *v, const char *what, char **ret, Error *e) {
+        if (json_is_null(v)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return error_set(e, -EINVAL, "%s: expected a string or null", what);
+        return strdup_null(json_string_value(v), ret);
+}
+
+static int opt_time(json_t *v, const char *what, time_t *ret, Error *e) {
+        if (json_is_null(v)) {
+                *ret = 0;
+                return 0;
+        }
+        if (!json_is_string(v) || parse_timestamp(json_string_value(v), ret) < 0)
+                return error_set(e, -EINVAL, "%s: expected a timestamp (YYYY-MM-DDTHH:MM:SSZ) or null", what);
+        return 0;
+}
+
+static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Error *e) {
+        json_t *generation, *ref, *started, *finished, *error;
+        const char *revision, *source, *action, *result;
+        json_int_t id;
+        json_error_t jerr;
+        Deployment d = {};
+        int r;
+
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o}",
+                           "id", &id, "revision", &revision, "generation", &generation, "source", &source,
+                           "ref", &ref, "action", &action, "started", &started, "finished", &finished,
+                           "result", &result, "error", &error) < 0)
+                return error_set(e, -EINVAL, "%s: %s", what, jerr.text);
+
+        if (id <= 0)
+                return error_set(e, -EINVAL, "%s: id must be positive", what);
+        if (!is_revision(revision))
+                return error_set(e, -EINVAL, "%s: revision '%s' is not a commit id", what, revision);
+        if (!streq(source, "pull") && !streq(source, "bundle"))
+                return error_set(e, -EINVAL, "%s: unknown source '%s'", what, source);
+        if (!streq(action, "switch") && !streq(action, "boot"))
+                return error_set(e, -EINVAL, "%s: unknown action '%s'", what, action);
+
+        d.id = (uint64_t) id;
+        if (run_result_from_string(result, &d.result) < 0) {
+                r = error_set(e, -EINVAL, "%s: unknown result '%s'", what, result);
+                goto fail;
+        }
+        d.revision = strdup(revision);
+        d.source = strdup(source);
+        d.action = strdup(action);
+        if (!d.revision || !d.source || !d.action) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if ((r = opt_string(generation, what, &d.generation, e)) < 0 || (r = opt_string(ref, what, &d.ref, e)) < 0 ||
+            (r = opt_string(error, what, &d.error, e)) < 0 || (r = opt_time(started, what, &d.started, e)) < 0 ||
+            (r = opt_time(finished, what, &d.finished, e)) < 0)
+                goto fail;
+        if (d.generation && d.generation[0] != '/') {
+                r = error_set(e, -EINVAL, "%s: generation '%s' is not an absolute path", what, d.generation);
+                goto fail;
+        }
+
+        *ret = d;
+        return 0;
+fail:
+        deployment_done(&d);
+        return r;
+}
+
+static int pair_from_json(json_t *j, const char *what, char **ret_revision, char **ret_generation, Error *e) {
+        const char *revision;
+        json_t *generation;
+        json_error_t jerr;
+        int r;
+
+        if (json_is_null(j))
+                return 0;
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:s, s:o}", "revision", &revision, "generation", &generation) < 0)
+                return error_set(e, -EINVAL, "%s: %s", what, jerr.text);
+        if (!is_revision(revision))
+                return error_set(e, -EINVAL, "%s: revision '%s' is not a commit id", what, revision);
+        r = opt_string(generation, what, ret_generation, e);
+        if (r < 0)
+                return r;
+        return strdup_null(revision, ret_revision);
+}
+
+int state_from_json(json_t *j, State **ret, Error *e) {
+        _cleanup_state_ State *s = NULL;
+        json_t *deployed, *good, *pending, *history, *v;
+        json_int_t version, next_id;
+        const char *phase;
+        json_error_t jerr;
+        size_t i;
+        int r;
+
+        /* The version first, alone: a newer agent's file gets a clear message. */
+        if (json_unpack_ex(j, &jerr, 0, "{s:I}", "version", &version) < 0)
+                return error_set(e, -EINVAL, "%s", jerr.text);
+        if (version != STATE_VERSION)
+                return error_set(e, -EPROTONOSUPPORT, "unsupported state version %lld (this agent reads version %d)",
+                                 (long long) version, STATE_VERSION);
+
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s:o}",
+                           "version", &version, "next-id", &next_id, "deployed", &deployed, "known-good", &good,
+                           "phase", &phase, "pending", &pending, "history", &history) < 0)
+                return error_set(e, -EINVAL, "%s", jerr.text);
+
+        r = state_new(&s);
+        if (r < 0)
+                return r;
+        if (next_id <= 0)
+                return error_set(e, -EINVAL, "next-id must be positive");
+        s->next_id = (uint64_t) next_id;
+
+        if (phase_from_string(phase, &s->phase) < 0)
+                return error_set(e, -EINVAL, "unknown phase '%s'", phase);
+
+        r = pair_from_json(deployed, "deployed", &s->deployed_revision, &s->deployed_generation, e);
+        if (r < 0)
+                return r;
+        r = pair_from_json(good, "known-good", &s->good_revision, &s->good_generation, e);
+        if (r < 0)
+                return r;
+
+        if (!json_is_null(pending)) {
+                s->pending = calloc(1, sizeof(Deployment));
+                if (!s->pending)
+                        return -ENOMEM;
+                r = deployment_from_json(pending, "pending", s->pending, e);
+                if (r < 0)
+                        return r;
+        }
+        if ((s->phase == PHASE_IDLE) != (s->pending == NULL))
+                return error_set(e, -EINVAL, "phase '%s' does not match the pending deployment", phase);
+
+        if (!json_is_array(history))
+                return error_set(e, -EINVAL, "history: expected an array");
+        if (json_array_size(history) > STATE_HISTORY_MAX)
+                return error_set(e, -EINVAL, "history: more than %d entries", STATE_HISTORY_MAX);
+        s->history = calloc(MAX(json_array_size(history), 1u), sizeof(Deployment));
+        if (!s->history)
+                return -ENOMEM;
+        json_array_foreach(history, i, v) {
+                char what[32];
+
+                (void) snprintf(what, sizeof(what), "history[%zu]", i);
+                r = deployment_from_json(v, what, &s->history[i], e);
+                if (r < 0)
+                        return r;
+                s->n_history = i + 1;
+                if (s->history[i].id >= s->next_id)
+                        return error_set(e, -EINVAL, "%s: id %llu is not below next-id", what,
+                                         (unsigned long long) s->history[i].id);
+        }
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int state_load(const char *dir, State **ret, Error *e) {
+        _cleanup_free_ char *path = path_join(dir, STATE_FILE), *data = NULL;
+        json_error_t jerr;
+        json_t *j;
+        size_t size;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+
+        r = read_full_file(path, STATE_FILE_MAX, &data, &size);
+        if (r == -ENOENT)
+                return state_new(ret);
+        if (r == -EFBIG)
+                return error_set(e, r, "%s: file is larger than %d bytes", path, STATE_FILE_MAX);
+        if (r < 0)
+                return error_set(e, r, "%s: %s", path, strerror(-r));
+
+        j = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);
+        if (!j)
+                return error_set(e, -EINVAL, "%s:%d: not valid JSON: %s", path, jerr.line, jerr.text);
+
+        r = state_from_json(j, ret, e);
+        json_decref(j);
+        if (r < 0)
+                return error_prefix(e, r, "%s", path);
+        return 0;
+}
+
+int state_save(const State *s, const char *dir) {
+        _cleanup_free_ char *path = path_join(dir, STATE_FILE), *data = NULL;
+        json_t *j;
+
+        if (!path)
+                return -ENOMEM;
+        j = state_to_json(s);
+        if (!j)
+                return -ENOMEM;
+        data = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(j);
+        if (!data)
+                return -ENOMEM;
+        return write_file_atomic(path, data, strlen(data), 0644);
+}
+
+int state_begin(State *s, Phase phase, const char *revision, const char *ref, const char *source,
+                const char *action) {
+        Deployment *d;
+
+        if (s->pending)
+                return -EBUSY;
+        d = calloc(1, sizeof(Deployment));
+        if (!d)
+                return -ENOMEM;
+        *d = (Deployment) {
+                .id = s->next_id,
+                .started = time(NULL),
+                .result = RESULT_NONE,
+        };
+        if (strdup_null(revision, &d->revision) < 0 || strdup_null(ref, &d->ref) < 0 ||
+            strdup_null(source, &d->source) < 0 || strdup_null(action, &d->action) < 0) {
+                deployment_done(d);
+                free(d);
+                return -ENOMEM;
+        }
+        s->next_id++;
+        s->pending = d;
+        s->phase = phase;
+        return 0;
+}
+
+int state_finish(State *s, RunResult result, const char *error) {
+        Deployment *d = s->pending;
+
+        if (!d)
+                return -ENOENT;
+        d->result = result;
+        d->finished = time(NULL);
+        free(d->error);
+        if (strdup_null(error, &d->error) < 0)
+                return -ENOMEM;
+
+        if (result == RESULT_SUCCESS) {
+                char *rev = strdup(d->revision), *gen = NULL, *rev2 = strdup(d->revision), *gen2 = NULL;
+
+                (void) strdup_null(d->generation, &gen);
+                (void) strdup_null(d->generation, &gen2);
+                if (!rev || !rev2 || (d->generation && (!gen || !gen2))) {
+                        free(rev), free(gen), free(rev2), free(gen2);
+                        return -ENOMEM;
+                }
+                free(s->deployed_revision), free(s->deployed_generation);
+                s->deployed_revision = rev, s->deployed_generation = gen;
+                /* Without health checks (a later issue), a successful activation is what
+                 * "known good" means. */
+                free(s->good_revision), free(s->good_generation);
+                s->good_revision = rev2, s->good_generation = gen2;
+        }
+
+        if (s->n_history == STATE_HISTORY_MAX) {
+                deployment_done(&s->history[0]);
+                memmove(s->history, s->history + 1, (s->n_history - 1) * sizeof(Deployment));
+                s->n_history--;
+        } else {
+                Deployment *h = realloc(s->history, (s->n_history + 1) * sizeof(Deployment));
+                if (!h)
+                        return -ENOMEM;
+                s->history = h;
+        }
+        s->history[s->n_history++] = *d;
+        free(d);
+        s->pending = NULL;
+        s->phase = PHASE_IDLE;
+        return 0;
+}
+
+/* ---- last-run.json ---- */
+
+void last_run_done(LastRun *l) {
+        free(l->command);
+        free(l->revision);
+        free(l->error);
+        *l = (LastRun) {};
+}
+
+int last_run_save(const char *dir, const char *command, RunResult result, const char *revision, const char *error) {
+        _cleanup_free_ char *path = path_join(dir, LAST_RUN_FILE), *data = NULL;
+        json_t *j;
+
+        if (!path)
+                return -ENOMEM;
+        j = json_pack("{s:s, s:s, s:o, s:o, s:o}", "command", command, "result", run_result_to_string(result),
+                      "time", json_time_or_null(time(NULL)), "revision", json_string_or_null(revision),
+                      "error", json_string_or_null(error));
+        if (!j)
+                return -ENOMEM;
+        data = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(j);
+        if (!data)
+                return -ENOMEM;
+        return write_file_atomic(path, data, strlen(data), 0644);
+}
+
+int last_run_load(const char *dir, LastRun *ret, Error *e) {
+        _cleanup_free_ char *path = path_join(dir, LAST_RUN_FILE), *data = NULL;
+        const char *command, *result;
+        json_t *j, *t, *rev, *err;
+        json_error_t jerr;
+        LastRun l = {};
+        size_t size;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_full_file(path, 64 * 1024, &data, &size);
+        if (r == -ENOENT) {
+                *ret = (LastRun) { .result = RESULT_NONE };
+                return 0;
+        }
+        if (r < 0)
+                return error_set(e, r, "%s: %s", path, strerror(-r));
+        j = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);
+        if (!j)
+                return error_set(e, -EINVAL, "%s: not valid JSON: %s", path, jerr.text);
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:s, s:s, s:o, s:o, s:o}", "command", &command, "result", &result,
+                           "time", &t, "revision", &rev, "error", &err) < 0) {
+                r = error_set(e, -EINVAL, "%s: %s", path, jerr.text);
+                goto out;
+        }
+        if (run_result_from_string(result, &l.result) < 0) {
+                r = error_set(e, -EINVAL, "%s: unknown result '%s'", path, result);
+                goto out;
+        }
+        l.command = strdup(command);
+        if (!l.command) {
+                r = -ENOMEM;
+                goto out;
+        }
+        if ((r = opt_time(t, path, &l.time, e)) < 0 || (r = opt_string(rev, path, &l.revision, e)) < 0 ||
+            (r = opt_string(err, path, &l.error, e)) < 0)
+                goto out;
+        *ret = l;
+        l = (LastRun) {};
+        r = 0;
+out:
+        last_run_done(&l);
+        json_decref(j);
+        return r;
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The state file, <state-dir>/state.json: what is deployed, what is known to be good, the
+ * phase of a deployment in flight, and the history of deployments. JSON through jansson,
+ * written atomically (temporary file, fsync, rename, fsync of the directory), read back
+ * strictly: an unknown key, a wrong type or an unknown version is an error, never a silent
+ * reset.
+ *
+ * The result of the last run is kept apart, in <state-dir>/last-run.json, so that a refused
+ * or transient run can be reported without touching the state file. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "error.h"
+
+#define STATE_FILE "state.json"
+#define LAST_RUN_FILE "last-run.json"
+#define STATE_VERSION 1
+#define STATE_FILE_MAX (16 * 1024 * 1024)
+#define STATE_HISTORY_MAX 100
+
+/* Where a deployment is. Recorded before each side effect, so that a run that finds a phase
+ * other than idle knows that the previous one was interrupted, and where. */
+typedef enum Phase {
+        PHASE_IDLE,
+        PHASE_BUILDING,
+        PHASE_ACTIVATING,
+        _PHASE_MAX,
+} Phase;
+
+typedef enum RunResult {
+        RESULT_NONE,               /* nothing ran yet */
+        RESULT_SUCCESS,            /* deployed */
+        RESULT_NO_CHANGE,          /* nothing to do */
+        RESULT_BUILD_FAILED,
+        RESULT_ACTIVATION_FAILED,
+        RESULT_REFUSED,            /* a verification failed */
+        RESULT_TRANSIENT,          /* the source was unreachable */
+        RESULT_INTERRUPTED,        /* the run was killed; found by the next one */
+        RESULT_ERROR,              /* anything else (configuration, local I/O) */
+        _RESULT_MAX,
+} RunResult;
+
+typedef struct Deployment {
+        uint64_t id;
+        char *revision;   /* 40 hex digits */
+        char *generation; /* store path of the system toplevel, NULL before it is built */
+        char *source;     /* "pull" or "bundle" */
+        char *ref;        /* what was asked for (branch, tag, commit), informative */
+        char *action;     /* "switch" or "boot" */
+        time_t started;
+        time_t finished;  /* 0 while in flight */
+        RunResult result;
+        char *error;      /* NULL on success */
+} Deployment;
+
+typedef struct State {
+        uint64_t next_id;
+        char *deployed_revision;   /* what the system runs, as far as the agent knows */
+        char *deployed_generation;
+        char *good_revision;       /* the last generation known to be good */
+        char *good_generation;
+        Phase phase;
+        Deployment *pending;       /* the deployment in flight when phase != idle */
+        Deployment *history;       /* oldest first */
+        size_t n_history;
+} State;
+
+typedef struct LastRun {
+        char *command;
+        RunResult result;
+        time_t time;
+        char *revision;
+        char *error;
+} LastRun;
+
+int state_new(State **ret);
+/* Reads <dir>/state.json; a missing file gives an empty state (-ENOENT is not an error
+ * here), anything unreadable or invalid is an error with the detail in reterr. */
+int state_load(const char *dir, State **ret, Error *reterr);
+int state_save(const State *s, const char *dir);
+State *state_free(State *s);
+static inline void state_freep(State **s) {
+        state_free(*s);
+}
+#define _cleanup_state_ _cleanup_(state_freep)
+
+/* Serialization, also used by `status --json`. */
+struct json_t;
+struct json_t *state_to_json(const State *s);
+int state_from_json(struct json_t *j, State **ret, Error *reterr);
+
+/* Starts a deployment: sets phase and pending (owned by the state afterwards). */
+int state_begin(State *s, Phase phase, const char *revision, const char *ref, const char *source,
+                const char *action);
+/* Ends the pending deployment with a result, appends it to the history (dropping the oldest
+ * past STATE_HISTORY_MAX) and returns to idle. On success it becomes the deployed one. */
+int state_finish(State *s, RunResult result, const char *error);
+
+void deployment_done(Deployment *d);
+int deployment_copy(const Deployment *src, Deployment *dst);
+
+int last_run_load(const char *dir, LastRun *ret, Error *reterr);
+int last_run_save(const char *dir, const char *command, RunResult result, const char *revision,
+                  const char *error);
+void last_run_done(LastRun *l);
+
+const char *phase_to_string(Phase p);
+int phase_from_string(const char *s, Phase *ret);
+const char *run_result_to_string(RunResult r);
+int run_result_from_string(const char *s, RunResult *ret);
