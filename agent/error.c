@@ -30,9 +30,9 @@ int error_prefix(Error *e, int r, const char *fmt, ...) {
         va_end(ap);
 
         memcpy(old, e->message, sizeof(old));
-        if (old[0])
-                (void) snprintf(e->message, sizeof(e->message), "%s: %s", prefix, old);
-        else
-                (void) snprintf(e->message, sizeof(e->message), "%s", prefix);
+        /* A message that does not fit is cut: the start says the most. */
+        if (snprintf(e->message, sizeof(e->message), "%s%s%s", prefix, old[0] ? ": " : "", old) >=
+            (int) sizeof(e->message))
+                e->message[sizeof(e->message) - 1] = 0;
         return r;
 }

@@ -26,7 +26,8 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         if ((uintmax_t) st.st_size > max)
                 return -EFBIG;
 
-        allocated = (size_t) st.st_size + 1;
+        /* One byte more than the size, to see EOF (or growth) without reallocating. */
+        allocated = (size_t) st.st_size + 2;
         buf = malloc(allocated);
         if (!buf)
                 return -ENOMEM;
@@ -38,7 +39,7 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
                 if (size + 1 >= allocated) {
                         char *p;
 
-                        if (size >= max)
+                        if (size > max)
                                 return -EFBIG;
                         allocated = MIN(allocated * 2, max + 2);
                         p = realloc(buf, allocated);
@@ -203,7 +204,7 @@ char *path_join(const char *a, const char *b) {
         char *r;
         size_t la = strlen(a);
 
-        while (la > 1 && a[la - 1] == '/')
+        while (la > 0 && a[la - 1] == '/')
                 la--;
         while (*b == '/')
                 b++;

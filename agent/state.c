@@ -340,6 +340,8 @@ int state_from_json(json_t *j, State **ret, Error *e) {
                 if (s->history[i].id >= s->next_id)
                         return error_set(e, -EINVAL, "%s: id %llu is not below next-id", what,
                                          (unsigned long long) s->history[i].id);
+                if (i > 0 && s->history[i].id <= s->history[i - 1].id)
+                        return error_set(e, -EINVAL, "%s: ids are not increasing", what);
         }
 
         *ret = TAKE_PTR(s);

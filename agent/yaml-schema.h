@@ -64,8 +64,10 @@ struct SchemaMapping {
 };
 
 /* Parses one YAML document whose top level is described by m into base, which must already
- * hold the defaults (schema_apply_defaults()). On error, returns -EINVAL (content), -ENOMEM,
- * and fills reterr; base may then be partly filled and must be released with
+ * hold the defaults (schema_apply_defaults()). The whole of data is first checked to be YAML
+ * nested at most SCHEMA_DEPTH_MAX deep, so that a broken file is reported as such; then the
+ * events are matched against the tables. On error, returns -EINVAL (content) or -ENOMEM and
+ * fills reterr; base may then be partly filled and must be released with
  * schema_free_fields(). */
 int schema_parse(const char *file, const char *data, size_t size, const SchemaMapping *m, void *base,
                  Error *reterr);
@@ -81,8 +83,8 @@ void schema_free_fields(const SchemaMapping *m, void *base);
  * key path and key (NULL: none) is relative to it. Returns -EINVAL. */
 int schema_error(SchemaWalker *w, unsigned line, const char *key, const char *fmt, ...) _printf_(4, 5);
 
-/* For verify hooks: the line of the key called name in m (0 when absent). */
-unsigned schema_key_line(const SchemaMapping *m, const unsigned *lines, const char *name);
+/* For verify hooks: the line of the key called name in the table keys (0 when absent). */
+unsigned schema_key_line(const SchemaKey *keys, const unsigned *lines, const char *name);
 
 /* Ready-made checks for SchemaKey.check. */
 const char *schema_check_absolute_path(const char *value);

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/* The configuration file. The format is the tables below: one row per key, giving its type,
+ * where it is stored, its default and what makes a value acceptable. yaml-schema.c walks
+ * them; the verify hooks add the rules that span several keys. */
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "yaml-schema.h"
+
+#define HEALTH_CHECKS_MAX 256
+
+#define KEY(n, t, o, ...) { .name = (n), .type = (t), .offset = (o), __VA_ARGS__ }
+#define C(field) offsetof(Config, field)
+#define H(field) offsetof(HealthCheck, field)
+#define ABSOLUTE_PATH .check = schema_check_absolute_path
+#define DURATION .min = 0, .max = UINT_MAX /* seconds */
+
+_Static_assert(sizeof(SystemAction) == sizeof(int), "SCHEMA_ENUM stores an int");
+
+static const char *const system_action_table[] = {
+        [SYSTEM_ACTION_SWITCH] = "switch",
+        [SYSTEM_ACTION_BOOT] = "boot",
+        NULL,
+};
+
+const char *system_action_to_string(SystemAction a) {
+        return (size_t) a < ELEMENTSOF(system_action_table) - 1 ? system_action_table[a] : NULL;
+}
+
+static const char *check_http_url(const char *v) {
+        if ((strncasecmp(v, "http://", 7) == 0 && v[7]) || (strncasecmp(v, "https://", 8) == 0 && v[8]))
+                return NULL;
+        return "must be an http:// or https:// URL";
+}
+
+/* "host:port" or "[v6-address]:port", the port 1..65535. */
+static const char *check_tcp_address(const char *v) {
+        static const char reason[] = "must be HOST:PORT (an IPv6 address as [ADDRESS]:PORT) with a port from 1 to 65535";
+        const char *colon = strrchr(v, ':'), *port;
+        unsigned long p;
+
+        if (!colon || colon == v)
+                return reason;
+        if (v[0] == '[') {
+                if (colon[-1] != ']' || colon - v < 3 || strpbrk(v + 1, "[") ||
+                    memchr(v + 1, ']', (size_t) (colon - v - 2)))
+                        return reason;
+        } else if (memchr(v, ':', (size_t) (colon - v)) || memchr(v, '[', (size_t) (colon - v)) ||
+                   memchr(v, ']', (size_t) (colon - v)))
+                return reason;
+
+        port = colon + 1;
+        if (port[0] == 0 || strlen(port) > 5 || port[strspn(port, "0123456789")] != 0)
+                return reason;
+        p = strtoul(port, NULL, 10);
+        if (p < 1 || p > 65535)
+                return reason;
+        return NULL;
+}
+
+/* system: */
+static const SchemaKey system_keys[] = {
+        KEY("rebuild-command", SCHEMA_STRING, C(system.rebuild_command), .def = "nixos-rebuild"),
+        KEY("nix-command", SCHEMA_STRING, C(system.nix_command), .def = "nix"),
+        KEY("profile", SCHEMA_STRING, C(system.profile), .def = "/nix/var/nix/profiles/system", ABSOLUTE_PATH),
+        KEY("current-system", SCHEMA_STRING, C(system.current_system), .def = "/run/current-system", ABSOLUTE_PATH),
+        KEY("action", SCHEMA_ENUM, C(system.action), .def = "switch", .values = system_action_table),
+        {},
+};
+static const SchemaMapping system_mapping = { .keys = system_keys };
+
+/* repository: (optional; a bundle-only machine has none) */
+static const SchemaKey repository_keys[] = {
+        KEY("url", SCHEMA_STRING, C(repository.url), .flags = SCHEMA_REQUIRED),
+        KEY("ref", SCHEMA_STRING, C(repository.ref), .def = "main"),
+        KEY("allow-non-fast-forward", SCHEMA_BOOL, C(repository.allow_non_fast_forward), .def = "false"),
+        KEY("allowed-signers", SCHEMA_STRING, C(repository.allowed_signers), ABSOLUTE_PATH),
+        {},
+};
+static const SchemaMapping repository_mapping = { .keys = repository_keys };
+
+/* images: */
+static const SchemaKey images_keys[] = {
+        KEY("keys", SCHEMA_STRV, C(images.keys), ABSOLUTE_PATH),
+        KEY("threshold", SCHEMA_UINT, C(images.threshold), .def = "1", .min = 1, .max = UINT_MAX),
+        KEY("registry-auth-file", SCHEMA_STRING, C(images.registry_auth_file), ABSOLUTE_PATH),
+        KEY("insecure-registries", SCHEMA_STRV, C(images.insecure_registries)),
+        KEY("require-sbom", SCHEMA_BOOL, C(images.require_sbom), .def = "false"),
+        {},
+};
+
+static int images_verify(SchemaWalker *w, void *base, const unsigned *lines, unsigned line) {
+        const Config *c = base;
+        size_t n = strv_length(c->images.keys);
+        unsigned l = schema_key_line(images_keys, lines, "threshold");
+
+        if (n > 0 && c->images.threshold > n)
+                return schema_error(w, l > 0 ? l : line, "threshold", "is %u, but only %zu keys are configured",
+                                    c->images.threshold, n);
+        return 0;
+}
+static const SchemaMapping images_mapping = { .keys = images_keys, .verify = images_verify };
+
+/* bundle: */
+static const SchemaKey bundle_keys[] = {
+        KEY("keys", SCHEMA_STRV, C(bundle.keys), ABSOLUTE_PATH),
+        {},
+};
+static const SchemaMapping bundle_mapping = { .keys = bundle_keys };
+
+/* health: checks: - http: */
+static const SchemaKey http_keys[] = {
+        KEY("url", SCHEMA_STRING, H(http_url), .flags = SCHEMA_REQUIRED, .check = check_http_url),
+        KEY("status", SCHEMA_UINT, H(http_status), .def = "200", .min = 100, .max = 599),
+        {},
+};
+static const SchemaMapping http_mapping = { .keys = http_keys };
+
+/* health: checks: - */
+static const SchemaKey check_keys[] = {
+        KEY("name", SCHEMA_STRING, H(name), .flags = SCHEMA_REQUIRED),
+        KEY("http", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &http_mapping),
+        KEY("tcp", SCHEMA_STRING, H(tcp_address), .check = check_tcp_address),
+        KEY("systemd-units", SCHEMA_STRV, H(units), .flags = SCHEMA_NON_EMPTY),
+        KEY("command", SCHEMA_STRV, H(command), .flags = SCHEMA_NON_EMPTY),
+        {},
+};
+
+/* The keys of check_keys of which a check has exactly one. */
+static const struct {
+        const char *key;
+        HealthCheckType type;
+} check_types[] = {
+        { "http", HEALTH_CHECK_HTTP },
+        { "tcp", HEALTH_CHECK_TCP },
+        { "systemd-units", HEALTH_CHECK_SYSTEMD_UNITS },
+        { "command", HEALTH_CHECK_COMMAND },
+};
+#define CHECK_TYPES "http, tcp, systemd-units, command"
+
+static int check_verify(SchemaWalker *w, void *base, const unsigned *lines, unsigned line) {
+        HealthCheck *c = base;
+        const char *first = NULL;
+        unsigned first_line = 0;
+
+        c->line = line;
+        for (size_t i = 0; i < ELEMENTSOF(check_types); i++) {
+                unsigned l = schema_key_line(check_keys, lines, check_types[i].key);
+
+                if (l == 0)
+                        continue;
+                if (first)
+                        return schema_error(w, l, NULL, "a check has only one of " CHECK_TYPES ", got %s (line %u) and %s",
+                                            first, first_line, check_types[i].key);
+                first = check_types[i].key;
+                first_line = l;
+                c->type = check_types[i].type;
+        }
+        if (!first)
+                return schema_error(w, line, NULL, "one of " CHECK_TYPES " is required");
+        return 0;
+}
+static const SchemaMapping check_mapping = { .keys = check_keys, .verify = check_verify };
+
+/* health: */
+static const SchemaKey health_keys[] = {
+        KEY("settle", SCHEMA_UINT, C(health.settle), .def = "5", DURATION),
+        KEY("timeout", SCHEMA_UINT, C(health.timeout), .def = "120", DURATION),
+        KEY("checks", SCHEMA_ARRAY, C(health.checks), .count_offset = C(health.n_checks),
+            .elem_size = sizeof(HealthCheck), .max = HEALTH_CHECKS_MAX, .mapping = &check_mapping),
+        {},
+};
+
+static int health_verify(SchemaWalker *w, void *base, _unused_ const unsigned *lines, _unused_ unsigned line) {
+        const Config *c = base;
+
+        for (size_t i = 1; i < c->health.n_checks; i++)
+                for (size_t j = 0; j < i; j++)
+                        if (streq(c->health.checks[i].name, c->health.checks[j].name)) {
+                                char key[64];
+
+                                (void) snprintf(key, sizeof(key), "checks[%zu].name", i);
+                                return schema_error(w, c->health.checks[i].line, key,
+                                                    "duplicate check name (checks[%zu] at line %u has it too)", j,
+                                                    c->health.checks[j].line);
+                        }
+        return 0;
+}
+static const SchemaMapping health_mapping = { .keys = health_keys, .verify = health_verify };
+
+/* The top level. */
+static const SchemaKey config_keys[] = {
+        KEY("host", SCHEMA_STRING, C(host), .flags = SCHEMA_REQUIRED),
+        KEY("state-dir", SCHEMA_STRING, C(state_dir), .def = "/var/lib/atticd-agent", ABSOLUTE_PATH),
+        KEY("system", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &system_mapping),
+        KEY("repository", SCHEMA_SECTION, C(repository.present), .mapping = &repository_mapping),
+        KEY("images", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &images_mapping),
+        KEY("bundle", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &bundle_mapping),
+        KEY("health", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &health_mapping),
+        {},
+};
+static const SchemaMapping config_mapping = { .keys = config_keys };
+
+int config_new(Config **ret) {
+        _cleanup_config_ Config *c = NULL;
+        int r;
+
+        c = calloc(1, sizeof(Config));
+        if (!c)
+                return -ENOMEM;
+        r = schema_apply_defaults(&config_mapping, c);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+Config *config_free(Config *c) {
+        if (!c)
+                return NULL;
+        schema_free_fields(&config_mapping, c);
+        free(c->path);
+        free(c);
+        return NULL;
+}
+
+int config_load_buffer(const char *path, const char *data, size_t size, Config **ret, Error *reterr) {
+        _cleanup_config_ Config *c = NULL;
+        int r;
+
+        path = path ? path : "<configuration>";
+        if (size > CONFIG_FILE_MAX)
+                return error_set(reterr, -EFBIG, "%s: file is too large (%zu bytes, at most %d)", path, size,
+                                 CONFIG_FILE_MAX);
+
+        r = config_new(&c);
+        if (r < 0)
+                return error_set(reterr, r, "%s: cannot set up the defaults", path);
+        c->path = strdup(path);
+        if (!c->path)
+                return error_set(reterr, -ENOMEM, "%s: out of memory", path);
+
+        r = schema_parse(path, data, size, &config_mapping, c, reterr);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int config_load(const char *path, Config **ret, Error *reterr) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, allocated;
+        struct stat st;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return error_set(reterr, -errno, "%s: cannot open: %m", path);
+        if (fstat(fd, &st) < 0)
+                return error_set(reterr, -errno, "%s: cannot stat: %m", path);
+        if (!S_ISREG(st.st_mode))
+                return error_set(reterr, S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD, "%s: not a regular file", path);
+        if (st.st_size > CONFIG_FILE_MAX)
+                return error_set(reterr, -EFBIG, "%s: file is too large (%jd bytes, at most %d)", path,
+                                 (intmax_t) st.st_size, CONFIG_FILE_MAX);
+
+        /* One byte more than fstat() promised, to notice a file that grows while we read it. */
+        allocated = (size_t) st.st_size + 1;
+        buf = malloc(allocated);
+        if (!buf)
+                return error_set(reterr, -ENOMEM, "%s: out of memory", path);
+
+        for (;;) {
+                ssize_t n;
+
+                if (size == allocated) {
+                        char *p;
+
+                        if (size > CONFIG_FILE_MAX)
+                                return error_set(reterr, -EFBIG, "%s: file is too large (more than %d bytes)", path,
+                                                 CONFIG_FILE_MAX);
+                        allocated = MIN(allocated * 2, (size_t) CONFIG_FILE_MAX + 1);
+                        p = realloc(buf, allocated);
+                        if (!p)
+                                return error_set(reterr, -ENOMEM, "%s: out of memory", path);
+                        buf = p;
+                }
+                n = read(fd, buf + size, allocated - size);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return error_set(reterr, -errno, "%s: cannot read: %m", path);
+                }
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+        }
+
+        return config_load_buffer(path, buf, size, ret, reterr);
+}
+
+const char *config_path_resolve(const char *explicit_path) {
+        const char *e;
+
+        if (explicit_path)
+                return explicit_path;
+        e = getenv(CONFIG_ENV);
+        if (e && e[0])
+                return e;
+        return CONFIG_DEFAULT_PATH;
+}
