@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The fixed command line of ../shared/CONTRACT.md, driven through the real binary: help,
+version, usage errors, configuration errors, the lock and an unreadable state file. Nothing
+here needs nix; test_pull.py runs real deployments."""
+
+import fcntl
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+import unittest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+AGENT = os.environ.get("ATTICD_AGENT_BIN", str(REPO / "build" / "atticd-agent"))
+
+COMMANDS = ["pull", "apply", "verify", "bundle create", "verify-images", "check", "status",
+            "rollback", "confirm", "config check"]
+
+
+def run(*args, env=None, timeout=30):
+    return subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env if env is not None else os.environ)
+
+
+class CliTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="atticd-cli-")
+        self.dir = pathlib.Path(self.tmp.name)
+        self.state = self.dir / "state"
+        self.config = self.dir / "config.yaml"
+        self.config.write_text(
+            "host: testhost\n"
+            f"state-dir: {self.state}\n"
+            "repository:\n"
+            f"  url: {self.dir / 'nowhere'}\n")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_help_lists_every_command(self):
+        r = run("--help")
+        self.assertEqual(r.returncode, 0)
+        for c in COMMANDS:
+            self.assertIn(c, r.stdout, c)
+        for opt in ("-c FILE", "--config FILE", "--json", "-v", "-q", "--version", "--help"):
+            self.assertIn(opt, r.stdout, opt)
+
+    def test_version(self):
+        r = run("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^atticd-agent \d+\.\d+\.\d+\n$")
+
+    def test_usage_errors(self):
+        for args in ([], ["frobnicate"], ["--no-such-option", "status"], ["-c"],
+                     ["-c", str(self.config), "status", "extra"],
+                     ["-c", str(self.config), "config"], ["-c", str(self.config), "config", "frob"]):
+            with self.subTest(args=args):
+                r = run(*args)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertTrue(r.stderr.strip(), "a usage error must say something")
+
+    def test_later_commands_answer_clearly(self):
+        for args in (["apply", "b.tar"], ["verify", "b.tar"], ["bundle", "create"], ["verify-images"],
+                     ["check"], ["rollback"], ["confirm"]):
+            with self.subTest(args=args):
+                r = run("-c", str(self.config), *args)
+                self.assertEqual(r.returncode, 2)
+                self.assertIn("not available", r.stderr)
+                self.assertFalse(self.state.exists(), "nothing may be done")
+
+    def test_config_file_resolution(self):
+        env = dict(os.environ, ATTICD_AGENT_CONFIG=str(self.config))
+        self.assertEqual(run("status", env=env).returncode, 0)
+        env["ATTICD_AGENT_CONFIG"] = str(self.dir / "missing.yaml")
+        r = run("status", env=env)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("missing.yaml", r.stderr)
+        # -c wins over the environment
+        self.assertEqual(run("-c", str(self.config), "status", env=env).returncode, 0)
+
+    def test_config_check(self):
+        r = run("config", "check", str(self.config))
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "", ""))
+
+        bad = self.dir / "bad.yaml"
+        bad.write_text("host: testhost\nhealth:\n  checks:\n    - name: web\n      htp: {url: x}\n")
+        r = run("config", "check", str(bad))
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stdout, "")
+        self.assertIn(f"{bad}:5:", r.stderr)
+        self.assertIn("health.checks[0].htp", r.stderr)
+
+        # a bad configuration stops every command before it does anything
+        r = run("-c", str(bad), "pull")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("health.checks[0].htp", r.stderr)
+        self.assertFalse(self.state.exists())
+
+    def test_lock_held(self):
+        self.state.mkdir()
+        with open(self.state / "lock", "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            r = run("-c", str(self.config), "pull")
+            self.assertEqual(r.returncode, 4, r.stderr)
+            self.assertIn("lock", r.stderr)
+        self.assertFalse((self.state / "state.json").exists())
+        self.assertFalse((self.state / "last-run.json").exists())
+        # released: the next run gets past the lock (and fails on the missing remote: 6)
+        r = run("-c", str(self.config), "pull")
+        self.assertEqual(r.returncode, 6, r.stderr)
+
+    def test_corrupt_state_file(self):
+        self.state.mkdir()
+        for content in (b"", b"{\"version\": 1, \"next", b"\x00\xff garbage", b"[]",
+                        b"{\"version\": 99}", json.dumps({"version": 1, "surprise": True}).encode()):
+            with self.subTest(content=content):
+                (self.state / "state.json").write_bytes(content)
+                for cmd in (["pull"], ["status"], ["--json", "status"]):
+                    r = run("-c", str(self.config), *cmd)
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertIn("state.json", r.stderr)
+                    self.assertEqual((self.state / "state.json").read_bytes(), content)
+                    self.assertFalse((self.state / "repo.git").exists(), "nothing may be fetched")
+
+    def test_status_empty(self):
+        r = run("-c", str(self.config), "--json", "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        j = json.loads(r.stdout)
+        self.assertIsNone(j["revision"])
+        self.assertIsNone(j["generation"])
+        self.assertEqual(j["history"], [])
+        self.assertEqual(j["last-run"]["result"], "none")
+        self.assertEqual(j["host"], "testhost")
+
+
+if __name__ == "__main__":
+    unittest.main()
