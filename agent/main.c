@@ -120,6 +120,39 @@ static int cmd_later(const Args *a, int argc, char **argv) {
         return EXIT_USAGE;
 }
 
+/* The global options may also follow the command ("status --json"): take them out of the
+ * command's arguments, leaving its own options and operands in order. */
+static int take_global_options(Args *a, int *argc, char **argv) {
+        int out = 1;
+
+        for (int i = 1; i < *argc; i++) {
+                const char *s = argv[i];
+
+                if (streq(s, "--")) {
+                        while (i < *argc)
+                                argv[out++] = argv[i++];
+                        break;
+                }
+                if (streq(s, "--json"))
+                        a->json = true;
+                else if (streq(s, "-v") || streq(s, "--verbose"))
+                        log_set_max_level(LOG_DEBUG);
+                else if (streq(s, "-q") || streq(s, "--quiet"))
+                        log_set_max_level(LOG_WARNING);
+                else if (streq(s, "-c") || streq(s, "--config")) {
+                        if (i + 1 >= *argc)
+                                return usage_error(argv[0], "missing file after", s);
+                        a->config_path = argv[++i];
+                } else if (strncmp(s, "--config=", 9) == 0)
+                        a->config_path = s + 9;
+                else
+                        argv[out++] = argv[i];
+        }
+        argv[out] = NULL;
+        *argc = out;
+        return EXIT_OK;
+}
+
 typedef struct Command {
         const char *name;
         int (*run)(const Args *a, int argc, char **argv);
@@ -184,8 +217,14 @@ int main(int argc, char **argv) {
         }
 
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                if (streq(commands[i].name, argv[optind]))
-                        return commands[i].run(&a, argc - optind, argv + optind);
+                if (streq(commands[i].name, argv[optind])) {
+                        int n = argc - optind, r;
+
+                        r = take_global_options(&a, &n, argv + optind);
+                        if (r != EXIT_OK)
+                                return r;
+                        return commands[i].run(&a, n, argv + optind);
+                }
 
         return usage_error("atticd-agent", "unknown command", argv[optind]);
 }

@@ -124,8 +124,18 @@ class CliTest(unittest.TestCase):
                     self.assertEqual((self.state / "state.json").read_bytes(), content)
                     self.assertFalse((self.state / "repo.git").exists(), "nothing may be fetched")
 
+    def test_global_options_after_the_command(self):
+        for args in (["status", "--json", "-c", str(self.config)], ["status", f"--config={self.config}", "--json"],
+                     ["-q", "status", "-c", str(self.config), "--json", "-v"]):
+            with self.subTest(args=args):
+                r = run(*args)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIsInstance(json.loads(r.stdout), dict)
+        r = run("status", "-c")
+        self.assertEqual(r.returncode, 2)
+
     def test_status_empty(self):
-        r = run("-c", str(self.config), "--json", "status")
+        r = run("-c", str(self.config), "status", "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
         j = json.loads(r.stdout)
         self.assertIsNone(j["revision"])

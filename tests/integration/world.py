@@ -1,0 +1,605 @@
+# SPDX-License-Identifier: MIT
+"""The test world of the atticd-agent integration tests (Python 3 standard library only).
+
+A World is one NixOS machine stand-in in a temporary directory, built from real parts:
+
+- a private nix store and nix state (NIX_STORE_DIR etc. below the temp dir; /nix is never
+  touched and no root is needed),
+- client git repositories (a bare "remote" plus a work clone) holding the flake template of
+  tests/world/flake, whose parameters come from world.json,
+- tests/world/nixos-rebuild, a stand-in that builds with real nix, sets a real profile
+  generation and runs the toplevel's switch-to-configuration, which (re)starts a small HTTP
+  service on a loopback port that answers the revision's health_status on /health,
+- optionally, a counting wrapper around nix, nix-env, nix-store, ... (on by default).
+
+Typical use in a unittest.TestCase:
+
+    world = World.for_test(self)           # cleaned up automatically
+    repo = world.make_repo()
+    sha = repo.commit(health_status=200)   # or world.commit(...)
+    world.write_config()
+    r = world.agent("pull")
+    self.assertEqual(r.returncode, 0, r.stderr)
+    self.assertEqual(world.health(), 200)
+
+Environment: ATTICD_AGENT_BIN (the binary; default <repo>/build/atticd-agent),
+ATTICD_WORLD_KEEP=1 (keep the temp dir for inspection), ATTICD_WORLD_COUNT_NIX=0 (no
+counting wrappers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORLD_DIR = REPO_ROOT / "tests" / "world"
+FLAKE_TEMPLATE = WORLD_DIR / "flake"
+HEALTH_SERVICE = WORLD_DIR / "health-service.py"
+REBUILD_STANDIN = WORLD_DIR / "nixos-rebuild"
+NIX_COUNTING_WRAPPER = WORLD_DIR / "nix-counting-wrapper"
+
+# The programs the counting wrapper stands in for (those that exist next to the real nix).
+NIX_PROGRAMS = ("nix", "nix-env", "nix-store", "nix-build", "nix-instantiate", "nix-collect-garbage")
+
+NIX_CONFIG = "\n".join([
+    "experimental-features = nix-command flakes",
+    "sandbox = false",
+    "substituters =",
+    "build-users-group =",
+    "warn-dirty = false",
+])
+
+# The branch the agent points at the revision it deploys, and the flake reference form that
+# nix 2.8 accepts for a bare repository at an exact revision (see tests/world/README.md).
+DEPLOY_REF = "refs/heads/atticd-deploy"
+
+DEFAULT_PARAMS = {
+    "host": "testhost",
+    "health_status": 200,
+    "activation_exit": 0,
+    "build_fail": False,
+    "images": {},
+}
+
+# Loopback requests must never go through a proxy from the environment.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+_GIT_EPOCH = 1_700_000_000  # commit dates count up from here, one second per commit
+
+
+def nix_system() -> str:
+    """The nix system double of this machine (what builtins.currentSystem says)."""
+    machine = platform.machine().lower()
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    return f"{machine}-linux"
+
+
+def flake_ref(bare_repo: str | os.PathLike, rev: str, ref: str = DEPLOY_REF) -> str:
+    """git+file:///ABS/repo.git?ref=REF&rev=REV, the form the agent hands to nixos-rebuild."""
+    return f"git+file://{os.path.abspath(bare_repo)}?ref={ref}&rev={rev}"
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process pid exists and is not a zombie (detached services are reaped by
+    whatever PID 1 is, which may be never)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return not re.search(r"^State:\s*Z", status, re.M)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def to_yaml(value, indent: int = 0) -> str:
+    """A small YAML emitter for configuration files: mappings and sequences in block style,
+    scalars as JSON (a JSON string is a valid YAML double-quoted scalar). Keys whose value
+    is None are left out."""
+    return "\n".join(_yaml_lines(value, indent)) + "\n"
+
+
+def _yaml_scalar(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, (str, os.PathLike)):
+        return json.dumps(os.fspath(v))
+    if isinstance(v, dict) and not v:
+        return "{}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_yaml_scalar(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as YAML")
+
+
+def _is_block(v) -> bool:
+    if isinstance(v, dict):
+        return bool(v)
+    if isinstance(v, (list, tuple)):
+        return any(isinstance(x, (dict, list, tuple)) for x in v)
+    return False
+
+
+def _yaml_lines(value, indent: int) -> list[str]:
+    pad = "  " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if v is None:
+                continue
+            if _is_block(v):
+                lines.append(f"{pad}{k}:")
+                lines += _yaml_lines(v, indent + 1)
+            else:
+                lines.append(f"{pad}{k}: {_yaml_scalar(v)}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if _is_block(item):
+                sub = _yaml_lines(item, indent + 1)
+                sub[0] = pad + "- " + sub[0][len(pad) + 2:]
+                lines += sub
+            else:
+                lines.append(f"{pad}- {_yaml_scalar(item)}")
+    else:
+        lines.append(pad + _yaml_scalar(value))
+    return lines
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """base updated by over; nested dicts merge, a None value removes the key."""
+    out = dict(base)
+    for k, v in over.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _make_writable_and_remove(path: Path) -> None:
+    """rmtree that copes with the read-only files and directories of a nix store."""
+    if not path.exists() and not path.is_symlink():
+        return
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            if not os.path.islink(p):
+                try:
+                    os.chmod(p, 0o755)
+                except OSError:
+                    pass
+    try:
+        os.chmod(path, 0o755)
+    except OSError:
+        pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class ClientRepo:
+    """A client's flake repository: a bare "remote" and a work clone to commit in."""
+
+    def __init__(self, world: "World", name: str):
+        self.world = world
+        self.name = name
+        self.bare = world.tmp / "repos" / f"{name}.git"
+        self.work = world.tmp / "repos" / f"{name}-work"
+        self._markers = itertools.count(1)
+        world.git("init", "-q", "--bare", "-b", "main", str(self.bare))
+        world.git("init", "-q", "-b", "main", str(self.work))
+        self.git("remote", "add", "origin", str(self.bare))
+
+    @property
+    def remote_url(self) -> str:
+        """The remote as a plain path."""
+        return str(self.bare)
+
+    @property
+    def file_url(self) -> str:
+        """The remote as a file:// URL."""
+        return "file://" + str(self.bare)
+
+    def git(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return self.world.git("-C", str(self.work), *args, **kw)
+
+    def rev_parse(self, rev: str = "HEAD") -> str:
+        return self.git("rev-parse", rev).stdout.strip()
+
+    def remote_rev(self, ref: str = "main") -> str:
+        return self.world.git("-C", str(self.bare), "rev-parse", ref).stdout.strip()
+
+    def commit(self, message: str | None = None, *, branch: str = "main", force: bool = False,
+               push: bool = True, files: dict[str, str] | None = None,
+               sign_key: str | os.PathLike | None = None, **params) -> str:
+        """Write world.json (DEFAULT_PARAMS, the world's port and python, a unique marker,
+        updated by params) and the flake files, commit, push to the remote's `branch`.
+        `files` adds or replaces more files (relative path -> text); `sign_key` signs the
+        commit with that SSH private key. Returns the commit id."""
+        p = dict(DEFAULT_PARAMS)
+        p.update(port=self.world.port, python=sys.executable, system=self.world.system,
+                 marker=f"{self.name}-{next(self._markers)}-{uuid.uuid4().hex[:8]}")
+        p.update(params)
+        for src in list(FLAKE_TEMPLATE.iterdir()) + [HEALTH_SERVICE]:
+            shutil.copy2(src, self.work / src.name)
+        (self.work / "world.json").write_text(json.dumps(p, indent=2, sort_keys=True) + "\n")
+        for rel, text in (files or {}).items():
+            dst = self.work / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(text)
+        self.git("add", "-A")
+        args = ["commit", "-q", "--allow-empty", "-m", message or f"world: {p['marker']}"]
+        if sign_key is not None:
+            args = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={sign_key}"] + args + ["-S"]
+        self.git(*args)
+        sha = self.rev_parse()
+        if push:
+            self.push(sha, branch, force=force)
+        return sha
+
+    def push(self, rev: str = "HEAD", branch: str = "main", force: bool = False) -> None:
+        """Push rev to the remote's refs/heads/<branch> (force: even if not a fast-forward)."""
+        self.git("push", "-q", *(["--force"] if force else []), "origin", f"{rev}:refs/heads/{branch}")
+
+    def reset(self, rev: str) -> None:
+        """Move the work clone back to rev (e.g. before committing a non-fast-forward)."""
+        self.git("reset", "-q", "--hard", rev)
+
+    def tag(self, name: str, rev: str = "HEAD", push: bool = True) -> None:
+        self.git("tag", "-f", name, rev)
+        if push:
+            self.git("push", "-q", "--force", "origin", f"refs/tags/{name}")
+
+    def set_remote_ref(self, ref: str, rev: str) -> None:
+        """Point a ref of the remote anywhere (e.g. rewrite history behind the agent)."""
+        self.world.git("-C", str(self.bare), "update-ref", ref, rev)
+
+
+class World:
+    """One test machine: private nix, client repos, nixos-rebuild stand-in, test service."""
+
+    def __init__(self, tmpdir: str | os.PathLike | None = None, *, count_nix: bool | None = None):
+        if tmpdir is None:
+            tmpdir = tempfile.mkdtemp(prefix="atticd-world-")
+        self.tmp = Path(tmpdir).resolve()
+        self.root = self.tmp / "root"            # WORLD_ROOT: run/, boot/, log/, *.log
+        self.state_dir = self.tmp / "state"      # the agent's state-dir
+        self.store_dir = self.tmp / "nix" / "store"
+        self.profile = self.tmp / "profiles" / "system"
+        self.cwd = self.tmp / "cwd"              # working directory of the agent and the stand-in
+        self.port = free_port()
+        self.system = nix_system()
+        self.repo: ClientRepo | None = None
+        self.repos: dict[str, ClientRepo] = {}
+        self.config_path: Path | None = None
+        self._git_dates = itertools.count(_GIT_EPOCH)
+        self._closed = False
+
+        for d in (self.root / "run", self.root / "boot", self.root / "log", self.state_dir,
+                  self.store_dir, self.tmp / "nix" / "var", self.tmp / "nix" / "log",
+                  self.tmp / "nix" / "conf", self.tmp / "cache", self.tmp / "home",
+                  self.tmp / "config", self.profile.parent, self.cwd, self.tmp / "repos",
+                  self.tmp / "tmp"):
+            d.mkdir(parents=True, exist_ok=True)
+
+        base_path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        real_nix = shutil.which("nix", path=base_path)
+        if real_nix is None:
+            raise RuntimeError("the test world needs nix on PATH (Debian: apt-get install nix-bin)")
+        self.real_nix_dir = Path(real_nix).parent
+
+        if count_nix is None:
+            count_nix = os.environ.get("ATTICD_WORLD_COUNT_NIX", "1") != "0"
+        self.count_nix = count_nix
+        self.nix_log = self.tmp / "nix-calls.log"
+        path = [str(WORLD_DIR), base_path]
+        if count_nix:
+            bindir = self.tmp / "bin"
+            bindir.mkdir(exist_ok=True)
+            for prog in NIX_PROGRAMS:
+                if (self.real_nix_dir / prog).exists():
+                    os.symlink(NIX_COUNTING_WRAPPER, bindir / prog)
+            path.insert(0, str(bindir))
+
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("NIX_", "WORLD_", "GIT_", "ATTICD_AGENT_CONFIG"))}
+        env.update({
+            "PATH": ":".join(path),
+            "HOME": str(self.tmp / "home"),
+            "TMPDIR": str(self.tmp / "tmp"),  # nix build dirs, the stand-in's out-links
+            "XDG_CACHE_HOME": str(self.tmp / "cache"),
+            "XDG_CONFIG_HOME": str(self.tmp / "config"),
+            "XDG_DATA_HOME": str(self.tmp / "home" / ".local" / "share"),
+            "XDG_STATE_HOME": str(self.tmp / "home" / ".local" / "state"),
+            "NIX_STORE_DIR": str(self.store_dir),
+            "NIX_STATE_DIR": str(self.tmp / "nix" / "var"),
+            "NIX_LOG_DIR": str(self.tmp / "nix" / "log"),
+            "NIX_CONF_DIR": str(self.tmp / "nix" / "conf"),
+            "NIX_CONFIG": NIX_CONFIG,
+            "NIX_REMOTE": "",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "no_proxy": "127.0.0.1,localhost",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "WORLD_ROOT": str(self.root),
+            "WORLD_PROFILE": str(self.profile),
+        })
+        if count_nix:
+            env["WORLD_NIX_LOG"] = str(self.nix_log)
+            env["WORLD_REAL_NIX_DIR"] = str(self.real_nix_dir)
+        self.env = env
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    @classmethod
+    def for_test(cls, testcase, **kw) -> "World":
+        """A world that testcase.addCleanup closes."""
+        w = cls(**kw)
+        testcase.addCleanup(w.close)
+        return w
+
+    def __enter__(self) -> "World":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every test service of this world and remove its directory (unless
+        ATTICD_WORLD_KEEP=1)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stop_service()
+        if os.environ.get("ATTICD_WORLD_KEEP") == "1":
+            print(f"world kept in {self.tmp}", file=sys.stderr)
+            return
+        _make_writable_and_remove(self.tmp)
+
+    def service_pids(self) -> list[int]:
+        """Test services started from this world's store (normally at most one)."""
+        pids = []
+        needle = str(self.store_dir).encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                cmdline = Path("/proc", entry, "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"health-service" in cmdline and needle in cmdline and pid_alive(int(entry)):
+                pids.append(int(entry))
+        return pids
+
+    def stop_service(self) -> None:
+        for pid in self.service_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        (self.root / "run" / "health.pid").unlink(missing_ok=True)
+
+    # -- running things ---------------------------------------------------------------------
+
+    def run(self, argv, *, check: bool = False, timeout: float = 120, cwd=None,
+            env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+        """Run argv in the world's environment (text, output captured)."""
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        return subprocess.run([os.fspath(a) for a in argv], cwd=cwd or self.cwd, env=e,
+                              text=True, capture_output=True, timeout=timeout, check=check, **kw)
+
+    def git(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        """git with a fixed identity and increasing fixed dates (needs no git config)."""
+        date = f"@{next(self._git_dates)} +0000"
+        env = {"GIT_AUTHOR_NAME": "World Test", "GIT_AUTHOR_EMAIL": "world@example.org",
+               "GIT_COMMITTER_NAME": "World Test", "GIT_COMMITTER_EMAIL": "world@example.org",
+               "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+        env.update(kw.pop("env", None) or {})
+        r = self.run(["git", *args], env=env, **kw)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"git {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def rebuild(self, *args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run the nixos-rebuild stand-in."""
+        return self.run([REBUILD_STANDIN, *args], cwd=cwd, timeout=timeout)
+
+    def agent_bin(self) -> Path:
+        p = Path(os.environ.get("ATTICD_AGENT_BIN", REPO_ROOT / "build" / "atticd-agent"))
+        if not p.is_absolute():
+            p = REPO_ROOT / p
+        if not os.access(p, os.X_OK):
+            raise FileNotFoundError(f"no agent binary at {p}: build it (meson setup build && "
+                                    "ninja -C build) or set ATTICD_AGENT_BIN")
+        return p
+
+    def agent(self, *args: str, timeout: float = 120, config: str | os.PathLike | bool | None = None,
+              env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+        """Run `atticd-agent -c CONFIG ARGS...`; config=None uses the last write_config()
+        (writing a default one if there is none), config=False passes no -c."""
+        argv: list = [self.agent_bin()]
+        if config is None:
+            config = self.config_path or self.write_config()
+        if config is not False:
+            argv += ["-c", config]
+        return self.run(argv + list(args), timeout=timeout, env=env, input=input)
+
+    # -- repositories and configuration -----------------------------------------------------
+
+    def make_repo(self, name: str = "client") -> ClientRepo:
+        """A client repository; the first one made becomes self.repo."""
+        r = ClientRepo(self, name)
+        self.repos[name] = r
+        if self.repo is None:
+            self.repo = r
+        return r
+
+    def _default_repo(self) -> ClientRepo:
+        return self.repo or self.make_repo()
+
+    def commit(self, *args, **kw) -> str:
+        """self.repo.commit(...), making the repository first if needed."""
+        return self._default_repo().commit(*args, **kw)
+
+    @property
+    def remote_url(self) -> str:
+        return self._default_repo().remote_url
+
+    @property
+    def file_url(self) -> str:
+        return self._default_repo().file_url
+
+    def config_dict(self, **overrides) -> dict:
+        """The default configuration (pointing at this world), updated by overrides. Keyword
+        names use _ for - (state_dir=...); nested dicts merge; None removes a key."""
+        c = {
+            "host": "testhost",
+            "state-dir": str(self.state_dir),
+            "system": {
+                "rebuild-command": str(REBUILD_STANDIN),
+                "nix-command": "nix",
+                "profile": str(self.profile),
+                "current-system": str(self.root / "run" / "current-system"),
+                "action": "switch",
+            },
+        }
+        if self.repo is not None:
+            c["repository"] = {"url": self.repo.remote_url, "ref": "main"}
+        return _deep_merge(c, {k.replace("_", "-"): v for k, v in overrides.items()})
+
+    def write_config(self, path: str | os.PathLike | None = None, **overrides) -> Path:
+        """Write the agent's YAML configuration (see config_dict); returns its path and
+        remembers it for agent()."""
+        p = Path(path) if path else self.tmp / "config.yaml"
+        p.write_text(to_yaml(self.config_dict(**overrides)))
+        self.config_path = p
+        return p
+
+    def deploy_ref(self, rev: str, repo: ClientRepo | None = None,
+                   bare: str | os.PathLike | None = None) -> str:
+        """Do what the agent does before a build, without the agent: a bare clone of the
+        remote (default <tmp>/deploy/repo.git) with refs/heads/atticd-deploy at rev.
+        Returns the flake reference (without #host)."""
+        repo = repo or self._default_repo()
+        bare = Path(bare) if bare else self.tmp / "deploy" / "repo.git"
+        if not bare.exists():
+            self.git("clone", "-q", "--bare", repo.remote_url, str(bare))
+        else:
+            self.git("-C", str(bare), "fetch", "-q", repo.remote_url, "+refs/heads/*:refs/heads/*")
+        self.git("-C", str(bare), "update-ref", DEPLOY_REF, rev)
+        return flake_ref(bare, rev)
+
+    # -- observing the machine --------------------------------------------------------------
+
+    def _get(self, path: str, timeout: float) -> tuple[int, str] | None:
+        try:
+            with _NO_PROXY.open(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, ""
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def health(self, path: str = "/health", timeout: float = 2) -> int | None:
+        """HTTP status of GET http://127.0.0.1:<port><path>, None when nothing answers."""
+        r = self._get(path, timeout)
+        return r[0] if r else None
+
+    def service_marker(self) -> str | None:
+        """The marker of the revision whose service is answering, None when none answers."""
+        r = self._get("/marker", 2)
+        return r[1].strip() if r else None
+
+    def current_system(self) -> str | None:
+        """Target of root/run/current-system (a store path), None before the first switch."""
+        try:
+            return os.readlink(self.root / "run" / "current-system")
+        except FileNotFoundError:
+            return None
+
+    def boot_next(self) -> str | None:
+        """The toplevel that `switch-to-configuration boot` made the next boot entry."""
+        try:
+            return (self.root / "boot" / "next-system").read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def profile_target(self) -> str | None:
+        """Store path the system profile points to, None when there is no profile yet."""
+        return os.path.realpath(self.profile) if os.path.lexists(self.profile) else None
+
+    def profile_generation(self) -> int | None:
+        """Number of the profile's current generation."""
+        if not os.path.lexists(self.profile):
+            return None
+        m = re.fullmatch(rf"{re.escape(self.profile.name)}-(\d+)-link", os.readlink(self.profile))
+        return int(m.group(1)) if m else None
+
+    def profile_generations(self) -> dict[int, str]:
+        """{generation number: store path}, oldest first (read from the links, no nix call)."""
+        gens = {}
+        pat = re.compile(rf"{re.escape(self.profile.name)}-(\d+)-link")
+        for entry in self.profile.parent.iterdir():
+            m = pat.fullmatch(entry.name)
+            if m:
+                gens[int(m.group(1))] = os.readlink(entry)
+        return dict(sorted(gens.items()))
+
+    def marker_of(self, toplevel: str) -> str:
+        """The marker (configuration-revision) a toplevel was built from."""
+        return Path(toplevel, "configuration-revision").read_text().strip()
+
+    def _lines(self, p: Path) -> list[str]:
+        try:
+            return p.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def rebuild_calls(self) -> list[str]:
+        """One line "nixos-rebuild ARGS..." per run of the stand-in."""
+        return self._lines(self.root / "rebuild.log")
+
+    def activations(self) -> list[str]:
+        """One line "ACTION TOPLEVEL EXIT" per run of a switch-to-configuration."""
+        return self._lines(self.root / "activation.log")
+
+    def nix_calls(self) -> list[str]:
+        """One line "PROGRAM ARGS..." per nix, nix-env, ... call by anyone in this world."""
+        if not self.count_nix:
+            raise RuntimeError("this world does not count nix calls (count_nix=False)")
+        return self._lines(self.nix_log)
+
+    def reset_call_logs(self) -> None:
+        """Forget the calls so far (e.g. before a run that should call nothing)."""
+        for p in (self.root / "rebuild.log", self.root / "activation.log", self.nix_log):
+            p.unlink(missing_ok=True)
+
+    def wait_for(self, predicate, timeout: float = 10, interval: float = 0.05):
+        """Poll predicate until it returns a true value (returned) or timeout (None)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = predicate()
+            if v or time.monotonic() >= deadline:
+                return v
+            time.sleep(interval)

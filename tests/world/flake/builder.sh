@@ -1,0 +1,27 @@
+# SPDX-License-Identifier: MIT
+#
+# Builder of the test world's system toplevel (run by /bin/sh inside nix, PATH=/usr/bin:/bin).
+# The derivation's attributes arrive as environment variables (see flake.nix).
+# shellcheck disable=SC2154  # (they are set by nix, not here)
+set -eu
+
+if [ "$buildFail" = 1 ]; then
+        echo "world builder: build_fail is set in world.json, failing this build on purpose" >&2
+        exit 1
+fi
+
+mkdir -p "$out/bin" "$out/libexec" "$out/world"
+
+# The files NixOS has at the top of a system closure.
+printf '%s\n' "$marker" >"$out/configuration-revision"
+printf '%s\n' "24.05.world (Atticd test world)" >"$out/nixos-version"
+
+# Activation: the script plus the values it reads at run time.
+cp "$switchScript" "$out/bin/switch-to-configuration"
+chmod 0555 "$out/bin/switch-to-configuration"
+cp "$serviceScript" "$out/libexec/health-service.py"
+printf '%s\n' "$healthStatus" >"$out/world/health-status"
+printf '%s\n' "$activationExit" >"$out/world/activation-exit"
+printf '%s\n' "$port" >"$out/world/port"
+printf '%s\n' "$python" >"$out/world/python"
+printf '%s\n' "$marker" >"$out/world/marker"
