@@ -72,13 +72,40 @@ static int global_init(void) {
         return 0;
 }
 
+/* libgit2 reads a repository's parts lazily: look at each one now, so that damage shows
+ * here and not in the middle of a fetch. */
+static int check_repository(git_repository *repo) {
+        _cleanup_(git_reference_freep) git_reference *head = NULL;
+        git_config *config = NULL;
+        git_odb *odb = NULL;
+        int r;
+
+        r = git_repository_config_snapshot(&config, repo);
+        if (r < 0)
+                return r;
+        git_config_free(config);
+        r = git_repository_odb(&odb, repo);
+        if (r < 0)
+                return r;
+        git_odb_free(odb);
+        r = git_reference_lookup(&head, repo, "HEAD");
+        if (r < 0)
+                return r;
+        return git_reference_type(head) == GIT_REFERENCE_SYMBOLIC ? 0 : GIT_EINVALID;
+}
+
 static int open_or_create(const char *path, git_repository **ret, Error *e) {
         int r;
 
         r = git_repository_open_bare(ret, path);
-        if (r == 0)
-                return 0;
-        if (r != GIT_ENOTFOUND) {
+        if (r == 0) {
+                r = check_repository(*ret);
+                if (r == 0)
+                        return 0;
+                git_repository_free(*ret);
+                *ret = NULL;
+        }
+        if (r != GIT_ENOTFOUND || access(path, F_OK) == 0) {
                 /* Damaged: a mirror holds nothing that cannot be fetched again. */
                 log_warning("Local mirror '%s' cannot be opened (%s), creating it again.", path,
                             git_error_last() ? git_error_last()->message : "unknown error");

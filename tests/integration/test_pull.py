@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""`atticd-agent pull`, end to end: the real binary, a real git remote, real nix with a
+private store and real profile generations, the nixos-rebuild stand-in and a real service on
+loopback (tests/world)."""
+
+import json
+import os
+import signal
+import stat
+import sys
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from world import World, REBUILD_STANDIN  # noqa: E402
+
+
+class PullTest(unittest.TestCase):
+    def setUp(self):
+        self.w = World.for_test(self)
+        self.w.make_repo()
+
+    def status(self):
+        r = self.w.agent("status", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def state_bytes(self):
+        p = self.w.state_dir / "state.json"
+        return p.read_bytes() if p.exists() else None
+
+    def pull(self, expect, **kw):
+        r = self.w.agent("pull", **kw)
+        self.assertEqual(r.returncode, expect, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}")
+        return r
+
+    def assert_deployed(self, rev, generation_number):
+        w = self.w
+        s = self.status()
+        self.assertEqual(s["revision"], rev)
+        self.assertEqual(s["generation"], w.profile_target())
+        self.assertEqual(s["generation"], w.current_system())
+        self.assertEqual(s["deployed"], {"revision": rev, "generation": s["generation"]})
+        self.assertEqual(s["known-good"], {"revision": rev, "generation": s["generation"]})
+        self.assertEqual(w.profile_generation(), generation_number)
+        self.assertEqual(w.health(), 200)
+        self.assertEqual(s["phase"], "idle")
+        self.assertIsNone(s["pending"])
+        return s
+
+    def test_two_revisions_in_order(self):
+        w = self.w
+        r1 = w.commit()
+        self.pull(0)
+        s = self.assert_deployed(r1, 1)
+        self.assertEqual(w.service_marker(), w.marker_of(s["generation"]))
+        self.assertEqual(s["last-run"]["result"], "success")
+        self.assertEqual(s["last-run"]["revision"], r1)
+        gen1 = s["generation"]
+
+        r2 = w.commit()
+        self.pull(0)
+        s = self.assert_deployed(r2, 2)
+        self.assertNotEqual(s["generation"], gen1)
+        self.assertEqual(w.service_marker(), w.marker_of(s["generation"]))
+        self.assertEqual([(h["id"], h["revision"], h["result"], h["source"]) for h in s["history"]],
+                         [(1, r1, "success", "pull"), (2, r2, "success", "pull")])
+        self.assertEqual(s["history"][0]["generation"], gen1)
+        for h in s["history"]:
+            self.assertEqual(h["ref"], "main")
+            self.assertEqual(h["action"], "switch")
+            self.assertLessEqual(h["started"], h["finished"])
+        # Exactly what was asked of nixos-rebuild: a build, then a switch, at the exact commit.
+        calls = w.rebuild_calls()
+        self.assertEqual(len(calls), 4, calls)
+        for call, verb, rev in zip(calls, ["build", "switch", "build", "switch"], [r1, r1, r2, r2]):
+            self.assertTrue(call.startswith(f"nixos-rebuild {verb} --flake git+file://"), call)
+            self.assertTrue(call.endswith(f"&rev={rev}#testhost"), call)
+
+        table = w.agent("status")
+        self.assertEqual(table.returncode, 0)
+        self.assertIn(r2, table.stdout)
+        self.assertIn(s["generation"], table.stdout)
+
+    def test_no_change_invokes_nothing(self):
+        w = self.w
+        rev = w.commit()
+        self.pull(0)
+        before = self.state_bytes()
+        w.reset_call_logs()
+        r = self.pull(0)
+        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual(w.nix_calls(), [])
+        self.assertEqual(self.state_bytes(), before)
+        self.assertIn("nothing to do", r.stderr)
+        s = self.status()
+        self.assertEqual(s["last-run"]["result"], "no-change")
+        self.assertEqual(s["revision"], rev)
+        self.assertEqual(len(s["history"]), 1)
+
+    def test_failed_build_switches_nothing(self):
+        w = self.w
+        good = w.commit()
+        self.pull(0)
+        gen = w.profile_target()
+        bad = w.commit(build_fail=True)
+        w.reset_call_logs()
+        r = self.pull(1)
+        self.assertIn("build", r.stderr)
+        self.assertEqual(w.profile_generation(), 1)
+        self.assertEqual(w.profile_target(), gen)
+        self.assertEqual(w.current_system(), gen)
+        self.assertEqual(w.activations(), [])
+        self.assertEqual([c.split()[1] for c in w.rebuild_calls()], ["build"])
+        self.assertEqual(w.health(), 200)
+        s = self.status()
+        self.assertEqual(s["revision"], good)
+        self.assertEqual(s["last-run"]["result"], "build-failed")
+        self.assertEqual(s["history"][-1]["revision"], bad)
+        self.assertEqual(s["history"][-1]["result"], "build-failed")
+        self.assertIsNone(s["history"][-1]["generation"])
+        self.assertIn("nixos-rebuild", s["history"][-1]["error"])
+
+    def test_first_build_fails(self):
+        w = self.w
+        w.commit(build_fail=True)
+        self.pull(1)
+        self.assertIsNone(w.profile_target())
+        self.assertIsNone(w.current_system())
+        s = self.status()
+        self.assertIsNone(s["revision"])
+        self.assertEqual(s["history"][0]["result"], "build-failed")
+
+    def test_failed_activation_is_recorded(self):
+        w = self.w
+        w.commit()
+        self.pull(0)
+        bad = w.commit(activation_exit=3)
+        self.pull(1)
+        s = self.status()
+        self.assertEqual(s["history"][-1]["revision"], bad)
+        self.assertEqual(s["history"][-1]["result"], "activation-failed")
+        self.assertEqual(s["history"][-1]["generation"], w.profile_target())
+        self.assertNotEqual(s["revision"], bad)
+
+    def test_file_url_tag_and_commit_pin(self):
+        w = self.w
+        r1 = w.commit()
+        w.repo.tag("v1")
+        r2 = w.commit()
+        w.write_config(repository={"url": w.file_url, "ref": "v1"})
+        self.pull(0)
+        self.assert_deployed(r1, 1)
+        # a locked version: a full commit id
+        w.write_config(repository={"url": w.file_url, "ref": r2})
+        self.pull(0)
+        self.assert_deployed(r2, 2)
+        # the branch name, fully spelled
+        r3 = w.commit()
+        w.write_config(repository={"url": w.file_url, "ref": "refs/heads/main"})
+        self.pull(0)
+        self.assert_deployed(r3, 3)
+
+    def test_boot_action(self):
+        w = self.w
+        rev = w.commit()
+        w.write_config(system={"action": "boot"})
+        self.pull(0)
+        s = self.status()
+        self.assertEqual(s["revision"], rev)
+        self.assertEqual(w.boot_next(), w.profile_target())
+        self.assertEqual(s["generation"], w.profile_target())
+        self.assertIsNone(w.current_system(), "boot must not activate now")
+        self.assertEqual(s["history"][0]["action"], "boot")
+        self.assertEqual([c.split()[1] for c in w.rebuild_calls()], ["build", "boot"])
+
+    def test_unreachable_remote_changes_nothing(self):
+        w = self.w
+        w.commit()
+        self.pull(0)
+        before = self.state_bytes()
+        w.write_config(repository={"url": str(w.tmp / "gone.git")})
+        w.reset_call_logs()
+        r = self.pull(6)
+        self.assertIn("unreachable", r.stderr)
+        self.assertEqual(self.state_bytes(), before)
+        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual(self.status()["last-run"]["result"], "transient")
+
+    def test_unknown_ref_is_refused(self):
+        w = self.w
+        w.commit()
+        w.write_config(repository={"ref": "no-such-branch"})
+        r = self.pull(3)
+        self.assertIn("no-such-branch", r.stderr)
+        self.assertIsNone(self.state_bytes())
+        self.assertEqual(w.rebuild_calls(), [])
+
+    def test_damaged_mirror_is_cloned_again(self):
+        w = self.w
+        r1 = w.commit()
+        self.pull(0)
+        mirror = w.state_dir / "repo.git"
+        (mirror / "HEAD").write_text("garbage\n")
+        (mirror / "config").write_text("[[[ not a config\n")
+        r2 = w.commit()
+        self.pull(0)
+        self.assert_deployed(r2, 2)
+        self.assertNotEqual(r1, r2)
+
+    def test_killed_during_build_then_finished_by_next_run(self):
+        """SIGKILL while nixos-rebuild builds: the build must die with the agent (no orphan
+        goes on behind the next run's back), the state file must say where it stopped, and
+        the next run records it as interrupted and deploys."""
+        w = self.w
+        pidfile = w.tmp / "slow.pid"
+        slow = w.tmp / "slow-rebuild"
+        slow.write_text(f"#!/bin/sh\necho $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}\n"
+                        f"sleep 60\nexec {REBUILD_STANDIN} \"$@\"\n")
+        slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
+        rev = w.commit()
+        w.write_config(system={"rebuild-command": str(slow)})
+
+        import subprocess
+        p = subprocess.Popen([str(w.agent_bin()), "-c", str(w.config_path), "pull"], env=w.env,
+                             cwd=w.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.assertTrue(w.wait_for(pidfile.exists, timeout=30), "the rebuild never started")
+        child = int(pidfile.read_text())
+        state = json.loads((w.state_dir / "state.json").read_text())
+        self.assertEqual(state["phase"], "building")
+        self.assertEqual(state["pending"]["revision"], rev)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+
+        def gone():
+            try:
+                with open(f"/proc/{child}/stat") as f:
+                    return ") Z " in f.read()
+            except FileNotFoundError:
+                return True
+        self.assertTrue(w.wait_for(gone, timeout=10), "the build outlived the agent")
+
+        w.write_config(system={"rebuild-command": str(REBUILD_STANDIN)})
+        r = self.pull(0)
+        self.assertIn("interrupted", r.stderr)
+        s = self.assert_deployed(rev, 1)
+        self.assertEqual([h["result"] for h in s["history"]], ["interrupted", "success"])
+
+
+if __name__ == "__main__":
+    unittest.main()
