@@ -55,20 +55,20 @@ static int map_git_error(int code, Error *e, const char *what) {
         return error_set(e, r, "%s: %s", what, msg);
 }
 
+/* Reference-counted by libgit2: each git_source_open() inits, each git_source_free() shuts
+ * down, so that nothing of libgit2 outlives the last source. */
 static int global_init(void) {
-        static bool done = false;
         int r;
 
-        if (done)
-                return 0;
         r = git_libgit2_init();
         if (r < 0)
                 return -EIO;
+        if (r > 1)
+                return 0;
         /* The agent's behaviour must not depend on whoever's ~/.gitconfig or /etc/gitconfig. */
         (void) git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
         (void) git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
         (void) git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
-        done = true;
         return 0;
 }
 
@@ -129,15 +129,16 @@ int git_source_open(const char *dir, GitSource **ret, Error *e) {
                 return error_set(e, r, "failed to initialize libgit2");
 
         r = open_or_create(dir, &repo, e);
-        if (r < 0)
+        if (r < 0) {
+                git_libgit2_shutdown();
                 return r;
+        }
 
         s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->path = strdup(dir);
-        if (!s->path) {
+        if (!s || !(s->path = strdup(dir))) {
                 free(s);
+                git_repository_free(TAKE_PTR(repo));
+                git_libgit2_shutdown();
                 return -ENOMEM;
         }
         s->repo = TAKE_PTR(repo);
@@ -151,6 +152,7 @@ GitSource *git_source_free(GitSource *s) {
         git_repository_free(s->repo);
         free(s->path);
         free(s);
+        git_libgit2_shutdown();
         return NULL;
 }
 
