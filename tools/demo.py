@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The demonstration behind tools/demo: a test world (tests/world: a client flake without
+nixpkgs, a nixos-rebuild stand-in over real nix, a service on loopback) driven by the real
+atticd-agent binary. Every agent command is printed before it runs, with its output."""
+
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from world import World  # noqa: E402
+
+BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+
+def step(text):
+    print(f"\n{BOLD}== {text}{RESET}", flush=True)
+
+
+def agent(w, *args, expect):
+    print(f"{DIM}$ atticd-agent -c {w.config_path} {shlex.join(args)}{RESET}", flush=True)
+    r = w.agent(*args)
+    for line in (r.stderr + r.stdout).splitlines():
+        print("  " + line)
+    print(f"{DIM}  (exit {r.returncode}){RESET}")
+    if r.returncode != expect:
+        sys.exit(f"demo: expected exit {expect}, got {r.returncode}")
+    return r
+
+
+def main():
+    with World() as w:
+        repo = w.make_repo()
+        w.write_config()
+        print(f"World in {w.tmp}: client repository {repo.remote_url}, "
+              f"service on 127.0.0.1:{w.port}, nix store {w.store_dir}")
+
+        step("The client's platform team commits revision 1")
+        r1 = w.commit("platform 1.0")
+        print(f"  commit {r1}")
+
+        step("pull: fetch, build, switch, record")
+        agent(w, "pull", expect=0)
+        print(f"  current-system -> {w.current_system()}")
+        print(f"  GET /health -> {w.health()}")
+
+        step("Revision 2 arrives")
+        r2 = w.commit("platform 1.1")
+        print(f"  commit {r2}")
+        agent(w, "pull", expect=0)
+        print(f"  profile generation {w.profile_generation()}, GET /health -> {w.health()}")
+
+        step("The timer fires again: nothing new, nothing started")
+        w.reset_call_logs()
+        agent(w, "pull", expect=0)
+        print(f"  nixos-rebuild calls: {len(w.rebuild_calls())}, nix calls: {len(w.nix_calls())}")
+
+        step("Revision 3 does not build: nothing is switched")
+        w.commit("broken", build_fail=True)
+        agent(w, "pull", expect=1)
+        print(f"  still on generation {w.profile_generation()}, GET /health -> {w.health()}")
+
+        step("status")
+        agent(w, "status", expect=0)
+
+    print(f"\n{BOLD}Demo complete.{RESET}")
+
+
+if __name__ == "__main__":
+    main()
