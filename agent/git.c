@@ -4,6 +4,7 @@
 #include "fileio.h"
 #include "git.h"
 #include "log.h"
+#include "strutil.h"
 
 struct GitSource {
         char *path;
@@ -21,15 +22,6 @@ static void git_reference_freep(git_reference **r) {
 }
 static void git_object_freep(git_object **o) {
         git_object_free(*o);
-}
-
-bool git_rev_is_valid(const char *s) {
-        if (!s || strlen(s) != GIT_REV_HEX)
-                return false;
-        for (const char *p = s; *p; p++)
-                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-                        return false;
-        return true;
 }
 
 /* The one place where a libgit2 error becomes an errno and a message. */
@@ -214,7 +206,7 @@ int git_source_resolve(GitSource *s, const char *ref, char ret[GIT_REV_HEX + 1],
         _cleanup_free_ char *candidate = NULL;
         int r;
 
-        if (git_rev_is_valid(ref)) {
+        if (is_commit_id(ref)) {
                 _cleanup_(git_object_freep) git_object *obj = NULL;
                 git_oid oid;
 

@@ -36,5 +36,3 @@ int git_source_resolve(GitSource *s, const char *ref, char ret[GIT_REV_HEX + 1],
 int git_source_pin(GitSource *s, const char *rev, Error *reterr);
 
 const char *git_source_path(GitSource *s);
-
-bool git_rev_is_valid(const char *s);

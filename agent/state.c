@@ -3,6 +3,7 @@
 
 #include "fileio.h"
 #include "state.h"
+#include "strutil.h"
 #include "timeutil.h"
 
 static const char *const phase_table[_PHASE_MAX] = {
@@ -23,36 +24,8 @@ static const char *const result_table[_RESULT_MAX] = {
         [RESULT_ERROR] = "error",
 };
 
-static int lookup(const char *const *table, size_t n, const char *s) {
-        for (size_t i = 0; i < n; i++)
-                if (table[i] && streq(table[i], s))
-                        return (int) i;
-        return -EINVAL;
-}
-
-const char *phase_to_string(Phase p) {
-        return p >= 0 && p < _PHASE_MAX ? phase_table[p] : NULL;
-}
-
-int phase_from_string(const char *s, Phase *ret) {
-        int i = lookup(phase_table, _PHASE_MAX, s);
-        if (i < 0)
-                return i;
-        *ret = (Phase) i;
-        return 0;
-}
-
-const char *run_result_to_string(RunResult r) {
-        return r >= 0 && r < _RESULT_MAX ? result_table[r] : NULL;
-}
-
-int run_result_from_string(const char *s, RunResult *ret) {
-        int i = lookup(result_table, _RESULT_MAX, s);
-        if (i < 0)
-                return i;
-        *ret = (RunResult) i;
-        return 0;
-}
+DEFINE_STRING_TABLE_LOOKUP(phase, Phase, phase_table, _PHASE_MAX)
+DEFINE_STRING_TABLE_LOOKUP(run_result, RunResult, result_table, _RESULT_MAX)
 
 void deployment_done(Deployment *d) {
         if (!d)
@@ -175,15 +148,6 @@ json_t *state_to_json(const State *s) {
 
 /* ---- from JSON, strictly ---- */
 
-static bool is_revision(const char *s) {
-        if (strlen(s) != 40)
-                return false;
-        for (const char *p = s; *p; p++)
-                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-                        return false;
-        return true;
-}
-
 static int opt_string(json_t *v, const char *what, char **ret, Error *e) {
         if (json_is_null(v)) {
                 *ret = NULL;
@@ -220,7 +184,7 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
 
         if (id <= 0)
                 return error_set(e, -EINVAL, "%s: id must be positive", what);
-        if (!is_revision(revision))
+        if (!is_commit_id(revision))
                 return error_set(e, -EINVAL, "%s: revision '%s' is not a commit id", what, revision);
         if (!streq(source, "pull") && !streq(source, "bundle"))
                 return error_set(e, -EINVAL, "%s: unknown source '%s'", what, source);
@@ -265,7 +229,7 @@ static int pair_from_json(json_t *j, const char *what, char **ret_revision, char
                 return 0;
         if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:s, s:o}", "revision", &revision, "generation", &generation) < 0)
                 return error_set(e, -EINVAL, "%s: %s", what, jerr.text);
-        if (!is_revision(revision))
+        if (!is_commit_id(revision))
                 return error_set(e, -EINVAL, "%s: revision '%s' is not a commit id", what, revision);
         r = opt_string(generation, what, ret_generation, e);
         if (r < 0)
@@ -419,8 +383,25 @@ int state_begin(State *s, Phase phase, const char *revision, const char *ref, co
         return 0;
 }
 
+static int set_pair(char **revision, char **generation, const Deployment *d) {
+        char *rev, *gen;
+
+        if (strdup_null(d->revision, &rev) < 0)
+                return -ENOMEM;
+        if (strdup_null(d->generation, &gen) < 0) {
+                free(rev);
+                return -ENOMEM;
+        }
+        free(*revision);
+        free(*generation);
+        *revision = rev;
+        *generation = gen;
+        return 0;
+}
+
 int state_finish(State *s, RunResult result, const char *error) {
         Deployment *d = s->pending;
+        int r;
 
         if (!d)
                 return -ENOENT;
@@ -431,20 +412,14 @@ int state_finish(State *s, RunResult result, const char *error) {
                 return -ENOMEM;
 
         if (result == RESULT_SUCCESS) {
-                char *rev = strdup(d->revision), *gen = NULL, *rev2 = strdup(d->revision), *gen2 = NULL;
-
-                (void) strdup_null(d->generation, &gen);
-                (void) strdup_null(d->generation, &gen2);
-                if (!rev || !rev2 || (d->generation && (!gen || !gen2))) {
-                        free(rev), free(gen), free(rev2), free(gen2);
-                        return -ENOMEM;
-                }
-                free(s->deployed_revision), free(s->deployed_generation);
-                s->deployed_revision = rev, s->deployed_generation = gen;
                 /* Without health checks (a later issue), a successful activation is what
                  * "known good" means. */
-                free(s->good_revision), free(s->good_generation);
-                s->good_revision = rev2, s->good_generation = gen2;
+                r = set_pair(&s->deployed_revision, &s->deployed_generation, d);
+                if (r < 0)
+                        return r;
+                r = set_pair(&s->good_revision, &s->good_generation, d);
+                if (r < 0)
+                        return r;
         }
 
         if (s->n_history == STATE_HISTORY_MAX) {

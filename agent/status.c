@@ -6,30 +6,34 @@
 #include "status.h"
 #include "timeutil.h"
 
-/* The object of `status --json`: the state file's content (deployed, known-good, phase,
- * pending, history) plus the host, the last run and, flat at the top, the deployed revision
- * and generation. docs/architecture.md describes it. */
+/* The object of `status --json`: the host, the deployed revision and generation flat at the
+ * top, then the state file's content (phase, deployed, known-good, pending), the last run and
+ * the history. docs/architecture.md describes it. */
 static json_t *status_to_json(const Config *c, const State *s, const LastRun *l) {
         char buf[TIMESTAMP_MAX];
-        json_t *j = state_to_json(s), *last;
+        json_t *state, *j;
 
-        if (!j)
+        state = state_to_json(s);
+        if (!state)
                 return NULL;
-        last = json_pack("{s:o, s:s, s:o, s:o, s:o}",
-                         "command", l->command ? json_string(l->command) : json_null(),
-                         "result", run_result_to_string(l->result),
-                         "time", l->time > 0 ? json_string(format_timestamp(buf, l->time)) : json_null(),
-                         "revision", l->revision ? json_string(l->revision) : json_null(),
-                         "error", l->error ? json_string(l->error) : json_null());
-        if (!last || json_object_set_new(j, "last-run", last) < 0 ||
-            json_object_set_new(j, "host", json_string(c->host)) < 0 ||
-            json_object_set_new(j, "state-dir", json_string(c->state_dir)) < 0 ||
-            json_object_set_new(j, "revision", s->deployed_revision ? json_string(s->deployed_revision) : json_null()) < 0 ||
-            json_object_set_new(j, "generation", s->deployed_generation ? json_string(s->deployed_generation) : json_null()) < 0) {
-                json_decref(j);
-                return NULL;
-        }
-        json_object_del(j, "next-id");
+        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
+                      "version", STATE_VERSION,
+                      "host", c->host,
+                      "state-dir", c->state_dir,
+                      "revision", s->deployed_revision ? json_string(s->deployed_revision) : json_null(),
+                      "generation", s->deployed_generation ? json_string(s->deployed_generation) : json_null(),
+                      "phase", json_object_get(state, "phase"),
+                      "deployed", json_object_get(state, "deployed"),
+                      "known-good", json_object_get(state, "known-good"),
+                      "pending", json_object_get(state, "pending"),
+                      "last-run",
+                        "command", l->command ? json_string(l->command) : json_null(),
+                        "result", run_result_to_string(l->result),
+                        "time", l->time > 0 ? json_string(format_timestamp(buf, l->time)) : json_null(),
+                        "revision", l->revision ? json_string(l->revision) : json_null(),
+                        "error", l->error ? json_string(l->error) : json_null(),
+                      "history", json_object_get(state, "history"));
+        json_decref(state);
         return j;
 }
 

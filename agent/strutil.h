@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define COMMIT_ID_HEX 40
+
+/* A full git commit id as the agent records it: 40 lowercase hex digits. */
+static inline bool is_commit_id(const char *s) {
+        if (!s || strlen(s) != COMMIT_ID_HEX)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return false;
+        return true;
+}
+
+/* String tables for enums (systemd's DEFINE_STRING_TABLE_LOOKUP): name_to_string() and
+ * name_from_string(), the latter returning the index or -EINVAL. */
+#define DEFINE_STRING_TABLE_LOOKUP(name, type, table, max)                       \
+        const char *name##_to_string(type v) {                                   \
+                return (int) v >= 0 && v < (max) ? (table)[v] : NULL;            \
+        }                                                                        \
+        int name##_from_string(const char *s, type *ret) {                       \
+                for (int i = 0; i < (int) (max); i++)                            \
+                        if ((table)[i] && strcmp((table)[i], s) == 0) {          \
+                                *ret = (type) i;                                 \
+                                return 0;                                        \
+                        }                                                        \
+                return -EINVAL;                                                  \
+        }
