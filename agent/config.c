@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "fileio.h"
 #include "yaml-schema.h"
 
 #define HEALTH_CHECKS_MAX 256
@@ -80,9 +81,42 @@ static const SchemaKey repository_keys[] = {
         KEY("ref", SCHEMA_STRING, C(repository.ref), .def = "main"),
         KEY("allow-non-fast-forward", SCHEMA_BOOL, C(repository.allow_non_fast_forward), .def = "false"),
         KEY("allowed-signers", SCHEMA_STRING, C(repository.allowed_signers), ABSOLUTE_PATH),
+        KEY("http-username", SCHEMA_STRING, C(repository.http_username)),
+        KEY("http-password-file", SCHEMA_STRING, C(repository.http_password_file), ABSOLUTE_PATH),
+        KEY("ca-file", SCHEMA_STRING, C(repository.ca_file), ABSOLUTE_PATH),
+        KEY("ssh-key", SCHEMA_STRING, C(repository.ssh_key), ABSOLUTE_PATH),
+        KEY("ssh-known-hosts", SCHEMA_STRING, C(repository.ssh_known_hosts), ABSOLUTE_PATH),
+        KEY("connect-timeout", SCHEMA_UINT, C(repository.connect_timeout), .def = "30", .min = 1, .max = 3600),
+        KEY("stall-timeout", SCHEMA_UINT, C(repository.stall_timeout), .def = "120", .min = 1, .max = 86400),
         {},
 };
-static const SchemaMapping repository_mapping = { .keys = repository_keys };
+
+/* ssh:// and scp-like user@host:path URLs. */
+static bool url_is_ssh(const char *url) {
+        const char *colon, *slash;
+
+        if (strncasecmp(url, "ssh://", 6) == 0 || strncasecmp(url, "ssh+git://", 10) == 0 ||
+            strncasecmp(url, "git+ssh://", 10) == 0)
+                return true;
+        if (strstr(url, "://") || url[0] == '/')
+                return false;
+        colon = strchr(url, ':');
+        slash = strchr(url, '/');
+        return colon && (!slash || colon < slash);
+}
+
+static int repository_verify(SchemaWalker *w, void *base, const unsigned *lines, unsigned line) {
+        const Config *c = base;
+
+        if (c->repository.http_password_file && !c->repository.http_username)
+                return schema_error(w, schema_key_line(repository_keys, lines, "http-password-file"),
+                                    "http-password-file", "needs http-username too");
+        if (c->repository.url && url_is_ssh(c->repository.url) && !c->repository.ssh_known_hosts)
+                return schema_error(w, schema_key_line(repository_keys, lines, "url"), "url",
+                                    "is an ssh URL: ssh-known-hosts is required (the host key is always checked)");
+        return 0;
+}
+static const SchemaMapping repository_mapping = { .keys = repository_keys, .verify = repository_verify };
 
 /* images: */
 static const SchemaKey images_keys[] = {
@@ -254,53 +288,25 @@ int config_load_buffer(const char *path, const char *data, size_t size, Config *
 }
 
 int config_load(const char *path, Config **ret, Error *reterr) {
-        _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
-        size_t size = 0, allocated;
         struct stat st;
+        size_t size;
+        int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return error_set(reterr, -errno, "%s: cannot open: %m", path);
-        if (fstat(fd, &st) < 0)
-                return error_set(reterr, -errno, "%s: cannot stat: %m", path);
-        if (!S_ISREG(st.st_mode))
-                return error_set(reterr, S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD, "%s: not a regular file", path);
-        if (st.st_size > CONFIG_FILE_MAX)
-                return error_set(reterr, -EFBIG, "%s: file is too large (%jd bytes, at most %d)", path,
+        r = read_full_file(path, CONFIG_FILE_MAX, &buf, &size);
+        if (r == -EFBIG) {
+                if (stat(path, &st) < 0 || st.st_size <= CONFIG_FILE_MAX)
+                        return error_set(reterr, r, "%s: file is too large (more than %d bytes)", path,
+                                         CONFIG_FILE_MAX);
+                return error_set(reterr, r, "%s: file is too large (%jd bytes, at most %d)", path,
                                  (intmax_t) st.st_size, CONFIG_FILE_MAX);
-
-        /* One byte more than fstat() promised, to notice a file that grows while we read it. */
-        allocated = (size_t) st.st_size + 1;
-        buf = malloc(allocated);
-        if (!buf)
-                return error_set(reterr, -ENOMEM, "%s: out of memory", path);
-
-        for (;;) {
-                ssize_t n;
-
-                if (size == allocated) {
-                        char *p;
-
-                        if (size > CONFIG_FILE_MAX)
-                                return error_set(reterr, -EFBIG, "%s: file is too large (more than %d bytes)", path,
-                                                 CONFIG_FILE_MAX);
-                        allocated = MIN(allocated * 2, (size_t) CONFIG_FILE_MAX + 1);
-                        p = realloc(buf, allocated);
-                        if (!p)
-                                return error_set(reterr, -ENOMEM, "%s: out of memory", path);
-                        buf = p;
-                }
-                n = read(fd, buf + size, allocated - size);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return error_set(reterr, -errno, "%s: cannot read: %m", path);
-                }
-                if (n == 0)
-                        break;
-                size += (size_t) n;
         }
+        if (r == -EISDIR || r == -EBADFD)
+                return error_set(reterr, r, "%s: not a regular file", path);
+        if (r == -ENOENT || r == -EACCES)
+                return error_set(reterr, r, "%s: cannot open: %s", path, strerror(-r));
+        if (r < 0)
+                return error_set(reterr, r, "%s: cannot read: %s", path, strerror(-r));
 
         return config_load_buffer(path, buf, size, ret, reterr);
 }

@@ -66,6 +66,14 @@ typedef struct Config {
                 char *ref;        /* default "main" */
                 bool allow_non_fast_forward;
                 char *allowed_signers; /* NULL: commit signatures are not required */
+                /* Credentials are never in this file, only paths to them. */
+                char *http_username;      /* for https; the password or token is in: */
+                char *http_password_file;
+                char *ca_file;            /* trust this CA for https instead of the system's */
+                char *ssh_key;            /* private key for ssh:// and scp-like URLs */
+                char *ssh_known_hosts;    /* required for ssh: the host key is always checked */
+                unsigned connect_timeout; /* seconds until the remote must have answered */
+                unsigned stall_timeout;   /* seconds a transfer may go without progress */
         } repository;
 
         struct {

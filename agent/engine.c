@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+
 #include "engine.h"
 #include "fileio.h"
 #include "git.h"
 #include "lock.h"
 #include "log.h"
 #include "rebuild.h"
+#include "sshsig.h"
 #include "state.h"
 
 #define REPO_DIR "repo.git"
@@ -149,6 +152,88 @@ static ExitCode deploy_revision(Run *run, const char *repo_path, const char *rev
         return EXIT_OK;
 }
 
+static ExitCode refuse(Run *run, const char *rev, const char *fmt, ...) _printf_(3, 4);
+static ExitCode refuse(Run *run, const char *rev, const char *fmt, ...) {
+        char msg[ERROR_MESSAGE_MAX];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_error("Refused, nothing was changed: %s", msg);
+        return run_result(run, EXIT_REFUSED, RESULT_REFUSED, rev, msg);
+}
+
+/* Fast-forward only: the new revision must descend from the deployed one. Anything else is
+ * a history rewrite, a force-push or a downgrade, and is refused unless the configuration
+ * allows it. */
+static ExitCode verify_fast_forward(Run *run, GitSource *git, const char *rev) {
+        const char *deployed = run->state->deployed_revision;
+        Error e = {};
+        int r;
+
+        if (!deployed)
+                return EXIT_OK;
+        if (run->config->repository.allow_non_fast_forward) {
+                log_debug("allow-non-fast-forward is set: not checking that %s descends from %s.", rev, deployed);
+                return EXIT_OK;
+        }
+
+        r = git_source_descends_from(git, rev, deployed, &e);
+        if (r > 0)
+                return EXIT_OK;
+        if (r == -ENOENT)
+                return refuse(run, rev,
+                              "the remote no longer has the deployed revision %s, so %s cannot be shown to descend "
+                              "from it (history rewritten?)", deployed, rev);
+        if (r < 0)
+                return refuse(run, rev, "cannot check that %s descends from %s: %s", rev, deployed, error_message(&e));
+
+        r = git_source_descends_from(git, deployed, rev, &e);
+        if (r > 0)
+                return refuse(run, rev, "%s is older than the deployed revision %s: a downgrade", rev, deployed);
+        return refuse(run, rev,
+                      "%s does not descend from the deployed revision %s: not a fast-forward (force-push or "
+                      "history rewrite)", rev, deployed);
+}
+
+/* With repository.allowed-signers, the commit must carry an SSH signature by a listed key. */
+static ExitCode verify_commit_signature(Run *run, GitSource *git, const char *rev) {
+        const char *signers = run->config->repository.allowed_signers;
+        _cleanup_free_ char *signature = NULL, *data = NULL;
+        _cleanup_(sshsig_signer_done) SshsigSigner signer = {};
+        size_t size;
+        Error e = {};
+        int r;
+
+        if (!signers)
+                return EXIT_OK;
+
+        r = git_source_commit_signature(git, rev, &signature, &data, &size, &e);
+        if (r == -ENOENT)
+                return refuse(run, rev, "commit %s is not signed, and allowed-signers '%s' requires a signature", rev,
+                              signers);
+        if (r < 0)
+                return refuse(run, rev, "cannot read the signature of commit %s: %s", rev, error_message(&e));
+
+        r = sshsig_verify(signers, signature, data, size, "git", time(NULL), &signer, &e);
+        if (r < 0)
+                return refuse(run, rev, "the signature of commit %s is not acceptable: %s", rev,
+                              error_message(&e) ?: strerror(-r));
+
+        log_info("Commit %s is signed by %s (%s %s).", rev, signer.principal, signer.key_type, signer.fingerprint);
+        return EXIT_OK;
+}
+
+static ExitCode verify_revision(Run *run, GitSource *git, const char *rev) {
+        ExitCode code;
+
+        code = verify_fast_forward(run, git, rev);
+        if (code != EXIT_OK)
+                return code;
+        return verify_commit_signature(run, git, rev);
+}
+
 static ExitCode source_error(Run *run, int r, const Error *e) {
         const char *msg = error_message(e) ?: strerror(-r);
 
@@ -159,9 +244,12 @@ static ExitCode source_error(Run *run, int r, const Error *e) {
         case -EHOSTUNREACH:
                 log_error("The repository is unreachable; nothing was changed: %s", msg);
                 return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, NULL, msg);
+        case -ETIMEDOUT:
+                log_error("The repository did not answer in time; nothing was changed: %s", msg);
+                return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, NULL, msg);
         case -ENOENT:
-                log_error("Refused: %s", msg);
-                return run_result(run, EXIT_REFUSED, RESULT_REFUSED, NULL, msg);
+        case -EKEYREJECTED:
+                return refuse(run, NULL, "%s", msg);
         default:
                 log_error("Failed to fetch the repository: %s", msg);
                 return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, NULL, msg);
@@ -198,7 +286,18 @@ ExitCode engine_pull(const Config *c) {
         }
 
         log_debug("Fetching %s", c->repository.url);
-        r = git_source_fetch(git, c->repository.url, &e);
+        r = git_source_fetch(git,
+                             &(GitRemote) {
+                                     .url = c->repository.url,
+                                     .http_username = c->repository.http_username,
+                                     .http_password_file = c->repository.http_password_file,
+                                     .ca_file = c->repository.ca_file,
+                                     .ssh_key = c->repository.ssh_key,
+                                     .ssh_known_hosts = c->repository.ssh_known_hosts,
+                                     .connect_timeout = c->repository.connect_timeout,
+                                     .stall_timeout = c->repository.stall_timeout,
+                             },
+                             &e);
         if (r < 0)
                 return source_error(&run, r, &e);
 
@@ -212,6 +311,10 @@ ExitCode engine_pull(const Config *c) {
         }
 
         log_info("New revision %s ('%s'), deployed: %s.", rev, c->repository.ref, strna(run.state->deployed_revision));
+
+        code = verify_revision(&run, git, rev);
+        if (code != EXIT_OK)
+                return code;
 
         r = git_source_pin(git, rev, &e);
         if (r < 0) {

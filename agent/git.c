@@ -2,20 +2,13 @@
 #include <git2.h>
 
 #include "fileio.h"
-#include "git.h"
+#include "git-internal.h"
 #include "log.h"
 #include "strutil.h"
 
-struct GitSource {
-        char *path;
-        git_repository *repo;
-};
 
 static void git_repository_freep(git_repository **r) {
         git_repository_free(*r);
-}
-static void git_remote_freep(git_remote **r) {
-        git_remote_free(*r);
 }
 static void git_reference_freep(git_reference **r) {
         git_reference_free(*r);
@@ -25,13 +18,15 @@ static void git_object_freep(git_object **o) {
 }
 
 /* The one place where a libgit2 error becomes an errno and a message. */
-static int map_git_error(int code, Error *e, const char *what) {
+int git_map_error(int code, Error *e, const char *what) {
         const git_error *ge = git_error_last();
         const char *msg = ge && ge->message ? ge->message : "unknown error";
         int r;
 
         if (code == GIT_EAUTH)
                 r = -EACCES;
+        else if (code == GIT_ECERTIFICATE)
+                r = -EKEYREJECTED;
         else if (code == GIT_ENOTFOUND)
                 r = -ENOENT;
         else if (ge && (ge->klass == GIT_ERROR_NET || ge->klass == GIT_ERROR_SSH || ge->klass == GIT_ERROR_HTTP ||
@@ -107,7 +102,7 @@ static int open_or_create(const char *path, git_repository **ret, Error *e) {
         }
         r = git_repository_init(ret, path, /* is_bare= */ 1);
         if (r < 0)
-                return map_git_error(r, e, path);
+                return git_map_error(r, e, path);
         return 0;
 }
 
@@ -152,38 +147,15 @@ const char *git_source_path(GitSource *s) {
         return s->path;
 }
 
-int git_source_fetch(GitSource *s, const char *url, Error *e) {
-        _cleanup_(git_remote_freep) git_remote *remote = NULL;
-        char *refspecs[] = {
-                (char *) "+refs/heads/*:refs/remotes/origin/*",
-                (char *) "+refs/tags/*:refs/tags/*",
-        };
-        git_strarray specs = { .strings = refspecs, .count = ELEMENTSOF(refspecs) };
-        git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
+int git_source_reopen(GitSource *s, Error *e) {
+        git_repository *repo = NULL;
         int r;
 
-        /* Anonymous: the URL always comes from the configuration, never from the mirror. */
-        r = git_remote_create_anonymous(&remote, s->repo, url);
+        r = git_repository_open_bare(&repo, s->path);
         if (r < 0)
-                return map_git_error(r, e, url);
-
-        opts.prune = GIT_FETCH_PRUNE;
-        opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-        opts.update_fetchhead = 0;
-
-        r = git_remote_fetch(remote, &specs, &opts, NULL);
-        if (r < 0) {
-                const git_error *ge = git_error_last();
-                int klass = ge ? ge->klass : GIT_ERROR_NONE;
-
-                r = map_git_error(r, e, url);
-                /* Damage on our side is ours; anything else the remote did, or a remote that
-                 * is not there (an unmounted path too), is worth another try later. */
-                if (r != -EACCES && klass != GIT_ERROR_ODB && klass != GIT_ERROR_ZLIB && klass != GIT_ERROR_OBJECT &&
-                    klass != GIT_ERROR_INDEX && klass != GIT_ERROR_NOMEMORY)
-                        r = -EHOSTUNREACH;
-                return r;
-        }
+                return git_map_error(r, e, s->path);
+        git_repository_free(s->repo);
+        s->repo = repo;
         return 0;
 }
 
@@ -240,7 +212,7 @@ int git_source_resolve(GitSource *s, const char *ref, char ret[GIT_REV_HEX + 1],
         if (r == GIT_ENOTFOUND || r == GIT_EINVALIDSPEC)
                 return error_set(e, -ENOENT, "'%s' is neither a branch nor a tag of the repository", ref);
         if (r < 0)
-                return map_git_error(r, e, ref);
+                return git_map_error(r, e, ref);
         return 0;
 }
 
@@ -253,6 +225,71 @@ int git_source_pin(GitSource *s, const char *rev, Error *e) {
                 return error_set(e, -EINVAL, "'%s' is not a commit id", rev);
         r = git_reference_create(&ref, s->repo, GIT_DEPLOY_REF, &oid, /* force= */ 1, "atticd-agent: deploy");
         if (r < 0)
-                return map_git_error(r, e, GIT_DEPLOY_REF);
+                return git_map_error(r, e, GIT_DEPLOY_REF);
+        return 0;
+}
+
+static int parse_oid(const char *rev, git_oid *oid, Error *e) {
+        if (!is_commit_id(rev) || git_oid_fromstr(oid, rev) < 0)
+                return error_set(e, -EINVAL, "'%s' is not a commit id", rev);
+        return 0;
+}
+
+static int commit_exists(GitSource *s, const git_oid *oid) {
+        _cleanup_(git_object_freep) git_object *obj = NULL;
+
+        return git_object_lookup(&obj, s->repo, oid, GIT_OBJECT_COMMIT) == 0;
+}
+
+int git_source_descends_from(GitSource *s, const char *commit, const char *ancestor, Error *e) {
+        git_oid c, a;
+        int r;
+
+        if ((r = parse_oid(commit, &c, e)) < 0 || (r = parse_oid(ancestor, &a, e)) < 0)
+                return r;
+        if (!commit_exists(s, &c))
+                return error_set(e, -ENOENT, "commit %s is not in the repository", commit);
+        if (!commit_exists(s, &a))
+                return error_set(e, -ENOENT, "commit %s is not in the repository", ancestor);
+
+        r = git_graph_descendant_of(s->repo, &c, &a);
+        if (r < 0)
+                return git_map_error(r, e, commit);
+        return r;
+}
+
+int git_source_commit_signature(GitSource *s, const char *rev, char **ret_signature, char **ret_signed_data,
+                                size_t *ret_size, Error *e) {
+        git_buf sig = GIT_BUF_INIT, data = GIT_BUF_INIT;
+        git_oid oid;
+        int r;
+
+        r = parse_oid(rev, &oid, e);
+        if (r < 0)
+                return r;
+
+        r = git_commit_extract_signature(&sig, &data, s->repo, &oid, NULL);
+        if (r == GIT_ENOTFOUND) {
+                git_buf_dispose(&sig);
+                git_buf_dispose(&data);
+                return error_set(e, -ENOENT, "commit %s is not signed", rev);
+        }
+        if (r < 0)
+                return git_map_error(r, e, rev);
+
+        *ret_signature = strndup(sig.ptr, sig.size);
+        *ret_signed_data = malloc(data.size + 1);
+        if (*ret_signed_data) {
+                memcpy(*ret_signed_data, data.ptr, data.size);
+                (*ret_signed_data)[data.size] = 0;
+        }
+        *ret_size = data.size;
+        git_buf_dispose(&sig);
+        git_buf_dispose(&data);
+        if (!*ret_signature || !*ret_signed_data) {
+                free(*ret_signature);
+                free(*ret_signed_data);
+                return -ENOMEM;
+        }
         return 0;
 }

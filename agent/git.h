@@ -8,7 +8,7 @@
  *   -EHOSTUNREACH  the remote could not be reached (network, DNS, missing path): transient
  *   -EACCES        the remote refused the credentials: transient, but say so
  *   -ENOENT        the ref does not exist in the remote
- *   -EIO           anything else */
+ *   -EIO           anything else (a damaged mirror is cloned again by git_source_open()) */
 
 #include "error.h"
 
@@ -25,12 +25,37 @@ static inline void git_source_freep(GitSource **s) {
 }
 #define _cleanup_git_source_ _cleanup_(git_source_freep)
 
-/* Fetches every branch and tag of url (a path, file://, git://, https:// or ssh URL). */
-int git_source_fetch(GitSource *s, const char *url, Error *reterr);
+/* Where to fetch from and how. Credentials are read from files, never passed as text. */
+typedef struct GitRemote {
+        const char *url;                /* a path, file://, git://, http(s)://, ssh:// or user@host:path */
+        const char *http_username;
+        const char *http_password_file; /* the password or token for http_username */
+        const char *ca_file;            /* extra CA for https */
+        const char *ssh_key;            /* private key file */
+        const char *ssh_known_hosts;    /* required for ssh: the host key must be listed */
+        unsigned connect_timeout;       /* seconds until the remote must have answered */
+        unsigned stall_timeout;         /* seconds a transfer may go without progress */
+} GitRemote;
+
+/* Fetches every branch and tag of the remote into the mirror. The fetch runs in a child
+ * process, so that a remote that never answers or stalls can be given up on at once, and
+ * it dies with the agent. Errors besides the ones above:
+ *   -ETIMEDOUT     the remote did not answer, or the transfer stalled (transient)
+ *   -EKEYREJECTED  the server's host key or certificate is not trusted (refused) */
+int git_source_fetch(GitSource *s, const GitRemote *remote, Error *reterr);
 
 /* Resolves ref (a branch, a tag, a full ref name, or a full commit id) to a commit id, as
  * fetched. ret gets 40 hex digits and a NUL. */
 int git_source_resolve(GitSource *s, const char *ref, char ret[GIT_REV_HEX + 1], Error *reterr);
+
+/* 1 when commit descends from ancestor (and is not it), 0 when not, -ENOENT when either is
+ * not in the mirror. */
+int git_source_descends_from(GitSource *s, const char *commit, const char *ancestor, Error *reterr);
+
+/* The SSH/GPG signature of a commit (the gpgsig header) and the exact bytes it signs.
+ * -ENOENT when the commit carries no signature. */
+int git_source_commit_signature(GitSource *s, const char *rev, char **ret_signature, char **ret_signed_data,
+                                size_t *ret_size, Error *reterr);
 
 /* Points GIT_DEPLOY_REF at rev, so that nix can fetch exactly that commit from the mirror. */
 int git_source_pin(GitSource *s, const char *rev, Error *reterr);
