@@ -1,0 +1,1 @@
+SHA256:0+JQ8IMX/ZApQ/Gcjwc/1D0nVtBn0hZxDCdCckrg6oc

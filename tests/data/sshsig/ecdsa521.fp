@@ -1,0 +1,1 @@
+SHA256:SzDg2uAY5sjPhK1rDcBnpwKXZt/rYzSGMzx8R1bFXzc

@@ -1,0 +1,1 @@
+SHA256:+3tAFLb8HnfXnEm11u8DAda3vyv/o6prtHZN6SomiCo
