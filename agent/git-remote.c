@@ -72,12 +72,12 @@ static int on_credentials(git_credential **out, const char *url, const char *use
         if (++ctx->credential_attempts > 1)
                 return GIT_EAUTH;
 
+        if ((allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && r->http_username && ctx->password)
+                return git_credential_userpass_plaintext_new(out, r->http_username, ctx->password);
         if ((allowed_types & GIT_CREDENTIAL_SSH_KEY) && r->ssh_key)
                 return git_credential_ssh_key_new(out, username_from_url ?: "git", NULL, r->ssh_key, NULL);
         if ((allowed_types & GIT_CREDENTIAL_USERNAME))
                 return git_credential_username_new(out, username_from_url ?: "git");
-        if ((allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && r->http_username && ctx->password)
-                return git_credential_userpass_plaintext_new(out, r->http_username, ctx->password);
 
         return GIT_PASSTHROUGH; /* no credentials configured for this kind of remote */
 }
