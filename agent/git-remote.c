@@ -82,10 +82,19 @@ static int on_credentials(git_credential **out, const char *url, const char *use
         return GIT_PASSTHROUGH; /* no credentials configured for this kind of remote */
 }
 
-/* The port of an ssh:// URL (22 for scp-like ones), for the known_hosts lookup. */
+/* The port of an ssh URL, for the known_hosts lookup: ssh://[user@]host[:port]/path, git's
+ * bracketed scp-like form [user@host:port]:path, or 22 for plain user@host:path. */
 static int ssh_url_port(const char *url) {
         const char *p, *host_end;
 
+        if (url[0] == '[') {
+                const char *close = strstr(url, "]:"), *colon;
+
+                if (!close)
+                        return 22;
+                colon = memrchr(url, ':', (size_t) (close - url));
+                return colon ? (int) strtol(colon + 1, NULL, 10) ?: 22 : 22;
+        }
         p = strstr(url, "://");
         if (!p)
                 return 22;

@@ -115,6 +115,16 @@ class TransportTest(unittest.TestCase):
         self.pull(0, url=url, **opts)
         self.assertEqual(self.deployed(), rev)
 
+        # the same server by git's scp-like form with a port: [user@host:port]:path
+        rev = w.commit()
+        self.pull(0, url=s.scp_url(str(self.repo.bare)), **opts)
+        self.assertEqual(self.deployed(), rev)
+        # a hashed known_hosts entry works too
+        known.write_text(s.known_hosts_line(hashed=True))
+        rev = w.commit()
+        self.pull(0, url=url, **opts)
+        self.assertEqual(self.deployed(), rev)
+
         # a server that shows another host key: refused, nothing changed
         w.commit()
         other = w.tmp / "other_host_key"

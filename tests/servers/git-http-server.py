@@ -4,9 +4,14 @@
 as CGI behind a threaded HTTP/1.1 server on 127.0.0.1, with optional basic auth, TLS and
 misbehaviour modes. Started and stopped by tests/integration/servers.py (GitHttpServer).
 
-  git-http-server.py --root DIR --port-file FILE [--log FILE] [--json-log FILE]
-                     [--user U --password-env VAR] [--cert C --key K]
-                     [--mode MODE] [--mode-file FILE] [--slow-delay SECONDS]
+  python3 -S git-http-server.py --root DIR --port-file FILE [--port N]
+      [--log FILE] [--json-log FILE] [--user U (--password P | --password-env VAR)]
+      [--cert C --key K] [--mode MODE] [--mode-file FILE] [--slow-delay SECONDS]
+      [--backend /usr/lib/git-core/git-http-backend]
+
+(-S: the script needs only the standard library, and skipping site-packages saves start-up
+time. It deliberately avoids http.server and argparse for the same reason: it listens about
+50 ms after exec.)
 
 It binds port 0 on 127.0.0.1 (or --port), listens, and only then writes the port number to
 --port-file (atomically), so a reader of that file can connect at once.
@@ -33,14 +38,12 @@ Content-Encoding (git sends it for larger negotiation requests) is passed throug
 git-http-backend as HTTP_CONTENT_ENCODING, which inflates it itself.
 """
 
-import argparse
 import base64
 import hmac
-import http.server
 import json
 import os
 import socket
-import ssl
+import socketserver
 import subprocess
 import sys
 import threading
@@ -88,41 +91,61 @@ def parse_cgi_output(out: bytes):
     return status, headers, body
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--root", required=True, help="GIT_PROJECT_ROOT")
-    ap.add_argument("--port-file", required=True)
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--log")
-    ap.add_argument("--json-log")
-    ap.add_argument("--user")
-    ap.add_argument("--password", help="the password (prefer --password-env)")
-    ap.add_argument("--password-env", help="name of the environment variable holding the password")
-    ap.add_argument("--cert")
-    ap.add_argument("--key")
-    ap.add_argument("--mode", default="normal", choices=MODES)
-    ap.add_argument("--mode-file")
-    ap.add_argument("--slow-delay", type=float, default=0.2)
-    ap.add_argument("--backend", default=BACKEND)
-    args = ap.parse_args()
+REASONS = {200: "OK", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
+           403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
+           502: "Bad Gateway", 503: "Service Unavailable"}
+OPTIONS = {"--root": None, "--port-file": None, "--port": "0", "--log": None, "--json-log": None,
+           "--user": None, "--password": None, "--password-env": None, "--cert": None, "--key": None,
+           "--mode": "normal", "--mode-file": None, "--slow-delay": "0.2", "--backend": BACKEND}
 
-    password = args.password
-    if args.password_env:
-        password = os.environ.get(args.password_env, "")
+
+def parse_args(argv):
+    """--option value pairs (argparse alone costs more start-up time than this whole server)."""
+    opts = dict(OPTIONS)
+    it = iter(argv)
+    for a in it:
+        if a in ("-h", "--help"):
+            print(__doc__)
+            sys.exit(0)
+        if a not in opts:
+            sys.exit(f"git-http-server: unknown option {a}")
+        try:
+            opts[a] = next(it)
+        except StopIteration:
+            sys.exit(f"git-http-server: {a} needs a value")
+    for required in ("--root", "--port-file"):
+        if not opts[required]:
+            sys.exit(f"git-http-server: {required} is required")
+    if opts["--mode"] not in MODES:
+        sys.exit(f"git-http-server: --mode must be one of {', '.join(MODES)}")
+    return {k[2:].replace("-", "_"): v for k, v in opts.items()}
+
+
+class BadRequest(Exception):
+    pass
+
+
+def http_date() -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+
+
+def main() -> int:
+    args = parse_args(sys.argv[1:])
+    slow_delay = float(args["slow_delay"])
+    password = args["password"]
+    if args["password_env"]:
+        password = os.environ.get(args["password_env"], "")
     expected_auth = None
-    if args.user is not None:
-        expected_auth = base64.b64encode(f"{args.user}:{password or ''}".encode()).decode()
+    if args["user"] is not None:
+        expected_auth = base64.b64encode(f"{args['user']}:{password or ''}".encode()).decode()
 
     log_lock = threading.Lock()
-    log_files = {}
-    for name in ("log", "json_log"):
-        path = getattr(args, name)
-        if path:
-            log_files[name] = open(path, "a", buffering=1)
+    plain_log = open(args["log"], "a", buffering=1) if args["log"] else None
+    json_log = open(args["json_log"], "a", buffering=1) if args["json_log"] else None
 
     base_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "GIT_PROJECT_ROOT": os.path.abspath(args.root),
+        "GIT_PROJECT_ROOT": os.path.abspath(args["root"]),
         "GIT_HTTP_EXPORT_ALL": "1",
         "GATEWAY_INTERFACE": "CGI/1.1",
         "SERVER_PROTOCOL": "HTTP/1.1",
@@ -131,113 +154,149 @@ def main() -> int:
         "REMOTE_ADDR": "127.0.0.1",
         "HOME": os.environ.get("HOME", "/"),
     }
-    for k in ("GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "GIT_TRACE", "GIT_TRACE_PACKET"):
+    for k in ("GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "GIT_TRACE", "GIT_TRACE_PACKET", "LANG", "LC_ALL"):
         if k in os.environ:
             base_env[k] = os.environ[k]
 
     def current_mode() -> str:
-        if args.mode_file:
+        if args["mode_file"]:
             try:
-                with open(args.mode_file) as f:
+                with open(args["mode_file"]) as f:
                     m = f.read().strip()
                 if m in MODES:
                     return m
             except OSError:
                 pass
-        return args.mode
+        return args["mode"]
 
     tls_ctx = None
-    if args.cert:
+    if args["cert"]:
+        import ssl  # only when needed: it is the slowest import
         tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls_ctx.load_cert_chain(args.cert, args.key)
+        tls_ctx.load_cert_chain(args["cert"], args["key"])
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "atticd-test-git-http"
-        sys_version = ""
+    class Handler(socketserver.StreamRequestHandler):
+        rbufsize = 65536
+        wbufsize = 0
 
         def setup(self):
-            super().setup()
             if tls_ctx is not None:
                 self.request.settimeout(30)
-                self.request.do_handshake()  # in this thread, never in the accept loop
+                self.request.do_handshake()  # here, in the connection's thread
                 self.request.settimeout(None)
+            super().setup()
 
         def handle(self):
             try:
-                super().handle()
-            except (ConnectionError, ssl.SSLError, socket.timeout, OSError) as e:
-                sys.stderr.write(f"connection from {self.client_address}: {e!r}\n")
+                while self.handle_one():
+                    pass
+            except (BadRequest, ValueError) as e:
+                sys.stderr.write(f"{self.client_address}: bad request: {e}\n")
+            except OSError as e:  # resets, TLS errors (ssl.SSLError is an OSError)
+                sys.stderr.write(f"{self.client_address}: {e!r}\n")
 
-        def log_message(self, fmt, *a):
-            sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % a))
+        # -- one request ------------------------------------------------------------------
+
+        def handle_one(self) -> bool:
+            line = self.rfile.readline(65537)
+            if not line:
+                return False
+            if line in (b"\r\n", b"\n"):
+                return True  # tolerated between requests
+            parts = line.decode("latin-1").split()
+            if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+                raise BadRequest(repr(line))
+            self.command, self.path, self.version = parts
+            self.headers = []
+            while True:
+                h = self.rfile.readline(65537)
+                if h in (b"\r\n", b"\n", b""):
+                    break
+                k, _, v = h.decode("latin-1").partition(":")
+                self.headers.append((k.strip(), v.strip()))
+            conn = self.header("Connection").lower()
+            keep_alive = ("close" not in conn) if self.version == "HTTP/1.1" else ("keep-alive" in conn)
+            if self.header("Expect").lower() == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.respond(self.read_body())
+            return keep_alive
+
+        def header(self, name: str, default: str = "") -> str:
+            name = name.lower()
+            for k, v in self.headers:
+                if k.lower() == name:
+                    return v
+            return default
+
+        def read_body(self) -> bytes:
+            if "chunked" in self.header("Transfer-Encoding").lower():
+                return read_chunked(self.rfile)
+            n = int(self.header("Content-Length") or 0)
+            body = self.rfile.read(n) if n > 0 else b""
+            if len(body) != n:
+                raise BadRequest("body shorter than Content-Length")
+            return body
 
         def record(self, status, **extra):
             entry = {"time": time.time(), "method": self.command, "path": self.path,
                      "status": status, **extra}
             with log_lock:
-                if "log" in log_files:
-                    log_files["log"].write(f"{self.command} {self.path} {status if status else '-'}\n")
-                if "json_log" in log_files:
-                    log_files["json_log"].write(json.dumps(entry) + "\n")
+                if plain_log:
+                    plain_log.write(f"{self.command} {self.path} {status if status else '-'}\n")
+                if json_log:
+                    json_log.write(json.dumps(entry) + "\n")
 
-        def read_body(self) -> bytes:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                return read_chunked(self.rfile)
-            n = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(n) if n > 0 else b""
-
-        def authorized(self):
+        def authorized(self) -> bool:
             if expected_auth is None:
                 return True
-            h = self.headers.get("Authorization", "")
-            scheme, _, cred = h.partition(" ")
-            return scheme.lower() == "basic" and hmac.compare_digest(cred.strip(), expected_auth)
+            scheme, _, cred = self.header("Authorization").partition(" ")
+            return scheme.lower() == "basic" and hmac.compare_digest(cred.strip().encode(),
+                                                                     expected_auth.encode())
 
-        def raw_response(self, status, headers, body, reason=None) -> bytes:
-            reason = reason or self.responses.get(status, ("",))[0]
-            lines = [f"HTTP/1.1 {status} {reason}",
-                     f"Server: {self.server_version}",
-                     f"Date: {self.date_time_string()}"]
+        def response(self, status, headers, body, reason=None) -> bytes:
+            lines = [f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Status')}",
+                     "Server: atticd-test-git-http", f"Date: {http_date()}"]
             lines += [f"{k}: {v}" for k, v in headers]
             lines.append(f"Content-Length: {len(body)}")
             head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
             return head + (b"" if self.command == "HEAD" else body)
 
-        def send_all(self, data: bytes, slow: bool = False):
+        def send(self, data: bytes, slow: bool = False):
             if not slow:
-                self.wfile.write(data)  # one write: no Nagle/delayed-ACK stalls
+                self.wfile.write(data)  # one write: no Nagle/delayed-ACK pauses
                 return
             for i in range(len(data)):
                 self.wfile.write(data[i:i + 1])
-                self.wfile.flush()
-                time.sleep(args.slow_delay)
+                time.sleep(slow_delay)
 
-        def handle_any(self):
+        def respond(self, body: bytes):
             started = time.monotonic()
-            body = self.read_body()
             mode = current_mode()
             post = self.command == "POST"
             info = {"user": None, "bytes_in": len(body),
-                    "content_encoding": self.headers.get("Content-Encoding"),
-                    "transfer_encoding": self.headers.get("Transfer-Encoding"),
-                    "git_protocol": self.headers.get("Git-Protocol"), "mode": mode}
+                    "content_encoding": self.header("Content-Encoding") or None,
+                    "transfer_encoding": self.header("Transfer-Encoding") or None,
+                    "git_protocol": self.header("Git-Protocol") or None, "mode": mode}
 
             if mode == "stall" or (mode == "stall-post" and post):
                 self.record(None, **info)
                 FOREVER.wait()
-                return
             if mode == "500" or (mode == "500-post" and post):
                 self.record(500, **info)
-                self.send_all(self.raw_response(500, [("Content-Type", "text/plain")], b"broken on purpose\n"))
+                self.send(self.response(500, [("Content-Type", "text/plain")], b"broken on purpose\n"))
+                return
+            if self.command not in ("GET", "POST", "HEAD"):
+                self.record(405, **info)
+                self.send(self.response(405, [("Content-Type", "text/plain"), ("Allow", "GET, POST, HEAD")],
+                                        b"method not allowed\n"))
                 return
             if not self.authorized():
                 self.record(401, **info)
-                self.send_all(self.raw_response(401, [("Content-Type", "text/plain"),
-                                                      ("WWW-Authenticate", 'Basic realm="git"')],
-                                                b"authentication required\n"))
+                self.send(self.response(401, [("Content-Type", "text/plain"),
+                                              ("WWW-Authenticate", 'Basic realm="git"')],
+                                        b"authentication required\n"))
                 return
-            info["user"] = args.user
+            info["user"] = args["user"]
 
             path, _, query = self.path.partition("?")
             env = dict(base_env)
@@ -246,21 +305,21 @@ def main() -> int:
                 "PATH_INFO": urllib.parse.unquote(path),
                 "QUERY_STRING": query,
                 "REQUEST_URI": self.path,
-                "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                "CONTENT_TYPE": self.header("Content-Type"),
                 "CONTENT_LENGTH": str(len(body)),
                 "SERVER_PORT": str(self.server.server_address[1]),
             })
-            for k, v in self.headers.items():
+            for k, v in self.headers:
                 key = "HTTP_" + k.upper().replace("-", "_")
                 if key not in ("HTTP_AUTHORIZATION", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE",
-                               "HTTP_TRANSFER_ENCODING"):
-                    env[key] = v
-            if args.user is not None:
-                env["REMOTE_USER"] = args.user
+                               "HTTP_TRANSFER_ENCODING", "HTTP_PROXY"):
+                    env[key] = v  # HTTP_CONTENT_ENCODING (gzip), HTTP_GIT_PROTOCOL, ...
+            if args["user"] is not None:
+                env["REMOTE_USER"] = args["user"]
                 env["AUTH_TYPE"] = "Basic"
             if tls_ctx is not None:
                 env["HTTPS"] = "on"
-            cgi = subprocess.run([args.backend], input=body, env=env, stdout=subprocess.PIPE,
+            cgi = subprocess.run([args["backend"]], input=body, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE)
             if cgi.stderr:
                 sys.stderr.write(cgi.stderr.decode(errors="replace"))
@@ -268,17 +327,15 @@ def main() -> int:
             info.update(bytes_out=len(payload), cgi_exit=cgi.returncode,
                         cgi_ms=round((time.monotonic() - started) * 1000, 1))
             self.record(status, **info)
-            data = self.raw_response(status, headers, payload)
+            data = self.response(status, headers, payload)
             if mode == "stall-body" and post:
-                self.send_all(data[:len(data) - len(payload) // 2 if payload else len(data)])
+                self.send(data[:len(data) - (len(payload) + 1) // 2])
                 FOREVER.wait()
-                return
-            self.send_all(data, slow=(mode == "slow" or (mode == "slow-post" and post)))
+            self.send(data, slow=(mode == "slow" or (mode == "slow-post" and post)))
 
-        do_GET = do_POST = do_HEAD = handle_any
-
-    class Server(http.server.ThreadingHTTPServer):
+    class Server(socketserver.ThreadingTCPServer):
         daemon_threads = True
+        allow_reuse_address = True
         request_queue_size = 64
 
         def get_request(self):
@@ -291,13 +348,14 @@ def main() -> int:
         def handle_error(self, request, client_address):
             sys.stderr.write(f"error serving {client_address}: {sys.exc_info()[1]!r}\n")
 
-    server = Server(("127.0.0.1", args.port), Handler)
-    tmp = args.port_file + ".tmp"
+    server = Server(("127.0.0.1", int(args["port"])), Handler)
+    port = server.server_address[1]
+    tmp = args["port_file"] + ".tmp"
     with open(tmp, "w") as f:
-        f.write(f"{server.server_address[1]}\n")
-    os.rename(tmp, args.port_file)
-    sys.stderr.write(f"listening on 127.0.0.1:{server.server_address[1]} "
-                     f"({'https' if tls_ctx else 'http'}, mode {args.mode}, root {args.root})\n")
+        f.write(f"{port}\n")
+    os.rename(tmp, args["port_file"])
+    sys.stderr.write(f"{http_date()} listening on 127.0.0.1:{port} ({'https' if tls_ctx else 'http'}, "
+                     f"mode {args['mode']}, root {args['root']})\n")
     sys.stderr.flush()
     try:
         server.serve_forever(poll_interval=3600)
