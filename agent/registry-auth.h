@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Registry credentials: the docker config.json format ({"auths": {"host:port": {"auth":
+ * base64("user:password")} or {"username": ..., "password": ...}}}), read from a file. */
+
+#include "error.h"
+
+#define AUTH_FILE_MAX (1024 * 1024)
+
+/* Looks up registry (host[:port]) in the file. -ENOENT when the file has no entry for it. */
+int registry_auth_lookup(const char *auth_file, const char *registry, char **ret_user, char **ret_password,
+                         Error *reterr);

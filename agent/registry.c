@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: MIT */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "image-ref.h"
+#include "registry-auth.h"
+#include "registry.h"
+
+#define TOKEN_MAX (64 * 1024)
+#define MAX_REDIRECTS 5
+
+static const char MANIFEST_ACCEPT[] =
+        "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
+        "application/vnd.docker.distribution.manifest.v2+json, "
+        "application/vnd.docker.distribution.manifest.list.v2+json";
+
+struct RegistryClient {
+        RegistryOptions options;
+        CURL *curl;
+        /* The last Bearer token and what it was for: a run verifies one repository after
+         * another, so one entry is enough. */
+        char *token_key;
+        char *token;
+};
+
+typedef struct Response {
+        long status;
+        Buffer body;
+        size_t cap;
+        bool over_cap;
+        char *docker_digest;
+        char *www_authenticate;
+} Response;
+
+void buffer_done(Buffer *b) {
+        if (!b)
+                return;
+        free(b->data);
+        *b = (Buffer) {};
+}
+
+static void response_done(Response *r) {
+        buffer_done(&r->body);
+        free(r->docker_digest);
+        free(r->www_authenticate);
+        *r = (Response) {};
+}
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *userdata) {
+        Response *r = userdata;
+        size_t len = size * n;
+        uint8_t *p;
+
+        if (r->body.size + len > r->cap) {
+                r->over_cap = true;
+                return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+        }
+        p = realloc(r->body.data, r->body.size + len + 1);
+        if (!p)
+                return 0;
+        memcpy(p + r->body.size, ptr, len);
+        r->body.data = p;
+        r->body.size += len;
+        r->body.data[r->body.size] = 0;
+        return len;
+}
+
+static char *header_value(const char *line, size_t len, const char *name) {
+        size_t n = strlen(name);
+
+        if (len <= n + 1 || strncasecmp(line, name, n) != 0 || line[n] != ':')
+                return NULL;
+        line += n + 1;
+        len -= n + 1;
+        while (len > 0 && (*line == ' ' || *line == '\t'))
+                line++, len--;
+        while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n' || line[len - 1] == ' '))
+                len--;
+        return strndup(line, len);
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *userdata) {
+        Response *r = userdata;
+        size_t len = size * n;
+        char *v;
+
+        /* Headers of a redirect or a 100 Continue come first: keep only the last answer's. */
+        if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+                free(r->docker_digest);
+                free(r->www_authenticate);
+                r->docker_digest = r->www_authenticate = NULL;
+        } else if ((v = header_value(line, len, "Docker-Content-Digest"))) {
+                free(r->docker_digest);
+                r->docker_digest = v;
+        } else if ((v = header_value(line, len, "WWW-Authenticate"))) {
+                free(r->www_authenticate);
+                r->www_authenticate = v;
+        }
+        return len;
+}
+
+int registry_client_new(const RegistryOptions *o, RegistryClient **ret, Error *e) {
+        RegistryClient *c;
+
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return error_set(e, -EIO, "cannot initialize libcurl");
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->options = *o;
+        c->curl = curl_easy_init();
+        if (!c->curl) {
+                free(c);
+                return error_set(e, -ENOMEM, "cannot create a curl handle");
+        }
+        *ret = c;
+        return 0;
+}
+
+RegistryClient *registry_client_free(RegistryClient *c) {
+        if (!c)
+                return NULL;
+        curl_easy_cleanup(c->curl);
+        free(c->token_key);
+        free(c->token);
+        free(c);
+        curl_global_cleanup();
+        return NULL;
+}
+
+static bool is_insecure(const RegistryClient *c, const char *registry) {
+        for (char **i = c->options.insecure_registries; i && *i; i++)
+                if (streq(*i, registry))
+                        return true;
+        return false;
+}
+
+/* One GET. Authentication comes either as a header line ("Authorization: ...") or as user
+ * and password for basic auth. */
+static int http_get(RegistryClient *c, const char *url, const char *accept, const char *authorization,
+                    const char *user, const char *password, size_t cap, Response *ret, Error *e) {
+        struct curl_slist *headers = NULL;
+        Response r = { .cap = cap };
+        CURLcode cc;
+        CURL *h = c->curl;
+
+        curl_easy_reset(h);
+        if (accept)
+                headers = curl_slist_append(headers, accept);
+        if (authorization)
+                headers = curl_slist_append(headers, authorization);
+
+        (void) curl_easy_setopt(h, CURLOPT_URL, url);
+        (void) curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+        (void) curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        (void) curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        /* Blobs are often served by a redirect to storage. curl does not carry our
+         * Authorization header to another host. */
+        (void) curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        (void) curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long) MAX_REDIRECTS);
+        (void) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long) c->options.connect_timeout);
+        (void) curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        (void) curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long) c->options.stall_timeout);
+        (void) curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) cap);
+        (void) curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        (void) curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        (void) curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+        (void) curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+        (void) curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
+        (void) curl_easy_setopt(h, CURLOPT_USERAGENT, "atticd-agent");
+        if (c->options.ca_file)
+                (void) curl_easy_setopt(h, CURLOPT_CAINFO, c->options.ca_file);
+        if (user) {
+                (void) curl_easy_setopt(h, CURLOPT_USERNAME, user);
+                (void) curl_easy_setopt(h, CURLOPT_PASSWORD, password);
+                (void) curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+        }
+
+        cc = curl_easy_perform(h);
+        curl_slist_free_all(headers);
+        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+
+        if (r.over_cap || cc == CURLE_FILESIZE_EXCEEDED) {
+                response_done(&r);
+                return error_set(e, -EFBIG, "%s: the answer is larger than %zu bytes", url, cap);
+        }
+        switch (cc) {
+        case CURLE_OK:
+                break;
+        case CURLE_OPERATION_TIMEDOUT:
+                response_done(&r);
+                return error_set(e, -ETIMEDOUT, "%s: no answer in time (%s)", url, curl_easy_strerror(cc));
+        case CURLE_TOO_MANY_REDIRECTS:
+                response_done(&r);
+                return error_set(e, -EBADMSG, "%s: more than %d redirects", url, MAX_REDIRECTS);
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:
+                response_done(&r);
+                return error_set(e, -EKEYREJECTED, "%s: the TLS certificate is not trusted (%s)", url,
+                                 curl_easy_strerror(cc));
+        default:
+                response_done(&r);
+                return error_set(e, -EHOSTUNREACH, "%s: %s", url, curl_easy_strerror(cc));
+        }
+        *ret = r;
+        return 0;
+}
+
+static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *repository, const char *user,
+                     const char *password, char **ret, Error *e) {
+        _cleanup_free_ char *url = NULL, *scope = NULL;
+        char *service = NULL, *scope_esc = NULL;
+        Response r = {};
+        json_t *j, *t;
+        int k;
+
+        if (!ch->realm || (strncmp(ch->realm, "https://", 8) != 0 && strncmp(ch->realm, "http://", 7) != 0))
+                return error_set(e, -EBADMSG, "the registry's Bearer challenge has no usable realm");
+        if (!ch->scope && asprintf(&scope, "repository:%s:pull", repository) < 0)
+                return -ENOMEM;
+        service = ch->service ? curl_easy_escape(c->curl, ch->service, 0) : NULL;
+        scope_esc = curl_easy_escape(c->curl, ch->scope ?: scope, 0);
+        k = asprintf(&url, "%s%sscope=%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?", strempty(scope_esc),
+                     service ? "&service=" : "", strempty(service));
+        curl_free(service);
+        curl_free(scope_esc);
+        if (k < 0)
+                return -ENOMEM;
+
+        k = http_get(c, url, NULL, NULL, user, password, TOKEN_MAX, &r, e);
+        if (k < 0)
+                return k;
+        if (r.status == 401 || r.status == 403) {
+                response_done(&r);
+                return error_set(e, -EACCES, "the token service %s refused %s (HTTP %ld)", ch->realm,
+                                 user ? "the credentials" : "anonymous access", r.status);
+        }
+        if (r.status != 200) {
+                response_done(&r);
+                return error_set(e, r.status >= 500 ? -EHOSTUNREACH : -EBADMSG, "the token service %s answered HTTP %ld",
+                                 ch->realm, r.status);
+        }
+        j = json_loadb((const char *) r.body.data, r.body.size, 0, NULL);
+        response_done(&r);
+        t = j ? json_object_get(j, "token") : NULL;
+        if (!json_is_string(t))
+                t = j ? json_object_get(j, "access_token") : NULL;
+        if (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) > 16384) {
+                json_decref(j);
+                return error_set(e, -EBADMSG, "the token service %s answered without a token", ch->realm);
+        }
+        k = asprintf(ret, "Authorization: Bearer %s", json_string_value(t));
+        json_decref(j);
+        return k < 0 ? -ENOMEM : 0;
+}
+
+/* A GET below /v2/ of a registry, authenticating when the registry asks to. */
+static int registry_request(RegistryClient *c, const char *registry, const char *repository, const char *path,
+                            const char *accept, size_t cap, Response *ret, Error *e) {
+        _cleanup_free_ char *url = NULL, *key = NULL, *user = NULL, *password = NULL;
+        AuthChallenge ch = {};
+        Response r = {};
+        int k;
+
+        if (asprintf(&url, "%s://%s/v2/%s/%s", is_insecure(c, registry) ? "http" : "https", registry, repository,
+                     path) < 0 ||
+            asprintf(&key, "%s/%s", registry, repository) < 0)
+                return -ENOMEM;
+
+        k = http_get(c, url, accept, streq_ptr(c->token_key, key) ? c->token : NULL, NULL, NULL, cap, &r, e);
+        if (k < 0)
+                return k;
+        if (r.status != 401) {
+                *ret = r;
+                return 0;
+        }
+
+        /* The registry wants credentials: Bearer (a token from its token service) or Basic. */
+        if (!r.www_authenticate || auth_challenge_parse(r.www_authenticate, &ch) < 0) {
+                response_done(&r);
+                return error_set(e, -EACCES, "%s: HTTP 401 without a usable WWW-Authenticate challenge", url);
+        }
+        response_done(&r);
+
+        if (c->options.auth_file) {
+                Error ae = {};
+
+                k = registry_auth_lookup(c->options.auth_file, registry, &user, &password, &ae);
+                if (k < 0 && k != -ENOENT) {
+                        auth_challenge_done(&ch);
+                        if (e)
+                                *e = ae;
+                        return k;
+                }
+        }
+
+        if (strcasecmp(ch.scheme, "Bearer") == 0) {
+                free(c->token);
+                free(c->token_key);
+                c->token = c->token_key = NULL;
+                k = get_token(c, &ch, repository, user, password, &c->token, e);
+                auth_challenge_done(&ch);
+                if (k < 0)
+                        return k;
+                c->token_key = TAKE_PTR(key);
+                k = http_get(c, url, accept, c->token, NULL, NULL, cap, &r, e);
+        } else if (strcasecmp(ch.scheme, "Basic") == 0) {
+                auth_challenge_done(&ch);
+                if (!user)
+                        return error_set(e, -EACCES, "%s requires credentials, and registry-auth-file has none for %s",
+                                         url, registry);
+                k = http_get(c, url, accept, NULL, user, password, cap, &r, e);
+        } else {
+                k = error_set(e, -EACCES, "%s: unsupported authentication scheme '%s'", url, ch.scheme);
+                auth_challenge_done(&ch);
+        }
+        if (k < 0)
+                return k;
+        if (r.status == 401 || r.status == 403) {
+                response_done(&r);
+                return error_set(e, -EACCES, "%s: the registry refused the credentials (HTTP %ld)", url, r.status);
+        }
+        *ret = r;
+        return 0;
+}
+
+static int status_error(const Response *r, const char *what, Error *e) {
+        if (r->status == 404)
+                return error_set(e, -ENOENT, "%s: not found", what);
+        if (r->status == 401 || r->status == 403)
+                return error_set(e, -EACCES, "%s: access denied (HTTP %ld)", what, r->status);
+        if (r->status >= 500)
+                return error_set(e, -EHOSTUNREACH, "%s: the registry answered HTTP %ld", what, r->status);
+        return error_set(e, -EBADMSG, "%s: unexpected HTTP %ld", what, r->status);
+}
+
+static void sha256_digest(const Buffer *b, char out[IMAGE_DIGEST_LEN + 1]) {
+        unsigned char md[32];
+
+        EVP_Digest(b->data ? b->data : (const uint8_t *) "", b->size, md, NULL, EVP_sha256(), NULL);
+        memcpy(out, "sha256:", 7);
+        for (size_t i = 0; i < 32; i++)
+                (void) snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+int registry_get_manifest(RegistryClient *c, const char *registry, const char *repository, const char *reference,
+                          Buffer *ret_body, char **ret_media_type, char **ret_digest, Error *e) {
+        _cleanup_free_ char *path = NULL, *what = NULL;
+        char digest[IMAGE_DIGEST_LEN + 1];
+        json_t *j, *mt;
+        Response r = {};
+        int k;
+
+        if (asprintf(&path, "manifests/%s", reference) < 0 ||
+            asprintf(&what, "%s/%s%s%s", registry, repository, strchr(reference, ':') ? "@" : ":", reference) < 0)
+                return -ENOMEM;
+
+        k = registry_request(c, registry, repository, path, MANIFEST_ACCEPT, MANIFEST_MAX, &r, e);
+        if (k < 0)
+                return k;
+        if (r.status != 200) {
+                k = status_error(&r, what, e);
+                response_done(&r);
+                return k;
+        }
+
+        sha256_digest(&r.body, digest);
+        if (image_digest_is_valid(reference) && !streq(digest, reference)) {
+                response_done(&r);
+                return error_set(e, -EBADMSG, "%s: the manifest's content hashes to %s", what, digest);
+        }
+        if (r.docker_digest && !streq(r.docker_digest, digest)) {
+                k = error_set(e, -EBADMSG, "%s: the registry says the digest is %s, the content hashes to %s", what,
+                              r.docker_digest, digest);
+                response_done(&r);
+                return k;
+        }
+
+        /* The media type is the manifest's own, not the Content-Type header's. */
+        j = json_loadb((const char *) r.body.data, r.body.size, JSON_REJECT_DUPLICATES, NULL);
+        mt = j ? json_object_get(j, "mediaType") : NULL;
+        if (!j || !json_is_object(j)) {
+                json_decref(j);
+                response_done(&r);
+                return error_set(e, -EBADMSG, "%s: the manifest is not a JSON object", what);
+        }
+        if (ret_media_type) {
+                *ret_media_type = json_is_string(mt) ? strdup(json_string_value(mt)) : strdup("");
+                if (!*ret_media_type) {
+                        json_decref(j);
+                        response_done(&r);
+                        return -ENOMEM;
+                }
+        }
+        json_decref(j);
+        if (ret_digest && !(*ret_digest = strdup(digest))) {
+                response_done(&r);
+                return -ENOMEM;
+        }
+        *ret_body = r.body;
+        r.body = (Buffer) {};
+        response_done(&r);
+        return 0;
+}
+
+int registry_get_blob(RegistryClient *c, const char *registry, const char *repository, const char *digest,
+                      size_t max, Buffer *ret, Error *e) {
+        _cleanup_free_ char *path = NULL, *what = NULL;
+        char actual[IMAGE_DIGEST_LEN + 1];
+        Response r = {};
+        int k;
+
+        if (!image_digest_is_valid(digest))
+                return error_set(e, -EBADMSG, "'%s' is not a sha256 digest", digest);
+        if (asprintf(&path, "blobs/%s", digest) < 0 || asprintf(&what, "blob %s in %s/%s", digest, registry, repository) < 0)
+                return -ENOMEM;
+
+        k = registry_request(c, registry, repository, path, NULL, max, &r, e);
+        if (k < 0)
+                return k;
+        if (r.status != 200) {
+                k = status_error(&r, what, e);
+                response_done(&r);
+                return k;
+        }
+        sha256_digest(&r.body, actual);
+        if (!streq(actual, digest)) {
+                response_done(&r);
+                return error_set(e, -EBADMSG, "%s: the content hashes to %s", what, actual);
+        }
+        *ret = r.body;
+        r.body = (Buffer) {};
+        response_done(&r);
+        return 0;
+}
