@@ -125,6 +125,10 @@ static const SchemaKey images_keys[] = {
         KEY("registry-auth-file", SCHEMA_STRING, C(images.registry_auth_file), ABSOLUTE_PATH),
         KEY("insecure-registries", SCHEMA_STRV, C(images.insecure_registries)),
         KEY("require-sbom", SCHEMA_BOOL, C(images.require_sbom), .def = "false"),
+        KEY("require-digest", SCHEMA_BOOL, C(images.require_digest), .def = "false"),
+        KEY("ca-file", SCHEMA_STRING, C(images.ca_file), ABSOLUTE_PATH),
+        KEY("connect-timeout", SCHEMA_UINT, C(images.connect_timeout), .def = "30", .min = 1, .max = 3600),
+        KEY("stall-timeout", SCHEMA_UINT, C(images.stall_timeout), .def = "60", .min = 1, .max = 86400),
         {},
 };
 

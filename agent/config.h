@@ -82,6 +82,10 @@ typedef struct Config {
                 char *registry_auth_file;
                 char **insecure_registries; /* NULL-terminated */
                 bool require_sbom;
+                bool require_digest;      /* every reference must carry @sha256:... */
+                char *ca_file;            /* extra CA for registries over https */
+                unsigned connect_timeout; /* seconds */
+                unsigned stall_timeout;   /* seconds without a byte */
         } images;
 
         struct {

@@ -79,6 +79,24 @@ static inline size_t strv_length(char *const *l) {
         return n;
 }
 
+/* Appends a copy of s to a NULL-terminated array. */
+static inline int strv_extend(char ***l, const char *s) {
+        size_t n = strv_length(*l);
+        char **p, *c = strdup(s);
+
+        if (!c)
+                return -ENOMEM;
+        p = realloc(*l, (n + 2) * sizeof(char *));
+        if (!p) {
+                free(c);
+                return -ENOMEM;
+        }
+        p[n] = c;
+        p[n + 1] = NULL;
+        *l = p;
+        return 0;
+}
+
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }

@@ -434,3 +434,33 @@ int registry_get_blob(RegistryClient *c, const char *registry, const char *repos
         response_done(&r);
         return 0;
 }
+
+int registry_get_referrers(RegistryClient *c, const char *registry, const char *repository, const char *digest,
+                           Buffer *ret, Error *e) {
+        _cleanup_free_ char *path = NULL, *what = NULL;
+        Response r = {};
+        int k;
+
+        if (!image_digest_is_valid(digest))
+                return error_set(e, -EBADMSG, "'%s' is not a sha256 digest", digest);
+        if (asprintf(&path, "referrers/%s", digest) < 0 || asprintf(&what, "referrers of %s/%s@%s", registry, repository, digest) < 0)
+                return -ENOMEM;
+        k = registry_request(c, registry, repository, path, "Accept: application/vnd.oci.image.index.v1+json",
+                             MANIFEST_MAX, &r, e);
+        if (k < 0)
+                return k;
+        /* Registries without the API answer 404 (or 400/405 on some): the fallback tag then. */
+        if (r.status == 404 || r.status == 400 || r.status == 405) {
+                response_done(&r);
+                return -ENOENT;
+        }
+        if (r.status != 200) {
+                k = status_error(&r, what, e);
+                response_done(&r);
+                return k;
+        }
+        *ret = r.body;
+        r.body = (Buffer) {};
+        response_done(&r);
+        return 0;
+}

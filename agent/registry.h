@@ -53,6 +53,11 @@ int registry_get_manifest(RegistryClient *c, const char *registry, const char *r
 int registry_get_blob(RegistryClient *c, const char *registry, const char *repository, const char *digest,
                       size_t max, Buffer *ret, Error *reterr);
 
+/* GET /v2/<repository>/referrers/<digest> (an OCI index). -ENOENT when the registry has no
+ * Referrers API (then the `sha256-<hex>` fallback tag holds the index). */
+int registry_get_referrers(RegistryClient *c, const char *registry, const char *repository, const char *digest,
+                           Buffer *ret, Error *reterr);
+
 /* The parsed WWW-Authenticate challenge (exposed for tests and fuzzing). */
 typedef struct AuthChallenge {
         char scheme[16]; /* "Bearer" or "Basic" */

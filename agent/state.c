@@ -36,6 +36,8 @@ void deployment_done(Deployment *d) {
         free(d->ref);
         free(d->action);
         free(d->error);
+        free(d->signer);
+        json_decref(d->images);
         *d = (Deployment) {};
 }
 
@@ -54,11 +56,13 @@ int deployment_copy(const Deployment *src, Deployment *dst) {
                 .started = src->started,
                 .finished = src->finished,
                 .result = src->result,
+                .images = json_incref(src->images),
         };
 
         if (strdup_null(src->revision, &d.revision) < 0 || strdup_null(src->generation, &d.generation) < 0 ||
             strdup_null(src->source, &d.source) < 0 || strdup_null(src->ref, &d.ref) < 0 ||
-            strdup_null(src->action, &d.action) < 0 || strdup_null(src->error, &d.error) < 0) {
+            strdup_null(src->action, &d.action) < 0 || strdup_null(src->error, &d.error) < 0 ||
+            strdup_null(src->signer, &d.signer) < 0) {
                 deployment_done(&d);
                 return -ENOMEM;
         }
@@ -106,7 +110,7 @@ static json_t *json_time_or_null(time_t t) {
 }
 
 static json_t *deployment_to_json(const Deployment *d) {
-        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o}",
+        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o}",
                          "id", (json_int_t) d->id,
                          "revision", d->revision,
                          "generation", json_string_or_null(d->generation),
@@ -116,7 +120,9 @@ static json_t *deployment_to_json(const Deployment *d) {
                          "started", json_time_or_null(d->started),
                          "finished", json_time_or_null(d->finished),
                          "result", run_result_to_string(d->result),
-                         "error", json_string_or_null(d->error));
+                         "error", json_string_or_null(d->error),
+                         "signer", json_string_or_null(d->signer),
+                         "images", d->images ? json_incref(d->images) : json_null());
 }
 
 static json_t *pair_to_json(const char *revision, const char *generation) {
@@ -168,19 +174,49 @@ static int opt_time(json_t *v, const char *what, time_t *ret, Error *e) {
         return 0;
 }
 
+/* [{name, reference, digest, signers: [...], sbom}] */
+static int images_from_json(json_t *a, const char *what, Error *e) {
+        json_error_t jerr;
+        json_t *v, *signers, *digest, *k;
+        const char *name, *reference;
+        int sbom;
+        size_t i, l;
+
+        if (json_is_null(a))
+                return 0;
+        if (!json_is_array(a))
+                return error_set(e, -EINVAL, "%s: images: expected an array or null", what);
+        json_array_foreach(a, i, v) {
+                if (json_unpack_ex(v, &jerr, JSON_STRICT, "{s:s, s:s, s:o, s:o, s:b}", "name", &name, "reference",
+                                   &reference, "digest", &digest, "signers", &signers, "sbom", &sbom) < 0)
+                        return error_set(e, -EINVAL, "%s: images[%zu]: %s", what, i, jerr.text);
+                if (!json_is_null(digest) && !json_is_string(digest))
+                        return error_set(e, -EINVAL, "%s: images[%zu]: digest must be a string or null", what, i);
+                if (!json_is_array(signers))
+                        return error_set(e, -EINVAL, "%s: images[%zu]: signers must be an array", what, i);
+                json_array_foreach(signers, l, k)
+                        if (!json_is_string(k))
+                                return error_set(e, -EINVAL, "%s: images[%zu]: signers must be strings", what, i);
+        }
+        return 0;
+}
+
 static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Error *e) {
-        json_t *generation, *ref, *started, *finished, *error;
+        json_t *generation, *ref, *started, *finished, *error, *signer, *images;
         const char *revision, *source, *action, *result;
         json_int_t id;
         json_error_t jerr;
         Deployment d = {};
         int r;
 
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o}",
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o}",
                            "id", &id, "revision", &revision, "generation", &generation, "source", &source,
                            "ref", &ref, "action", &action, "started", &started, "finished", &finished,
-                           "result", &result, "error", &error) < 0)
+                           "result", &result, "error", &error, "signer", &signer, "images", &images) < 0)
                 return error_set(e, -EINVAL, "%s: %s", what, jerr.text);
+        r = images_from_json(images, what, e);
+        if (r < 0)
+                return r;
 
         if (id <= 0)
                 return error_set(e, -EINVAL, "%s: id must be positive", what);
@@ -204,7 +240,8 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
                 goto fail;
         }
         if ((r = opt_string(generation, what, &d.generation, e)) < 0 || (r = opt_string(ref, what, &d.ref, e)) < 0 ||
-            (r = opt_string(error, what, &d.error, e)) < 0 || (r = opt_time(started, what, &d.started, e)) < 0 ||
+            (r = opt_string(error, what, &d.error, e)) < 0 || (r = opt_string(signer, what, &d.signer, e)) < 0 ||
+            (r = opt_time(started, what, &d.started, e)) < 0 ||
             (r = opt_time(finished, what, &d.finished, e)) < 0)
                 goto fail;
         if (d.generation && d.generation[0] != '/') {
@@ -212,6 +249,7 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
                 goto fail;
         }
 
+        d.images = json_is_null(images) ? NULL : json_incref(images);
         *ret = d;
         return 0;
 fail:

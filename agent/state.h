@@ -56,6 +56,8 @@ typedef struct Deployment {
         time_t finished;  /* 0 while in flight */
         RunResult result;
         char *error;      /* NULL on success */
+        char *signer;     /* the commit's signer ("principal SHA256:..."), NULL when not required */
+        struct json_t *images; /* [{name, reference, digest, signers, sbom}], NULL before verified */
 } Deployment;
 
 typedef struct State {

@@ -97,7 +97,9 @@ static void test_history_cap(void **state) {
 #define VALID_ENTRY                                                                                               \
         "{\"id\": 1, \"revision\": \"" REV1 "\", \"generation\": \"/nix/store/x\", \"source\": \"pull\", "   \
         "\"ref\": \"main\", \"action\": \"switch\", \"started\": \"2026-01-01T00:00:00Z\", "                  \
-        "\"finished\": \"2026-01-01T00:01:00Z\", \"result\": \"success\", \"error\": null}"
+        "\"finished\": \"2026-01-01T00:01:00Z\", \"result\": \"success\", \"error\": null, "                   \
+        "\"signer\": null, \"images\": [{\"name\": \"web\", \"reference\": \"r/w:1\", \"digest\": null, "    \
+        "\"signers\": [], \"sbom\": false}]}"
 
 static void expect_corrupt(const char *content, const char *needle) {
         _cleanup_free_ char *dir = make_tmpdir();
