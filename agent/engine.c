@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
+#include <jansson.h>
 #include <stdarg.h>
 
 #include "engine.h"
 #include "fileio.h"
 #include "git.h"
+#include "images.h"
 #include "lock.h"
 #include "log.h"
 #include "rebuild.h"
@@ -23,11 +25,16 @@ typedef struct Run {
         const char *command;
         int lock_fd;
         State *state;
+        /* What the verifications found, recorded with the deployment. */
+        char *signer;
+        ImageSet images;
 } Run;
 
 static void run_done(Run *run) {
         state_free(run->state);
         closep(&run->lock_fd);
+        free(run->signer);
+        image_set_done(&run->images);
 }
 
 /* Records the result of the run in last-run.json (never in the state file). */
@@ -96,22 +103,23 @@ static ExitCode deploy_failed(Run *run, RunResult result, const char *error) {
 }
 
 /* Builds, activates and records revision rev from the local mirror. */
-static ExitCode deploy_revision(Run *run, const char *repo_path, const char *rev, const char *source) {
+static ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const char *source) {
         const Config *c = run->config;
-        _cleanup_free_ char *flake = NULL, *workdir = NULL, *toplevel = NULL, *now = NULL;
+        _cleanup_free_ char *workdir = NULL, *toplevel = NULL, *now = NULL;
         Error e = {};
         int r;
 
-        r = flake_ref_for_revision(repo_path, GIT_DEPLOY_REF, rev, &flake);
-        if (r < 0)
-                return log_oom_exit();
         workdir = path_join(c->state_dir, BUILD_DIR);
         if (!workdir)
                 return log_oom_exit();
 
         r = state_begin(run->state, PHASE_BUILDING, rev, c->repository.ref, source,
                         system_action_to_string(c->system.action));
-        if (r < 0 || run_save_state(run) < 0)
+        if (r < 0)
+                return log_oom_exit();
+        run->state->pending->signer = TAKE_PTR(run->signer);
+        run->state->pending->images = image_set_to_json(&run->images);
+        if (!run->state->pending->images || run_save_state(run) < 0)
                 return EXIT_USAGE;
 
         log_info("Building revision %s for host '%s'.", rev, c->host);
@@ -222,6 +230,8 @@ static ExitCode verify_commit_signature(Run *run, GitSource *git, const char *re
                               error_message(&e) ?: strerror(-r));
 
         log_info("Commit %s is signed by %s (%s %s).", rev, signer.principal, signer.key_type, signer.fingerprint);
+        if (asprintf(&run->signer, "%s %s", signer.principal, signer.fingerprint) < 0)
+                return log_oom_exit();
         return EXIT_OK;
 }
 
@@ -232,6 +242,34 @@ static ExitCode verify_revision(Run *run, GitSource *git, const char *rev) {
         if (code != EXIT_OK)
                 return code;
         return verify_commit_signature(run, git, rev);
+}
+
+/* Every image of the revision must be signed by the trusted keys, before anything is built. */
+static ExitCode verify_images(Run *run, const char *flake, const char *rev) {
+        Error e = {};
+        int r;
+
+        r = images_of_revision(run->config, flake, &run->images, &e);
+        if (r < 0) {
+                log_error("Cannot list the images of revision %s: %s", rev, error_message(&e) ?: strerror(-r));
+                return run_result(run, EXIT_DEPLOY_FAILED, RESULT_BUILD_FAILED, rev, error_message(&e));
+        }
+        if (run->images.n == 0)
+                return EXIT_OK;
+
+        r = images_verify(run->config, &run->images, &e);
+        if (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG)
+                return refuse(run, rev, "%s", error_message(&e) ?: strerror(-r));
+        if (r < 0) {
+                log_error("The registry could not be asked; nothing was changed: %s", error_message(&e) ?: strerror(-r));
+                return run_result(run, r == -EINVAL || r == -ENOENT ? EXIT_USAGE : EXIT_TRANSIENT,
+                                  r == -EINVAL || r == -ENOENT ? RESULT_ERROR : RESULT_TRANSIENT, rev, error_message(&e));
+        }
+        for (size_t i = 0; i < run->images.n; i++)
+                log_info("Image '%s' %s is %s, signed by %zu trusted key(s)%s.", run->images.images[i].name,
+                         run->images.images[i].reference, run->images.images[i].digest,
+                         strv_length(run->images.images[i].signers), run->images.images[i].sbom ? ", with an SBOM" : "");
+        return EXIT_OK;
 }
 
 static ExitCode source_error(Run *run, int r, const Error *e) {
@@ -259,7 +297,7 @@ static ExitCode source_error(Run *run, int r, const Error *e) {
 ExitCode engine_pull(const Config *c) {
         _cleanup_(run_done) Run run = {};
         _cleanup_git_source_ GitSource *git = NULL;
-        _cleanup_free_ char *repo_path = NULL;
+        _cleanup_free_ char *repo_path = NULL, *flake = NULL;
         const Deployment *last;
         char rev[GIT_REV_HEX + 1];
         ExitCode code;
@@ -322,9 +360,89 @@ ExitCode engine_pull(const Config *c) {
                 return run_result(&run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
 
-        code = deploy_revision(&run, repo_path, rev, "pull");
+        r = flake_ref_for_revision(repo_path, GIT_DEPLOY_REF, rev, &flake);
+        if (r < 0)
+                return log_oom_exit();
+
+        code = verify_images(&run, flake, rev);
+        if (code != EXIT_OK)
+                return code;
+
+        code = deploy_revision(&run, flake, rev, "pull");
         last = run.state->n_history > 0 ? &run.state->history[run.state->n_history - 1] : NULL;
         if (last && streq(last->revision, rev))
                 return run_result(&run, code, last->result, rev, last->error);
         return run_result(&run, code, RESULT_ERROR, rev, "the deployment could not be recorded");
+}
+
+ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
+        _cleanup_(run_done) Run run = {};
+        _cleanup_git_source_ GitSource *git = NULL;
+        _cleanup_free_ char *repo_path = NULL, *flake = NULL;
+        char rev[GIT_REV_HEX + 1];
+        ExitCode code;
+        Error e = {};
+        int r;
+
+        code = run_begin(&run, c, "verify-images");
+        if (code != EXIT_OK)
+                return code;
+
+        if (!rev_arg && !run.state->deployed_revision) {
+                log_error("Nothing is deployed yet; give a revision with --rev.");
+                return EXIT_USAGE;
+        }
+        repo_path = path_join(c->state_dir, REPO_DIR);
+        if (!repo_path)
+                return log_oom_exit();
+        r = git_source_open(repo_path, &git, &e);
+        if (r < 0) {
+                log_error("Failed to open the local mirror: %s", error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
+        r = git_source_resolve(git, rev_arg ?: run.state->deployed_revision, rev, &e);
+        if (r < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
+        r = git_source_pin_ref(git, GIT_VERIFY_REF, rev, &e);
+        if (r < 0 || flake_ref_for_revision(repo_path, GIT_VERIFY_REF, rev, &flake) < 0) {
+                log_error("Failed to pin the revision: %s", error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
+
+        r = images_of_revision(c, flake, &run.images, &e);
+        if (r < 0) {
+                log_error("Cannot list the images of revision %s: %s", rev, error_message(&e) ?: strerror(-r));
+                return EXIT_DEPLOY_FAILED;
+        }
+        r = run.images.n > 0 ? images_verify(c, &run.images, &e) : 0;
+
+        if (json) {
+                json_t *j = json_pack("{s:s, s:o, s:b}", "revision", rev, "images", image_set_to_json(&run.images),
+                                      "verified", r == 0);
+                char *out = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+
+                json_decref(j);
+                if (out)
+                        puts(out);
+                free(out);
+        } else
+                for (size_t i = 0; i < run.images.n; i++) {
+                        const ImageCheck *ic = &run.images.images[i];
+
+                        printf("%-16s %-60s %s %s\n", ic->name, ic->reference, ic->digest ?: "-",
+                               ic->result == 0 ? "ok" : ic->error.message);
+                }
+
+        if (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG) {
+                log_error("Refused: %s", error_message(&e));
+                return EXIT_REFUSED;
+        }
+        if (r < 0) {
+                log_error("The registry could not be asked: %s", error_message(&e) ?: strerror(-r));
+                return r == -EINVAL || r == -ENOENT ? EXIT_USAGE : EXIT_TRANSIENT;
+        }
+        log_info("All %zu image(s) of revision %s are signed by the trusted keys.", run.images.n, rev);
+        return EXIT_OK;
 }

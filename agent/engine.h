@@ -16,3 +16,7 @@
 
 /* `pull`: fetch the configured repository and deploy its revision when it is new. */
 ExitCode engine_pull(const Config *c);
+
+/* `verify-images [--rev REV]`: the Cosign check of every image of the deployed revision (or
+ * of REV, a commit or ref in the local mirror); changes nothing. */
+ExitCode engine_verify_images(const Config *c, const char *rev, bool json);

@@ -217,15 +217,19 @@ int git_source_resolve(GitSource *s, const char *ref, char ret[GIT_REV_HEX + 1],
 }
 
 int git_source_pin(GitSource *s, const char *rev, Error *e) {
+        return git_source_pin_ref(s, GIT_DEPLOY_REF, rev, e);
+}
+
+int git_source_pin_ref(GitSource *s, const char *refname, const char *rev, Error *e) {
         _cleanup_(git_reference_freep) git_reference *ref = NULL;
         git_oid oid;
         int r;
 
         if (git_oid_fromstr(&oid, rev) < 0)
                 return error_set(e, -EINVAL, "'%s' is not a commit id", rev);
-        r = git_reference_create(&ref, s->repo, GIT_DEPLOY_REF, &oid, /* force= */ 1, "atticd-agent: deploy");
+        r = git_reference_create(&ref, s->repo, refname, &oid, /* force= */ 1, "atticd-agent");
         if (r < 0)
-                return git_map_error(r, e, GIT_DEPLOY_REF);
+                return git_map_error(r, e, refname);
         return 0;
 }
 

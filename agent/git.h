@@ -14,6 +14,7 @@
 
 #define GIT_REV_HEX 40
 #define GIT_DEPLOY_REF "refs/heads/atticd-deploy"
+#define GIT_VERIFY_REF "refs/heads/atticd-verify"
 
 typedef struct GitSource GitSource;
 
@@ -59,5 +60,6 @@ int git_source_commit_signature(GitSource *s, const char *rev, char **ret_signat
 
 /* Points GIT_DEPLOY_REF at rev, so that nix can fetch exactly that commit from the mirror. */
 int git_source_pin(GitSource *s, const char *rev, Error *reterr);
+int git_source_pin_ref(GitSource *s, const char *refname, const char *rev, Error *reterr);
 
 const char *git_source_path(GitSource *s);

@@ -114,6 +114,25 @@ static int cmd_config(const Args *a, int argc, char **argv) {
         return EXIT_OK;
 }
 
+static int cmd_verify_images(const Args *a, int argc, char **argv) {
+        _cleanup_config_ Config *c = NULL;
+        const char *rev = NULL;
+        int code;
+
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--rev") && i + 1 < argc)
+                        rev = argv[++i];
+                else if (strncmp(argv[i], "--rev=", 6) == 0)
+                        rev = argv[i] + 6;
+                else
+                        return usage_error("verify-images", "unexpected argument", argv[i]);
+        }
+        code = load_config(a, &c);
+        if (code != EXIT_OK)
+                return code;
+        return engine_verify_images(c, rev, a->json);
+}
+
 /* Commands that later work brings. They answer clearly instead of pretending. */
 static int cmd_later(const Args *a, int argc, char **argv) {
         log_error("'%s' is not available in this version of atticd-agent yet; nothing was done.", argv[0]);
@@ -163,7 +182,7 @@ static const Command commands[] = {
         { "apply", cmd_later },
         { "verify", cmd_later },
         { "bundle", cmd_later },
-        { "verify-images", cmd_later },
+        { "verify-images", cmd_verify_images },
         { "check", cmd_later },
         { "status", cmd_status },
         { "rollback", cmd_later },
