@@ -234,7 +234,7 @@ static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *rep
         if (r.status == 401 || r.status == 403) {
                 response_done(&r);
                 return error_set(e, -EACCES, "the token service %s refused %s (HTTP %ld)", ch->realm,
-                                 user ? "the credentials" : "anonymous access", r.status);
+                                 user ? "the credentials" : "access without credentials", r.status);
         }
         if (r.status != 200) {
                 response_done(&r);
