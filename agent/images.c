@@ -299,7 +299,9 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         }
 
         r = for_each_layer(v, &ref, ic->digest, sig_tag, on_simplesigning, &f, e);
-        if (r >= 0 || r == -ENOENT || r == -EBADMSG)
+        /* Bundles only when the classic signatures are not enough already. */
+        if ((r >= 0 || r == -ENOENT || r == -EBADMSG) &&
+            (cosign_tally_count(&f.tally) < c->images.threshold || (c->images.require_sbom && !f.sbom)))
                 r = verify_referrers(v, &ref, ic->digest, &f, e);
         if ((r >= 0 || r == -ENOENT) && c->images.require_sbom && !f.sbom) {
                 r = for_each_layer(v, &ref, ic->digest, att_tag, on_attestation, &f, e);

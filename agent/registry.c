@@ -22,6 +22,8 @@ struct RegistryClient {
          * another, so one entry is enough. */
         char *token_key;
         char *token;
+        /* A registry that answered that it has no Referrers API is not asked again. */
+        char *no_referrers_api;
 };
 
 typedef struct Response {
@@ -124,6 +126,7 @@ RegistryClient *registry_client_free(RegistryClient *c) {
         curl_easy_cleanup(c->curl);
         free(c->token_key);
         free(c->token);
+        free(c->no_referrers_api);
         free(c);
         curl_global_cleanup();
         return NULL;
@@ -443,6 +446,8 @@ int registry_get_referrers(RegistryClient *c, const char *registry, const char *
 
         if (!image_digest_is_valid(digest))
                 return error_set(e, -EBADMSG, "'%s' is not a sha256 digest", digest);
+        if (streq_ptr(c->no_referrers_api, registry))
+                return -ENOENT;
         if (asprintf(&path, "referrers/%s", digest) < 0 || asprintf(&what, "referrers of %s/%s@%s", registry, repository, digest) < 0)
                 return -ENOMEM;
         k = registry_request(c, registry, repository, path, "Accept: application/vnd.oci.image.index.v1+json",
@@ -452,6 +457,8 @@ int registry_get_referrers(RegistryClient *c, const char *registry, const char *
         /* Registries without the API answer 404 (or 400/405 on some): the fallback tag then. */
         if (r.status == 404 || r.status == 400 || r.status == 405) {
                 response_done(&r);
+                free(c->no_referrers_api);
+                c->no_referrers_api = strdup(registry);
                 return -ENOENT;
         }
         if (r.status != 200) {
