@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A misbehaving OCI registry for hardening tests (Python 3 standard library only).
+Started and stopped by tests/integration/registry.py (BadRegistry).
+
+  python3 -S registry-bad.py --mode MODE --port-file FILE [--port N] [--log FILE.jsonl]
+      [--mode-file FILE] [--huge-size BYTES] [--cert C --key K]
+
+It binds 127.0.0.1 (port 0 unless --port), listens, and only then writes the port number to
+--port-file. The mode is --mode, overridden by the contents of --mode-file, re-read on every
+request (so a test can change it while the server runs). Modes:
+
+  500                   every request: 500 with a registry-style JSON error body
+  stall                 every request is read and never answered (connection stays open)
+  huge-manifest         GET /v2/ is 200; every manifest GET answers 200 with an OCI manifest
+                        media type and a well-formed JSON body of --huge-size bytes (50 MB
+                        by default: a manifest with one enormous annotation), sent as
+                        fast as the client reads it; HEAD gives the same headers
+  wrong-content-length  GET /v2/ is 200; every manifest and blob GET announces
+                        Content-Length 4096 bytes larger than the body it sends (a valid small
+                        OCI manifest), then closes the connection: a truncated transfer
+  redirect-loop         every request: 307 to the same path with ?hop=N+1 (a redirect chain
+                        without end; hop 1 -> 2 -> 3 ...)
+  garbage-json          every request: 200 with a JSON media type and a body that is not JSON
+                        (truncated JSON, a NUL byte, invalid UTF-8)
+
+Every request is logged to --log (JSON per line: method, path, mode, status; status "-" for
+a request never answered), written before the response.
+"""
+
+import hashlib
+import json
+import os
+import ssl
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODES = ("500", "stall", "huge-manifest", "wrong-content-length", "redirect-loop", "garbage-json")
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+FOREVER = threading.Event()
+LOG_LOCK = threading.Lock()
+
+# A small valid OCI manifest (its blobs do not exist here).
+SMALL_MANIFEST = json.dumps({
+    "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
+               "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
+    "layers": []}, separators=(",", ":")).encode()
+GARBAGE = b'{"schemaVersion":2,"mediaType":"' + OCI_MANIFEST.encode() + b'","layers":[{"digest":\x00\xff\xfe garbage'
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "atticd-test-bad-registry/1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def mode(self):
+        mf = self.server.mode_file
+        if mf:
+            try:
+                with open(mf) as f:
+                    m = f.read().strip()
+                if m in MODES:
+                    return m
+            except OSError:
+                pass
+        return self.server.mode
+
+    def log(self, mode, status):
+        if self.server.log_path:
+            with LOG_LOCK, open(self.server.log_path, "a") as f:
+                f.write(json.dumps({"method": self.command, "path": self.path, "mode": mode,
+                                    "status": status}) + "\n")
+
+    def drain(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        while n > 0:
+            chunk = self.rfile.read(min(n, 65536))
+            if not chunk:
+                break
+            n -= len(chunk)
+
+    def head(self, status, ctype, length, extra=()):
+        self.send_response(status)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        if ctype:
+            self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(length))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+
+    def handle_any(self):
+        self.drain()
+        mode = self.mode()
+        u = urllib.parse.urlsplit(self.path)
+        body_ok = self.command != "HEAD"
+        if mode == "stall":
+            self.log(mode, "-")
+            FOREVER.wait()
+            return
+        if mode == "500":
+            self.log(mode, 500)
+            body = b'{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}'
+            self.head(500, "application/json", len(body))
+            if body_ok:
+                self.wfile.write(body)
+            return
+        if mode == "redirect-loop":
+            hop = int(urllib.parse.parse_qs(u.query).get("hop", ["0"])[0] or 0) + 1
+            self.log(mode, 307)
+            self.head(307, "text/plain", 0, [("Location", f"{u.path}?hop={hop}")])
+            return
+        if mode == "garbage-json":
+            self.log(mode, 200)
+            ctype = OCI_MANIFEST if "/manifests/" in u.path else "application/json"
+            self.head(200, ctype, len(GARBAGE))
+            if body_ok:
+                self.wfile.write(GARBAGE)
+            return
+        if u.path.rstrip("/") == "/v2":
+            self.log(mode, 200)
+            self.head(200, "application/json", 2)
+            if body_ok:
+                self.wfile.write(b"{}")
+            return
+        if mode == "huge-manifest" and "/manifests/" in u.path:
+            size = self.server.huge_size
+            prefix = b'{"schemaVersion":2,"mediaType":"' + OCI_MANIFEST.encode() + \
+                b'","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,' \
+                b'"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},' \
+                b'"layers":[],"annotations":{"padding":"'
+            suffix = b'"}}'
+            fill = max(0, size - len(prefix) - len(suffix))
+            self.log(mode, 200)
+            self.head(200, OCI_MANIFEST, len(prefix) + fill + len(suffix),
+                      [("Docker-Content-Digest", "sha256:" + "0" * 64)])
+            if not body_ok:
+                return
+            try:
+                self.wfile.write(prefix)
+                block = b"A" * 65536
+                while fill > 0:
+                    n = min(fill, len(block))
+                    self.wfile.write(block[:n])
+                    fill -= n
+                self.wfile.write(suffix)
+            except OSError:
+                pass
+            return
+        if mode == "wrong-content-length" and ("/manifests/" in u.path or "/blobs/" in u.path):
+            body = SMALL_MANIFEST
+            self.log(mode, 200)
+            self.head(200, OCI_MANIFEST if "/manifests/" in u.path else "application/octet-stream",
+                      len(body) + 4096,
+                      [("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())])
+            if body_ok:
+                try:
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                except OSError:
+                    pass
+            self.close_connection = True
+            return
+        self.log(mode, 404)
+        body = b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}'
+        self.head(404, "application/json", len(body))
+        if body_ok:
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+
+def main():
+    args = sys.argv[1:]
+    opts = {}
+    while args:
+        k = args.pop(0)
+        if not k.startswith("--") or not args:
+            raise SystemExit(f"usage: see {__file__}")
+        opts[k[2:]] = args.pop(0)
+    mode = opts.get("mode", "500")
+    if mode not in MODES:
+        raise SystemExit(f"registry-bad: mode must be one of {MODES}")
+    server = ThreadingHTTPServer(("127.0.0.1", int(opts.get("port", 0))), Handler)
+    server.daemon_threads = True
+    server.mode = mode
+    server.mode_file = opts.get("mode-file")
+    server.log_path = opts.get("log")
+    server.huge_size = int(opts.get("huge-size", 50 * 1024 * 1024))
+    if "cert" in opts:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(opts["cert"], opts["key"])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    port_file = opts["port-file"]
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(server.server_address[1]))
+    os.replace(port_file + ".tmp", port_file)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
