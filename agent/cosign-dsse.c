@@ -116,7 +116,8 @@ static int check_statement(const char *image_digest, const void *payload, size_t
                         }
                         return 0;
                 }
-                first = first ?: sha256;
+                if (!first)
+                        first = sha256;
         }
         if (!first)
                 return error_set(e, -EPERM, "the statement's subjects name no sha256 digest, not the image's %s", image_digest);

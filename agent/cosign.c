@@ -282,14 +282,14 @@ static bool is_versioned(const char *s, const char *base) {
         if (strncmp(s, "/v", 2) != 0)
                 return false;
         /* One or more numbers separated by single dots. */
-        for (s += 2;; s++) {
+        for (s += 2;;) {
                 if (*s < '0' || *s > '9')
                         return false;
-                while (s[1] >= '0' && s[1] <= '9')
+                while (*s >= '0' && *s <= '9')
                         s++;
-                if (s[1] == 0)
+                if (*s == 0)
                         return true;
-                if (s[1] != '.')
+                if (*s != '.')
                         return false;
                 s++;
         }

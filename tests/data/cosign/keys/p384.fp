@@ -1,0 +1,1 @@
+SHA256:00cad990a50fa0fa88b0ffb9c71115e2c05d81abb3caed7b01d4d3ece8ca67a4

@@ -1,0 +1,1 @@
+MEUCIQCk8lvsBaCbyXMElXdjYomhsGYFYDS7pyFFBUJnnEQ23AIgbdPrswdjqxblrD26G+yaSjy4zxEQPen495BXoCGVi5o=

@@ -1,0 +1,1 @@
+MEQCIH34xY!v5UpicMrafdPEgwnKv7/bTnUR7BqQg1cvhK3NAiBwFiMa88EYnB/IrLaWUkamcyv12Cml+Fverwxfp94C7Q==

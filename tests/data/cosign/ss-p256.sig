@@ -1,0 +1,1 @@
+MEYCIQDyTjZFGIpbzJyEkmQ1lShZBcEq9kLQlpkM/5IQatRZ7QIhAJBjD/yjDZUrcJ/Qbkz+rQSEl9j22dFcm4nd1NiVeLp+

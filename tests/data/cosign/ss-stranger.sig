@@ -1,0 +1,1 @@
+MEUCIDQHOCEbNa1a3mKuLndOpGteSsqbfxL/7s/z4ZaXjccxAiEArjL46S09qb06nPkMVyNsdacYu2ihE02A8wg+hC4mWks=
