@@ -65,6 +65,19 @@ static void print_table(const Config *c, const State *s, const LastRun *l) {
                        run_result_to_string(d->result), d->source, d->revision, d->generation ?: "-");
                 if (d->error)
                         printf("      %s\n", d->error);
+                if (d->signer)
+                        printf("      commit signed by %s\n", d->signer);
+                if (d->images) {
+                        size_t k;
+                        json_t *img;
+
+                        json_array_foreach(d->images, k, img)
+                                printf("      image %s %s %s (%zu signer(s))\n",
+                                       json_string_value(json_object_get(img, "name")),
+                                       json_string_value(json_object_get(img, "reference")),
+                                       json_string_value(json_object_get(img, "digest")) ?: "-",
+                                       json_array_size(json_object_get(img, "signers")));
+                }
         }
 }
 

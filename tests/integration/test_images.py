@@ -90,6 +90,8 @@ class ImagesTest(unittest.TestCase):
             self.assertEqual(len(i["signers"]), 1)
             self.assertTrue(i["signers"][0].startswith("SHA256:"))
         self.assertEqual(json.loads(self.w.agent("status", "--json").stdout)["revision"], rev)
+        table = self.w.agent("status").stdout
+        self.assertIn(f"image web {self.ref()} {web}", table)
         r = self.w.agent("verify-images")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(web, r.stdout)
