@@ -2,334 +2,114 @@
 /* SSHSIG verification (OpenSSH PROTOCOL.sshsig) with OpenSSL. The signature is
  *
  *   "SSHSIG" uint32 version string publickey string namespace string reserved
- *   string hash_algorithm string signature
+ *   string hash_algorithm string signature(string type, string blob)
  *
- * and what is signed is "SSHSIG" string namespace string reserved string hash_algorithm
- * string H(message). Every length read from the input is checked against what is left. */
+ * and what the key signed is "SSHSIG" string namespace string "" string hash_algorithm
+ * string H(data). The order of the checks: the signature's form, its namespace and hash, then
+ * the allowed_signers file (allowed-signers.c; only a listed key ever reaches OpenSSL), then
+ * the signature itself. Where OpenSSH is lenient, this is stricter, and says so. */
 
-#include <fnmatch.h>
+#include <inttypes.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
-#include "fileio.h"
 #include "sshsig.h"
 
 #define MAGIC "SSHSIG"
-#define MAGIC_LEN 6
+#define MAGIC_SIZE 6
+#define BEGIN_LINE "-----BEGIN SSH SIGNATURE-----"
+#define END_LINE "-----END SSH SIGNATURE-----"
+#define MPINT_MAX (16384 / 8 + 1) /* OpenSSH's SSHBUF_MAX_BIGNUM, and a sign byte */
+#define RSA_BITS_MIN 2048         /* OpenSSH takes 1024: too weak to trust a deployment to */
+#define RSA_BITS_MAX 16384
 
-/* ---- reading the SSH wire format ---- */
+static void evp_pkey_freep(EVP_PKEY **p) {
+        EVP_PKEY_free(*p);
+}
+static void evp_pkey_ctx_freep(EVP_PKEY_CTX **p) {
+        EVP_PKEY_CTX_free(*p);
+}
+static void evp_md_ctx_freep(EVP_MD_CTX **p) {
+        EVP_MD_CTX_free(*p);
+}
+static void ossl_param_bld_freep(OSSL_PARAM_BLD **p) {
+        OSSL_PARAM_BLD_free(*p);
+}
+static void ossl_param_freep(OSSL_PARAM **p) {
+        OSSL_PARAM_free(*p);
+}
+static void bn_freep(BIGNUM **p) {
+        BN_free(*p);
+}
+static void ecdsa_sig_freep(ECDSA_SIG **p) {
+        ECDSA_SIG_free(*p);
+}
+
+static int oom(Error *e) {
+        return error_set(e, -ENOMEM, "out of memory");
+}
+
+static bool is_space(char c) {
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/* ---- The SSH wire format (RFC 4251): every length is checked against what is left ---- */
 
 typedef struct Reader {
         const uint8_t *p;
         size_t n;
 } Reader;
 
-static int read_u32(Reader *r, uint32_t *ret) {
+static bool read_u32(Reader *r, uint32_t *ret) {
         if (r->n < 4)
-                return -EBADMSG;
+                return false;
         *ret = (uint32_t) r->p[0] << 24 | (uint32_t) r->p[1] << 16 | (uint32_t) r->p[2] << 8 | r->p[3];
         r->p += 4;
         r->n -= 4;
-        return 0;
+        return true;
 }
 
-static int read_string(Reader *r, const uint8_t **ret, size_t *ret_size) {
+static bool read_string(Reader *r, SshBytes *ret) {
         uint32_t l;
 
-        if (read_u32(r, &l) < 0 || l > r->n)
-                return -EBADMSG;
-        *ret = r->p;
-        *ret_size = l;
+        if (!read_u32(r, &l) || l > r->n)
+                return false;
+        *ret = (SshBytes) { r->p, l };
         r->p += l;
         r->n -= l;
-        return 0;
+        return true;
 }
 
-static bool string_is(const uint8_t *s, size_t n, const char *lit) {
-        return n == strlen(lit) && memcmp(s, lit, n) == 0;
-}
-
-/* ---- armor and base64 ---- */
-
-static int base64_decode(const char *in, size_t n, uint8_t **ret, size_t *ret_size) {
-        _cleanup_free_ char *clean = malloc(n + 1);
-        _cleanup_free_ uint8_t *out = NULL;
-        size_t m = 0, pad = 0;
-        int k;
-
-        if (!clean)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                char c = in[i];
-
-                if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-                        continue;
-                if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-                      c == '/' || c == '='))
-                        return -EBADMSG;
-                if (c != '=' && pad > 0)
-                        return -EBADMSG; /* data after padding */
-                if (c == '=')
-                        pad++;
-                clean[m++] = c;
+/* A non-negative mpint, without its leading zeros. */
+static bool read_mpint(Reader *r, SshBytes *ret) {
+        if (!read_string(r, ret) || ret->size > MPINT_MAX || (ret->size > 0 && (ret->data[0] & 0x80)))
+                return false;
+        while (ret->size > 0 && ret->data[0] == 0) {
+                ret->data++;
+                ret->size--;
         }
-        if (m == 0 || m % 4 != 0 || pad > 2)
-                return -EBADMSG;
-        out = malloc(m / 4 * 3 + 1);
-        if (!out)
-                return -ENOMEM;
-        k = EVP_DecodeBlock(out, (const unsigned char *) clean, (int) m);
-        if (k < 0)
-                return -EBADMSG;
-        *ret_size = (size_t) k - pad;
-        *ret = TAKE_PTR(out);
-        return 0;
+        return true;
 }
 
-int sshsig_dearmor(const char *armored, uint8_t **ret, size_t *ret_size, Error *e) {
-        static const char begin[] = "-----BEGIN SSH SIGNATURE-----", end[] = "-----END SSH SIGNATURE-----";
-        const char *b, *en;
-        size_t n = strnlen(armored, SSHSIG_ARMOR_MAX + 1);
-        int r;
-
-        if (n > SSHSIG_ARMOR_MAX)
-                return error_set(e, -EBADMSG, "the signature is larger than %d bytes", SSHSIG_ARMOR_MAX);
-        b = strstr(armored, begin);
-        if (!b)
-                return error_set(e, -EBADMSG, "not an SSH signature (no '%s' line)", begin);
-        b += sizeof(begin) - 1;
-        en = strstr(b, end);
-        if (!en)
-                return error_set(e, -EBADMSG, "the SSH signature is truncated (no '%s' line)", end);
-        r = base64_decode(b, (size_t) (en - b), ret, ret_size);
-        if (r == -EBADMSG)
-                return error_set(e, r, "the SSH signature is not valid base64");
-        return r;
+static bool bytes_eq(SshBytes b, const char *s) {
+        return b.size == strlen(s) && memcmp(b.data, s, b.size) == 0;
 }
 
-int sshsig_parse(const uint8_t *blob, size_t size, Sshsig *ret, Error *e) {
-        Reader r = { blob, size }, sig;
-        const uint8_t *sigblob;
-        size_t sigblob_size;
-        Sshsig s = {};
+/* A field from the signature, fit for a message. */
+static const char *printable(SshBytes b, char buf[static 48]) {
+        size_t n = MIN(b.size, (size_t) 40);
 
-        if (size < MAGIC_LEN || memcmp(blob, MAGIC, MAGIC_LEN) != 0)
-                return error_set(e, -EBADMSG, "not an SSHSIG blob (wrong magic)");
-        r.p += MAGIC_LEN;
-        r.n -= MAGIC_LEN;
-        if (read_u32(&r, &s.version) < 0)
-                return error_set(e, -EBADMSG, "truncated SSHSIG blob");
-        if (s.version != 1)
-                return error_set(e, -EBADMSG, "unsupported SSHSIG version %u", s.version);
-        if (read_string(&r, &s.public_key, &s.public_key_size) < 0 ||
-            read_string(&r, &s.namespace_, &s.namespace_size) < 0 ||
-            read_string(&r, &s.reserved, &s.reserved_size) < 0 ||
-            read_string(&r, &s.hash_algorithm, &s.hash_algorithm_size) < 0 ||
-            read_string(&r, &sigblob, &sigblob_size) < 0)
-                return error_set(e, -EBADMSG, "truncated SSHSIG blob");
-        if (r.n != 0)
-                return error_set(e, -EBADMSG, "%zu bytes of garbage after the SSHSIG blob", r.n);
-
-        sig = (Reader) { sigblob, sigblob_size };
-        if (read_string(&sig, &s.signature_type, &s.signature_type_size) < 0 ||
-            read_string(&sig, &s.signature, &s.signature_size) < 0 || sig.n != 0)
-                return error_set(e, -EBADMSG, "malformed signature field in the SSHSIG blob");
-
-        *ret = s;
-        return 0;
+        for (size_t i = 0; i < n; i++)
+                buf[i] = b.data[i] >= 0x20 && b.data[i] < 0x7f ? (char) b.data[i] : '?';
+        buf[n] = 0;
+        return buf;
 }
 
-/* ---- public keys ---- */
-
-static void evp_pkey_freep(EVP_PKEY **p) {
-        EVP_PKEY_free(*p);
-}
-
-static int bn_from_mpint(const uint8_t *p, size_t n, BIGNUM **ret) {
-        if (n > 0 && (p[0] & 0x80))
-                return -EBADMSG; /* negative */
-        *ret = BN_bin2bn(p, (int) n, NULL);
-        return *ret ? 0 : -ENOMEM;
-}
-
-static int pkey_from_params(const char *type, OSSL_PARAM_BLD *bld, EVP_PKEY **ret) {
-        OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-        int r = -EBADMSG;
-
-        if (params && ctx && EVP_PKEY_fromdata_init(ctx) > 0 &&
-            EVP_PKEY_fromdata(ctx, ret, EVP_PKEY_PUBLIC_KEY, params) > 0)
-                r = 0;
-        EVP_PKEY_CTX_free(ctx);
-        OSSL_PARAM_free(params);
-        return r;
-}
-
-/* The key of an SSH public key blob, and what signatures it makes. */
-typedef struct Key {
-        EVP_PKEY *pkey;
-        char type[32];
-        const EVP_MD *md; /* ecdsa: fixed by the curve */
-} Key;
-
-static int key_from_blob(const uint8_t *blob, size_t size, Key *ret, Error *e) {
-        Reader r = { blob, size };
-        const uint8_t *type, *a, *b;
-        size_t type_n, a_n, b_n;
-        Key k = {};
-
-        if (read_string(&r, &type, &type_n) < 0 || type_n >= sizeof(k.type))
-                return error_set(e, -EBADMSG, "malformed public key");
-        memcpy(k.type, type, type_n);
-
-        if (streq(k.type, "ssh-ed25519")) {
-                if (read_string(&r, &a, &a_n) < 0 || a_n != 32 || r.n != 0)
-                        return error_set(e, -EBADMSG, "malformed ssh-ed25519 key");
-                k.pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, a, a_n);
-                if (!k.pkey)
-                        return error_set(e, -EBADMSG, "invalid ssh-ed25519 key");
-        } else if (strncmp(k.type, "ecdsa-sha2-", 11) == 0) {
-                static const struct {
-                        const char *curve, *group;
-                        const EVP_MD *(*md)(void);
-                } curves[] = {
-                        { "nistp256", "P-256", EVP_sha256 },
-                        { "nistp384", "P-384", EVP_sha384 },
-                        { "nistp521", "P-521", EVP_sha512 },
-                };
-                OSSL_PARAM_BLD *bld;
-                size_t i;
-                int q;
-
-                if (read_string(&r, &a, &a_n) < 0 || read_string(&r, &b, &b_n) < 0 || r.n != 0)
-                        return error_set(e, -EBADMSG, "malformed %s key", k.type);
-                for (i = 0; i < ELEMENTSOF(curves); i++)
-                        if (string_is(a, a_n, curves[i].curve) && streq(k.type + 11, curves[i].curve))
-                                break;
-                if (i == ELEMENTSOF(curves))
-                        return error_set(e, -EPROTONOSUPPORT, "unsupported key type %s", k.type);
-                bld = OSSL_PARAM_BLD_new();
-                if (!bld)
-                        return -ENOMEM;
-                q = OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curves[i].group, 0) > 0 &&
-                    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, b, b_n) > 0;
-                if (!q || pkey_from_params("EC", bld, &k.pkey) < 0) {
-                        OSSL_PARAM_BLD_free(bld);
-                        return error_set(e, -EBADMSG, "invalid %s key", k.type);
-                }
-                OSSL_PARAM_BLD_free(bld);
-                k.md = curves[i].md();
-        } else if (streq(k.type, "ssh-rsa")) {
-                BIGNUM *n = NULL, *ex = NULL;
-                OSSL_PARAM_BLD *bld = NULL;
-                int q = -EBADMSG;
-
-                if (read_string(&r, &a, &a_n) < 0 || read_string(&r, &b, &b_n) < 0 || r.n != 0)
-                        return error_set(e, -EBADMSG, "malformed ssh-rsa key");
-                if (bn_from_mpint(a, a_n, &ex) == 0 && bn_from_mpint(b, b_n, &n) == 0 && BN_num_bits(n) >= 2048 &&
-                    (bld = OSSL_PARAM_BLD_new()) && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) > 0 &&
-                    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, ex) > 0)
-                        q = pkey_from_params("RSA", bld, &k.pkey);
-                OSSL_PARAM_BLD_free(bld);
-                BN_free(n);
-                BN_free(ex);
-                if (q < 0)
-                        return error_set(e, -EBADMSG, "invalid ssh-rsa key (or shorter than 2048 bits)");
-        } else
-                return error_set(e, -EPROTONOSUPPORT, "unsupported key type '%s'", k.type);
-
-        *ret = k;
-        return 0;
-}
-
-static int fingerprint(const uint8_t *blob, size_t size, char out[64]) {
-        unsigned char md[32];
-        unsigned char b64[64];
-        int n;
-
-        if (!EVP_Digest(blob, size, md, NULL, EVP_sha256(), NULL))
-                return -EIO;
-        n = EVP_EncodeBlock(b64, md, sizeof(md));
-        while (n > 0 && b64[n - 1] == '=')
-                n--;
-        (void) snprintf(out, 64, "SHA256:%.*s", n, b64);
-        return 0;
-}
-
-/* ---- the signature ---- */
-
-static int ecdsa_sig_to_der(const uint8_t *blob, size_t size, uint8_t **ret, size_t *ret_size) {
-        Reader r = { blob, size };
-        const uint8_t *rp, *sp;
-        size_t rn, sn;
-        BIGNUM *br = NULL, *bs = NULL;
-        ECDSA_SIG *sig = NULL;
-        unsigned char *der = NULL;
-        int len, k = -EBADMSG;
-
-        if (read_string(&r, &rp, &rn) < 0 || read_string(&r, &sp, &sn) < 0 || r.n != 0)
-                return -EBADMSG;
-        if (bn_from_mpint(rp, rn, &br) < 0 || bn_from_mpint(sp, sn, &bs) < 0 || !(sig = ECDSA_SIG_new()) ||
-            ECDSA_SIG_set0(sig, br, bs) != 1)
-                goto out;
-        br = bs = NULL; /* owned by sig */
-        len = i2d_ECDSA_SIG(sig, &der);
-        if (len <= 0)
-                goto out;
-        *ret = der;
-        *ret_size = (size_t) len;
-        k = 0;
-out:
-        BN_free(br);
-        BN_free(bs);
-        ECDSA_SIG_free(sig);
-        return k;
-}
-
-static int verify_signature(const Key *key, const Sshsig *s, const uint8_t *msg, size_t msg_size, Error *e) {
-        _cleanup_free_ uint8_t *der = NULL;
-        const uint8_t *sig = s->signature;
-        size_t sig_size = s->signature_size;
-        const EVP_MD *md = NULL;
-        EVP_MD_CTX *ctx;
-        int ok;
-
-        if (streq(key->type, "ssh-ed25519")) {
-                if (!string_is(s->signature_type, s->signature_type_size, "ssh-ed25519"))
-                        return error_set(e, -EBADMSG, "an %s key with a signature of another type", key->type);
-        } else if (key->md) {
-                if (!string_is(s->signature_type, s->signature_type_size, key->type))
-                        return error_set(e, -EBADMSG, "an %s key with a signature of another type", key->type);
-                md = key->md;
-                if (ecdsa_sig_to_der(s->signature, s->signature_size, &der, &sig_size) < 0)
-                        return error_set(e, -EBADMSG, "malformed ECDSA signature");
-                sig = der;
-        } else {
-                if (string_is(s->signature_type, s->signature_type_size, "rsa-sha2-512"))
-                        md = EVP_sha512();
-                else if (string_is(s->signature_type, s->signature_type_size, "rsa-sha2-256"))
-                        md = EVP_sha256();
-                else if (string_is(s->signature_type, s->signature_type_size, "ssh-rsa"))
-                        return error_set(e, -EPROTONOSUPPORT, "RSA signatures over SHA-1 (ssh-rsa) are refused");
-                else
-                        return error_set(e, -EBADMSG, "an ssh-rsa key with a signature of another type");
-        }
-
-        ctx = EVP_MD_CTX_new();
-        if (!ctx)
-                return -ENOMEM;
-        ok = EVP_DigestVerifyInit(ctx, NULL, md, NULL, key->pkey) == 1 &&
-             EVP_DigestVerify(ctx, sig, sig_size, msg, msg_size) == 1;
-        EVP_MD_CTX_free(ctx);
-        if (!ok)
-                return error_set(e, -EPERM, "the signature does not match the signed data (tampered?)");
-        return 0;
-}
-
-static void append_string(uint8_t **p, const void *data, size_t n) {
+static void put_string(uint8_t **p, const void *data, size_t n) {
         (*p)[0] = (uint8_t) (n >> 24);
         (*p)[1] = (uint8_t) (n >> 16);
         (*p)[2] = (uint8_t) (n >> 8);
@@ -338,35 +118,372 @@ static void append_string(uint8_t **p, const void *data, size_t n) {
         *p += 4 + n;
 }
 
-/* "SSHSIG" string namespace string reserved string hash_algorithm string H(data) */
+/* ---- Armor and base64 ---- */
+
+static int base64_value(char c) {
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* As OpenSSH's b64_pton: whitespace is skipped, '=' only at the end, and the bits that padding
+ * drops must be zero. */
+int sshsig_base64_decode(const char *s, size_t n, uint8_t **ret, size_t *ret_size) {
+        _cleanup_free_ uint8_t *out = malloc(n / 4 * 3 + 3);
+        size_t m = 0, k = 0, pad = 0;
+        uint32_t acc = 0;
+
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int v;
+
+                if (is_space(s[i]))
+                        continue;
+                if (s[i] == '=') {
+                        if (++pad > 2)
+                                return -EBADMSG;
+                        continue;
+                }
+                v = base64_value(s[i]);
+                if (v < 0 || pad > 0)
+                        return -EBADMSG;
+                acc = acc << 6 | (uint32_t) v;
+                if (++k == 4) {
+                        out[m++] = (uint8_t) (acc >> 16);
+                        out[m++] = (uint8_t) (acc >> 8);
+                        out[m++] = (uint8_t) acc;
+                        k = acc = 0;
+                }
+        }
+        if (k == 2 && pad == 2 && (acc & 0xf) == 0)
+                out[m++] = (uint8_t) (acc >> 4);
+        else if (k == 3 && pad == 1 && (acc & 0x3) == 0) {
+                out[m++] = (uint8_t) (acc >> 10);
+                out[m++] = (uint8_t) (acc >> 2);
+        } else if (k != 0 || pad != 0)
+                return -EBADMSG;
+        *ret = TAKE_PTR(out);
+        *ret_size = m;
+        return 0;
+}
+
+/* The BEGIN line must come first, ended by "\n" (OpenSSH 9.2 refuses "\r\n" too); after the
+ * END line only whitespace may follow (OpenSSH ignores anything there). */
+int sshsig_dearmor(const char *armored, uint8_t **ret, size_t *ret_size, Error *e) {
+        const char *body, *end, *p;
+        int r;
+
+        if (strnlen(armored, SSHSIG_ARMOR_MAX + 1) > SSHSIG_ARMOR_MAX)
+                return error_set(e, -EBADMSG, "the signature is larger than %u bytes", SSHSIG_ARMOR_MAX);
+        if (strncmp(armored, BEGIN_LINE, strlen(BEGIN_LINE)) != 0)
+                return error_set(e, -EBADMSG, "not an SSH signature: it does not start with '" BEGIN_LINE "'");
+        body = armored + strlen(BEGIN_LINE);
+        if (*body != '\n')
+                return error_set(e, -EBADMSG, "text after '" BEGIN_LINE "' on its line");
+        end = strstr(body, "\n" END_LINE);
+        if (!end)
+                return error_set(e, -EBADMSG, "the SSH signature is truncated: no '" END_LINE "' line");
+        for (p = end + 1 + strlen(END_LINE); *p; p++)
+                if (!is_space(*p))
+                        return error_set(e, -EBADMSG, "text after the line '" END_LINE "'");
+        r = sshsig_base64_decode(body, (size_t) (end - body), ret, ret_size);
+        if (r == -ENOMEM)
+                return oom(e);
+        if (r < 0)
+                return error_set(e, r, "the SSH signature is not valid base64");
+        return 0;
+}
+
+/* OpenSSH takes versions 0 and 1; only 1 exists. */
+int sshsig_parse(const void *blob, size_t size, Sshsig *ret, Error *e) {
+        Reader r = { blob, size }, sig;
+        SshBytes field;
+        Sshsig s = {};
+
+        if (size < MAGIC_SIZE || memcmp(blob, MAGIC, MAGIC_SIZE) != 0)
+                return error_set(e, -EBADMSG, "not an SSHSIG signature (wrong magic)");
+        r.p += MAGIC_SIZE;
+        r.n -= MAGIC_SIZE;
+        if (!read_u32(&r, &s.version))
+                return error_set(e, -EBADMSG, "the SSHSIG signature is truncated");
+        if (s.version != 1)
+                return error_set(e, -EBADMSG, "SSHSIG version %" PRIu32 " is not supported (only 1)", s.version);
+        if (!read_string(&r, &s.public_key) || !read_string(&r, &s.sig_namespace) || !read_string(&r, &s.reserved) ||
+            !read_string(&r, &s.hash_algorithm) || !read_string(&r, &field))
+                return error_set(e, -EBADMSG, "the SSHSIG signature is truncated, or a length points past its end");
+        if (r.n > 0)
+                return error_set(e, -EBADMSG, "%zu bytes of trailing data after the SSHSIG signature", r.n);
+        sig = (Reader) { field.data, field.size };
+        if (!read_string(&sig, &s.signature_type) || !read_string(&sig, &s.signature) || sig.n > 0)
+                return error_set(e, -EBADMSG, "malformed signature field in the SSHSIG signature");
+        *ret = s;
+        return 0;
+}
+
+/* ---- Public keys ---- */
+
+typedef enum KeyKind {
+        KEY_ED25519,
+        KEY_ECDSA,
+        KEY_RSA,
+} KeyKind;
+
+typedef struct KeyType {
+        const char *name;
+        KeyKind kind;
+        const char *curve;  /* ecdsa: the curve as the key blob names it */
+        const char *group;  /* ecdsa: as OpenSSL names it */
+        size_t point_size;  /* ecdsa: an uncompressed point, 04 || x || y */
+        const char *digest; /* ecdsa: the curve's hash (RFC 5656 6.2.1) */
+} KeyType;
+
+static const KeyType key_types[] = {
+        { "ssh-ed25519", KEY_ED25519 },
+        { "ecdsa-sha2-nistp256", KEY_ECDSA, "nistp256", "P-256", 65, "SHA256" },
+        { "ecdsa-sha2-nistp384", KEY_ECDSA, "nistp384", "P-384", 97, "SHA384" },
+        { "ecdsa-sha2-nistp521", KEY_ECDSA, "nistp521", "P-521", 133, "SHA512" },
+        { "ssh-rsa", KEY_RSA },
+};
+
+static const KeyType *key_type_find(SshBytes name) {
+        for (size_t i = 0; i < ELEMENTSOF(key_types); i++)
+                if (bytes_eq(name, key_types[i].name))
+                        return &key_types[i];
+        return NULL;
+}
+
+/* A public key blob in its parts. ed25519: a = the key; ecdsa: a = curve, b = point;
+ * rsa: a = e, b = n. */
+typedef struct Key {
+        const KeyType *type;
+        SshBytes a, b;
+} Key;
+
+static int key_parse(SshBytes blob, Key *ret, Error *e) {
+        Reader r = { blob.data, blob.size };
+        SshBytes name;
+        char buf[48];
+        bool ok = false;
+        Key k = {};
+
+        if (!read_string(&r, &name))
+                return error_set(e, -EBADMSG, "malformed public key");
+        k.type = key_type_find(name);
+        if (!k.type)
+                return error_set(e, -EPROTONOSUPPORT, "key type '%s' is not supported", printable(name, buf));
+        switch (k.type->kind) {
+        case KEY_ED25519:
+                ok = read_string(&r, &k.a) && k.a.size == 32;
+                break;
+        case KEY_ECDSA:
+                ok = read_string(&r, &k.a) && bytes_eq(k.a, k.type->curve) && read_string(&r, &k.b) &&
+                     k.b.size == k.type->point_size && k.b.data[0] == 0x04;
+                break;
+        case KEY_RSA:
+                ok = read_mpint(&r, &k.a) && read_mpint(&r, &k.b);
+                break;
+        }
+        if (!ok || r.n > 0)
+                return error_set(e, -EBADMSG, "malformed %s public key", k.type->name);
+        *ret = k;
+        return 0;
+}
+
+int sshsig_key_check(const void *blob, size_t size, Error *e) {
+        Key k;
+
+        return key_parse((SshBytes) { blob, size }, &k, e);
+}
+
+static int key_to_pkey(const Key *k, EVP_PKEY **ret, Error *e) {
+        _cleanup_(evp_pkey_ctx_freep) EVP_PKEY_CTX *ctx = NULL;
+        _cleanup_(ossl_param_bld_freep) OSSL_PARAM_BLD *bld = NULL;
+        _cleanup_(ossl_param_freep) OSSL_PARAM *params = NULL;
+        _cleanup_(bn_freep) BIGNUM *n = NULL, *ex = NULL;
+        bool ok;
+
+        if (k->type->kind == KEY_ED25519) {
+                *ret = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, k->a.data, k->a.size);
+                return *ret ? 0 : error_set(e, -EBADMSG, "invalid ssh-ed25519 key");
+        }
+        bld = OSSL_PARAM_BLD_new();
+        if (!bld)
+                return oom(e);
+        if (k->type->kind == KEY_ECDSA)
+                ok = OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, k->type->group, 0) &&
+                     OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, k->b.data, k->b.size);
+        else {
+                ex = BN_bin2bn(k->a.data, (int) k->a.size, NULL);
+                n = BN_bin2bn(k->b.data, (int) k->b.size, NULL);
+                if (!ex || !n)
+                        return oom(e);
+                if (BN_num_bits(n) < RSA_BITS_MIN || BN_num_bits(n) > RSA_BITS_MAX)
+                        return error_set(e, -EPROTONOSUPPORT, "%d-bit RSA keys are not accepted (%d to %d bits)",
+                                         BN_num_bits(n), RSA_BITS_MIN, RSA_BITS_MAX);
+                if (!BN_is_odd(ex) || BN_is_one(ex))
+                        return error_set(e, -EBADMSG, "invalid ssh-rsa key (public exponent)");
+                ok = OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
+                     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, ex);
+        }
+        if (!ok || !(params = OSSL_PARAM_BLD_to_param(bld)))
+                return oom(e);
+        ctx = EVP_PKEY_CTX_new_from_name(NULL, k->type->kind == KEY_ECDSA ? "EC" : "RSA", NULL);
+        if (!ctx || EVP_PKEY_fromdata_init(ctx) <= 0 || EVP_PKEY_fromdata(ctx, ret, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+                ERR_clear_error();
+                return error_set(e, -EBADMSG, "invalid %s key", k->type->name);
+        }
+        return 0;
+}
+
+/* "SHA256:" and the unpadded base64 of the blob's SHA-256, as ssh-keygen -l prints it. */
+static void fingerprint(SshBytes blob, char ret[static 64]) {
+        unsigned char md[32], b64[48];
+        int n;
+
+        if (!EVP_Digest(blob.data, blob.size, md, NULL, EVP_sha256(), NULL)) {
+                (void) snprintf(ret, 64, "SHA256:?");
+                return;
+        }
+        n = EVP_EncodeBlock(b64, md, sizeof(md));
+        while (n > 0 && b64[n - 1] == '=')
+                n--;
+        (void) snprintf(ret, 64, "SHA256:%.*s", n, b64);
+}
+
+/* ---- The signature ---- */
+
+/* SSH's mpint r || mpint s, as the DER ECDSA-Sig-Value OpenSSL verifies. */
+static int ecdsa_sig_to_der(SshBytes sig, uint8_t **ret, size_t *ret_size) {
+        _cleanup_(ecdsa_sig_freep) ECDSA_SIG *s = NULL;
+        _cleanup_(bn_freep) BIGNUM *br = NULL, *bs = NULL;
+        _cleanup_free_ uint8_t *der = NULL;
+        Reader r = { sig.data, sig.size };
+        SshBytes rb, sb;
+        unsigned char *p;
+        int len;
+
+        if (!read_mpint(&r, &rb) || !read_mpint(&r, &sb) || r.n > 0)
+                return -EBADMSG;
+        s = ECDSA_SIG_new();
+        br = BN_bin2bn(rb.data, (int) rb.size, NULL);
+        bs = BN_bin2bn(sb.data, (int) sb.size, NULL);
+        if (!s || !br || !bs || ECDSA_SIG_set0(s, br, bs) != 1)
+                return -ENOMEM;
+        br = bs = NULL; /* owned by s */
+        len = i2d_ECDSA_SIG(s, NULL);
+        if (len <= 0 || !(der = malloc((size_t) len)))
+                return -ENOMEM;
+        p = der;
+        if (i2d_ECDSA_SIG(s, &p) != len)
+                return -ENOMEM;
+        *ret = TAKE_PTR(der);
+        *ret_size = (size_t) len;
+        return 0;
+}
+
+static int sig_type_mismatch(const Key *k, const Sshsig *s, Error *e) {
+        char buf[48];
+
+        return error_set(e, -EBADMSG, "an %s key with a signature of type '%s'", k->type->name,
+                         printable(s->signature_type, buf));
+}
+
+static int verify_signature(const Key *k, EVP_PKEY *pkey, const Sshsig *s, const uint8_t *msg, size_t msg_size,
+                            Error *e) {
+        _cleanup_(evp_md_ctx_freep) EVP_MD_CTX *ctx = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        SshBytes sig = s->signature;
+        const char *md = NULL;
+        size_t modulus;
+        int r;
+
+        switch (k->type->kind) {
+        case KEY_ED25519:
+                if (!bytes_eq(s->signature_type, "ssh-ed25519"))
+                        return sig_type_mismatch(k, s, e);
+                if (sig.size != 64)
+                        return error_set(e, -EBADMSG, "an ssh-ed25519 signature of %zu bytes, not 64", sig.size);
+                break;
+        case KEY_ECDSA:
+                if (!bytes_eq(s->signature_type, k->type->name))
+                        return sig_type_mismatch(k, s, e);
+                md = k->type->digest;
+                r = ecdsa_sig_to_der(sig, &buf, &sig.size);
+                if (r == -ENOMEM)
+                        return oom(e);
+                if (r < 0)
+                        return error_set(e, r, "malformed %s signature", k->type->name);
+                sig.data = buf;
+                break;
+        case KEY_RSA:
+                if (bytes_eq(s->signature_type, "rsa-sha2-512"))
+                        md = "SHA512";
+                else if (bytes_eq(s->signature_type, "rsa-sha2-256"))
+                        md = "SHA256";
+                else if (bytes_eq(s->signature_type, "ssh-rsa"))
+                        return error_set(e, -EPROTONOSUPPORT,
+                                         "RSA signatures over SHA-1 (ssh-rsa) are refused; sign with rsa-sha2-512");
+                else
+                        return sig_type_mismatch(k, s, e);
+                /* Shorter signatures are left-padded, as OpenSSH does; OpenSSL wants the full size. */
+                modulus = (size_t) EVP_PKEY_get_size(pkey);
+                if (sig.size > modulus)
+                        return error_set(e, -EBADMSG, "an RSA signature longer than the key's modulus");
+                buf = calloc(1, modulus);
+                if (!buf)
+                        return oom(e);
+                memcpy(buf + modulus - sig.size, sig.data, sig.size);
+                sig = (SshBytes) { buf, modulus };
+                break;
+        }
+
+        ctx = EVP_MD_CTX_new();
+        if (!ctx)
+                return oom(e);
+        if (EVP_DigestVerifyInit_ex(ctx, NULL, md, NULL, NULL, pkey, NULL) != 1) {
+                ERR_clear_error();
+                return error_set(e, -EIO, "OpenSSL cannot verify %s signatures", k->type->name);
+        }
+        if (EVP_DigestVerify(ctx, sig.data, sig.size, msg, msg_size) != 1) {
+                ERR_clear_error();
+                return error_set(e, -EPERM, "the %s signature does not verify: the signed data or the signature was changed",
+                                 k->type->name);
+        }
+        return 0;
+}
+
+/* "SSHSIG" string namespace string reserved string hash_algorithm string H(data). The reserved
+ * field is signed empty whatever the blob holds, as OpenSSH signs and verifies it. */
 static int signed_message(const Sshsig *s, const void *data, size_t size, uint8_t **ret, size_t *ret_size, Error *e) {
         unsigned char digest[EVP_MAX_MD_SIZE];
-        unsigned int dlen;
-        const EVP_MD *md;
-        uint8_t *msg, *p;
-        size_t n;
+        size_t digest_size, n;
+        const char *md;
+        uint8_t *p;
+        char buf[48];
 
-        if (string_is(s->hash_algorithm, s->hash_algorithm_size, "sha512"))
-                md = EVP_sha512();
-        else if (string_is(s->hash_algorithm, s->hash_algorithm_size, "sha256"))
-                md = EVP_sha256();
-        else
-                return error_set(e, -EPROTONOSUPPORT, "unsupported hash algorithm '%.*s'",
-                                 (int) MIN(s->hash_algorithm_size, 32u), s->hash_algorithm);
-        if (!EVP_Digest(data, size, digest, &dlen, md, NULL))
-                return -EIO;
-
-        n = MAGIC_LEN + 4 + s->namespace_size + 4 + s->reserved_size + 4 + s->hash_algorithm_size + 4 + dlen;
-        msg = p = malloc(n);
-        if (!msg)
-                return -ENOMEM;
-        memcpy(p, MAGIC, MAGIC_LEN);
-        p += MAGIC_LEN;
-        append_string(&p, s->namespace_, s->namespace_size);
-        append_string(&p, s->reserved, s->reserved_size);
-        append_string(&p, s->hash_algorithm, s->hash_algorithm_size);
-        append_string(&p, digest, dlen);
-        *ret = msg;
+        md = bytes_eq(s->hash_algorithm, "sha512") ? "SHA512" : bytes_eq(s->hash_algorithm, "sha256") ? "SHA256" : NULL;
+        if (!md)
+                return error_set(e, -EPROTONOSUPPORT, "hash algorithm '%s' is not supported (sha256, sha512)",
+                                 printable(s->hash_algorithm, buf));
+        if (!EVP_Q_digest(NULL, md, NULL, data, size, digest, &digest_size)) {
+                ERR_clear_error();
+                return error_set(e, -EIO, "cannot compute the %s of the signed data", md);
+        }
+        n = MAGIC_SIZE + 4 + s->sig_namespace.size + 4 + 4 + s->hash_algorithm.size + 4 + digest_size;
+        *ret = p = malloc(n);
+        if (!p)
+                return oom(e);
+        memcpy(p, MAGIC, MAGIC_SIZE);
+        p += MAGIC_SIZE;
+        put_string(&p, s->sig_namespace.data, s->sig_namespace.size);
+        put_string(&p, "", 0);
+        put_string(&p, s->hash_algorithm.data, s->hash_algorithm.size);
+        put_string(&p, digest, digest_size);
         *ret_size = n;
         return 0;
 }
@@ -379,85 +496,17 @@ void sshsig_signer_done(SshsigSigner *s) {
         *s = (SshsigSigner) {};
 }
 
-/* Finds the line of allowed_signers that lists the signature's key and may sign in this
- * namespace at this time. */
-static int find_signer(const char *path, const Sshsig *s, const char *namespace_, time_t now, SshsigSigner *ret,
-                       Error *e) {
-        _cleanup_free_ char *text = NULL;
-        bool listed_elsewhere = false;
-        char *line, *next;
-        unsigned lineno = 0;
-        size_t size;
-        int r;
-
-        r = read_full_file(path, ALLOWED_SIGNERS_MAX, &text, &size);
-        if (r == -EFBIG)
-                return error_set(e, -EINVAL, "%s: larger than %d bytes", path, ALLOWED_SIGNERS_MAX);
-        if (r < 0)
-                return error_set(e, r, "cannot read allowed signers file '%s': %s", path, strerror(-r));
-        if (strlen(text) != size)
-                return error_set(e, -EINVAL, "%s: contains a NUL byte", path);
-
-        for (line = text; line; line = next) {
-                AllowedSigner a = {};
-
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = 0;
-                lineno++;
-
-                r = allowed_signer_parse_line(line, &a, e);
-                if (r < 0)
-                        return error_prefix(e, r, "%s:%u", path, lineno);
-                if (r == 0)
-                        continue;
-
-                if (!a.cert_authority && a.key_size == s->public_key_size &&
-                    memcmp(a.key, s->public_key, a.key_size) == 0) {
-                        bool ns_ok = !a.namespaces, time_ok;
-
-                        if (a.namespaces) {
-                                _cleanup_free_ char *list = strdup(a.namespaces);
-                                char *save = NULL;
-
-                                if (!list) {
-                                        allowed_signer_done(&a);
-                                        return -ENOMEM;
-                                }
-                                for (char *pat = strtok_r(list, ",", &save); pat && !ns_ok;
-                                     pat = strtok_r(NULL, ",", &save))
-                                        ns_ok = fnmatch(pat, namespace_, 0) == 0;
-                        }
-                        time_ok = (a.valid_after == 0 || now >= a.valid_after) &&
-                                  (a.valid_before == 0 || now < a.valid_before);
-                        if (ns_ok && time_ok) {
-                                if (ret) {
-                                        ret->principal = TAKE_PTR(a.principals);
-                                        ret->key_type = TAKE_PTR(a.key_type);
-                                        (void) fingerprint(s->public_key, s->public_key_size, ret->fingerprint);
-                                }
-                                allowed_signer_done(&a);
-                                return 0;
-                        }
-                        listed_elsewhere = true;
-                }
-                allowed_signer_done(&a);
-        }
-
-        if (listed_elsewhere)
-                return error_set(e, -EKEYREJECTED,
-                                 "the signing key is in '%s', but not for namespace '%s' at this time", path, namespace_);
-        return error_set(e, -EKEYREJECTED, "signed by a key that is not in '%s'", path);
-}
-
 int sshsig_verify(const char *allowed_signers_path, const char *armored, const void *data, size_t size,
                   const char *namespace_, time_t now, SshsigSigner *ret_signer, Error *e) {
-        _cleanup_free_ uint8_t *blob = NULL, *msg = NULL;
+        _cleanup_(allowed_signer_done) AllowedSigner signer = {};
         _cleanup_(evp_pkey_freep) EVP_PKEY *pkey = NULL;
-        SshsigSigner signer = {};
+        _cleanup_free_ uint8_t *blob = NULL, *msg = NULL;
         size_t blob_size = 0, msg_size = 0;
+        char fp[64], buf[48];
+        SshBytes type;
+        Reader rd;
         Sshsig s;
-        Key key;
+        Key k;
         int r;
 
         r = sshsig_dearmor(armored, &blob, &blob_size, e);
@@ -466,31 +515,44 @@ int sshsig_verify(const char *allowed_signers_path, const char *armored, const v
         r = sshsig_parse(blob, blob_size, &s, e);
         if (r < 0)
                 return r;
-        if (!string_is(s.namespace_, s.namespace_size, namespace_))
-                return error_set(e, -EKEYREJECTED, "signed for namespace '%.*s', not '%s'",
-                                 (int) MIN(s.namespace_size, 64u), s.namespace_, namespace_);
-
-        r = key_from_blob(s.public_key, s.public_key_size, &key, e);
-        if (r < 0)
-                return r;
-        pkey = key.pkey;
-
+        if (!bytes_eq(s.sig_namespace, namespace_))
+                return error_set(e, -EPERM, "the signature is for namespace '%s', not '%s'",
+                                 printable(s.sig_namespace, buf), namespace_);
         r = signed_message(&s, data, size, &msg, &msg_size, e);
         if (r < 0)
                 return r;
+        rd = (Reader) { s.public_key.data, s.public_key.size };
+        if (!read_string(&rd, &type))
+                return error_set(e, -EBADMSG, "malformed public key in the signature");
+        if (!key_type_find(type))
+                return error_set(e, -EPROTONOSUPPORT, "signed with a key of type '%s', which is not supported",
+                                 printable(type, buf));
 
-        /* The key must be trusted before its signature means anything; check the signature
-         * first anyway, so that a tampered commit is reported as such. */
-        r = verify_signature(&key, &s, msg, msg_size, e);
+        /* Only a listed key goes further. */
+        fingerprint(s.public_key, fp);
+        r = allowed_signers_find(allowed_signers_path, s.public_key.data, s.public_key.size, namespace_, now, &signer, e);
+        if (r == -EKEYREJECTED)
+                return error_prefix(e, r, "signing key %s", fp);
         if (r < 0)
                 return r;
-        r = find_signer(allowed_signers_path, &s, namespace_, now, &signer, e);
+
+        r = key_parse(s.public_key, &k, e);
+        if (r < 0)
+                return r;
+        r = key_to_pkey(&k, &pkey, e);
+        if (r < 0)
+                return r;
+        r = verify_signature(&k, pkey, &s, msg, msg_size, e);
         if (r < 0)
                 return r;
 
-        if (ret_signer)
-                *ret_signer = signer;
-        else
-                sshsig_signer_done(&signer);
+        if (ret_signer) {
+                char *key_type = strdup(k.type->name);
+
+                if (!key_type)
+                        return oom(e);
+                *ret_signer = (SshsigSigner) { .principal = TAKE_PTR(signer.principals), .key_type = key_type };
+                memcpy(ret_signer->fingerprint, fp, sizeof(fp));
+        }
         return 0;
 }

@@ -2,71 +2,103 @@
 #pragma once
 
 /* Verifier of SSH signatures (OpenSSH's SSHSIG format, PROTOCOL.sshsig) as git writes them
- * for `gpg.format=ssh`, against an OpenSSH allowed_signers file. OpenSSL only: no
- * ssh-keygen. Keys: ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa (with rsa-sha2-256 or
- * rsa-sha2-512 signatures; SHA-1 "ssh-rsa" signatures are refused). */
+ * with `gpg.format=ssh`, against an OpenSSH allowed_signers file (ssh-keygen(1), ALLOWED
+ * SIGNERS). OpenSSL only: no ssh-keygen. Keys: ssh-ed25519, ecdsa-sha2-nistp256/384/521 and
+ * ssh-rsa of 2048 to 16384 bits with rsa-sha2-256 or rsa-sha2-512 signatures (SHA-1 "ssh-rsa"
+ * signatures are refused). Certificates and security keys (sk-*) are not supported. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "error.h"
 
-#define SSHSIG_ARMOR_MAX (64 * 1024)
-#define ALLOWED_SIGNERS_MAX (1024 * 1024)
+#define SSHSIG_ARMOR_MAX (64u * 1024u)
+#define ALLOWED_SIGNERS_MAX (1024u * 1024u)
 
 typedef struct SshsigSigner {
         char *principal;      /* the principals field of the matching allowed_signers line */
         char *key_type;       /* "ssh-ed25519", "ecdsa-sha2-nistp256", ... */
-        char fingerprint[64]; /* "SHA256:..." as ssh-keygen -l prints it */
+        char fingerprint[64]; /* "SHA256:<unpadded base64>", as ssh-keygen -l prints it */
 } SshsigSigner;
 
-/* The decoded wire format; pointers point into the blob given to sshsig_parse(). */
-typedef struct Sshsig {
-        uint32_t version;
-        const uint8_t *public_key;
-        size_t public_key_size;
-        const uint8_t *namespace_;
-        size_t namespace_size;
-        const uint8_t *reserved;
-        size_t reserved_size;
-        const uint8_t *hash_algorithm;
-        size_t hash_algorithm_size;
-        const uint8_t *signature_type;
-        size_t signature_type_size;
-        const uint8_t *signature;
-        size_t signature_size;
-} Sshsig;
-
-/* Verifies that `armored` is a valid signature in `namespace_` over data[0..size) by a key
- * listed in the allowed_signers file. Returns 0 (ret_signer filled when not NULL) or:
- *   -EBADMSG          malformed signature
- *   -EKEYREJECTED     the key is not listed, or not for this namespace or time
- *   -EPERM            the signature does not verify
- *   -EPROTONOSUPPORT  unsupported key, signature or hash algorithm
- *   -EINVAL           malformed allowed_signers file (the message names the line)
- *   -errno            reading the file
- * `now` is the time that valid-after and valid-before are compared with. */
+/* Verifies that `armored` is a valid SSHSIG signature in namespace `namespace_` over
+ * data[0..size), made by a key listed in the allowed_signers file. `now` is the time that
+ * valid-after and valid-before are compared with. Returns 0 (ret_signer filled when not NULL,
+ * and then owned by the caller) or, with a message in reterr:
+ *   -EBADMSG          malformed signature: armor, base64, wire format, magic, version, trailing
+ *                     bytes, a signature type that does not fit the key
+ *   -EKEYREJECTED     the key is not in the file, or not for this namespace or at this time
+ *   -EPERM            the signature does not verify (data or signature changed), or it was
+ *                     made for another namespace
+ *   -EPROTONOSUPPORT  unsupported key type, RSA key size, signature (ssh-rsa: SHA-1) or hash
+ *   -EINVAL           malformed allowed_signers file (the message names the file and line)
+ *   -EFBIG            allowed_signers larger than ALLOWED_SIGNERS_MAX
+ *   -errno            reading the allowed_signers file */
 int sshsig_verify(const char *allowed_signers_path, const char *armored, const void *data, size_t size,
                   const char *namespace_, time_t now, SshsigSigner *ret_signer, Error *reterr);
 void sshsig_signer_done(SshsigSigner *s);
 
-/* The lower layers, for tests and fuzzing. */
-int sshsig_dearmor(const char *armored, uint8_t **ret, size_t *ret_size, Error *reterr);
-int sshsig_parse(const uint8_t *blob, size_t size, Sshsig *ret, Error *reterr);
+/* ---- The lower layers, for tests and fuzzing ---- */
 
+typedef struct SshBytes {
+        const uint8_t *data;
+        size_t size;
+} SshBytes;
+
+/* The decoded wire format. Every field points into the blob given to sshsig_parse(). */
+typedef struct Sshsig {
+        uint32_t version;
+        SshBytes public_key;     /* an SSH public key blob: string type, then per type */
+        SshBytes sig_namespace;
+        SshBytes reserved;       /* ignored, as OpenSSH does */
+        SshBytes hash_algorithm;
+        SshBytes signature_type; /* from the signature field: string type, string blob */
+        SshBytes signature;
+} Sshsig;
+
+/* The base64 blob between the BEGIN and END lines (at most SSHSIG_ARMOR_MAX bytes of input);
+ * -EBADMSG when malformed. *ret is malloc()ed. */
+int sshsig_dearmor(const char *armored, uint8_t **ret, size_t *ret_size, Error *reterr);
+
+/* Splits a decoded signature into its fields, checking every length; -EBADMSG when malformed,
+ * of another version than 1, or followed by anything. */
+int sshsig_parse(const void *blob, size_t size, Sshsig *ret, Error *reterr);
+
+/* Strict base64 (whitespace skipped, '=' only at the end, no stray bits): 0 or -EBADMSG,
+ * -ENOMEM. *ret is malloc()ed. */
+int sshsig_base64_decode(const char *s, size_t n, uint8_t **ret, size_t *ret_size);
+
+/* Whether an SSH public key blob is of a supported type and well formed: 0, -EBADMSG or
+ * -EPROTONOSUPPORT. The key's size and its values are checked only when it is used. */
+int sshsig_key_check(const void *blob, size_t size, Error *reterr);
+
+/* ---- allowed_signers (allowed-signers.c) ---- */
+
+/* One line of an allowed_signers file: principals [options] keytype base64-key [comment]. */
 typedef struct AllowedSigner {
-        char *principals;
-        char *namespaces;     /* NULL: any */
-        time_t valid_after;   /* 0: none */
-        time_t valid_before;  /* 0: none */
-        int cert_authority;
+        char *principals;    /* as written, without the quotes */
+        char *namespaces;    /* the namespaces="..." patterns; NULL: any namespace */
+        time_t valid_after;  /* 0: none */
+        time_t valid_before; /* 0: none */
+        bool cert_authority; /* such a line vouches only for certificates: never matches here */
         char *key_type;
-        uint8_t *key;         /* the decoded public key blob */
+        uint8_t *key;        /* the decoded public key blob */
         size_t key_size;
 } AllowedSigner;
 
-/* Parses one line of an allowed_signers file. Returns 1 with *ret filled, 0 for a blank or
- * comment line, -EINVAL with a message for anything else. */
+/* Returns 1 with *ret filled, 0 for a blank or comment line (*ret untouched), -EINVAL with a
+ * message for anything else. */
 int allowed_signer_parse_line(const char *line, AllowedSigner *ret, Error *reterr);
 void allowed_signer_done(AllowedSigner *a);
+
+/* Whether the line's options let its key sign in namespace_ at now: 0 or -EKEYREJECTED. */
+int allowed_signer_check(const AllowedSigner *a, const char *namespace_, time_t now, Error *reterr);
+
+/* Reads the allowed_signers file (at most ALLOWED_SIGNERS_MAX bytes) and finds the first line
+ * that lists the key blob (byte for byte) and lets it sign in namespace_ at now; *ret is then
+ * owned by the caller. Every line is parsed: a malformed one anywhere is -EINVAL, with
+ * "path:line: " in the message. -EKEYREJECTED when no line matches; -errno when unreadable. */
+int allowed_signers_find(const char *path, const void *key, size_t key_size, const char *namespace_, time_t now,
+                         AllowedSigner *ret, Error *reterr);

@@ -1,1 +1,1 @@
-SHA256:0+JQ8IMX/ZApQ/Gcjwc/1D0nVtBn0hZxDCdCckrg6oc
+256 SHA256:zQgi1Qt/vf+DqHFyzaqhEt7jbWX1XtjFUxz64Dmh7UQ p256@example.com (ECDSA)

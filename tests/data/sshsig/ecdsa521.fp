@@ -1,1 +1,1 @@
-SHA256:SzDg2uAY5sjPhK1rDcBnpwKXZt/rYzSGMzx8R1bFXzc
+521 SHA256:p4pJAo/g+9d667kYfTGPUFfbLZTVGpinnuCcfZ58np0 p521@example.com (ECDSA)

@@ -1,1 +1,1 @@
-SHA256:+3tAFLb8HnfXnEm11u8DAda3vyv/o6prtHZN6SomiCo
+256 SHA256:WZc/JVhtJyGip+wexTnTyDSod5mZ2rxruqhrAmCr7TM alice@example.com (ED25519)
