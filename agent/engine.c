@@ -6,171 +6,15 @@
 #include "fileio.h"
 #include "git.h"
 #include "images.h"
-#include "lock.h"
+#include "deploy.h"
+#include "health.h"
 #include "log.h"
 #include "rebuild.h"
 #include "sshsig.h"
+#include "run.h"
 #include "state.h"
 
 #define REPO_DIR "repo.git"
-
-static ExitCode log_oom_exit(void) {
-        log_error_errno(ENOMEM, "Out of memory.");
-        return EXIT_USAGE;
-}
-#define BUILD_DIR "build"
-
-typedef struct Run {
-        const Config *config;
-        const char *command;
-        int lock_fd;
-        State *state;
-        /* What the verifications found, recorded with the deployment. */
-        char *signer;
-        ImageSet images;
-} Run;
-
-static void run_done(Run *run) {
-        state_free(run->state);
-        closep(&run->lock_fd);
-        free(run->signer);
-        image_set_done(&run->images);
-}
-
-/* Records the result of the run in last-run.json (never in the state file). */
-static ExitCode run_result(Run *run, ExitCode code, RunResult result, const char *revision, const char *error) {
-        int r = last_run_save(run->config->state_dir, run->command, result, revision, error);
-
-        if (r < 0)
-                log_warning_errno(r, "Failed to record the result of this run in '%s': %m", run->config->state_dir);
-        return code;
-}
-
-static int run_save_state(Run *run) {
-        int r = state_save(run->state, run->config->state_dir);
-
-        if (r < 0)
-                return log_error_errno(r, "Failed to write the state file in '%s': %m", run->config->state_dir);
-        return 0;
-}
-
-/* Takes the lock and reads the state. A run that finds the phase of an earlier run that was
- * interrupted closes that deployment as interrupted first. */
-static ExitCode run_begin(Run *run, const Config *c, const char *command) {
-        Error e = {};
-        int r;
-
-        *run = (Run) { .config = c, .command = command, .lock_fd = -EBADF };
-
-        r = lock_acquire(c->state_dir);
-        if (r == -EBUSY) {
-                log_error("Another atticd-agent run holds the lock in '%s'; nothing was done.", c->state_dir);
-                return EXIT_BUSY;
-        }
-        if (r < 0) {
-                log_error_errno(r, "Failed to take the lock in '%s': %m", c->state_dir);
-                return EXIT_USAGE;
-        }
-        run->lock_fd = r;
-
-        r = state_load(c->state_dir, &run->state, &e);
-        if (r < 0) {
-                log_error("The state file is unreadable, nothing was changed: %s", error_message(&e) ?: strerror(-r));
-                log_error("Move it away to start over (the agent then forgets what it deployed).");
-                return EXIT_USAGE;
-        }
-
-        if (run->state->phase != PHASE_IDLE) {
-                const Deployment *p = run->state->pending;
-
-                log_warning("The previous run was interrupted while %s revision %s; recording it as interrupted.",
-                            phase_to_string(run->state->phase), p->revision);
-                r = state_finish(run->state, RESULT_INTERRUPTED, "the agent was stopped before it finished");
-                if (r < 0 || run_save_state(run) < 0)
-                        return EXIT_USAGE;
-        }
-        return EXIT_OK;
-}
-
-static ExitCode deploy_failed(Run *run, RunResult result, const char *error) {
-        int r;
-
-        log_error("Deployment of %s failed: %s", run->state->pending->revision, error);
-        r = state_finish(run->state, result, error);
-        if (r >= 0)
-                (void) run_save_state(run);
-        return EXIT_DEPLOY_FAILED;
-}
-
-/* Builds, activates and records revision rev from the local mirror. */
-static ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const char *source) {
-        const Config *c = run->config;
-        _cleanup_free_ char *workdir = NULL, *toplevel = NULL, *now = NULL;
-        Error e = {};
-        int r;
-
-        workdir = path_join(c->state_dir, BUILD_DIR);
-        if (!workdir)
-                return log_oom_exit();
-
-        r = state_begin(run->state, PHASE_BUILDING, rev, c->repository.ref, source,
-                        system_action_to_string(c->system.action));
-        if (r < 0)
-                return log_oom_exit();
-        run->state->pending->signer = TAKE_PTR(run->signer);
-        run->state->pending->images = image_set_to_json(&run->images);
-        if (!run->state->pending->images || run_save_state(run) < 0)
-                return EXIT_USAGE;
-
-        log_info("Building revision %s for host '%s'.", rev, c->host);
-        r = rebuild_build(c, flake, workdir, &toplevel, &e);
-        if (r < 0)
-                return deploy_failed(run, RESULT_BUILD_FAILED, error_message(&e) ?: strerror(-r));
-
-        run->state->pending->generation = strdup(toplevel);
-        if (!run->state->pending->generation)
-                return log_oom_exit();
-        run->state->phase = PHASE_ACTIVATING;
-        if (run_save_state(run) < 0)
-                return EXIT_USAGE;
-
-        log_info("Activating %s (%s).", toplevel, system_action_to_string(c->system.action));
-        r = rebuild_activate(c, flake, workdir, c->system.action, &e);
-        if (r < 0)
-                return deploy_failed(run, RESULT_ACTIVATION_FAILED, error_message(&e) ?: strerror(-r));
-
-        /* nixos-rebuild evaluated the flake a second time: make sure that what it installed is
-         * what was built. */
-        r = profile_generation(c, &now, &e);
-        if (r < 0)
-                return deploy_failed(run, RESULT_ACTIVATION_FAILED, error_message(&e));
-        if (!streq(now, toplevel)) {
-                char msg[ERROR_MESSAGE_MAX];
-
-                (void) snprintf(msg, sizeof(msg), "the profile '%s' points to '%s', not to the built '%s'",
-                                c->system.profile, now, toplevel);
-                return deploy_failed(run, RESULT_ACTIVATION_FAILED, msg);
-        }
-
-        r = state_finish(run->state, RESULT_SUCCESS, NULL);
-        if (r < 0 || run_save_state(run) < 0)
-                return EXIT_USAGE;
-
-        log_info("Deployed revision %s as %s.", rev, toplevel);
-        return EXIT_OK;
-}
-
-static ExitCode refuse(Run *run, const char *rev, const char *fmt, ...) _printf_(3, 4);
-static ExitCode refuse(Run *run, const char *rev, const char *fmt, ...) {
-        char msg[ERROR_MESSAGE_MAX];
-        va_list ap;
-
-        va_start(ap, fmt);
-        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        log_error("Refused, nothing was changed: %s", msg);
-        return run_result(run, EXIT_REFUSED, RESULT_REFUSED, rev, msg);
-}
 
 /* Fast-forward only: the new revision must descend from the deployed one. Anything else is
  * a history rewrite, a force-push or a downgrade, and is refused unless the configuration
@@ -191,16 +35,16 @@ static ExitCode verify_fast_forward(Run *run, GitSource *git, const char *rev) {
         if (r > 0)
                 return EXIT_OK;
         if (r == -ENOENT)
-                return refuse(run, rev,
+                return run_refuse(run, rev,
                               "the remote no longer has the deployed revision %s, so %s cannot be shown to descend "
                               "from it (history rewritten?)", deployed, rev);
         if (r < 0)
-                return refuse(run, rev, "cannot check that %s descends from %s: %s", rev, deployed, error_message(&e));
+                return run_refuse(run, rev, "cannot check that %s descends from %s: %s", rev, deployed, error_message(&e));
 
         r = git_source_descends_from(git, deployed, rev, &e);
         if (r > 0)
-                return refuse(run, rev, "%s is older than the deployed revision %s: a downgrade", rev, deployed);
-        return refuse(run, rev,
+                return run_refuse(run, rev, "%s is older than the deployed revision %s: a downgrade", rev, deployed);
+        return run_refuse(run, rev,
                       "%s does not descend from the deployed revision %s: not a fast-forward (force-push or "
                       "history rewrite)", rev, deployed);
 }
@@ -219,14 +63,14 @@ static ExitCode verify_commit_signature(Run *run, GitSource *git, const char *re
 
         r = git_source_commit_signature(git, rev, &signature, &data, &size, &e);
         if (r == -ENOENT)
-                return refuse(run, rev, "commit %s is not signed, and allowed-signers '%s' requires a signature", rev,
+                return run_refuse(run, rev, "commit %s is not signed, and allowed-signers '%s' requires a signature", rev,
                               signers);
         if (r < 0)
-                return refuse(run, rev, "cannot read the signature of commit %s: %s", rev, error_message(&e));
+                return run_refuse(run, rev, "cannot read the signature of commit %s: %s", rev, error_message(&e));
 
         r = sshsig_verify(signers, signature, data, size, "git", time(NULL), &signer, &e);
         if (r < 0)
-                return refuse(run, rev, "the signature of commit %s is not acceptable: %s", rev,
+                return run_refuse(run, rev, "the signature of commit %s is not acceptable: %s", rev,
                               error_message(&e) ?: strerror(-r));
 
         log_info("Commit %s is signed by %s (%s %s).", rev, signer.principal, signer.key_type, signer.fingerprint);
@@ -259,7 +103,7 @@ static ExitCode verify_images(Run *run, const char *flake, const char *rev) {
 
         r = images_verify(run->config, &run->images, &e);
         if (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG)
-                return refuse(run, rev, "%s", error_message(&e) ?: strerror(-r));
+                return run_refuse(run, rev, "%s", error_message(&e) ?: strerror(-r));
         if (r < 0) {
                 log_error("The registry could not be asked; nothing was changed: %s", error_message(&e) ?: strerror(-r));
                 return run_result(run, r == -EINVAL || r == -ENOENT ? EXIT_USAGE : EXIT_TRANSIENT,
@@ -287,18 +131,17 @@ static ExitCode source_error(Run *run, int r, const Error *e) {
                 return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, NULL, msg);
         case -ENOENT:
         case -EKEYREJECTED:
-                return refuse(run, NULL, "%s", msg);
+                return run_refuse(run, NULL, "%s", msg);
         default:
                 log_error("Failed to fetch the repository: %s", msg);
                 return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, NULL, msg);
         }
 }
 
-ExitCode engine_pull(const Config *c) {
+ExitCode engine_pull(const Config *c, const PullOptions *o) {
         _cleanup_(run_done) Run run = {};
         _cleanup_git_source_ GitSource *git = NULL;
         _cleanup_free_ char *repo_path = NULL, *flake = NULL;
-        const Deployment *last;
         char rev[GIT_REV_HEX + 1];
         ExitCode code;
         Error e = {};
@@ -311,6 +154,9 @@ ExitCode engine_pull(const Config *c) {
 
         code = run_begin(&run, c, "pull");
         if (code != EXIT_OK)
+                return code;
+        code = deploy_recover(&run);
+        if (code == EXIT_USAGE)
                 return code;
 
         repo_path = path_join(c->state_dir, REPO_DIR);
@@ -348,6 +194,12 @@ ExitCode engine_pull(const Config *c) {
                 return run_result(&run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
         }
 
+        if (streq_ptr(rev, run.state->failed_revision) && !o->retry) {
+                log_warning("Revision %s ('%s') failed before; not trying it again until '%s' moves "
+                            "(or pull --retry).", rev, c->repository.ref, c->repository.ref);
+                return run_result(&run, EXIT_OK, RESULT_KNOWN_BAD, rev, "failed before");
+        }
+
         log_info("New revision %s ('%s'), deployed: %s.", rev, c->repository.ref, strna(run.state->deployed_revision));
 
         code = verify_revision(&run, git, rev);
@@ -368,11 +220,7 @@ ExitCode engine_pull(const Config *c) {
         if (code != EXIT_OK)
                 return code;
 
-        code = deploy_revision(&run, flake, rev, "pull");
-        last = run.state->n_history > 0 ? &run.state->history[run.state->n_history - 1] : NULL;
-        if (last && streq(last->revision, rev))
-                return run_result(&run, code, last->result, rev, last->error);
-        return run_result(&run, code, RESULT_ERROR, rev, "the deployment could not be recorded");
+        return deploy_revision(&run, flake, rev, "pull");
 }
 
 ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
@@ -445,4 +293,44 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
         }
         log_info("All %zu image(s) of revision %s are signed by the trusted keys.", run.images.n, rev);
         return EXIT_OK;
+}
+
+ExitCode engine_rollback(const Config *c) {
+        _cleanup_(run_done) Run run = {};
+        ExitCode code;
+
+        code = run_begin(&run, c, "rollback");
+        if (code != EXIT_OK)
+                return code;
+        code = deploy_recover(&run);
+        if (code == EXIT_USAGE)
+                return code;
+        return deploy_rollback_to_known_good(&run);
+}
+
+ExitCode engine_check(const Config *c, bool json) {
+        HealthReport report = {};
+        Error e = {};
+        int r;
+
+        r = health_run_once(c, &report, &e);
+        if (r < 0) {
+                log_error("Cannot run the health checks: %s", error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
+        if (json) {
+                json_t *j = json_pack("{s:b, s:o}", "healthy", report.healthy, "checks", health_report_to_json(&report));
+                char *out = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+
+                json_decref(j);
+                if (out)
+                        puts(out);
+                free(out);
+        } else
+                for (size_t i = 0; i < report.n; i++)
+                        printf("%-20s %-4s %s\n", report.results[i].name, report.results[i].ok ? "ok" : "FAIL",
+                               strempty(report.results[i].detail));
+        r = report.healthy;
+        health_report_done(&report);
+        return r ? EXIT_OK : EXIT_DEPLOY_FAILED;
 }

@@ -14,8 +14,19 @@
 #include "config.h"
 #include "exitcode.h"
 
+typedef struct PullOptions {
+        bool retry; /* deploy a revision even though it failed before */
+} PullOptions;
+
 /* `pull`: fetch the configured repository and deploy its revision when it is new. */
-ExitCode engine_pull(const Config *c);
+ExitCode engine_pull(const Config *c, const PullOptions *o);
+
+/* `rollback`: back to the last known-good generation. */
+ExitCode engine_rollback(const Config *c);
+
+/* `check`: one round of the health checks against the running system; EXIT_OK or
+ * EXIT_DEPLOY_FAILED (unhealthy). */
+ExitCode engine_check(const Config *c, bool json);
 
 /* `verify-images [--rev REV]`: the Cosign check of every image of the deployed revision (or
  * of REV, a commit or ref in the local mirror); changes nothing. */

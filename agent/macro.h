@@ -58,6 +58,12 @@ static inline void fclosep(FILE **f) {
 }
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
+#include <dirent.h>
+static inline void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
+
 /* A NULL-terminated array of strings. */
 static inline void strv_free(char **l) {
         if (!l)

@@ -22,7 +22,8 @@ static void help(void) {
                "bundle, verifies it, builds and activates it, checks its health and rolls back.\n"
                "\n"
                "Commands:\n"
-               "  pull                    fetch the configured repository; deploy when there is a new revision\n"
+               "  pull [--retry]          fetch the configured repository; deploy when there is a new revision\n"
+               "                          (--retry: even one that failed before)\n"
                "  apply BUNDLE            verify an offline bundle completely, then deploy it\n"
                "  verify BUNDLE           verify a bundle completely; change nothing\n"
                "  bundle create -o OUT --rev REV [--repo DIR] --key KEY [--sequence N] [--expires DURATION]\n"
@@ -72,14 +73,43 @@ static int usage_error(const char *command, const char *problem, const char *arg
 
 static int cmd_pull(const Args *a, int argc, char **argv) {
         _cleanup_config_ Config *c = NULL;
+        PullOptions o = {};
         int code;
 
-        if (argc > 1)
-                return usage_error("pull", "unexpected argument", argv[1]);
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--retry"))
+                        o.retry = true;
+                else
+                        return usage_error("pull", "unexpected argument", argv[i]);
+        }
         code = load_config(a, &c);
         if (code != EXIT_OK)
                 return code;
-        return engine_pull(c);
+        return engine_pull(c, &o);
+}
+
+static int cmd_rollback(const Args *a, int argc, char **argv) {
+        _cleanup_config_ Config *c = NULL;
+        int code;
+
+        if (argc > 1)
+                return usage_error("rollback", "unexpected argument", argv[1]);
+        code = load_config(a, &c);
+        if (code != EXIT_OK)
+                return code;
+        return engine_rollback(c);
+}
+
+static int cmd_check(const Args *a, int argc, char **argv) {
+        _cleanup_config_ Config *c = NULL;
+        int code;
+
+        if (argc > 1)
+                return usage_error("check", "unexpected argument", argv[1]);
+        code = load_config(a, &c);
+        if (code != EXIT_OK)
+                return code;
+        return engine_check(c, a->json);
 }
 
 static int cmd_status(const Args *a, int argc, char **argv) {
@@ -183,9 +213,9 @@ static const Command commands[] = {
         { "verify", cmd_later },
         { "bundle", cmd_later },
         { "verify-images", cmd_verify_images },
-        { "check", cmd_later },
+        { "check", cmd_check },
         { "status", cmd_status },
-        { "rollback", cmd_later },
+        { "rollback", cmd_rollback },
         { "confirm", cmd_later },
         { "config", cmd_config },
 };

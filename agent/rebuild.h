@@ -21,3 +21,11 @@ int rebuild_activate(const Config *c, const char *flake, const char *workdir, Sy
 
 /* The store path the system profile points to now. */
 int profile_generation(const Config *c, char **ret, Error *reterr);
+
+/* Points the system profile at generation (a store path): back to the profile generation
+ * that holds it when there is one (`nix-env --switch-generation N`, no new number), else a
+ * new generation (`nix-env --set`). */
+int profile_switch_to(const Config *c, const char *generation, Error *reterr);
+
+/* Runs <generation>/bin/switch-to-configuration switch|boot. */
+int generation_activate(const Config *c, const char *generation, SystemAction action, Error *reterr);

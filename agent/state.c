@@ -10,6 +10,8 @@ static const char *const phase_table[_PHASE_MAX] = {
         [PHASE_IDLE] = "idle",
         [PHASE_BUILDING] = "building",
         [PHASE_ACTIVATING] = "activating",
+        [PHASE_CHECKING] = "checking",
+        [PHASE_ROLLING_BACK] = "rolling-back",
 };
 
 static const char *const result_table[_RESULT_MAX] = {
@@ -22,6 +24,9 @@ static const char *const result_table[_RESULT_MAX] = {
         [RESULT_TRANSIENT] = "transient",
         [RESULT_INTERRUPTED] = "interrupted",
         [RESULT_ERROR] = "error",
+        [RESULT_ROLLED_BACK] = "rolled-back",
+        [RESULT_ROLLBACK_FAILED] = "rollback-failed",
+        [RESULT_KNOWN_BAD] = "known-bad",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(phase, Phase, phase_table, _PHASE_MAX)
@@ -37,7 +42,9 @@ void deployment_done(Deployment *d) {
         free(d->action);
         free(d->error);
         free(d->signer);
+        free(d->previous_generation);
         json_decref(d->images);
+        json_decref(d->health);
         *d = (Deployment) {};
 }
 
@@ -57,12 +64,14 @@ int deployment_copy(const Deployment *src, Deployment *dst) {
                 .finished = src->finished,
                 .result = src->result,
                 .images = json_incref(src->images),
+                .health = json_incref(src->health),
         };
 
         if (strdup_null(src->revision, &d.revision) < 0 || strdup_null(src->generation, &d.generation) < 0 ||
             strdup_null(src->source, &d.source) < 0 || strdup_null(src->ref, &d.ref) < 0 ||
             strdup_null(src->action, &d.action) < 0 || strdup_null(src->error, &d.error) < 0 ||
-            strdup_null(src->signer, &d.signer) < 0) {
+            strdup_null(src->signer, &d.signer) < 0 ||
+            strdup_null(src->previous_generation, &d.previous_generation) < 0) {
                 deployment_done(&d);
                 return -ENOMEM;
         }
@@ -87,6 +96,7 @@ State *state_free(State *s) {
         free(s->deployed_generation);
         free(s->good_revision);
         free(s->good_generation);
+        free(s->failed_revision);
         if (s->pending) {
                 deployment_done(s->pending);
                 free(s->pending);
@@ -110,7 +120,7 @@ static json_t *json_time_or_null(time_t t) {
 }
 
 static json_t *deployment_to_json(const Deployment *d) {
-        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o}",
+        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}",
                          "id", (json_int_t) d->id,
                          "revision", d->revision,
                          "generation", json_string_or_null(d->generation),
@@ -122,7 +132,9 @@ static json_t *deployment_to_json(const Deployment *d) {
                          "result", run_result_to_string(d->result),
                          "error", json_string_or_null(d->error),
                          "signer", json_string_or_null(d->signer),
-                         "images", d->images ? json_incref(d->images) : json_null());
+                         "images", d->images ? json_incref(d->images) : json_null(),
+                         "previous-generation", json_string_or_null(d->previous_generation),
+                         "health", d->health ? json_incref(d->health) : json_null());
 }
 
 static json_t *pair_to_json(const char *revision, const char *generation) {
@@ -142,12 +154,13 @@ json_t *state_to_json(const State *s) {
                         return NULL;
                 }
 
-        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o}",
+        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o, s:o}",
                          "version", STATE_VERSION,
                          "next-id", (json_int_t) s->next_id,
                          "deployed", pair_to_json(s->deployed_revision, s->deployed_generation),
                          "known-good", pair_to_json(s->good_revision, s->good_generation),
                          "phase", phase_to_string(s->phase),
+                         "failed-revision", json_string_or_null(s->failed_revision),
                          "pending", s->pending ? deployment_to_json(s->pending) : json_null(),
                          "history", history);
 }
@@ -202,27 +215,31 @@ static int images_from_json(json_t *a, const char *what, Error *e) {
 }
 
 static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Error *e) {
-        json_t *generation, *ref, *started, *finished, *error, *signer, *images;
+        json_t *generation, *ref, *started, *finished, *error, *signer, *images, *previous, *health;
         const char *revision, *source, *action, *result;
         json_int_t id;
         json_error_t jerr;
         Deployment d = {};
         int r;
 
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o}",
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}",
                            "id", &id, "revision", &revision, "generation", &generation, "source", &source,
                            "ref", &ref, "action", &action, "started", &started, "finished", &finished,
-                           "result", &result, "error", &error, "signer", &signer, "images", &images) < 0)
+                           "result", &result, "error", &error, "signer", &signer, "images", &images,
+                           "previous-generation", &previous, "health", &health) < 0)
                 return error_set(e, -EINVAL, "%s: %s", what, jerr.text);
         r = images_from_json(images, what, e);
         if (r < 0)
                 return r;
+        if (!json_is_null(health) && !json_is_array(health))
+                return error_set(e, -EINVAL, "%s: health: expected an array or null", what);
 
         if (id <= 0)
                 return error_set(e, -EINVAL, "%s: id must be positive", what);
         if (!is_commit_id(revision))
                 return error_set(e, -EINVAL, "%s: revision '%s' is not a commit id", what, revision);
-        if (!streq(source, "pull") && !streq(source, "bundle"))
+        if (!streq(source, "pull") && !streq(source, "bundle") && !streq(source, "rollback") &&
+            !streq(source, "recovery"))
                 return error_set(e, -EINVAL, "%s: unknown source '%s'", what, source);
         if (!streq(action, "switch") && !streq(action, "boot"))
                 return error_set(e, -EINVAL, "%s: unknown action '%s'", what, action);
@@ -241,6 +258,7 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
         }
         if ((r = opt_string(generation, what, &d.generation, e)) < 0 || (r = opt_string(ref, what, &d.ref, e)) < 0 ||
             (r = opt_string(error, what, &d.error, e)) < 0 || (r = opt_string(signer, what, &d.signer, e)) < 0 ||
+            (r = opt_string(previous, what, &d.previous_generation, e)) < 0 ||
             (r = opt_time(started, what, &d.started, e)) < 0 ||
             (r = opt_time(finished, what, &d.finished, e)) < 0)
                 goto fail;
@@ -250,6 +268,7 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
         }
 
         d.images = json_is_null(images) ? NULL : json_incref(images);
+        d.health = json_is_null(health) ? NULL : json_incref(health);
         *ret = d;
         return 0;
 fail:
@@ -277,7 +296,7 @@ static int pair_from_json(json_t *j, const char *what, char **ret_revision, char
 
 int state_from_json(json_t *j, State **ret, Error *e) {
         _cleanup_state_ State *s = NULL;
-        json_t *deployed, *good, *pending, *history, *v;
+        json_t *deployed, *good, *pending, *history, *v, *failed;
         json_int_t version, next_id;
         const char *phase;
         json_error_t jerr;
@@ -291,9 +310,9 @@ int state_from_json(json_t *j, State **ret, Error *e) {
                 return error_set(e, -EPROTONOSUPPORT, "unsupported state version %lld (this agent reads version %d)",
                                  (long long) version, STATE_VERSION);
 
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s:o}",
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s:o, s:o}",
                            "version", &version, "next-id", &next_id, "deployed", &deployed, "known-good", &good,
-                           "phase", &phase, "pending", &pending, "history", &history) < 0)
+                           "phase", &phase, "failed-revision", &failed, "pending", &pending, "history", &history) < 0)
                 return error_set(e, -EINVAL, "%s", jerr.text);
 
         r = state_new(&s);
@@ -310,6 +329,11 @@ int state_from_json(json_t *j, State **ret, Error *e) {
         if (r < 0)
                 return r;
         r = pair_from_json(good, "known-good", &s->good_revision, &s->good_generation, e);
+        if (r < 0)
+                return r;
+        if (!json_is_null(failed) && !(json_is_string(failed) && is_commit_id(json_string_value(failed))))
+                return error_set(e, -EINVAL, "failed-revision: expected a commit id or null");
+        r = strdup_null(json_is_null(failed) ? NULL : json_string_value(failed), &s->failed_revision);
         if (r < 0)
                 return r;
 
@@ -449,8 +473,17 @@ int state_finish(State *s, RunResult result, const char *error) {
         if (strdup_null(error, &d->error) < 0)
                 return -ENOMEM;
 
+        /* The revision a pull failed with is remembered, until another one succeeds. */
+        if (streq_ptr(d->source, "pull") &&
+            (result == RESULT_SUCCESS || result == RESULT_BUILD_FAILED || result == RESULT_ACTIVATION_FAILED ||
+             result == RESULT_ROLLED_BACK || result == RESULT_ROLLBACK_FAILED)) {
+                free(s->failed_revision);
+                s->failed_revision = NULL;
+                if (result != RESULT_SUCCESS && strdup_null(d->revision, &s->failed_revision) < 0)
+                        return -ENOMEM;
+        }
         if (result == RESULT_SUCCESS) {
-                /* Without health checks (a later issue), a successful activation is what
+                /* Activated, and healthy when health checks are configured: that is what
                  * "known good" means. */
                 r = set_pair(&s->deployed_revision, &s->deployed_generation, d);
                 if (r < 0)

@@ -27,8 +27,10 @@
  * other than idle knows that the previous one was interrupted, and where. */
 typedef enum Phase {
         PHASE_IDLE,
-        PHASE_BUILDING,
-        PHASE_ACTIVATING,
+        PHASE_BUILDING,     /* nothing changed on the system yet */
+        PHASE_ACTIVATING,   /* the profile and the running system may be the new generation */
+        PHASE_CHECKING,     /* activated; health checks running */
+        PHASE_ROLLING_BACK, /* going back to pending->previous_generation */
         _PHASE_MAX,
 } Phase;
 
@@ -42,6 +44,9 @@ typedef enum RunResult {
         RESULT_TRANSIENT,          /* the source was unreachable */
         RESULT_INTERRUPTED,        /* the run was killed; found by the next one */
         RESULT_ERROR,              /* anything else (configuration, local I/O) */
+        RESULT_ROLLED_BACK,        /* failed (activation or health) and back on the known-good generation */
+        RESULT_ROLLBACK_FAILED,    /* failed, and so did the rollback: a person is needed */
+        RESULT_KNOWN_BAD,          /* the revision failed before and was not tried again */
         _RESULT_MAX,
 } RunResult;
 
@@ -57,6 +62,9 @@ typedef struct Deployment {
         RunResult result;
         char *error;      /* NULL on success */
         char *signer;     /* the commit's signer ("principal SHA256:..."), NULL when not required */
+        char *previous_generation; /* what the profile pointed to before: the rollback target
+                                    * when there is no known-good generation yet */
+        struct json_t *health;     /* [{name, ok, detail, duration_ms}] of the last round, or NULL */
         struct json_t *images; /* [{name, reference, digest, signers, sbom}], NULL before verified */
 } Deployment;
 
@@ -68,6 +76,7 @@ typedef struct State {
         char *good_generation;
         Phase phase;
         Deployment *pending;       /* the deployment in flight when phase != idle */
+        char *failed_revision;     /* not tried again until the ref moves (or pull --retry) */
         Deployment *history;       /* oldest first */
         size_t n_history;
 } State;

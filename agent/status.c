@@ -16,7 +16,7 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
         state = state_to_json(s);
         if (!state)
                 return NULL;
-        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
+        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
                       "version", STATE_VERSION,
                       "host", c->host,
                       "state-dir", c->state_dir,
@@ -26,6 +26,7 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
                       "deployed", json_object_get(state, "deployed"),
                       "known-good", json_object_get(state, "known-good"),
                       "pending", json_object_get(state, "pending"),
+                      "failed-revision", json_object_get(state, "failed-revision"),
                       "last-run",
                         "command", l->command ? json_string(l->command) : json_null(),
                         "result", run_result_to_string(l->result),
@@ -45,6 +46,8 @@ static void print_table(const Config *c, const State *s, const LastRun *l) {
         if (s->deployed_generation)
                 printf("Generation:  %s\n", s->deployed_generation);
         printf("Known good:  %s\n", s->good_generation ?: "none");
+        if (s->failed_revision)
+                printf("Failed:      %s (not tried again until the ref moves; pull --retry)\n", s->failed_revision);
         printf("Phase:       %s%s%s\n", phase_to_string(s->phase), s->pending ? " " : "",
                s->pending ? s->pending->revision : "");
         if (l->result != RESULT_NONE)

@@ -133,16 +133,20 @@ class PullTest(unittest.TestCase):
         self.assertIsNone(s["revision"])
         self.assertEqual(s["history"][0]["result"], "build-failed")
 
-    def test_failed_activation_is_recorded(self):
+    def test_failed_activation_is_rolled_back(self):
         w = self.w
         w.commit()
         self.pull(0)
+        good = w.profile_target()
         bad = w.commit(activation_exit=3)
         self.pull(1)
         s = self.status()
         self.assertEqual(s["history"][-1]["revision"], bad)
-        self.assertEqual(s["history"][-1]["result"], "activation-failed")
-        self.assertEqual(s["history"][-1]["generation"], w.profile_target())
+        self.assertEqual(s["history"][-1]["result"], "rolled-back")
+        self.assertNotEqual(s["history"][-1]["generation"], good)
+        self.assertEqual(s["history"][-1]["previous-generation"], good)
+        self.assertEqual(w.profile_target(), good)
+        self.assertEqual(w.current_system(), good)
         self.assertNotEqual(s["revision"], bad)
 
     def test_file_url_tag_and_commit_pin(self):
@@ -244,7 +248,7 @@ class PullTest(unittest.TestCase):
 
         w.write_config(system={"rebuild-command": str(REBUILD_STANDIN)})
         r = self.pull(0)
-        self.assertIn("interrupted", r.stderr)
+        self.assertIn("stopped while building", r.stderr)
         s = self.assert_deployed(rev, 1)
         self.assertEqual([h["result"] for h in s["history"]], ["interrupted", "success"])
 

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+#include <jansson.h>
+#include <stdarg.h>
+
+#include "deploy.h"
+#include "fileio.h"
+#include "health.h"
+#include "log.h"
+#include "rebuild.h"
+
+#define BUILD_DIR "build"
+
+/* A message that does not fit is cut: the start says the most. */
+static void msgf(char msg[static ERROR_MESSAGE_MAX], const char *fmt, ...) _printf_(2, 3);
+static void msgf(char msg[static ERROR_MESSAGE_MAX], const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, ERROR_MESSAGE_MAX, fmt, ap);
+        va_end(ap);
+}
+
+/* Runs the health checks (settle, rounds, timeout); true when healthy or when no checks are
+ * configured. The last round's results go to the pending deployment. */
+static bool check_health(Run *run, bool record) {
+        HealthReport report = {};
+        Error e = {};
+        bool healthy;
+        int r;
+
+        if (run->config->health.n_checks == 0)
+                return true;
+        r = health_run(run->config, NULL, &report, &e);
+        if (r < 0) {
+                log_error("Cannot run the health checks: %s", error_message(&e) ?: strerror(-r));
+                return false;
+        }
+        healthy = report.healthy;
+        if (record && run->state->pending) {
+                json_decref(run->state->pending->health);
+                run->state->pending->health = health_report_to_json(&report);
+        }
+        health_report_done(&report);
+        return healthy;
+}
+
+static ExitCode finish(Run *run, RunResult result, const char *error, ExitCode code) {
+        const Deployment *p = run->state->pending;
+        _cleanup_free_ char *rev = p ? strdup(p->revision) : NULL;
+        int r;
+
+        r = state_finish(run->state, result, error);
+        if (r < 0 || run_save_state(run) < 0)
+                return EXIT_USAGE;
+        return run_result(run, code, result, rev, error);
+}
+
+/* Back to the known-good generation (or, with none yet, to what the profile pointed to before
+ * this deployment), activated, and healthy again. */
+static ExitCode rollback(Run *run, const char *why, RunResult result) {
+        const Config *c = run->config;
+        Deployment *p = run->state->pending;
+        const char *target = run->state->good_generation ?: p->previous_generation;
+        char msg[ERROR_MESSAGE_MAX];
+        Error e = {};
+        int r;
+
+        if (streq_ptr(p->source, "rollback"))
+                log_info("Rolling back by hand from %s.", strna(p->previous_generation));
+        else
+                log_error("Deployment of %s failed: %s", p->revision, why);
+        if (!target) {
+                msgf(msg,
+                                "%s; there is no known-good or previous generation to roll back to: the system is on "
+                                "%s as far as the agent knows",
+                                why, strna(p->generation));
+                log_error("%s. The system needs a person.", msg);
+                return finish(run, RESULT_ROLLBACK_FAILED, msg, EXIT_ROLLBACK_FAILED);
+        }
+
+        run->state->phase = PHASE_ROLLING_BACK;
+        if (run_save_state(run) < 0)
+                return EXIT_USAGE;
+
+        log_warning("Rolling back to %s.", target);
+        r = profile_switch_to(c, target, &e);
+        if (r >= 0)
+                r = generation_activate(c, target, SYSTEM_ACTION_SWITCH, &e);
+        if (r < 0) {
+                _cleanup_free_ char *now = NULL;
+
+                (void) profile_generation(c, &now, NULL);
+                msgf(msg, "%s; the rollback to %s failed too (%s): the profile points to %s",
+                                why, target, error_message(&e) ?: strerror(-r), strna(now));
+                log_error("%s. The system needs a person.", msg);
+                return finish(run, RESULT_ROLLBACK_FAILED, msg, EXIT_ROLLBACK_FAILED);
+        }
+        if (!check_health(run, false)) {
+                msgf(msg, "%s; rolled back to %s, but that is not healthy either", why, target);
+                log_error("%s. The system needs a person.", msg);
+                return finish(run, RESULT_ROLLBACK_FAILED, msg, EXIT_ROLLBACK_FAILED);
+        }
+
+        msgf(msg, "%s; rolled back to %s", why, target);
+        log_warning("Rolled back to %s; the system is healthy again.", target);
+        return finish(run, result, msg, EXIT_DEPLOY_FAILED);
+}
+
+/* Activated (or about to be found so by recovery): health decides. */
+static ExitCode check_and_record(Run *run) {
+        const Config *c = run->config;
+        Deployment *p = run->state->pending;
+
+        if (streq_ptr(p->action, "boot")) {
+                /* Activated at the next boot: nothing runs to be checked now. */
+                log_info("Revision %s is installed for the next boot as %s.", p->revision, p->generation);
+                return finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
+        }
+
+        if (c->health.n_checks > 0) {
+                run->state->phase = PHASE_CHECKING;
+                if (run_save_state(run) < 0)
+                        return EXIT_USAGE;
+                if (!check_health(run, true))
+                        return rollback(run, "the health checks did not pass in time", RESULT_ROLLED_BACK);
+        }
+
+        log_info("Deployed revision %s as %s.", p->revision, p->generation);
+        return finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
+}
+
+ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const char *source) {
+        const Config *c = run->config;
+        _cleanup_free_ char *workdir = NULL, *toplevel = NULL, *now = NULL, *before = NULL;
+        char msg[ERROR_MESSAGE_MAX];
+        Deployment *p;
+        Error e = {};
+        int r;
+
+        workdir = path_join(c->state_dir, BUILD_DIR);
+        if (!workdir)
+                return log_oom_exit();
+
+        r = state_begin(run->state, PHASE_BUILDING, rev, c->repository.ref, source,
+                        system_action_to_string(c->system.action));
+        if (r < 0)
+                return log_oom_exit();
+        p = run->state->pending;
+        p->signer = TAKE_PTR(run->signer);
+        p->images = image_set_to_json(&run->images);
+        if (!p->images || run_save_state(run) < 0)
+                return EXIT_USAGE;
+
+        log_info("Building revision %s for host '%s'.", rev, c->host);
+        r = rebuild_build(c, flake, workdir, &toplevel, &e);
+        if (r < 0) {
+                log_error("Deployment of %s failed: %s", rev, error_message(&e) ?: strerror(-r));
+                return finish(run, RESULT_BUILD_FAILED, error_message(&e) ?: strerror(-r), EXIT_DEPLOY_FAILED);
+        }
+
+        /* What the profile points to now is where a failure goes back to when nothing is
+         * known good yet. */
+        (void) profile_generation(c, &before, NULL);
+        p->generation = strdup(toplevel);
+        p->previous_generation = TAKE_PTR(before);
+        if (!p->generation)
+                return log_oom_exit();
+        run->state->phase = PHASE_ACTIVATING;
+        if (run_save_state(run) < 0)
+                return EXIT_USAGE;
+
+        log_info("Activating %s (%s).", toplevel, system_action_to_string(c->system.action));
+        r = rebuild_activate(c, flake, workdir, c->system.action, &e);
+        if (r < 0) {
+                msgf(msg, "activation failed: %s", error_message(&e) ?: strerror(-r));
+                return rollback(run, msg, RESULT_ROLLED_BACK);
+        }
+
+        /* nixos-rebuild evaluated the flake a second time: what it installed must be what was
+         * built. */
+        r = profile_generation(c, &now, &e);
+        if (r < 0 || !streq(now, toplevel)) {
+                msgf(msg, "the profile '%s' points to '%s', not to the built '%s'",
+                                c->system.profile, strna(now), toplevel);
+                return rollback(run, msg, RESULT_ROLLED_BACK);
+        }
+
+        return check_and_record(run);
+}
+
+ExitCode deploy_recover(Run *run) {
+        Deployment *p = run->state->pending;
+        _cleanup_free_ char *now = NULL;
+
+        switch (run->state->phase) {
+        case PHASE_IDLE:
+                return EXIT_OK;
+
+        case PHASE_BUILDING:
+                log_warning("The previous run was stopped while building %s; nothing had changed.", p->revision);
+                return finish(run, RESULT_INTERRUPTED, "the agent was stopped while building", EXIT_OK);
+
+        case PHASE_ACTIVATING:
+        case PHASE_CHECKING:
+                log_warning("The previous run was stopped while %s %s; finishing its job.",
+                            phase_to_string(run->state->phase), p->revision);
+                (void) profile_generation(run->config, &now, NULL);
+                /* The activation did not get as far as the profile: not the revision's fault.
+                 * Make sure the system is on the known-good generation, and let the next
+                 * attempt try the revision again. */
+                if (!streq_ptr(now, p->generation))
+                        return rollback(run, "the agent was stopped during the activation", RESULT_INTERRUPTED);
+                return check_and_record(run);
+
+        case PHASE_ROLLING_BACK:
+                log_warning("The previous run was stopped while rolling back from %s; rolling back again.",
+                            p->revision);
+                return rollback(run, "the agent was stopped during a rollback", RESULT_ROLLED_BACK);
+
+        default:
+                return EXIT_USAGE;
+        }
+}
+
+ExitCode deploy_rollback_to_known_good(Run *run) {
+        State *s = run->state;
+        int r;
+
+        if (!s->good_generation) {
+                log_error("There is no known-good generation to roll back to.");
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, NULL, "no known-good generation");
+        }
+        r = state_begin(s, PHASE_ACTIVATING, s->good_revision, NULL, "rollback", "switch");
+        if (r < 0)
+                return log_oom_exit();
+        s->pending->generation = strdup(s->good_generation);
+        (void) profile_generation(run->config, &s->pending->previous_generation, NULL);
+        if (!s->pending->generation || run_save_state(run) < 0)
+                return EXIT_USAGE;
+        return rollback(run, "rollback requested by hand", RESULT_ROLLED_BACK) == EXIT_DEPLOY_FAILED
+                       ? run_result(run, EXIT_OK, RESULT_ROLLED_BACK, s->good_revision, NULL)
+                       : EXIT_ROLLBACK_FAILED;
+}

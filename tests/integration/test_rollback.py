@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Health checks and rollback to the last known-good generation, with a real service on
+loopback, real nix generations and the nixos-rebuild stand-in; and crash safety: the agent
+killed with SIGKILL at each phase of a deployment, then run again."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from world import World, REBUILD_STANDIN  # noqa: E402
+
+
+class RollbackTest(unittest.TestCase):
+    def setUp(self):
+        self.w = World.for_test(self)
+        self.w.make_repo()
+
+    def configure(self, **health):
+        h = {"settle": 0, "timeout": 3,
+             "checks": [{"name": "web", "http": {"url": f"http://127.0.0.1:{self.w.port}/health", "status": 200}}]}
+        h.update(health)
+        return self.w.write_config(health=h)
+
+    def pull(self, expect, *args):
+        r = self.w.agent("pull", *args)
+        self.assertEqual(r.returncode, expect, r.stderr[-3000:])
+        return r
+
+    def status(self):
+        return json.loads(self.w.agent("status", "--json").stdout)
+
+    def deploy_good(self):
+        w = self.w
+        rev = w.commit()
+        self.configure()
+        self.pull(0)
+        s = self.status()
+        self.assertEqual(s["revision"], rev)
+        return rev, s["generation"]
+
+    def assert_back_on(self, rev, gen):
+        w = self.w
+        s = self.status()
+        self.assertEqual(s["revision"], rev)
+        self.assertEqual(s["generation"], gen)
+        self.assertEqual(w.profile_target(), gen)
+        self.assertEqual(w.current_system(), gen)
+        self.assertEqual(w.health(), 200)
+        self.assertEqual(w.service_marker(), w.marker_of(gen))
+        self.assertEqual(s["phase"], "idle")
+        return s
+
+    def test_healthy_revision(self):
+        rev, gen = self.deploy_good()
+        s = self.status()
+        h = s["history"][-1]
+        self.assertEqual(h["result"], "success")
+        self.assertEqual([(c["name"], c["ok"]) for c in h["health"]], [("web", True)])
+        self.assertEqual(s["known-good"], {"revision": rev, "generation": gen})
+
+    def test_unhealthy_rolled_back_then_not_retried_then_fixed(self):
+        w = self.w
+        good, gen = self.deploy_good()
+        bad = w.commit(health_status=500)
+        r = self.pull(1)
+        self.assertIn("health checks did not pass", r.stderr)
+        s = self.assert_back_on(good, gen)
+        h = s["history"][-1]
+        self.assertEqual((h["revision"], h["result"]), (bad, "rolled-back"))
+        self.assertEqual(h["health"][0]["ok"], False)
+        self.assertIn("500", h["health"][0]["detail"])
+        self.assertEqual(s["failed-revision"], bad)
+
+        # the same revision again: nothing is done
+        w.reset_call_logs()
+        r = self.pull(0)
+        self.assertIn("failed before", r.stderr)
+        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual(self.status()["last-run"]["result"], "known-bad")
+
+        # --retry tries it anyway (and rolls back again)
+        self.pull(1, "--retry")
+        self.assert_back_on(good, gen)
+
+        # a fixed revision is deployed
+        fixed = w.commit()
+        self.pull(0)
+        s = self.status()
+        self.assertEqual(s["revision"], fixed)
+        self.assertIsNone(s["failed-revision"])
+        self.assertEqual(w.health(), 200)
+
+    def test_failed_activation_rolled_back(self):
+        w = self.w
+        good, gen = self.deploy_good()
+        w.commit(activation_exit=3)
+        r = self.pull(1)
+        self.assertIn("activation failed", r.stderr)
+        self.assert_back_on(good, gen)
+        self.assertEqual(self.status()["history"][-1]["result"], "rolled-back")
+
+    def test_rollback_lands_on_known_good_not_previous_number(self):
+        w = self.w
+        good, gen = self.deploy_good()                 # generation 1: good
+        w.commit(activation_exit=3)
+        self.pull(1)                                   # generation 2: activation failed
+        self.assertEqual(w.profile_generation(), 1)
+        self.assertIn(2, w.profile_generations())
+        w.commit(health_status=500)
+        self.pull(1)                                   # generation 3: unhealthy
+        self.assertEqual(sorted(w.profile_generations()), [1, 2, 3])
+        self.assertEqual(w.profile_generation(), 1, "back on generation 1, not 2 (the previous number)")
+        self.assert_back_on(good, gen)
+
+    def test_first_deployment_unhealthy_has_nothing_to_roll_back_to(self):
+        w = self.w
+        w.commit(health_status=500)
+        self.configure()
+        r = self.pull(5)
+        self.assertIn("needs a person", r.stderr)
+        s = self.status()
+        self.assertEqual(s["history"][-1]["result"], "rollback-failed")
+
+    def test_check_and_manual_rollback(self):
+        w = self.w
+        good, gen = self.deploy_good()
+        r = w.agent("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("web", r.stdout)
+        r = w.agent("--json", "check")
+        self.assertEqual(json.loads(r.stdout)["healthy"], True)
+        w.stop_service()
+        r = w.agent("check")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("FAIL", r.stdout)
+        r = w.agent("rollback")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_back_on(good, gen)
+        self.assertEqual(w.agent("check").returncode, 0)
+
+    # -- crash safety -----------------------------------------------------------------------
+
+    def slow_rebuild(self, verb):
+        """A nixos-rebuild that announces itself and sleeps before `verb`."""
+        w = self.w
+        pidfile = w.tmp / f"slow-{verb}.pid"
+        script = w.tmp / f"slow-{verb}"
+        script.write_text(f"""#!/bin/sh
+if [ "$1" = "{verb}" ]; then echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; sleep 60; fi
+exec {REBUILD_STANDIN} "$@"
+""")
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+        return script, pidfile
+
+    def kill_agent_when(self, predicate):
+        w = self.w
+        p = subprocess.Popen([str(w.agent_bin()), "-c", str(w.config_path), "pull"], env=w.env, cwd=w.cwd,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ok = w.wait_for(predicate, timeout=30)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        self.assertTrue(ok, "the phase was never reached")
+
+    def phase(self):
+        return json.loads((self.w.state_dir / "state.json").read_text())["phase"]
+
+    def test_killed_at_each_phase(self):
+        cases = [
+            # (what to make slow, the phase the state file must show when killed, new rev healthy?)
+            ("build", "building", True),
+            ("switch", "activating", True),
+            ("settle", "checking", True),
+            ("settle-bad", "checking", False),
+        ]
+        for how, phase, healthy in cases:
+            with self.subTest(kill_during=how):
+                w = self.w
+                good, gen = self.deploy_good()
+                new = w.commit(**({} if healthy else {"health_status": 500}))
+                if how in ("build", "switch"):
+                    script, pidfile = self.slow_rebuild(how)
+                    self.configure()
+                    w.write_config(system={"rebuild-command": str(script)},
+                                   health={"settle": 0, "timeout": 3, "checks": [{"name": "web", "http": {
+                                       "url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
+                    self.kill_agent_when(pidfile.exists)
+                    child = int(pidfile.read_text())
+                    self.assertTrue(w.wait_for(lambda: not os.path.exists(f"/proc/{child}") or
+                                               ") Z " in open(f"/proc/{child}/stat").read(), timeout=10),
+                                    "the rebuild outlived the agent")
+                else:
+                    self.configure(settle=30)
+                    self.kill_agent_when(lambda: (w.state_dir / "state.json").exists() and self.phase() == phase)
+                self.assertEqual(self.phase(), phase)
+
+                # the next run finishes the job
+                self.configure()
+                r = w.agent("pull")
+                s = self.status()
+                self.assertEqual(s["phase"], "idle")
+                if healthy:
+                    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+                    self.assertEqual(s["revision"], new)
+                    self.assertEqual(w.health(), 200)
+                    self.assertEqual(w.current_system(), s["generation"])
+                else:
+                    self.assertEqual(r.returncode, 0, r.stderr[-2000:])  # recovered, then: known bad
+                    self.assert_back_on(good, gen)
+                    self.assertEqual(s["history"][-1]["result"], "rolled-back")
+                # a fresh world for the next case
+                w.close()
+                self.w = World.for_test(self)
+                self.w.make_repo()
+
+
+if __name__ == "__main__":
+    unittest.main()
