@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 """The demonstration behind tools/demo: a test world (tests/world: a client flake without
 nixpkgs, a nixos-rebuild stand-in over real nix, a service on loopback) driven by the real
-atticd-agent binary. Every agent command is printed before it runs, with its output."""
+atticd-agent binary: pull, build, switch, health check, a no-change run, a failed build, an
+unhealthy revision rolled back and not retried. Every agent command is printed before it
+runs, with its output."""
 
 import shlex
 import sys
@@ -32,7 +34,8 @@ def agent(w, *args, expect):
 def main():
     with World() as w:
         repo = w.make_repo()
-        w.write_config()
+        w.write_config(health={"settle": 0, "timeout": 3, "checks": [
+            {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
         print(f"World in {w.tmp}: client repository {repo.remote_url}, "
               f"service on 127.0.0.1:{w.port}, nix store {w.store_dir}")
 
@@ -60,6 +63,19 @@ def main():
         w.commit("broken", build_fail=True)
         agent(w, "pull", expect=1)
         print(f"  still on generation {w.profile_generation()}, GET /health -> {w.health()}")
+
+        step("Revision 4 builds and activates, but its service answers 500: rolled back")
+        w.commit("unhealthy", health_status=500)
+        agent(w, "pull", expect=1)
+        print(f"  back on generation {w.profile_generation()}, GET /health -> {w.health()}")
+
+        step("The same bad revision again: not retried")
+        w.reset_call_logs()
+        agent(w, "pull", expect=0)
+        print(f"  nixos-rebuild calls: {len(w.rebuild_calls())}")
+
+        step("check: the health checks against the running system")
+        agent(w, "check", expect=0)
 
         step("status")
         agent(w, "status", expect=0)
