@@ -93,13 +93,13 @@ static void test_history_cap(void **state) {
         assert_int_equal(s->history[STATE_HISTORY_MAX - 1].id, STATE_HISTORY_MAX + 5);
 }
 
-#define VALID_HEAD "{\"version\": 1, \"next-id\": 2, "
+#define VALID_HEAD "{\"version\": 1, \"next-id\": 2, \"failed-revision\": null, "
 #define VALID_ENTRY                                                                                               \
         "{\"id\": 1, \"revision\": \"" REV1 "\", \"generation\": \"/nix/store/x\", \"source\": \"pull\", "   \
         "\"ref\": \"main\", \"action\": \"switch\", \"started\": \"2026-01-01T00:00:00Z\", "                  \
         "\"finished\": \"2026-01-01T00:01:00Z\", \"result\": \"success\", \"error\": null, "                   \
         "\"signer\": null, \"images\": [{\"name\": \"web\", \"reference\": \"r/w:1\", \"digest\": null, "    \
-        "\"signers\": [], \"sbom\": false}]}"
+        "\"signers\": [], \"sbom\": false}], \"previous-generation\": null, \"health\": null}"
 
 static void expect_corrupt(const char *content, const char *needle) {
         _cleanup_free_ char *dir = make_tmpdir();
@@ -150,7 +150,7 @@ static void test_corrupt(void **state) {
                        "\"history\": {}}", "expected an array");
         expect_corrupt(VALID_HEAD "\"deployed\": null, \"known-good\": null, \"phase\": \"idle\", \"pending\": null, "
                        "\"history\": [" VALID_ENTRY ", " VALID_ENTRY "]}", "not increasing");
-        expect_corrupt("{\"version\": 1, \"next-id\": 1, \"deployed\": null, \"known-good\": null, \"phase\": \"idle\", "
+        expect_corrupt("{\"version\": 1, \"next-id\": 1, \"failed-revision\": null, \"deployed\": null, \"known-good\": null, \"phase\": \"idle\", "
                        "\"pending\": null, \"history\": [" VALID_ENTRY "]}", "not below next-id");
         expect_corrupt("{\"version\": 1, \"version\": 1}", "duplicate");
         expect_corrupt(VALID_HEAD "\"deployed\": null, \"known-good\": null, \"phase\": \"idle\", \"pending\": null, "

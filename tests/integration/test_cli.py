@@ -63,7 +63,7 @@ class CliTest(unittest.TestCase):
 
     def test_later_commands_answer_clearly(self):
         for args in (["apply", "b.tar"], ["verify", "b.tar"], ["bundle", "create"],
-                     ["check"], ["rollback"], ["confirm"]):
+                     ["confirm"]):
             with self.subTest(args=args):
                 r = run("-c", str(self.config), *args)
                 self.assertEqual(r.returncode, 2)
