@@ -64,6 +64,17 @@ static const char *check_tcp_address(const char *v) {
         return NULL;
 }
 
+/* "HH:MM-HH:MM", local time; may wrap past midnight. */
+static const char *check_reboot_window(const char *v) {
+        unsigned h1, m1, h2, m2;
+        int n = 0;
+
+        if (sscanf(v, "%2u:%2u-%2u:%2u%n", &h1, &m1, &h2, &m2, &n) != 4 || v[n] != 0 || h1 > 23 || h2 > 23 ||
+            m1 > 59 || m2 > 59 || strlen(v) != 11)
+                return "must be HH:MM-HH:MM (local time, e.g. 02:00-04:30)";
+        return NULL;
+}
+
 /* system: */
 static const SchemaKey system_keys[] = {
         KEY("rebuild-command", SCHEMA_STRING, C(system.rebuild_command), .def = "nixos-rebuild"),
@@ -71,6 +82,9 @@ static const SchemaKey system_keys[] = {
         KEY("profile", SCHEMA_STRING, C(system.profile), .def = "/nix/var/nix/profiles/system", ABSOLUTE_PATH),
         KEY("current-system", SCHEMA_STRING, C(system.current_system), .def = "/run/current-system", ABSOLUTE_PATH),
         KEY("action", SCHEMA_ENUM, C(system.action), .def = "switch", .values = system_action_table),
+        KEY("reboot-command", SCHEMA_STRV, C(system.reboot_command), .def = "[systemctl, reboot]",
+            .flags = SCHEMA_NON_EMPTY),
+        KEY("reboot-window", SCHEMA_STRING, C(system.reboot_window), .check = check_reboot_window),
         {},
 };
 static const SchemaMapping system_mapping = { .keys = system_keys };

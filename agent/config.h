@@ -58,6 +58,8 @@ typedef struct Config {
                 char *profile;         /* default /nix/var/nix/profiles/system */
                 char *current_system;  /* default /run/current-system */
                 SystemAction action;   /* default switch */
+                char **reboot_command; /* action boot: argv that reboots, default systemctl reboot */
+                char *reboot_window;   /* "HH:MM-HH:MM" local time; NULL: any time */
         } system;
 
         struct {

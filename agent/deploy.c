@@ -6,6 +6,7 @@
 #include "fileio.h"
 #include "health.h"
 #include "log.h"
+#include "process.h"
 #include "rebuild.h"
 
 #define BUILD_DIR "build"
@@ -42,6 +43,45 @@ static bool check_health(Run *run, bool record) {
         }
         health_report_done(&report);
         return healthy;
+}
+
+static int read_boot_id(char **ret) {
+        _cleanup_free_ char *id = NULL;
+        int r = read_full_file("/proc/sys/kernel/random/boot_id", 64, &id, NULL);
+
+        if (r < 0)
+                return r;
+        id[strcspn(id, "\n")] = 0;
+        *ret = TAKE_PTR(id);
+        return 0;
+}
+
+/* Whether now (local time) is inside system.reboot-window "HH:MM-HH:MM" (which may wrap past
+ * midnight); no window: always. */
+static bool in_reboot_window(const Config *c) {
+        unsigned h1, m1, h2, m2, start, end, now;
+        time_t t = time(NULL);
+        struct tm tm;
+
+        if (!c->system.reboot_window)
+                return true;
+        if (sscanf(c->system.reboot_window, "%u:%u-%u:%u", &h1, &m1, &h2, &m2) != 4 || !localtime_r(&t, &tm))
+                return false;
+        start = h1 * 60 + m1;
+        end = h2 * 60 + m2;
+        now = (unsigned) (tm.tm_hour * 60 + tm.tm_min);
+        return start <= end ? now >= start && now < end : now >= start || now < end;
+}
+
+static void reboot_now(const Config *c, const char *why) {
+        Error e = {};
+        int r;
+
+        log_notice("Rebooting (%s): %s", why, c->system.reboot_command[0]);
+        r = process_run(c->system.reboot_command, &(ProcessOptions) { .name = "reboot", .timeout = 120 * USEC_PER_SEC },
+                        NULL, &e);
+        if (r < 0)
+                log_error("The reboot command failed: %s", error_message(&e) ?: strerror(-r));
 }
 
 static ExitCode finish(Run *run, RunResult result, const char *error, ExitCode code) {
@@ -84,7 +124,16 @@ static ExitCode rollback(Run *run, const char *why, RunResult result) {
 
         log_warning("Rolling back to %s.", target);
         r = profile_switch_to(c, target, &e);
-        if (r >= 0)
+        if (r >= 0 && run->state->phase == PHASE_ROLLING_BACK && streq_ptr(p->action, "boot") && p->boot_id) {
+                /* A boot-activated generation that failed after its boot: the known-good one
+                 * becomes the boot entry again, and the machine boots into it. */
+                r = generation_activate(c, target, SYSTEM_ACTION_BOOT, &e);
+                if (r >= 0) {
+                        msgf(msg, "%s; rolled back to %s for the next boot", why, target);
+                        reboot_now(c, "back to the known-good generation");
+                        return finish(run, result, msg, EXIT_DEPLOY_FAILED);
+                }
+        } else if (r >= 0)
                 r = generation_activate(c, target, SYSTEM_ACTION_SWITCH, &e);
         if (r < 0) {
                 _cleanup_free_ char *now = NULL;
@@ -106,16 +155,30 @@ static ExitCode rollback(Run *run, const char *why, RunResult result) {
         return finish(run, result, msg, EXIT_DEPLOY_FAILED);
 }
 
+/* action boot: the new generation is the next boot's; `confirm` after that boot decides. */
+static ExitCode pend_reboot(Run *run) {
+        Deployment *p = run->state->pending;
+
+        (void) read_boot_id(&p->boot_id);
+        run->state->phase = PHASE_PENDING_REBOOT;
+        if (run_save_state(run) < 0)
+                return EXIT_USAGE;
+        log_info("Revision %s is installed for the next boot as %s; `confirm` after the reboot decides.", p->revision,
+                 p->generation);
+        if (in_reboot_window(run->config))
+                reboot_now(run->config, "a new generation is installed for the next boot");
+        else
+                log_info("Outside the reboot window %s: rebooting later.", run->config->system.reboot_window);
+        return run_result(run, EXIT_OK, RESULT_PENDING_REBOOT, p->revision, NULL);
+}
+
 /* Activated (or about to be found so by recovery): health decides. */
 static ExitCode check_and_record(Run *run) {
         const Config *c = run->config;
         Deployment *p = run->state->pending;
 
-        if (streq_ptr(p->action, "boot")) {
-                /* Activated at the next boot: nothing runs to be checked now. */
-                log_info("Revision %s is installed for the next boot as %s.", p->revision, p->generation);
-                return finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
-        }
+        if (streq_ptr(p->action, "boot"))
+                return pend_reboot(run);
 
         if (c->health.n_checks > 0) {
                 run->state->phase = PHASE_CHECKING;
@@ -212,6 +275,9 @@ ExitCode deploy_recover(Run *run) {
                         return rollback(run, "the agent was stopped during the activation", RESULT_INTERRUPTED);
                 return check_and_record(run);
 
+        case PHASE_PENDING_REBOOT:
+                return deploy_confirm(run);
+
         case PHASE_ROLLING_BACK:
                 log_warning("The previous run was stopped while rolling back from %s; rolling back again.",
                             p->revision);
@@ -220,6 +286,36 @@ ExitCode deploy_recover(Run *run) {
         default:
                 return EXIT_USAGE;
         }
+}
+
+ExitCode deploy_confirm(Run *run) {
+        const Config *c = run->config;
+        Deployment *p = run->state->pending;
+        _cleanup_free_ char *current = NULL, *boot = NULL;
+
+        if (run->state->phase != PHASE_PENDING_REBOOT) {
+                log_info("No boot-activated deployment is waiting for confirmation.");
+                return EXIT_OK;
+        }
+        (void) canonicalize_path(c->system.current_system, &current);
+        (void) read_boot_id(&boot);
+
+        if (streq_ptr(current, p->generation)) {
+                log_info("Booted into %s (revision %s): checking its health.", p->generation, p->revision);
+                if (!check_health(run, true))
+                        return rollback(run, "the health checks did not pass after the reboot", RESULT_ROLLED_BACK);
+                log_info("Confirmed revision %s (%s).", p->revision, p->generation);
+                return finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
+        }
+        if (p->boot_id && boot && !streq(p->boot_id, boot))
+                /* Rebooted, but not into the new generation: it did not come up. Never
+                 * confirmed, so rolled back. */
+                return rollback(run, "the machine rebooted, but not into the new generation", RESULT_ROLLED_BACK);
+
+        log_info("Revision %s waits for a reboot into %s (running: %s).", p->revision, p->generation, strna(current));
+        if (in_reboot_window(c))
+                reboot_now(c, "a new generation is installed for the next boot");
+        return run_result(run, EXIT_OK, RESULT_PENDING_REBOOT, p->revision, NULL);
 }
 
 ExitCode deploy_rollback_to_known_good(Run *run) {

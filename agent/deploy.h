@@ -23,5 +23,11 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
  * recovery ended in a known state. */
 ExitCode deploy_recover(Run *run);
 
+/* `confirm` (after a boot): a pending boot-activated deployment running now is checked and
+ * confirmed, or rolled back (boot entry back to the known-good generation, and a reboot); one
+ * that did not come up after a reboot is rolled back; one still waiting reboots within the
+ * reboot window. */
+ExitCode deploy_confirm(Run *run);
+
 /* `rollback`: back to the last known-good generation by hand. */
 ExitCode deploy_rollback_to_known_good(Run *run);

@@ -158,6 +158,11 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
         code = deploy_recover(&run);
         if (code == EXIT_USAGE)
                 return code;
+        if (run.state->phase == PHASE_PENDING_REBOOT) {
+                /* A boot-activated deployment waits for its reboot and confirmation: nothing
+                 * new on top of it. */
+                return code;
+        }
 
         repo_path = path_join(c->state_dir, REPO_DIR);
         if (!repo_path)
@@ -333,4 +338,16 @@ ExitCode engine_check(const Config *c, bool json) {
         r = report.healthy;
         health_report_done(&report);
         return r ? EXIT_OK : EXIT_DEPLOY_FAILED;
+}
+
+ExitCode engine_confirm(const Config *c) {
+        _cleanup_(run_done) Run run = {};
+        ExitCode code;
+
+        code = run_begin(&run, c, "confirm");
+        if (code != EXIT_OK)
+                return code;
+        if (run.state->phase != PHASE_PENDING_REBOOT && run.state->phase != PHASE_IDLE)
+                return deploy_recover(&run);
+        return deploy_confirm(&run);
 }

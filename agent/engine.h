@@ -21,6 +21,9 @@ typedef struct PullOptions {
 /* `pull`: fetch the configured repository and deploy its revision when it is new. */
 ExitCode engine_pull(const Config *c, const PullOptions *o);
 
+/* `confirm`: after a boot, confirm a pending boot-activated deployment or roll it back. */
+ExitCode engine_confirm(const Config *c);
+
 /* `rollback`: back to the last known-good generation. */
 ExitCode engine_rollback(const Config *c);
 

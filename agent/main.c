@@ -100,6 +100,18 @@ static int cmd_rollback(const Args *a, int argc, char **argv) {
         return engine_rollback(c);
 }
 
+static int cmd_confirm(const Args *a, int argc, char **argv) {
+        _cleanup_config_ Config *c = NULL;
+        int code;
+
+        if (argc > 1)
+                return usage_error("confirm", "unexpected argument", argv[1]);
+        code = load_config(a, &c);
+        if (code != EXIT_OK)
+                return code;
+        return engine_confirm(c);
+}
+
 static int cmd_check(const Args *a, int argc, char **argv) {
         _cleanup_config_ Config *c = NULL;
         int code;
@@ -216,7 +228,7 @@ static const Command commands[] = {
         { "check", cmd_check },
         { "status", cmd_status },
         { "rollback", cmd_rollback },
-        { "confirm", cmd_later },
+        { "confirm", cmd_confirm },
         { "config", cmd_config },
 };
 

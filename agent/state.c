@@ -12,6 +12,7 @@ static const char *const phase_table[_PHASE_MAX] = {
         [PHASE_ACTIVATING] = "activating",
         [PHASE_CHECKING] = "checking",
         [PHASE_ROLLING_BACK] = "rolling-back",
+        [PHASE_PENDING_REBOOT] = "pending-reboot",
 };
 
 static const char *const result_table[_RESULT_MAX] = {
@@ -27,6 +28,7 @@ static const char *const result_table[_RESULT_MAX] = {
         [RESULT_ROLLED_BACK] = "rolled-back",
         [RESULT_ROLLBACK_FAILED] = "rollback-failed",
         [RESULT_KNOWN_BAD] = "known-bad",
+        [RESULT_PENDING_REBOOT] = "pending-reboot",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(phase, Phase, phase_table, _PHASE_MAX)
@@ -43,6 +45,7 @@ void deployment_done(Deployment *d) {
         free(d->error);
         free(d->signer);
         free(d->previous_generation);
+        free(d->boot_id);
         json_decref(d->images);
         json_decref(d->health);
         *d = (Deployment) {};
@@ -71,7 +74,8 @@ int deployment_copy(const Deployment *src, Deployment *dst) {
             strdup_null(src->source, &d.source) < 0 || strdup_null(src->ref, &d.ref) < 0 ||
             strdup_null(src->action, &d.action) < 0 || strdup_null(src->error, &d.error) < 0 ||
             strdup_null(src->signer, &d.signer) < 0 ||
-            strdup_null(src->previous_generation, &d.previous_generation) < 0) {
+            strdup_null(src->previous_generation, &d.previous_generation) < 0 ||
+            strdup_null(src->boot_id, &d.boot_id) < 0) {
                 deployment_done(&d);
                 return -ENOMEM;
         }
@@ -120,7 +124,7 @@ static json_t *json_time_or_null(time_t t) {
 }
 
 static json_t *deployment_to_json(const Deployment *d) {
-        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "id", (json_int_t) d->id,
                          "revision", d->revision,
                          "generation", json_string_or_null(d->generation),
@@ -134,7 +138,8 @@ static json_t *deployment_to_json(const Deployment *d) {
                          "signer", json_string_or_null(d->signer),
                          "images", d->images ? json_incref(d->images) : json_null(),
                          "previous-generation", json_string_or_null(d->previous_generation),
-                         "health", d->health ? json_incref(d->health) : json_null());
+                         "health", d->health ? json_incref(d->health) : json_null(),
+                         "boot-id", json_string_or_null(d->boot_id));
 }
 
 static json_t *pair_to_json(const char *revision, const char *generation) {
@@ -215,18 +220,18 @@ static int images_from_json(json_t *a, const char *what, Error *e) {
 }
 
 static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Error *e) {
-        json_t *generation, *ref, *started, *finished, *error, *signer, *images, *previous, *health;
+        json_t *generation, *ref, *started, *finished, *error, *signer, *images, *previous, *health, *boot_id;
         const char *revision, *source, *action, *result;
         json_int_t id;
         json_error_t jerr;
         Deployment d = {};
         int r;
 
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}",
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
                            "id", &id, "revision", &revision, "generation", &generation, "source", &source,
                            "ref", &ref, "action", &action, "started", &started, "finished", &finished,
                            "result", &result, "error", &error, "signer", &signer, "images", &images,
-                           "previous-generation", &previous, "health", &health) < 0)
+                           "previous-generation", &previous, "health", &health, "boot-id", &boot_id) < 0)
                 return error_set(e, -EINVAL, "%s: %s", what, jerr.text);
         r = images_from_json(images, what, e);
         if (r < 0)
@@ -259,6 +264,7 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
         if ((r = opt_string(generation, what, &d.generation, e)) < 0 || (r = opt_string(ref, what, &d.ref, e)) < 0 ||
             (r = opt_string(error, what, &d.error, e)) < 0 || (r = opt_string(signer, what, &d.signer, e)) < 0 ||
             (r = opt_string(previous, what, &d.previous_generation, e)) < 0 ||
+            (r = opt_string(boot_id, what, &d.boot_id, e)) < 0 ||
             (r = opt_time(started, what, &d.started, e)) < 0 ||
             (r = opt_time(finished, what, &d.finished, e)) < 0)
                 goto fail;

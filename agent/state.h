@@ -31,6 +31,7 @@ typedef enum Phase {
         PHASE_ACTIVATING,   /* the profile and the running system may be the new generation */
         PHASE_CHECKING,     /* activated; health checks running */
         PHASE_ROLLING_BACK, /* going back to pending->previous_generation */
+        PHASE_PENDING_REBOOT, /* action boot: installed for the next boot, to be confirmed after it */
         _PHASE_MAX,
 } Phase;
 
@@ -47,6 +48,7 @@ typedef enum RunResult {
         RESULT_ROLLED_BACK,        /* failed (activation or health) and back on the known-good generation */
         RESULT_ROLLBACK_FAILED,    /* failed, and so did the rollback: a person is needed */
         RESULT_KNOWN_BAD,          /* the revision failed before and was not tried again */
+        RESULT_PENDING_REBOOT,     /* installed for the next boot; `confirm` decides after it */
         _RESULT_MAX,
 } RunResult;
 
@@ -65,6 +67,7 @@ typedef struct Deployment {
         char *previous_generation; /* what the profile pointed to before: the rollback target
                                     * when there is no known-good generation yet */
         struct json_t *health;     /* [{name, ok, detail, duration_ms}] of the last round, or NULL */
+        char *boot_id;             /* action boot: the boot it was installed in */
         struct json_t *images; /* [{name, reference, digest, signers, sbom}], NULL before verified */
 } Deployment;
 

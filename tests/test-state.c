@@ -99,7 +99,7 @@ static void test_history_cap(void **state) {
         "\"ref\": \"main\", \"action\": \"switch\", \"started\": \"2026-01-01T00:00:00Z\", "                  \
         "\"finished\": \"2026-01-01T00:01:00Z\", \"result\": \"success\", \"error\": null, "                   \
         "\"signer\": null, \"images\": [{\"name\": \"web\", \"reference\": \"r/w:1\", \"digest\": null, "    \
-        "\"signers\": [], \"sbom\": false}], \"previous-generation\": null, \"health\": null}"
+        "\"signers\": [], \"sbom\": false}], \"previous-generation\": null, \"health\": null, \"boot-id\": null}"
 
 static void expect_corrupt(const char *content, const char *needle) {
         _cleanup_free_ char *dir = make_tmpdir();

@@ -145,6 +145,96 @@ class RollbackTest(unittest.TestCase):
         self.assert_back_on(good, gen)
         self.assertEqual(w.agent("check").returncode, 0)
 
+    # -- boot activation ---------------------------------------------------------------------
+
+    def configure_boot(self, window=None):
+        w = self.w
+        reboots = w.tmp / "reboots"
+        system = {"action": "boot", "reboot-command": ["sh", "-c", f"echo reboot >> {reboots}"]}
+        if window:
+            system["reboot-window"] = window
+        w.write_config(system=system, health={"settle": 0, "timeout": 3, "checks": [
+            {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
+        return reboots
+
+    def simulate_reboot(self):
+        """What a reboot does to the test world: the service stops, the boot entry's
+        generation becomes the running system (its activation starts its service)."""
+        w = self.w
+        w.stop_service()
+        nxt = w.boot_next()
+        r = subprocess.run([f"{nxt}/bin/switch-to-configuration", "test"], env=w.env, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_boot_confirm_healthy_and_unhealthy(self):
+        w = self.w
+        good, gen = self.deploy_good()
+
+        # a healthy revision, activated at the next boot
+        rev = w.commit()
+        reboots = self.configure_boot()
+        self.pull(0)
+        s = self.status()
+        self.assertEqual(s["phase"], "pending-reboot")
+        self.assertEqual(s["revision"], good, "not deployed before the reboot")
+        self.assertEqual(w.current_system(), gen)
+        new_gen = s["pending"]["generation"]
+        self.assertEqual(w.boot_next(), new_gen)
+        self.assertEqual(reboots.read_text().count("reboot"), 1)
+
+        # a pull before the reboot starts nothing on top of it
+        w.commit()
+        w.reset_call_logs()
+        self.pull(0)
+        self.assertEqual(w.rebuild_calls(), [])
+        w.repo.reset(rev)
+        w.repo.push(rev, "main", force=True)
+
+        self.simulate_reboot()
+        r = w.agent("confirm")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        s = self.status()
+        self.assertEqual((s["phase"], s["revision"], s["generation"]), ("idle", rev, new_gen))
+        self.assertEqual(s["history"][-1]["result"], "success")
+        self.assertEqual(w.health(), 200)
+
+        # an unhealthy one: confirm rolls it back for the next boot, and reboots
+        bad = w.commit(health_status=500)
+        self.pull(0)
+        self.assertEqual(self.status()["phase"], "pending-reboot")
+        self.simulate_reboot()
+        self.assertEqual(w.health(), 500)
+        r = w.agent("confirm")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        s = self.status()
+        self.assertEqual(s["phase"], "idle")
+        self.assertEqual(s["history"][-1]["revision"], bad)
+        self.assertEqual(s["history"][-1]["result"], "rolled-back")
+        self.assertEqual(w.boot_next(), new_gen, "the known-good generation is the boot entry again")
+        self.assertEqual(w.profile_target(), new_gen)
+        self.assertEqual(reboots.read_text().count("reboot"), 4)
+        self.simulate_reboot()
+        self.assertEqual(w.health(), 200)
+        self.assertEqual(w.agent("confirm").returncode, 0)
+
+    def test_reboot_window(self):
+        import time as _t
+        w = self.w
+        self.deploy_good()
+        now = _t.localtime()
+        # a window that closed a minute ago and opens in 2 hours
+        start = (now.tm_hour + 2) % 24
+        window = f"{start:02d}:00-{start:02d}:30"
+        w.commit()
+        reboots = self.configure_boot(window)
+        self.pull(0)
+        self.assertEqual(self.status()["phase"], "pending-reboot")
+        self.assertFalse(reboots.exists(), "no reboot outside the window")
+        r = w.agent("confirm")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("waits for a reboot", r.stderr)
+        self.assertFalse(reboots.exists())
+
     # -- crash safety -----------------------------------------------------------------------
 
     def slow_rebuild(self, verb):
