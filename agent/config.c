@@ -169,6 +169,8 @@ static const SchemaMapping bundle_mapping = { .keys = bundle_keys };
 static const SchemaKey http_keys[] = {
         KEY("url", SCHEMA_STRING, H(http_url), .flags = SCHEMA_REQUIRED, .check = check_http_url),
         KEY("status", SCHEMA_UINT, H(http_status), .def = "200", .min = 100, .max = 599),
+        KEY("body", SCHEMA_STRING, H(http_body)),
+        KEY("ca-file", SCHEMA_STRING, H(http_ca_file), ABSOLUTE_PATH),
         {},
 };
 static const SchemaMapping http_mapping = { .keys = http_keys };
@@ -221,6 +223,7 @@ static const SchemaMapping check_mapping = { .keys = check_keys, .verify = check
 
 /* health: */
 static const SchemaKey health_keys[] = {
+        KEY("no-failed-units", SCHEMA_BOOL, C(health.no_failed_units), .def = "false"),
         KEY("settle", SCHEMA_UINT, C(health.settle), .def = "5", DURATION),
         KEY("timeout", SCHEMA_UINT, C(health.timeout), .def = "120", DURATION),
         KEY("checks", SCHEMA_ARRAY, C(health.checks), .count_offset = C(health.n_checks),
@@ -245,6 +248,14 @@ static int health_verify(SchemaWalker *w, void *base, _unused_ const unsigned *l
 }
 static const SchemaMapping health_mapping = { .keys = health_keys, .verify = health_verify };
 
+/* hooks: */
+static const SchemaKey hooks_keys[] = {
+        KEY("on-success", SCHEMA_STRV, C(hooks.on_success)),
+        KEY("on-failure", SCHEMA_STRV, C(hooks.on_failure)),
+        {},
+};
+static const SchemaMapping hooks_mapping = { .keys = hooks_keys };
+
 /* The top level. */
 static const SchemaKey config_keys[] = {
         KEY("host", SCHEMA_STRING, C(host), .flags = SCHEMA_REQUIRED),
@@ -254,6 +265,7 @@ static const SchemaKey config_keys[] = {
         KEY("images", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &images_mapping),
         KEY("bundle", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &bundle_mapping),
         KEY("health", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &health_mapping),
+        KEY("hooks", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &hooks_mapping),
         {},
 };
 static const SchemaMapping config_mapping = { .keys = config_keys };

@@ -32,9 +32,11 @@ typedef struct HealthCheck {
         unsigned line; /* where the check starts in the file, for messages */
         HealthCheckType type;
 
-        /* http: { url: ..., status: 200 } */
+        /* http: { url: ..., status: 200, body: "substring", ca-file: /path } */
         char *http_url;
         unsigned http_status;
+        char *http_body;
+        char *http_ca_file;
 
         /* tcp: "host:port" */
         char *tcp_address;
@@ -95,11 +97,16 @@ typedef struct Config {
         } bundle;
 
         struct {
+                bool no_failed_units; /* also: no systemd unit may be in the failed state */
                 unsigned settle;  /* seconds, default 5 */
                 unsigned timeout; /* seconds, default 120 */
                 HealthCheck *checks;
                 size_t n_checks;
         } health;
+        struct {
+                char **on_success; /* argv run after a successful deployment (empty: none) */
+                char **on_failure; /* argv run after a failed one (rolled back or not) */
+        } hooks;
 } Config;
 
 /* Returns a Config with every default set (host and repository unset). */

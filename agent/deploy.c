@@ -29,7 +29,7 @@ static bool check_health(Run *run, bool record) {
         bool healthy;
         int r;
 
-        if (run->config->health.n_checks == 0)
+        if (run->config->health.n_checks == 0 && !run->config->health.no_failed_units)
                 return true;
         r = health_run(run->config, NULL, &report, &e);
         if (r < 0) {
@@ -84,14 +84,62 @@ static void reboot_now(const Config *c, const char *why) {
                 log_error("The reboot command failed: %s", error_message(&e) ?: strerror(-r));
 }
 
+/* hooks.on-success / hooks.on-failure, with what happened in their environment. A hook
+ * that fails is reported and changes nothing. */
+static void run_hook(const Config *c, const Deployment *d, RunResult result, const char *error) {
+        char **argv = result == RESULT_SUCCESS ? c->hooks.on_success : c->hooks.on_failure;
+        _cleanup_strv_free_ char **env = NULL;
+        char *extra[6] = {};
+        Error e = {};
+        size_t n = strv_length(environ), k = 0;
+        int r;
+
+        if (strv_length(argv) == 0)
+                return;
+        if (asprintf(&extra[k++], "ATTICD_REVISION=%s", strempty(d->revision)) < 0 ||
+            asprintf(&extra[k++], "ATTICD_GENERATION=%s", strempty(d->generation)) < 0 ||
+            asprintf(&extra[k++], "ATTICD_RESULT=%s", run_result_to_string(result)) < 0 ||
+            asprintf(&extra[k++], "ATTICD_ERROR=%s", strempty(error)) < 0 ||
+            asprintf(&extra[k++], "ATTICD_SOURCE=%s", strempty(d->source)) < 0) {
+                log_oom_exit();
+                for (size_t i = 0; i < k; i++)
+                        free(extra[i]);
+                return;
+        }
+        env = calloc(n + k + 1, sizeof(char *));
+        if (!env) {
+                for (size_t i = 0; i < k; i++)
+                        free(extra[i]);
+                return;
+        }
+        for (size_t i = 0; i < k; i++)
+                env[i] = extra[i];
+        for (size_t i = 0, j = k; i < n; i++)
+                if (strncmp(environ[i], "ATTICD_", 7) != 0)
+                        env[j++] = strdup(environ[i]);
+        r = process_run(argv, &(ProcessOptions) { .name = "hook", .env = env, .timeout = 60 * USEC_PER_SEC }, NULL, &e);
+        if (r < 0)
+                log_warning("The %s hook failed: %s", result == RESULT_SUCCESS ? "on-success" : "on-failure",
+                            error_message(&e) ?: strerror(-r));
+}
+
 static ExitCode finish(Run *run, RunResult result, const char *error, ExitCode code) {
         const Deployment *p = run->state->pending;
         _cleanup_free_ char *rev = p ? strdup(p->revision) : NULL;
+        Deployment copy = {};
         int r;
 
+        if (p && deployment_copy(p, &copy) < 0)
+                return log_oom_exit();
         r = state_finish(run->state, result, error);
-        if (r < 0 || run_save_state(run) < 0)
+        if (r < 0 || run_save_state(run) < 0) {
+                deployment_done(&copy);
                 return EXIT_USAGE;
+        }
+        if (result == RESULT_SUCCESS || result == RESULT_BUILD_FAILED || result == RESULT_ROLLED_BACK ||
+            result == RESULT_ROLLBACK_FAILED)
+                run_hook(run->config, &copy, result, error);
+        deployment_done(&copy);
         return run_result(run, code, result, rev, error);
 }
 
@@ -180,7 +228,7 @@ static ExitCode check_and_record(Run *run) {
         if (streq_ptr(p->action, "boot"))
                 return pend_reboot(run);
 
-        if (c->health.n_checks > 0) {
+        if (c->health.n_checks > 0 || c->health.no_failed_units) {
                 run->state->phase = PHASE_CHECKING;
                 if (run_save_state(run) < 0)
                         return EXIT_USAGE;

@@ -14,12 +14,35 @@
 #define CHECK_TIMEOUT_MAX (30 * USEC_PER_SEC)
 #define DEFAULT_INTERVAL (2 * USEC_PER_SEC)
 
-static size_t discard(char *p, size_t s, size_t n, void *u) {
-        return s * n;
+#define HTTP_BODY_MAX (1024 * 1024)
+
+typedef struct Body {
+        char *data;
+        size_t size;
+} Body;
+
+/* Keeps at most HTTP_BODY_MAX bytes of the answer, for the body check. */
+static size_t collect(char *p, size_t s, size_t n, void *u) {
+        Body *b = u;
+        size_t len = s * n, take = MIN(len, HTTP_BODY_MAX - b->size);
+        char *q;
+
+        if (take == 0)
+                return len;
+        q = realloc(b->data, b->size + take + 1);
+        if (!q)
+                return 0;
+        memcpy(q + b->size, p, take);
+        b->data = q;
+        b->size += take;
+        b->data[b->size] = 0;
+        return len;
 }
 
 static bool check_http(const HealthCheck *hc, usec_t budget, char **detail) {
         CURL *h = curl_easy_init();
+        _cleanup_free_ char *body = NULL;
+        Body b = {};
         long status = 0;
         CURLcode cc;
 
@@ -31,12 +54,16 @@ static bool check_http(const HealthCheck *hc, usec_t budget, char **detail) {
         (void) curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         (void) curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         (void) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long) MAX(budget / USEC_PER_MSEC, 1u));
-        (void) curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+        (void) curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+        (void) curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        if (hc->http_ca_file)
+                (void) curl_easy_setopt(h, CURLOPT_CAINFO, hc->http_ca_file);
         (void) curl_easy_setopt(h, CURLOPT_USERAGENT, "atticd-agent health check");
         (void) curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* a health check asks the machine, not a proxy */
         cc = curl_easy_perform(h);
         (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(h);
+        body = b.data;
 
         if (cc != CURLE_OK) {
                 if (asprintf(detail, "%s", curl_easy_strerror(cc)) < 0)
@@ -50,7 +77,15 @@ static bool check_http(const HealthCheck *hc, usec_t budget, char **detail) {
                 if (asprintf(detail, "HTTP %ld (expected %u)", status, hc->http_status) < 0)
                         *detail = NULL;
         }
-        return status == (long) hc->http_status;
+        if (status != (long) hc->http_status)
+                return false;
+        if (hc->http_body && !strstr(strempty(body), hc->http_body)) {
+                free(*detail);
+                if (asprintf(detail, "HTTP %ld, but the body does not contain '%.64s'", status, hc->http_body) < 0)
+                        *detail = NULL;
+                return false;
+        }
+        return true;
 }
 
 static bool check_tcp(const HealthCheck *hc, usec_t budget, char **detail) {
@@ -139,6 +174,52 @@ static bool check_units(const HealthCheck *hc, char **detail) {
         return ok;
 }
 
+/* health.no-failed-units: no unit of the system may be in the failed state. */
+static bool check_no_failed_units(char **detail) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        _cleanup_free_ char *names = NULL;
+        sd_bus *bus = NULL;
+        size_t n = 0, len = 0;
+        const char *name;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                       "org.freedesktop.systemd1.Manager", "ListUnitsFiltered", &error, &reply, "as", 1,
+                                       "failed");
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssssssouso)", &name, NULL, NULL, NULL, NULL, NULL, NULL,
+                                                  NULL, NULL, NULL)) > 0) {
+                size_t l = strlen(name);
+                char *p;
+
+                n++;
+                if (len > 200)
+                        continue;
+                p = realloc(names, len + l + 3);
+                if (!p)
+                        break;
+                names = p;
+                (void) snprintf(names + len, l + 3, "%s%s", len ? ", " : "", name);
+                len += l + (len ? 2 : 0);
+        }
+        if (r < 0) {
+                if (asprintf(detail, "cannot list the failed units: %s", error.message ?: strerror(-r)) < 0)
+                        *detail = NULL;
+        } else if (n > 0) {
+                if (asprintf(detail, "%zu failed unit(s): %s", n, strempty(names)) < 0)
+                        *detail = NULL;
+        } else
+                *detail = strdup("no failed units");
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+        return r >= 0 && n == 0;
+}
+
 static bool check_command(const HealthCheck *hc, usec_t budget, char **detail) {
         ProcessResult res = {};
         Error e = {};
@@ -205,13 +286,27 @@ static int round_of_checks(const Config *c, usec_t deadline, HealthReport *rep) 
                 run_check(&c->health.checks[i], deadline > now ? deadline - now : 0, &rep->results[i]);
                 all = all && rep->results[i].ok;
         }
+        if (c->health.no_failed_units) {
+                HealthResult *res = &rep->results[c->health.n_checks];
+                usec_t start = now_usec(CLOCK_MONOTONIC);
+                char *detail = NULL;
+                bool ok = check_no_failed_units(&detail);
+
+                free(res->name);
+                free(res->detail);
+                *res = (HealthResult) { .name = strdup("no-failed-units"), .ok = ok, .detail = detail,
+                                        .duration = now_usec(CLOCK_MONOTONIC) - start };
+                log_full_errno(ok ? LOG_INFO : LOG_WARNING, 0, "Health check 'no-failed-units': %s (%s)",
+                               ok ? "ok" : "FAILED", strna(detail));
+                all = all && ok;
+        }
         rep->rounds++;
         rep->healthy = all;
         return 0;
 }
 
 static int report_new(const Config *c, HealthReport *ret) {
-        *ret = (HealthReport) { .n = c->health.n_checks };
+        *ret = (HealthReport) { .n = c->health.n_checks + !!c->health.no_failed_units };
         ret->results = calloc(MAX(ret->n, 1u), sizeof(HealthResult));
         return ret->results ? 0 : -ENOMEM;
 }

@@ -114,6 +114,15 @@ class UnitsTest(unittest.TestCase):
         r = self.check("no-such-unit.service")
         self.assertEqual(r.returncode, 1)
 
+        # health.no-failed-units: the failed unit is named; once reset, it is not
+        self.w.write_config(health={"settle": 0, "timeout": 2, "no-failed-units": True, "checks": []})
+        r = self.w.agent("check", env=self.env)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("atticd-broken.service", r.stdout)
+        self.assertEqual(busctl(s.address, "ResetFailedUnit", "s", "atticd-broken.service").returncode, 0)
+        r = self.w.agent("check", env=self.env)
+        self.assertNotIn("atticd-broken.service", r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()

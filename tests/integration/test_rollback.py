@@ -97,6 +97,35 @@ class RollbackTest(unittest.TestCase):
         self.assertIsNone(s["failed-revision"])
         self.assertEqual(w.health(), 200)
 
+    def test_hooks(self):
+        w = self.w
+        out = w.tmp / "hooks.log"
+        hook = ["sh", "-c", f'echo "$0 $ATTICD_RESULT $ATTICD_REVISION $ATTICD_GENERATION [$ATTICD_ERROR]" >> {out}']
+        good = w.commit()
+        self.configure()
+        w.write_config(hooks={"on-success": hook[:2] + [hook[2], "success-hook"],
+                              "on-failure": hook[:2] + [hook[2], "failure-hook"]},
+                       health={"settle": 0, "timeout": 3, "checks": [
+                           {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200,
+                                                    "body": "status 200"}}]})
+        self.pull(0)
+        gen = self.status()["generation"]
+        bad = w.commit(health_status=500)
+        self.pull(1)
+        lines = out.read_text().splitlines()
+        self.assertEqual(lines[0], f"success-hook success {good} {gen} []")
+        self.assertTrue(lines[1].startswith(f"failure-hook rolled-back {bad} /"), lines[1])
+        self.assertIn("health checks did not pass", lines[1])
+
+    def test_http_body_check(self):
+        w = self.w
+        w.commit()
+        w.write_config(health={"settle": 0, "timeout": 2, "checks": [
+            {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200,
+                                     "body": "this text is not in the answer"}}]})
+        r = self.pull(5)
+        self.assertIn("does not contain", r.stderr)
+
     def test_failed_activation_rolled_back(self):
         w = self.w
         good, gen = self.deploy_good()
