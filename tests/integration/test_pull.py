@@ -170,14 +170,20 @@ class PullTest(unittest.TestCase):
     def test_boot_action(self):
         w = self.w
         rev = w.commit()
-        w.write_config(system={"action": "boot"})
+        reboots = w.tmp / "reboots"
+        w.write_config(system={"action": "boot", "reboot-command": ["sh", "-c", f"echo reboot >> {reboots}"]})
         self.pull(0)
         s = self.status()
-        self.assertEqual(s["revision"], rev)
+        # installed for the next boot, not deployed until `confirm` after that boot
+        self.assertIsNone(s["revision"])
+        self.assertEqual(s["phase"], "pending-reboot")
+        self.assertEqual(s["pending"]["revision"], rev)
+        self.assertEqual(s["pending"]["action"], "boot")
         self.assertEqual(w.boot_next(), w.profile_target())
-        self.assertEqual(s["generation"], w.profile_target())
+        self.assertEqual(s["pending"]["generation"], w.profile_target())
         self.assertIsNone(w.current_system(), "boot must not activate now")
-        self.assertEqual(s["history"][0]["action"], "boot")
+        self.assertEqual(s["last-run"]["result"], "pending-reboot")
+        self.assertEqual(reboots.read_text(), "reboot\n")
         self.assertEqual([c.split()[1] for c in w.rebuild_calls()], ["build", "boot"])
 
     def test_unreachable_remote_changes_nothing(self):
