@@ -4,6 +4,7 @@
  * the checks on a signature: the caller's arguments, the media type, the sizes, the form of
  * the signature, the signature itself, and only then the content of the payload it covers. */
 
+#include "base64.h"
 #include "cosign.h"
 
 #define SHA256_PREFIX "sha256:"
@@ -33,65 +34,10 @@ const char *cosign_printable(const char *s, char buf[static COSIGN_PRINTABLE_SIZ
 
 /* ---- Base64 ---- */
 
-enum { ALPHABET_ANY, ALPHABET_STD, ALPHABET_URL };
-
-static int base64_value(char c, int *alphabet) {
-        int a = c == '+' || c == '/' ? ALPHABET_STD : c == '-' || c == '_' ? ALPHABET_URL : ALPHABET_ANY;
-
-        if (a != ALPHABET_ANY) {
-                if (*alphabet != ALPHABET_ANY && *alphabet != a)
-                        return -1;
-                *alphabet = a;
-        }
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        return c == '+' || c == '-' ? 62 : c == '/' || c == '_' ? 63 : -1;
-}
-
+/* Standard or URL-safe alphabet, padding optional, folded lines allowed (Go's decoders
+ * accept what cosign's producers write). */
 int cosign_base64_decode(const char *s, size_t n, uint8_t **ret, size_t *ret_size) {
-        _cleanup_free_ uint8_t *out = malloc(n / 4 * 3 + 3);
-        int alphabet = ALPHABET_ANY;
-        size_t m = 0, k = 0, pad = 0;
-        uint32_t acc = 0;
-
-        if (!out)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                int v;
-
-                if (s[i] == '\r' || s[i] == '\n')
-                        continue;
-                if (s[i] == '=') {
-                        if (++pad > 2)
-                                return -EBADMSG;
-                        continue;
-                }
-                v = base64_value(s[i], &alphabet);
-                if (v < 0 || pad > 0)
-                        return -EBADMSG;
-                acc = acc << 6 | (uint32_t) v;
-                if (++k == 4) {
-                        out[m++] = (uint8_t) (acc >> 16);
-                        out[m++] = (uint8_t) (acc >> 8);
-                        out[m++] = (uint8_t) acc;
-                        k = acc = 0;
-                }
-        }
-        /* Padding, when there is any, must complete the last quantum. */
-        if (k == 2 && (pad == 0 || pad == 2) && (acc & 0xf) == 0)
-                out[m++] = (uint8_t) (acc >> 4);
-        else if (k == 3 && pad <= 1 && (acc & 0x3) == 0) {
-                out[m++] = (uint8_t) (acc >> 10);
-                out[m++] = (uint8_t) (acc >> 2);
-        } else if (k != 0 || pad != 0)
-                return -EBADMSG;
-        *ret = TAKE_PTR(out);
-        *ret_size = m;
-        return 0;
+        return base64_decode(s, n, BASE64_PADDING_OPTIONAL | BASE64_URL_ALPHABET, ret, ret_size);
 }
 
 /* ---- JSON ---- */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <jansson.h>
-#include <openssl/evp.h>
 
+#include "base64.h"
 #include "fileio.h"
 #include "registry-auth.h"
 #include "registry.h"
@@ -98,26 +98,23 @@ void auth_challenge_done(AuthChallenge *c) {
 }
 
 static int decode_auth(const char *b64, char **ret_user, char **ret_password) {
-        size_t n = strlen(b64), pad = 0;
-        _cleanup_free_ char *out = NULL;
+        _cleanup_free_ uint8_t *out = NULL;
+        size_t n;
         char *colon;
         int k;
 
-        if (n == 0 || n % 4 != 0 || n > 8192)
+        if (strlen(b64) > 8192)
                 return -EBADMSG;
-        pad = (b64[n - 1] == '=') + (n > 1 && b64[n - 2] == '=');
-        out = malloc(n / 4 * 3 + 1);
-        if (!out)
-                return -ENOMEM;
-        k = EVP_DecodeBlock((unsigned char *) out, (const unsigned char *) b64, (int) n);
+        k = base64_decode(b64, strlen(b64), 0, &out, &n);
         if (k < 0)
+                return k;
+        if (memchr(out, 0, n))
                 return -EBADMSG;
-        out[k - (int) pad] = 0;
-        colon = strchr(out, ':');
+        colon = strchr((char *) out, ':');
         if (!colon)
                 return -EBADMSG;
         *colon = 0;
-        *ret_user = strdup(out);
+        *ret_user = strdup((char *) out);
         *ret_password = strdup(colon + 1);
         if (!*ret_user || !*ret_password) {
                 free(*ret_user);

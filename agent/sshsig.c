@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
+#include "base64.h"
 #include "sshsig.h"
 
 #define MAGIC "SSHSIG"
@@ -120,56 +121,10 @@ static void put_string(uint8_t **p, const void *data, size_t n) {
 
 /* ---- Armor and base64 ---- */
 
-static int base64_value(char c) {
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 /* As OpenSSH's b64_pton: whitespace is skipped, '=' only at the end, and the bits that padding
  * drops must be zero. */
 int sshsig_base64_decode(const char *s, size_t n, uint8_t **ret, size_t *ret_size) {
-        _cleanup_free_ uint8_t *out = malloc(n / 4 * 3 + 3);
-        size_t m = 0, k = 0, pad = 0;
-        uint32_t acc = 0;
-
-        if (!out)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                int v;
-
-                if (is_space(s[i]))
-                        continue;
-                if (s[i] == '=') {
-                        if (++pad > 2)
-                                return -EBADMSG;
-                        continue;
-                }
-                v = base64_value(s[i]);
-                if (v < 0 || pad > 0)
-                        return -EBADMSG;
-                acc = acc << 6 | (uint32_t) v;
-                if (++k == 4) {
-                        out[m++] = (uint8_t) (acc >> 16);
-                        out[m++] = (uint8_t) (acc >> 8);
-                        out[m++] = (uint8_t) acc;
-                        k = acc = 0;
-                }
-        }
-        if (k == 2 && pad == 2 && (acc & 0xf) == 0)
-                out[m++] = (uint8_t) (acc >> 4);
-        else if (k == 3 && pad == 1 && (acc & 0x3) == 0) {
-                out[m++] = (uint8_t) (acc >> 10);
-                out[m++] = (uint8_t) (acc >> 2);
-        } else if (k != 0 || pad != 0)
-                return -EBADMSG;
-        *ret = TAKE_PTR(out);
-        *ret_size = m;
-        return 0;
+        return base64_decode(s, n, BASE64_SKIP_SPACE, ret, ret_size);
 }
 
 /* The BEGIN line must come first, ended by "\n" (OpenSSH 9.2 refuses "\r\n" too); after the
