@@ -16,6 +16,23 @@
 
 #define REPO_DIR "repo.git"
 
+/* The local mirror of the client repository below state-dir. */
+static ExitCode open_mirror(Run *run, char **ret_path, GitSource **ret) {
+        _cleanup_free_ char *path = path_join(run->config->state_dir, REPO_DIR);
+        Error e = {};
+        int r;
+
+        if (!path)
+                return log_oom_exit();
+        r = git_source_open(path, ret, &e);
+        if (r < 0) {
+                log_error("Failed to open the local mirror: %s", error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
+        *ret_path = TAKE_PTR(path);
+        return EXIT_OK;
+}
+
 /* Fast-forward only: the new revision must descend from the deployed one. Anything else is
  * a history rewrite, a force-push or a downgrade, and is refused unless the configuration
  * allows it. */
@@ -164,15 +181,9 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
                 return code;
         }
 
-        repo_path = path_join(c->state_dir, REPO_DIR);
-        if (!repo_path)
-                return log_oom_exit();
-
-        r = git_source_open(repo_path, &git, &e);
-        if (r < 0) {
-                log_error("Failed to open the local mirror: %s", error_message(&e) ?: strerror(-r));
-                return run_result(&run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
-        }
+        code = open_mirror(&run, &repo_path, &git);
+        if (code != EXIT_OK)
+                return run_result(&run, code, RESULT_ERROR, NULL, "cannot open the local mirror");
 
         log_debug("Fetching %s", c->repository.url);
         r = git_source_fetch(git,
@@ -245,14 +256,9 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
                 log_error("Nothing is deployed yet; give a revision with --rev.");
                 return EXIT_USAGE;
         }
-        repo_path = path_join(c->state_dir, REPO_DIR);
-        if (!repo_path)
-                return log_oom_exit();
-        r = git_source_open(repo_path, &git, &e);
-        if (r < 0) {
-                log_error("Failed to open the local mirror: %s", error_message(&e) ?: strerror(-r));
-                return EXIT_USAGE;
-        }
+        code = open_mirror(&run, &repo_path, &git);
+        if (code != EXIT_OK)
+                return code;
         r = git_source_resolve(git, rev_arg ?: run.state->deployed_revision, rev, &e);
         if (r < 0) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
