@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <curl/curl.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 #include <systemd/sd-bus.h>
 
@@ -11,27 +11,68 @@
 #include "log.h"
 #include "process.h"
 
-#define CHECK_TIMEOUT_MAX (30 * USEC_PER_SEC)
-#define DEFAULT_INTERVAL (2 * USEC_PER_SEC)
+#define ROUND_INTERVAL_DEFAULT (2 * USEC_PER_SEC)
 
-#define HTTP_BODY_MAX (1024 * 1024)
+/* A check gets the time left until the timeout, but never less than CHECK_TIME_MIN (the round
+ * that runs at the timeout must still be able to pass) and never more than its type's maximum. */
+#define CHECK_TIME_MIN (1 * USEC_PER_SEC)
+#define HTTP_TIME_MAX (10 * USEC_PER_SEC)
+#define HTTP_CONNECT_TIME_MAX (5 * USEC_PER_SEC)
+#define TCP_TIME_MAX (5 * USEC_PER_SEC)
+#define BUS_TIME_MAX (10 * USEC_PER_SEC)
+#define COMMAND_TIME_MAX (30 * USEC_PER_SEC)
+#define COMMAND_KILL_GRACE (1 * USEC_PER_SEC) /* from SIGTERM to SIGKILL after a command's time is up */
+
+#define HTTP_BODY_MAX (1024 * 1024) /* kept of an answer, for the body check */
+#define DETAIL_LIST_MAX 8           /* units named in one detail */
+
+#define SYSTEMD_SERVICE "org.freedesktop.systemd1"
+#define SYSTEMD_PATH "/org/freedesktop/systemd1"
+#define SYSTEMD_MANAGER "org.freedesktop.systemd1.Manager"
+#define SYSTEMD_UNIT "org.freedesktop.systemd1.Unit"
+
+static char *strdupf(const char *fmt, ...) _printf_(1, 2);
+static char *strdupf(const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return k < 0 ? NULL : s;
+}
+
+static double seconds(usec_t u) {
+        return (double) u / (double) USEC_PER_SEC;
+}
+
+/* ---- http ---------------------------------------------------------------------------------- */
+
+static void curl_easy_cleanupp(CURL **h) {
+        if (*h)
+                curl_easy_cleanup(*h);
+}
 
 typedef struct Body {
+        bool keep; /* only when the check looks into it */
         char *data;
         size_t size;
 } Body;
 
-/* Keeps at most HTTP_BODY_MAX bytes of the answer, for the body check. */
-static size_t collect(char *p, size_t s, size_t n, void *u) {
-        Body *b = u;
-        size_t len = s * n, take = MIN(len, HTTP_BODY_MAX - b->size);
+static size_t body_write(char *p, size_t s, size_t n, void *userdata) {
+        Body *b = userdata;
+        size_t len = s * n, take;
         char *q;
 
+        if (!b->keep)
+                return len;
+        take = MIN(len, HTTP_BODY_MAX - b->size);
         if (take == 0)
                 return len;
         q = realloc(b->data, b->size + take + 1);
         if (!q)
-                return 0;
+                return 0; /* ends the transfer with CURLE_WRITE_ERROR */
         memcpy(q + b->size, p, take);
         b->data = q;
         b->size += take;
@@ -39,231 +80,400 @@ static size_t collect(char *p, size_t s, size_t n, void *u) {
         return len;
 }
 
+/* curl's message with the system's reason when curl leaves it out, e.g. "Failed to connect to
+ * 127.0.0.1 port 9 after 0 ms: Couldn't connect to server (Connection refused)". */
+static char *curl_detail(CURLcode cc, const char *errbuf, long os_errno) {
+        const char *msg = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+        const char *cause = os_errno > 0 ? strerror((int) os_errno) : NULL;
+
+        if (cause && !strcasestr(msg, cause))
+                return strdupf("%s (%s)", msg, cause);
+        return strdup(msg);
+}
+
+/* GET the URL; ok when the server answers the expected status (redirects are not followed: the
+ * status is what the server said) and, with http.body, the body contains that text. */
 static bool check_http(const HealthCheck *hc, usec_t budget, char **detail) {
-        CURL *h = curl_easy_init();
+        _cleanup_(curl_easy_cleanupp) CURL *h = curl_easy_init();
+        char errbuf[CURL_ERROR_SIZE] = "";
         _cleanup_free_ char *body = NULL;
-        Body b = {};
-        long status = 0;
+        Body b = { .keep = !!hc->http_body };
+        long status = 0, os_errno = 0;
+        char *location = NULL;
         CURLcode cc;
 
         if (!h) {
                 *detail = strdup("cannot create a curl handle");
                 return false;
         }
+        budget = MIN(budget, HTTP_TIME_MAX);
         (void) curl_easy_setopt(h, CURLOPT_URL, hc->http_url);
         (void) curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        (void) curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
         (void) curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        (void) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long) MAX(budget / USEC_PER_MSEC, 1u));
-        (void) curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+        (void) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long) (MIN(budget, HTTP_CONNECT_TIME_MAX) / USEC_PER_MSEC));
+        (void) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long) (budget / USEC_PER_MSEC));
+        (void) curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+        (void) curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write);
         (void) curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
         if (hc->http_ca_file)
-                (void) curl_easy_setopt(h, CURLOPT_CAINFO, hc->http_ca_file);
+                (void) curl_easy_setopt(h, CURLOPT_CAINFO, hc->http_ca_file); /* else the system's CAs */
         (void) curl_easy_setopt(h, CURLOPT_USERAGENT, "atticd-agent health check");
         (void) curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* a health check asks the machine, not a proxy */
-        cc = curl_easy_perform(h);
-        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(h);
-        body = b.data;
 
+        cc = curl_easy_perform(h);
+        body = b.data;
         if (cc != CURLE_OK) {
-                if (asprintf(detail, "%s", curl_easy_strerror(cc)) < 0)
-                        *detail = NULL;
+                (void) curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+                *detail = curl_detail(cc, errbuf, os_errno);
                 return false;
         }
-        if (asprintf(detail, "HTTP %ld%s", status, status == (long) hc->http_status ? "" : " (expected other)") < 0)
-                *detail = NULL;
-        if (status != (long) hc->http_status && *detail) {
-                free(*detail);
-                if (asprintf(detail, "HTTP %ld (expected %u)", status, hc->http_status) < 0)
-                        *detail = NULL;
-        }
-        if (status != (long) hc->http_status)
-                return false;
-        if (hc->http_body && !strstr(strempty(body), hc->http_body)) {
-                free(*detail);
-                if (asprintf(detail, "HTTP %ld, but the body does not contain '%.64s'", status, hc->http_body) < 0)
-                        *detail = NULL;
+
+        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (status != (long) hc->http_status) {
+                (void) curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &location);
+                if (location)
+                        *detail = strdupf("HTTP %ld (expected %u), redirect to '%.200s' not followed", status,
+                                          hc->http_status, location);
+                else
+                        *detail = strdupf("HTTP %ld (expected %u)", status, hc->http_status);
                 return false;
         }
+        if (hc->http_body && !memmem(body ?: "", b.size, hc->http_body, strlen(hc->http_body))) {
+                *detail = strdupf("HTTP %ld, but the body does not contain '%.64s'", status, hc->http_body);
+                return false;
+        }
+        *detail = strdupf("HTTP %ld", status);
         return true;
 }
 
-static bool check_tcp(const HealthCheck *hc, usec_t budget, char **detail) {
-        _cleanup_free_ char *host = NULL;
-        const char *colon = strrchr(hc->tcp_address, ':');
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-        int k, err = 0;
-        socklen_t len = sizeof(err);
-        bool ok = false;
+/* ---- tcp ----------------------------------------------------------------------------------- */
 
-        host = strndup(hc->tcp_address, (size_t) (colon - hc->tcp_address));
+/* "host:port" or "[v6-address]:port" (as config.c checked it) into host and port. */
+static int split_address(const char *a, char **ret_host, const char **ret_port) {
+        const char *colon = strrchr(a, ':');
+        char *host;
+
+        if (!colon || colon == a)
+                return -EINVAL;
+        if (a[0] == '[' && colon - a >= 2 && colon[-1] == ']')
+                host = strndup(a + 1, (size_t) (colon - a - 2));
+        else
+                host = strndup(a, (size_t) (colon - a));
         if (!host)
-                return false;
-        if (host[0] == '[') { /* [v6]:port */
-                memmove(host, host + 1, strlen(host));
-                host[strlen(host) - 1] = 0;
-        }
-        k = getaddrinfo(host, colon + 1, &hints, &ai);
-        if (k != 0) {
-                if (asprintf(detail, "%s", gai_strerror(k)) < 0)
-                        *detail = NULL;
-                return false;
-        }
-        for (struct addrinfo *a = ai; a && !ok; a = a->ai_next) {
-                _cleanup_close_ int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-                struct pollfd p = { .fd = fd, .events = POLLOUT };
+                return -ENOMEM;
+        *ret_host = host;
+        *ret_port = colon + 1;
+        return 0;
+}
 
-                if (fd < 0)
-                        continue;
-                if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
-                        err = errno;
-                        continue;
-                }
-                if (poll(&p, 1, (int) MAX(budget / USEC_PER_MSEC, 1u)) <= 0) {
-                        err = ETIMEDOUT;
-                        continue;
-                }
-                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
-                        ok = true;
+/* A non-blocking connect that must complete before the deadline; 0 or -errno. */
+static int connect_before(const struct addrinfo *a, usec_t deadline) {
+        _cleanup_close_ int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        socklen_t len = sizeof(int);
+        int err = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+                return 0;
+        if (errno != EINPROGRESS)
+                return -errno;
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLOUT };
+                usec_t now = now_usec(CLOCK_MONOTONIC);
+                int k;
+
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                k = poll(&p, 1, (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (usec_t) 60000));
+                if (k > 0)
+                        break;
+                if (k < 0 && errno != EINTR)
+                        return -errno;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                return -errno;
+        return -err;
+}
+
+/* Ok when one of the host's addresses accepts a connection. */
+static bool check_tcp(const HealthCheck *hc, usec_t budget, char **detail) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *ai = NULL;
+        usec_t deadline = now_usec(CLOCK_MONOTONIC) + MIN(budget, TCP_TIME_MAX);
+        _cleanup_free_ char *host = NULL;
+        const char *port;
+        int r = -EADDRNOTAVAIL, k;
+
+        if (split_address(hc->tcp_address, &host, &port) < 0) {
+                *detail = strdupf("cannot use the address '%s'", hc->tcp_address);
+                return false;
+        }
+        k = getaddrinfo(host, port, &hints, &ai);
+        if (k != 0) {
+                *detail = strdupf("cannot resolve '%s': %s", host, k == EAI_SYSTEM ? strerror(errno) : gai_strerror(k));
+                return false;
+        }
+        for (const struct addrinfo *a = ai; a; a = a->ai_next) {
+                r = connect_before(a, deadline);
+                if (r == 0 || r == -ETIMEDOUT) /* the time is shared: no use trying the next address */
+                        break;
         }
         freeaddrinfo(ai);
-        if (asprintf(detail, "%s", ok ? "connected" : strerror(err ?: ECONNREFUSED)) < 0)
-                *detail = NULL;
-        return ok;
+
+        if (r == 0)
+                *detail = strdup("connected");
+        else if (r == -ETIMEDOUT)
+                *detail = strdupf("%s after %.1f s", strerror(ETIMEDOUT), seconds(MIN(budget, TCP_TIME_MAX)));
+        else
+                *detail = strdup(strerror(-r));
+        return r == 0;
 }
 
-static bool check_units(const HealthCheck *hc, char **detail) {
-        sd_bus *bus = NULL;
-        bool ok = true;
+/* ---- systemd-units, no-failed-units ---------------------------------------------------------- */
+
+static const char *system_bus_address(void) {
+        return getenv("DBUS_SYSTEM_BUS_ADDRESS") ?: "unix:path=/run/dbus/system_bus_socket";
+}
+
+/* Like sd_bus_open_system(), but bounded: sd-bus itself waits up to 90 s for a bus that accepts
+ * the connection and then says nothing (a hung D-Bus daemon), and that even in sd_bus_flush(). */
+static int system_bus_open(usec_t deadline, sd_bus **ret, char **detail) {
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         int r;
 
-        r = sd_bus_open_system(&bus);
-        if (r < 0) {
-                if (asprintf(detail, "cannot connect to the system bus: %s", strerror(-r)) < 0)
-                        *detail = NULL;
-                return false;
-        }
-        for (char **u = hc->units; u && *u && ok; u++) {
-                sd_bus_error error = SD_BUS_ERROR_NULL;
-                sd_bus_message *reply = NULL;
-                _cleanup_free_ char *state = NULL;
-                const char *path;
+        r = sd_bus_new(&bus);
+        if (r >= 0)
+                r = sd_bus_set_address(bus, system_bus_address());
+        if (r >= 0)
+                r = sd_bus_set_bus_client(bus, true);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        while (r >= 0 && (r = sd_bus_is_ready(bus)) == 0) {
+                usec_t now;
 
-                r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                                       "org.freedesktop.systemd1.Manager", "LoadUnit", &error, &reply, "s", *u);
-                if (r >= 0)
-                        r = sd_bus_message_read(reply, "o", &path);
-                if (r >= 0)
-                        r = sd_bus_get_property_string(bus, "org.freedesktop.systemd1", path,
-                                                       "org.freedesktop.systemd1.Unit", "ActiveState", &error, &state);
-                if (r < 0) {
-                        ok = false;
-                        if (asprintf(detail, "%s: %s", *u, error.message ?: strerror(-r)) < 0)
-                                *detail = NULL;
-                } else if (!streq(state, "active")) {
-                        ok = false;
-                        if (asprintf(detail, "%s is %s", *u, state) < 0)
-                                *detail = NULL;
-                }
-                sd_bus_error_free(&error);
-                sd_bus_message_unref(reply);
+                r = sd_bus_process(bus, NULL);
+                if (r != 0)
+                        continue;
+                now = now_usec(CLOCK_MONOTONIC);
+                if (now >= deadline)
+                        r = -ETIMEDOUT;
+                else if ((r = sd_bus_wait(bus, deadline - now)) == -EINTR)
+                        r = 0;
         }
-        sd_bus_flush_close_unref(bus);
-        if (ok && asprintf(detail, "%zu unit(s) active", strv_length(hc->units)) < 0)
-                *detail = NULL;
-        return ok;
+        if (r == -ETIMEDOUT)
+                *detail = strdupf("no answer on the system bus (%s)", system_bus_address());
+        else if (r < 0)
+                *detail = strdupf("cannot connect to the system bus (%s): %s", system_bus_address(), strerror(-r));
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(bus);
+        return 0;
 }
 
-/* health.no-failed-units: no unit of the system may be in the failed state. */
-static bool check_no_failed_units(char **detail) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        _cleanup_free_ char *names = NULL;
-        sd_bus *bus = NULL;
-        size_t n = 0, len = 0;
+/* Each call gets what is left until the deadline, so that several calls together keep to it. */
+static int bus_call_timeout(sd_bus *bus, usec_t deadline) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        return now >= deadline ? -ETIMEDOUT : sd_bus_set_method_call_timeout(bus, deadline - now);
+}
+
+/* The unit's ActiveState and, when that is not "active", its LoadState. LoadUnit rather than
+ * GetUnit: a unit that nothing has pulled in yet is then reported by its state ("inactive")
+ * instead of as an error. */
+static int unit_state(sd_bus *bus, const char *unit, usec_t deadline, char **ret_active, char **ret_load,
+                      sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *active = NULL, *load = NULL;
+        const char *path = NULL;
+        int r;
+
+        r = bus_call_timeout(bus, deadline);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER, "LoadUnit", error, &reply,
+                                       "s", unit);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "o", &path);
+        if (r >= 0)
+                r = bus_call_timeout(bus, deadline);
+        if (r >= 0)
+                r = sd_bus_get_property_string(bus, SYSTEMD_SERVICE, path, SYSTEMD_UNIT, "ActiveState", error, &active);
+        if (r >= 0 && !streq(active, "active")) {
+                r = bus_call_timeout(bus, deadline);
+                if (r >= 0)
+                        r = sd_bus_get_property_string(bus, SYSTEMD_SERVICE, path, SYSTEMD_UNIT, "LoadState", error, &load);
+        }
+        if (r < 0)
+                return r;
+        *ret_active = TAKE_PTR(active);
+        *ret_load = TAKE_PTR(load);
+        return 0;
+}
+
+/* Ok when every unit is "active"; the detail names those that are not, with their state. */
+static bool check_units(const HealthCheck *hc, usec_t budget, char **detail) {
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        usec_t deadline = now_usec(CLOCK_MONOTONIC) + MIN(budget, BUS_TIME_MAX);
+        _cleanup_free_ char *list = NULL;
+        size_t size = 0, n = strv_length(hc->units), bad = 0;
+        _cleanup_fclose_ FILE *f = NULL;
+
+        if (system_bus_open(deadline, &bus, detail) < 0)
+                return false;
+        f = open_memstream(&list, &size);
+        if (!f)
+                return false;
+
+        for (char **u = hc->units; u && *u; u++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_free_ char *active = NULL, *load = NULL;
+                int r = unit_state(bus, *u, deadline, &active, &load, &error);
+
+                if (r == -ETIMEDOUT || (r < 0 && sd_bus_is_open(bus) <= 0)) {
+                        /* systemd does not answer at all: no use asking about the other units */
+                        *detail = strdupf("no answer from systemd on the system bus (%s) about %s: %s",
+                                          system_bus_address(), *u, strerror(-r));
+                        return false;
+                }
+                if (r >= 0 && streq(active, "active"))
+                        continue;
+                if (bad++ >= DETAIL_LIST_MAX)
+                        continue;
+                if (bad > 1)
+                        fputs(", ", f);
+                if (r < 0)
+                        fprintf(f, "%s: %s", *u, error.message ?: strerror(-r));
+                else if (streq_ptr(load, "loaded"))
+                        fprintf(f, "%s is %s", *u, active);
+                else
+                        fprintf(f, "%s is %s (%s)", *u, active, strna(load));
+        }
+        if (bad > DETAIL_LIST_MAX)
+                fprintf(f, " and %zu more", bad - DETAIL_LIST_MAX);
+        if (fclose(TAKE_PTR(f)) != 0)
+                return false;
+
+        if (bad > 0) {
+                *detail = TAKE_PTR(list);
+                return false;
+        }
+        *detail = n == 1 ? strdupf("%s is active", hc->units[0]) : strdupf("all %zu units are active", n);
+        return true;
+}
+
+/* health.no-failed-units: ok when no unit of the system is in the "failed" state. */
+static bool check_no_failed_units(usec_t budget, char **detail) {
+        usec_t deadline = now_usec(CLOCK_MONOTONIC) + MIN(budget, BUS_TIME_MAX);
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *list = NULL;
+        size_t size = 0, n = 0;
+        _cleanup_fclose_ FILE *f = NULL;
         const char *name;
         int r;
 
-        r = sd_bus_open_system(&bus);
+        if (system_bus_open(deadline, &bus, detail) < 0)
+                return false;
+        f = open_memstream(&list, &size);
+        if (!f)
+                return false;
+
+        r = bus_call_timeout(bus, deadline);
         if (r >= 0)
-                r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                                       "org.freedesktop.systemd1.Manager", "ListUnitsFiltered", &error, &reply, "as", 1,
-                                       "failed");
+                r = sd_bus_call_method(bus, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER, "ListUnitsFiltered", &error,
+                                       &reply, "as", 1, "failed");
         if (r >= 0)
                 r = sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssssssouso)", &name, NULL, NULL, NULL, NULL, NULL, NULL,
-                                                  NULL, NULL, NULL)) > 0) {
-                size_t l = strlen(name);
-                char *p;
-
-                n++;
-                if (len > 200)
-                        continue;
-                p = realloc(names, len + l + 3);
-                if (!p)
+        while (r >= 0) {
+                r = sd_bus_message_read(reply, "(ssssssouso)", &name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                        NULL);
+                if (r <= 0)
                         break;
-                names = p;
-                (void) snprintf(names + len, l + 3, "%s%s", len ? ", " : "", name);
-                len += l + (len ? 2 : 0);
+                if (n++ < DETAIL_LIST_MAX)
+                        fprintf(f, "%s%s", n > 1 ? ", " : "", name);
         }
-        if (r < 0) {
-                if (asprintf(detail, "cannot list the failed units: %s", error.message ?: strerror(-r)) < 0)
-                        *detail = NULL;
-        } else if (n > 0) {
-                if (asprintf(detail, "%zu failed unit(s): %s", n, strempty(names)) < 0)
-                        *detail = NULL;
-        } else
+        if (n > DETAIL_LIST_MAX)
+                fprintf(f, " and %zu more", n - DETAIL_LIST_MAX);
+        if (fclose(TAKE_PTR(f)) != 0)
+                return false;
+
+        if (r < 0)
+                *detail = strdupf("cannot list the failed units on the system bus (%s): %s", system_bus_address(),
+                                  error.message ?: strerror(-r));
+        else if (n > 0)
+                *detail = strdupf("%zu failed unit%s: %s", n, n == 1 ? "" : "s", list);
+        else
                 *detail = strdup("no failed units");
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
-        sd_bus_flush_close_unref(bus);
         return r >= 0 && n == 0;
 }
 
+/* ---- command ------------------------------------------------------------------------------- */
+
+/* Ok when the command exits with status 0 in time; past its time its process group is killed. */
 static bool check_command(const HealthCheck *hc, usec_t budget, char **detail) {
         ProcessResult res = {};
         Error e = {};
         int r;
 
-        r = process_run(hc->command, &(ProcessOptions) { .name = hc->name, .timeout = budget }, &res, &e);
-        if (r == 0) {
+        budget = MIN(budget, COMMAND_TIME_MAX);
+        r = process_run(hc->command,
+                        &(ProcessOptions) { .name = hc->name, .timeout = budget, .kill_grace = COMMAND_KILL_GRACE },
+                        &res, &e);
+        if (r == 0)
                 *detail = strdup("exit status 0");
-                return true;
-        }
-        *detail = strdup(e.message[0] ? e.message : strerror(-r));
-        return false;
+        else if (res.timed_out)
+                *detail = strdupf("timed out after %.1f s and was killed", seconds(budget));
+        else if (res.exited)
+                *detail = strdupf("exit status %d", res.exit_status);
+        else if (res.signal > 0)
+                *detail = strdupf("killed by signal %d (SIG%s)", res.signal, sigabbrev_np(res.signal) ?: "?");
+        else /* could not be started */
+                *detail = strdup(error_message(&e) ?: strerror(-r));
+        return r == 0;
 }
 
-static void run_check(const HealthCheck *hc, usec_t budget, HealthResult *ret) {
+/* ---- rounds -------------------------------------------------------------------------------- */
+
+/* One check (NULL: health.no-failed-units) with the time left until deadline, logged. */
+static bool run_check(const HealthCheck *hc, usec_t deadline, HealthResult *res) {
         usec_t start = now_usec(CLOCK_MONOTONIC);
+        usec_t budget = MAX(deadline > start ? deadline - start : 0, CHECK_TIME_MIN);
         char *detail = NULL;
         bool ok = false;
 
-        budget = MIN(MAX(budget, USEC_PER_SEC), CHECK_TIMEOUT_MAX);
-        switch (hc->type) {
-        case HEALTH_CHECK_HTTP:
+        if (!hc)
+                ok = check_no_failed_units(budget, &detail);
+        else if (hc->type == HEALTH_CHECK_HTTP)
                 ok = check_http(hc, budget, &detail);
-                break;
-        case HEALTH_CHECK_TCP:
+        else if (hc->type == HEALTH_CHECK_TCP)
                 ok = check_tcp(hc, budget, &detail);
-                break;
-        case HEALTH_CHECK_SYSTEMD_UNITS:
-                ok = check_units(hc, &detail);
-                break;
-        case HEALTH_CHECK_COMMAND:
+        else if (hc->type == HEALTH_CHECK_SYSTEMD_UNITS)
+                ok = check_units(hc, budget, &detail);
+        else if (hc->type == HEALTH_CHECK_COMMAND)
                 ok = check_command(hc, budget, &detail);
-                break;
-        }
-        free(ret->name);
-        free(ret->detail);
-        *ret = (HealthResult) {
-                .name = strdup(hc->name),
-                .ok = ok,
-                .detail = detail,
-                .duration = now_usec(CLOCK_MONOTONIC) - start,
-        };
-        log_full_errno(ok ? LOG_INFO : LOG_WARNING, 0, "Health check '%s': %s (%s, %llu ms)", hc->name,
-                       ok ? "ok" : "FAILED", strna(detail), (unsigned long long) (ret->duration / USEC_PER_MSEC));
+
+        free(res->detail);
+        *res = (HealthResult) { .name = res->name, .ok = ok, .detail = detail, .duration = now_usec(CLOCK_MONOTONIC) - start };
+        if (ok)
+                log_info("Health check '%s': ok (%s, %llu ms).", res->name, strna(detail),
+                         (unsigned long long) (res->duration / USEC_PER_MSEC));
+        else
+                log_warning("Health check '%s' failed: %s (%llu ms).", res->name, strna(detail),
+                            (unsigned long long) (res->duration / USEC_PER_MSEC));
+        return ok;
+}
+
+/* Every check; all of them run even after one failed, so that the report shows the whole round. */
+static void run_round(const Config *c, usec_t deadline, HealthReport *rep) {
+        bool all = true;
+
+        rep->rounds++;
+        for (size_t i = 0; i < c->health.n_checks; i++)
+                all = run_check(&c->health.checks[i], deadline, &rep->results[i]) && all;
+        if (c->health.no_failed_units)
+                all = run_check(NULL, deadline, &rep->results[c->health.n_checks]) && all;
+        rep->healthy = all;
 }
 
 void health_report_done(HealthReport *r) {
@@ -277,94 +487,121 @@ void health_report_done(HealthReport *r) {
         *r = (HealthReport) {};
 }
 
-static int round_of_checks(const Config *c, usec_t deadline, HealthReport *rep) {
-        bool all = true;
+static int report_new(const Config *c, HealthReport *ret, Error *reterr) {
+        _cleanup_(health_report_done) HealthReport rep = {};
+        size_t n = c->health.n_checks + !!c->health.no_failed_units;
 
-        for (size_t i = 0; i < c->health.n_checks; i++) {
-                usec_t now = now_usec(CLOCK_MONOTONIC);
-
-                run_check(&c->health.checks[i], deadline > now ? deadline - now : 0, &rep->results[i]);
-                all = all && rep->results[i].ok;
+        rep.results = calloc(MAX(n, 1u), sizeof(HealthResult));
+        if (!rep.results)
+                return error_set(reterr, -ENOMEM, "out of memory");
+        for (; rep.n < n; rep.n++) {
+                rep.results[rep.n].name = strdup(rep.n < c->health.n_checks ? c->health.checks[rep.n].name : "no-failed-units");
+                if (!rep.results[rep.n].name)
+                        return error_set(reterr, -ENOMEM, "out of memory");
         }
-        if (c->health.no_failed_units) {
-                HealthResult *res = &rep->results[c->health.n_checks];
-                usec_t start = now_usec(CLOCK_MONOTONIC);
-                char *detail = NULL;
-                bool ok = check_no_failed_units(&detail);
-
-                free(res->name);
-                free(res->detail);
-                *res = (HealthResult) { .name = strdup("no-failed-units"), .ok = ok, .detail = detail,
-                                        .duration = now_usec(CLOCK_MONOTONIC) - start };
-                log_full_errno(ok ? LOG_INFO : LOG_WARNING, 0, "Health check 'no-failed-units': %s (%s)",
-                               ok ? "ok" : "FAILED", strna(detail));
-                all = all && ok;
-        }
-        rep->rounds++;
-        rep->healthy = all;
+        *ret = rep;
+        rep = (HealthReport) {};
         return 0;
 }
 
-static int report_new(const Config *c, HealthReport *ret) {
-        *ret = (HealthReport) { .n = c->health.n_checks + !!c->health.no_failed_units };
-        ret->results = calloc(MAX(ret->n, 1u), sizeof(HealthResult));
-        return ret->results ? 0 : -ENOMEM;
+static void sleep_until(usec_t until) {
+        struct timespec ts = { .tv_sec = (time_t) (until / USEC_PER_SEC), .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
+
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+                ;
 }
 
-int health_run_once(const Config *c, HealthReport *ret, Error *e) {
-        int r = report_new(c, ret);
-
-        if (r < 0)
-                return r;
-        return round_of_checks(c, now_usec(CLOCK_MONOTONIC) + CHECK_TIMEOUT_MAX, ret);
-}
-
-int health_run(const Config *c, const HealthOptions *o, HealthReport *ret, Error *e) {
-        usec_t interval = o && o->interval ? o->interval : DEFAULT_INTERVAL;
-        usec_t start, deadline;
+/* once: a single round, each check with its own maximum time. */
+static int run_rounds(const Config *c, usec_t settle, usec_t timeout, usec_t interval, bool once, HealthReport *ret,
+                      Error *reterr) {
+        _cleanup_(health_report_done) HealthReport rep = {};
+        usec_t deadline;
         int r;
 
-        r = report_new(c, ret);
+        r = report_new(c, &rep, reterr);
         if (r < 0)
                 return r;
-        if (c->health.settle > 0) {
-                log_info("Waiting %u s for the system to settle before the health checks.", c->health.settle);
-                (void) usleep((useconds_t) 0); /* nothing to flush */
-                for (usec_t end = now_usec(CLOCK_MONOTONIC) + c->health.settle * USEC_PER_SEC;
-                     now_usec(CLOCK_MONOTONIC) < end;)
-                        (void) usleep((useconds_t) MIN(end - now_usec(CLOCK_MONOTONIC), (usec_t) 500000));
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) /* counted: paired with the cleanup below */
+                return error_set(reterr, -EIO, "cannot initialize libcurl");
+
+        if (settle > 0) {
+                log_info("Waiting %.1f s for the system to settle before the health checks.", seconds(settle));
+                sleep_until(now_usec(CLOCK_MONOTONIC) + settle);
         }
-        start = now_usec(CLOCK_MONOTONIC);
-        deadline = start + c->health.timeout * USEC_PER_SEC;
+        deadline = once ? USEC_INFINITY : now_usec(CLOCK_MONOTONIC) + timeout;
         for (;;) {
                 usec_t now;
 
-                round_of_checks(c, deadline, ret);
-                if (ret->healthy) {
-                        log_info("Healthy: all %zu check(s) passed in round %u.", ret->n, ret->rounds);
-                        return 0;
-                }
-                now = now_usec(CLOCK_MONOTONIC);
-                if (now + interval >= deadline)
+                run_round(c, deadline, &rep);
+                if (rep.healthy || once)
                         break;
-                (void) usleep((useconds_t) interval);
+                now = now_usec(CLOCK_MONOTONIC);
+                if (now >= deadline)
+                        break;
+                /* The last pause ends at the timeout, and one more round runs then. */
+                sleep_until(MIN(now + interval, deadline));
         }
-        log_warning("Unhealthy: the checks did not all pass within %u s (%u round(s)).", c->health.timeout, ret->rounds);
+        curl_global_cleanup();
+
+        if (rep.healthy)
+                log_info("Healthy: all %zu check(s) passed in round %u.", rep.n, rep.rounds);
+        else if (once)
+                log_warning("Unhealthy: not every check passed.");
+        else
+                log_warning("Unhealthy: the checks did not all pass in one round within %.1f s (%u round(s)).",
+                            seconds(timeout), rep.rounds);
+        *ret = rep;
+        rep = (HealthReport) {};
         return 0;
+}
+
+int health_run(const Config *c, const HealthOptions *o, HealthReport *ret, Error *reterr) {
+        static const HealthOptions defaults = {};
+
+        if (!o)
+                o = &defaults;
+        return run_rounds(c, o->settle_set ? o->settle : c->health.settle * USEC_PER_SEC,
+                          o->timeout ?: c->health.timeout * USEC_PER_SEC, o->interval ?: ROUND_INTERVAL_DEFAULT, false,
+                          ret, reterr);
+}
+
+int health_run_once(const Config *c, HealthReport *ret, Error *reterr) {
+        return run_rounds(c, 0, 0, 0, true, ret, reterr);
+}
+
+/* Details carry text from outside (curl's messages, a command's name): bytes that would make
+ * the string invalid UTF-8, and so refused by jansson, become '?'. */
+static json_t *json_string_lossy(const char *s) {
+        _cleanup_free_ char *copy = NULL;
+        json_t *j;
+
+        if (!s)
+                return json_null();
+        j = json_string(s);
+        if (j)
+                return j;
+        copy = strdup(s);
+        if (!copy)
+                return NULL;
+        for (char *p = copy; *p; p++)
+                if ((unsigned char) *p >= 0x80)
+                        *p = '?';
+        return json_string(copy);
 }
 
 json_t *health_report_to_json(const HealthReport *r) {
         json_t *a = json_array();
 
-        for (size_t i = 0; a && i < r->n; i++)
-                if (json_array_append_new(a, json_pack("{s:s, s:b, s:o, s:I}", "name", strempty(r->results[i].name), "ok",
-                                                       r->results[i].ok,
-                                                       "detail", r->results[i].detail ? json_string(r->results[i].detail)
-                                                                                      : json_null(),
-                                                       "duration_ms",
-                                                       (json_int_t) (r->results[i].duration / USEC_PER_MSEC))) < 0) {
+        for (size_t i = 0; a && i < r->n; i++) {
+                const HealthResult *res = &r->results[i];
+                json_t *o = json_pack("{s:s, s:b, s:o, s:I}", "name", strempty(res->name), "ok", res->ok, "detail",
+                                      json_string_lossy(res->detail), "duration_ms",
+                                      (json_int_t) (res->duration / USEC_PER_MSEC));
+
+                if (json_array_append_new(a, o) < 0) {
                         json_decref(a);
                         return NULL;
                 }
+        }
         return a;
 }
