@@ -161,6 +161,11 @@ static const SchemaMapping images_mapping = { .keys = images_keys, .verify = ima
 /* bundle: */
 static const SchemaKey bundle_keys[] = {
         KEY("keys", SCHEMA_STRV, C(bundle.keys), ABSOLUTE_PATH),
+        /* argv run per image of an applied bundle; {layout}, {reference}, {digest} and {name}
+         * are replaced. */
+        KEY("image-import-command", SCHEMA_STRV, C(bundle.image_import_command),
+            .def = "[skopeo, copy, \"oci:{layout}:image\", \"containers-storage:{reference}\"]",
+            .flags = SCHEMA_NON_EMPTY),
         {},
 };
 static const SchemaMapping bundle_mapping = { .keys = bundle_keys };

@@ -94,6 +94,7 @@ typedef struct Config {
 
         struct {
                 char **keys; /* NULL-terminated */
+                char **image_import_command; /* argv template, see images_import() */
         } bundle;
 
         struct {

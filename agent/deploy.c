@@ -259,6 +259,7 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
         p = run->state->pending;
         p->signer = TAKE_PTR(run->signer);
         p->images = image_set_to_json(&run->images);
+        p->bundle = TAKE_PTR(run->bundle);
         if (!p->images || run_save_state(run) < 0)
                 return EXIT_USAGE;
 

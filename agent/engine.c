@@ -3,6 +3,7 @@
 #include <stdarg.h>
 
 #include "engine.h"
+#include "engine-internal.h"
 #include "fileio.h"
 #include "git.h"
 #include "images.h"
@@ -14,10 +15,9 @@
 #include "run.h"
 #include "state.h"
 
-#define REPO_DIR "repo.git"
 
 /* The local mirror of the client repository below state-dir. */
-static ExitCode open_mirror(Run *run, char **ret_path, GitSource **ret) {
+ExitCode open_mirror(Run *run, char **ret_path, GitSource **ret) {
         _cleanup_free_ char *path = path_join(run->config->state_dir, REPO_DIR);
         Error e = {};
         int r;
@@ -96,7 +96,7 @@ static ExitCode verify_commit_signature(Run *run, GitSource *git, const char *re
         return EXIT_OK;
 }
 
-static ExitCode verify_revision(Run *run, GitSource *git, const char *rev) {
+ExitCode verify_revision(Run *run, GitSource *git, const char *rev) {
         ExitCode code;
 
         code = verify_fast_forward(run, git, rev);
@@ -105,8 +105,7 @@ static ExitCode verify_revision(Run *run, GitSource *git, const char *rev) {
         return verify_commit_signature(run, git, rev);
 }
 
-/* Every image of the revision must be signed by the trusted keys, before anything is built. */
-static ExitCode verify_images(Run *run, const char *flake, const char *rev) {
+ExitCode list_images(Run *run, const char *flake, const char *rev) {
         Error e = {};
         int r;
 
@@ -115,6 +114,13 @@ static ExitCode verify_images(Run *run, const char *flake, const char *rev) {
                 log_error("Cannot list the images of revision %s: %s", rev, error_message(&e) ?: strerror(-r));
                 return run_result(run, EXIT_DEPLOY_FAILED, RESULT_BUILD_FAILED, rev, error_message(&e));
         }
+        return EXIT_OK;
+}
+
+ExitCode check_images(Run *run, const char *rev) {
+        Error e = {};
+        int r;
+
         if (run->images.n == 0)
                 return EXIT_OK;
 
@@ -131,6 +137,13 @@ static ExitCode verify_images(Run *run, const char *flake, const char *rev) {
                          run->images.images[i].reference, run->images.images[i].digest,
                          strv_length(run->images.images[i].signers), run->images.images[i].sbom ? ", with an SBOM" : "");
         return EXIT_OK;
+}
+
+/* Every image of the revision must be signed by the trusted keys, before anything is built. */
+static ExitCode verify_images(Run *run, const char *flake, const char *rev) {
+        ExitCode code = list_images(run, flake, rev);
+
+        return code != EXIT_OK ? code : check_images(run, rev);
 }
 
 static ExitCode source_error(Run *run, int r, const Error *e) {

@@ -34,3 +34,16 @@ ExitCode engine_check(const Config *c, bool json);
 /* `verify-images [--rev REV]`: the Cosign check of every image of the deployed revision (or
  * of REV, a commit or ref in the local mirror); changes nothing. */
 ExitCode engine_verify_images(const Config *c, const char *rev, bool json);
+
+typedef struct BundleOptions {
+        bool allow_downgrade; /* accept a sequence not above the last one applied */
+        bool quiet;           /* no progress on the terminal */
+} BundleOptions;
+
+/* `verify BUNDLE`: reads and verifies the whole bundle; writes nothing, not even
+ * last-run.json. EXIT_OK or EXIT_REFUSED. */
+ExitCode engine_verify_bundle(const Config *c, const char *path, const BundleOptions *o, bool json);
+
+/* `apply BUNDLE`: verifies the bundle while extracting it below state-dir, then imports its
+ * history, closure and images and deploys its revision as `pull` would. */
+ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOptions *o);

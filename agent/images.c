@@ -22,6 +22,7 @@ void image_set_done(ImageSet *s) {
                 free(s->images[i].name);
                 free(s->images[i].reference);
                 free(s->images[i].digest);
+                free(s->images[i].layout);
                 strv_free(s->images[i].signers);
         }
         free(s->images);

@@ -19,6 +19,8 @@ typedef struct ImageCheck {
         char *name;      /* the container's name */
         char *reference; /* as configured */
         char *digest;    /* what it resolved to, once resolved */
+        char *layout;    /* NULL: verified at the registry; else the OCI image layout directory that
+                          * holds it and its signatures (an offline bundle) */
         char **signers;  /* fingerprints of the trusted keys that signed it (NULL-terminated) */
         bool sbom;       /* a signed SBOM attestation was found */
         int result;      /* 0, or the -errno of its failure */
@@ -41,6 +43,15 @@ int images_of_revision(const Config *c, const char *flake, ImageSet *ret, Error 
  * mismatch...) before -EHOSTUNREACH/-ETIMEDOUT/-EACCES (the registry could not be asked);
  * reterr names the image, its digest and why. */
 int images_verify(const Config *c, ImageSet *set, Error *reterr);
+
+/* Writes an OCI image layout per distinct image of set below dir (dir/0, dir/1, ...) with
+ * its signatures and attestations from the registry; sets each ImageCheck's layout and
+ * digest. */
+int images_export(const Config *c, ImageSet *set, const char *dir, Error *reterr);
+
+/* Runs argv_template once per distinct image that has a layout, with {layout},
+ * {reference}, {digest} and {name} replaced (bundle.image-import-command). */
+int images_import(char *const *argv_template, const ImageSet *set, Error *reterr);
 
 /* The set as a JSON array for the state history: [{name, reference, digest, signers, sbom}]. */
 struct json_t;

@@ -2,6 +2,10 @@
 /* atticd-agent: parses the command line and dispatches. Nothing else lives here. */
 
 #include <getopt.h>
+#include <inttypes.h>
+#include <unistd.h>
+
+#include "bundle.h"
 
 #include "config.h"
 #include "engine.h"
@@ -24,10 +28,12 @@ static void help(void) {
                "Commands:\n"
                "  pull [--retry]          fetch the configured repository; deploy when there is a new revision\n"
                "                          (--retry: even one that failed before)\n"
-               "  apply BUNDLE            verify an offline bundle completely, then deploy it\n"
-               "  verify BUNDLE           verify a bundle completely; change nothing\n"
+               "  apply BUNDLE [--allow-downgrade]\n"
+               "                          verify an offline bundle completely, then deploy it\n"
+               "  verify BUNDLE [--allow-downgrade]\n"
+               "                          verify a bundle completely; change nothing\n"
                "  bundle create -o OUT --rev REV [--repo DIR] --key KEY [--sequence N] [--expires DURATION]\n"
-               "                          [--no-closure] [--no-images]\n"
+               "                          [--no-closure] [--no-images] [--host NAME]\n"
                "                          write a signed bundle for an air-gapped machine\n"
                "  verify-images [--rev REV]\n"
                "                          verify the Cosign signatures of every image of the deployed\n"
@@ -175,10 +181,128 @@ static int cmd_verify_images(const Args *a, int argc, char **argv) {
         return engine_verify_images(c, rev, a->json);
 }
 
-/* Commands that later work brings. They answer clearly instead of pretending. */
-static int cmd_later(const Args *a, int argc, char **argv) {
-        log_error("'%s' is not available in this version of atticd-agent yet; nothing was done.", argv[0]);
-        return EXIT_USAGE;
+/* verify BUNDLE / apply BUNDLE [--allow-downgrade] */
+static int cmd_verify_or_apply(const Args *a, int argc, char **argv) {
+        _cleanup_config_ Config *c = NULL;
+        BundleOptions o = { .quiet = log_get_max_level() < LOG_INFO };
+        const char *path = NULL;
+        int code;
+
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--allow-downgrade"))
+                        o.allow_downgrade = true;
+                else if (argv[i][0] == '-' && argv[i][1] != 0)
+                        return usage_error(argv[0], "unknown option", argv[i]);
+                else if (!path)
+                        path = argv[i];
+                else
+                        return usage_error(argv[0], "unexpected argument", argv[i]);
+        }
+        if (!path)
+                return usage_error(argv[0], "expected a bundle file, got", "");
+        code = load_config(a, &c);
+        if (code != EXIT_OK)
+                return code;
+        if (streq(argv[0], "verify"))
+                return engine_verify_bundle(c, path, &o, a->json);
+        return engine_apply_bundle(c, path, &o);
+}
+
+/* "3600", "90s", "30m", "12h", "30d", "2w" -> seconds. */
+static int parse_duration(const char *s, uint64_t *ret) {
+        char *end;
+        unsigned long long v;
+        uint64_t unit = 1;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || end == s || s[0] == '-')
+                return -EINVAL;
+        if (streq(end, "") || streq(end, "s"))
+                unit = 1;
+        else if (streq(end, "m"))
+                unit = 60;
+        else if (streq(end, "h"))
+                unit = 3600;
+        else if (streq(end, "d"))
+                unit = 86400;
+        else if (streq(end, "w"))
+                unit = 7 * 86400;
+        else
+                return -EINVAL;
+        if (v == 0 || v > UINT32_MAX)
+                return -ERANGE;
+        *ret = v * unit;
+        return 0;
+}
+
+/* bundle create -o OUT --rev REV [--repo DIR] --key KEY [--sequence N] [--expires DURATION]
+ *               [--no-closure] [--no-images] [--host NAME] */
+static int cmd_bundle(const Args *a, int argc, char **argv) {
+        _cleanup_config_ Config *c = NULL;
+        BundleCreateOptions o = { .repo = ".", .expires_in = 30 * 86400, .closure = true, .images = true };
+        const char *path;
+        Error e = {};
+        int r;
+
+        if (argc < 2 || !streq(argv[1], "create"))
+                return usage_error("bundle", "expected 'create', got", argc < 2 ? "" : argv[1]);
+        for (int i = 2; i < argc; i++) {
+                const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+                if (streq(s, "--no-closure"))
+                        o.closure = false;
+                else if (streq(s, "--no-images"))
+                        o.images = false;
+                else if (!v)
+                        return usage_error("bundle create", "unknown option or missing value after", s);
+                else if (streq(s, "-o") || streq(s, "--output"))
+                        o.output = argv[++i];
+                else if (streq(s, "--rev"))
+                        o.rev = argv[++i];
+                else if (streq(s, "--repo"))
+                        o.repo = argv[++i];
+                else if (streq(s, "--key"))
+                        o.key = argv[++i];
+                else if (streq(s, "--host"))
+                        o.host = argv[++i];
+                else if (streq(s, "--sequence")) {
+                        char *end;
+                        errno = 0;
+                        o.sequence = strtoull(v, &end, 10);
+                        if (errno != 0 || *end || v[0] == '-' || o.sequence == 0 || o.sequence > BUNDLE_SIZE_MAX)
+                                return usage_error("bundle create", "--sequence must be an integer from 1 to 2^53-1, not", v);
+                        i++;
+                } else if (streq(s, "--expires")) {
+                        if (parse_duration(v, &o.expires_in) < 0)
+                                return usage_error("bundle create",
+                                                   "--expires must be a duration (seconds, or 30m, 12h, 30d, 2w), not", v);
+                        i++;
+                } else
+                        return usage_error("bundle create", "unknown option", s);
+        }
+        if (!o.output || !o.rev || !o.key)
+                return usage_error("bundle create", "-o OUT, --rev REV and --key KEY are required; missing",
+                                   !o.output ? "-o" : !o.rev ? "--rev" : "--key");
+
+        /* The configuration names the host, nix and the registries; a build machine without
+         * one gives --host. */
+        path = config_path_resolve(a->config_path);
+        if (a->config_path || access(path, F_OK) == 0 || !o.host) {
+                int code = load_config(a, &c);
+                if (code != EXIT_OK)
+                        return code;
+        } else if (config_new(&c) < 0)
+                return EXIT_USAGE;
+        if (!o.host)
+                o.host = c->host;
+
+        r = bundle_create(c, &o, &e);
+        if (r < 0) {
+                log_error("Cannot create the bundle: %s", error_message(&e) ?: strerror(-r));
+                return r == -EINVAL || r == -ENOENT ? EXIT_USAGE : EXIT_DEPLOY_FAILED;
+        }
+        return EXIT_OK;
 }
 
 /* The global options may also follow the command ("status --json"): take them out of the
@@ -221,9 +345,9 @@ typedef struct Command {
 
 static const Command commands[] = {
         { "pull", cmd_pull },
-        { "apply", cmd_later },
-        { "verify", cmd_later },
-        { "bundle", cmd_later },
+        { "apply", cmd_verify_or_apply },
+        { "verify", cmd_verify_or_apply },
+        { "bundle", cmd_bundle },
         { "verify-images", cmd_verify_images },
         { "check", cmd_check },
         { "status", cmd_status },

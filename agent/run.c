@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <jansson.h>
 #include <stdarg.h>
 
 #include "lock.h"
@@ -15,6 +16,7 @@ void run_done(Run *run) {
         closep(&run->lock_fd);
         free(run->signer);
         image_set_done(&run->images);
+        json_decref(run->bundle);
 }
 
 ExitCode run_result(Run *run, ExitCode code, RunResult result, const char *revision, const char *error) {

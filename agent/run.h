@@ -17,6 +17,7 @@ typedef struct Run {
         /* What the verifications found, recorded with the deployment. */
         char *signer;
         ImageSet images;
+        struct json_t *bundle; /* applying a bundle: {id, sequence, signer, file} */
 } Run;
 
 /* Takes the lock and reads the state: EXIT_BUSY, EXIT_USAGE (unreadable state) or EXIT_OK. */

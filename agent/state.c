@@ -47,6 +47,7 @@ void deployment_done(Deployment *d) {
         free(d->previous_generation);
         free(d->boot_id);
         json_decref(d->images);
+        json_decref(d->bundle);
         json_decref(d->health);
         *d = (Deployment) {};
 }
@@ -67,6 +68,7 @@ int deployment_copy(const Deployment *src, Deployment *dst) {
                 .finished = src->finished,
                 .result = src->result,
                 .images = json_incref(src->images),
+                .bundle = json_incref(src->bundle),
                 .health = json_incref(src->health),
         };
 
@@ -124,7 +126,7 @@ static json_t *json_time_or_null(time_t t) {
 }
 
 static json_t *deployment_to_json(const Deployment *d) {
-        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "id", (json_int_t) d->id,
                          "revision", d->revision,
                          "generation", json_string_or_null(d->generation),
@@ -139,7 +141,8 @@ static json_t *deployment_to_json(const Deployment *d) {
                          "images", d->images ? json_incref(d->images) : json_null(),
                          "previous-generation", json_string_or_null(d->previous_generation),
                          "health", d->health ? json_incref(d->health) : json_null(),
-                         "boot-id", json_string_or_null(d->boot_id));
+                         "boot-id", json_string_or_null(d->boot_id),
+                         "bundle", d->bundle ? json_incref(d->bundle) : json_null());
 }
 
 static json_t *pair_to_json(const char *revision, const char *generation) {
@@ -159,13 +162,14 @@ json_t *state_to_json(const State *s) {
                         return NULL;
                 }
 
-        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o, s:o}",
+        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o}",
                          "version", STATE_VERSION,
                          "next-id", (json_int_t) s->next_id,
                          "deployed", pair_to_json(s->deployed_revision, s->deployed_generation),
                          "known-good", pair_to_json(s->good_revision, s->good_generation),
                          "phase", phase_to_string(s->phase),
                          "failed-revision", json_string_or_null(s->failed_revision),
+                         "bundle-sequence", s->bundle_sequence > 0 ? json_integer((json_int_t) s->bundle_sequence) : json_null(),
                          "pending", s->pending ? deployment_to_json(s->pending) : json_null(),
                          "history", history);
 }
@@ -220,19 +224,23 @@ static int images_from_json(json_t *a, const char *what, Error *e) {
 }
 
 static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Error *e) {
-        json_t *generation, *ref, *started, *finished, *error, *signer, *images, *previous, *health, *boot_id;
+        json_t *generation, *ref, *started, *finished, *error, *signer, *images, *previous, *health, *boot_id,
+                *bundle = NULL;
         const char *revision, *source, *action, *result;
         json_int_t id;
         json_error_t jerr;
         Deployment d = {};
         int r;
 
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+        /* "bundle" came after the first files were written: optional. */
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s?o}",
                            "id", &id, "revision", &revision, "generation", &generation, "source", &source,
                            "ref", &ref, "action", &action, "started", &started, "finished", &finished,
                            "result", &result, "error", &error, "signer", &signer, "images", &images,
-                           "previous-generation", &previous, "health", &health, "boot-id", &boot_id) < 0)
+                           "previous-generation", &previous, "health", &health, "boot-id", &boot_id, "bundle", &bundle) < 0)
                 return error_set(e, -EINVAL, "%s: %s", what, jerr.text);
+        if (bundle && !json_is_null(bundle) && !json_is_object(bundle))
+                return error_set(e, -EINVAL, "%s: bundle: expected an object or null", what);
         r = images_from_json(images, what, e);
         if (r < 0)
                 return r;
@@ -275,6 +283,7 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
 
         d.images = json_is_null(images) ? NULL : json_incref(images);
         d.health = json_is_null(health) ? NULL : json_incref(health);
+        d.bundle = !bundle || json_is_null(bundle) ? NULL : json_incref(bundle);
         *ret = d;
         return 0;
 fail:
@@ -302,7 +311,7 @@ static int pair_from_json(json_t *j, const char *what, char **ret_revision, char
 
 int state_from_json(json_t *j, State **ret, Error *e) {
         _cleanup_state_ State *s = NULL;
-        json_t *deployed, *good, *pending, *history, *v, *failed;
+        json_t *deployed, *good, *pending, *history, *v, *failed, *sequence = NULL;
         json_int_t version, next_id;
         const char *phase;
         json_error_t jerr;
@@ -316,10 +325,13 @@ int state_from_json(json_t *j, State **ret, Error *e) {
                 return error_set(e, -EPROTONOSUPPORT, "unsupported state version %lld (this agent reads version %d)",
                                  (long long) version, STATE_VERSION);
 
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s:o, s:o}",
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s?o, s:o, s:o}",
                            "version", &version, "next-id", &next_id, "deployed", &deployed, "known-good", &good,
-                           "phase", &phase, "failed-revision", &failed, "pending", &pending, "history", &history) < 0)
+                           "phase", &phase, "failed-revision", &failed, "bundle-sequence", &sequence, "pending", &pending,
+                           "history", &history) < 0)
                 return error_set(e, -EINVAL, "%s", jerr.text);
+        if (sequence && !json_is_null(sequence) && !(json_is_integer(sequence) && json_integer_value(sequence) > 0))
+                return error_set(e, -EINVAL, "bundle-sequence: expected a positive integer or null");
 
         r = state_new(&s);
         if (r < 0)
@@ -327,6 +339,7 @@ int state_from_json(json_t *j, State **ret, Error *e) {
         if (next_id <= 0)
                 return error_set(e, -EINVAL, "next-id must be positive");
         s->next_id = (uint64_t) next_id;
+        s->bundle_sequence = json_is_integer(sequence) ? (uint64_t) json_integer_value(sequence) : 0;
 
         if (phase_from_string(phase, &s->phase) < 0)
                 return error_set(e, -EINVAL, "unknown phase '%s'", phase);
@@ -489,6 +502,11 @@ int state_finish(State *s, RunResult result, const char *error) {
                         return -ENOMEM;
         }
         if (result == RESULT_SUCCESS) {
+                json_t *seq = json_object_get(d->bundle, "sequence");
+
+                /* A bundle's sequence counts as applied only once its deployment succeeded. */
+                if (json_is_integer(seq) && (uint64_t) json_integer_value(seq) > s->bundle_sequence)
+                        s->bundle_sequence = (uint64_t) json_integer_value(seq);
                 /* Activated, and healthy when health checks are configured: that is what
                  * "known good" means. */
                 r = set_pair(&s->deployed_revision, &s->deployed_generation, d);

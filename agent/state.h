@@ -69,6 +69,7 @@ typedef struct Deployment {
         struct json_t *health;     /* [{name, ok, detail, duration_ms}] of the last round, or NULL */
         char *boot_id;             /* action boot: the boot it was installed in */
         struct json_t *images; /* [{name, reference, digest, signers, sbom}], NULL before verified */
+        struct json_t *bundle; /* source "bundle": {id, sequence, signer, file}; else NULL */
 } Deployment;
 
 typedef struct State {
@@ -80,6 +81,7 @@ typedef struct State {
         Phase phase;
         Deployment *pending;       /* the deployment in flight when phase != idle */
         char *failed_revision;     /* not tried again until the ref moves (or pull --retry) */
+        uint64_t bundle_sequence;  /* the sequence of the last bundle applied successfully, 0: none */
         Deployment *history;       /* oldest first */
         size_t n_history;
 } State;
@@ -112,7 +114,8 @@ int state_from_json(struct json_t *j, State **ret, Error *reterr);
 int state_begin(State *s, Phase phase, const char *revision, const char *ref, const char *source,
                 const char *action);
 /* Ends the pending deployment with a result, appends it to the history (dropping the oldest
- * past STATE_HISTORY_MAX) and returns to idle. On success it becomes the deployed one. */
+ * past STATE_HISTORY_MAX) and returns to idle. On success it becomes the deployed one, and
+ * the sequence of the bundle it came from (if any) becomes the last one applied. */
 int state_finish(State *s, RunResult result, const char *error);
 
 void deployment_done(Deployment *d);

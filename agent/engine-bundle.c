@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: MIT */
+/* `verify BUNDLE` and `apply BUNDLE`: offline bundles (docs/bundle-format.md).
+ *
+ *   verify:  read and verify the whole bundle; write nothing
+ *   apply:   verify while extracting into a staging directory below state-dir; only then:
+ *            pack -> mirror, fast-forward and commit signature, closure -> store, image
+ *            signatures from the bundle, images -> container storage, and the same
+ *            deployment as `pull`. The staging directory is removed in every case. */
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "deploy.h"
+#include "engine-internal.h"
+#include "engine.h"
+#include "fileio.h"
+#include "images.h"
+#include "log.h"
+#include "process.h"
+#include "rebuild.h"
+#include "state.h"
+
+#define STAGING_DIR "staging"
+
+static const char *machine_store_dir(void) {
+        const char *s = getenv("NIX_STORE_DIR");
+        return s && s[0] == '/' ? s : "/nix/store";
+}
+
+static void print_info(const BundleInfo *info, const char *path, bool json) {
+        const BundleManifest *m = &info->manifest;
+        char created[TIMESTAMP_MAX], expires[TIMESTAMP_MAX];
+
+        format_timestamp(created, (time_t) m->created);
+        format_timestamp(expires, (time_t) m->expires);
+        if (json) {
+                json_t *images = json_array();
+                json_t *j;
+                char *out;
+
+                for (size_t i = 0; images && i < m->n_images; i++)
+                        json_array_append_new(images, json_pack("{s:s, s:s}", "reference", m->images[i].reference,
+                                                                "digest", m->images[i].digest));
+                j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:b, s:o}", "bundle", path, "id",
+                              info->id, "host", m->host, "revision", m->revision, "sequence",
+                              (json_int_t) m->sequence, "created", created, "expires", expires, "signer", info->signer,
+                              "members", (json_int_t) m->n_members, "bytes", (json_int_t) info->bytes, "closure",
+                              m->has_closure, "images", m->has_images && images ? images : json_null());
+                if (!m->has_images)
+                        json_decref(images);
+                out = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+                json_decref(j);
+                if (out)
+                        puts(out);
+                free(out);
+                return;
+        }
+        printf("bundle:    %s\n"
+               "id:        %s\n"
+               "host:      %s\n"
+               "revision:  %s\n"
+               "sequence:  %" PRIu64 "\n"
+               "created:   %s\n"
+               "expires:   %s\n"
+               "signer:    %s (%s)\n"
+               "members:   %zu, %" PRIu64 " bytes\n"
+               "closure:   %s\n",
+               path, info->id, m->host, m->revision, m->sequence, created, expires, info->signer, info->signer_path,
+               m->n_members, info->bytes, m->has_closure ? "yes" : "no");
+        if (!m->has_images)
+                printf("images:    not in the bundle\n");
+        for (size_t i = 0; i < m->n_images; i++)
+                printf("image:     %s %s\n", m->images[i].reference, m->images[i].digest);
+}
+
+static ExitCode read_bundle(const Config *c, const char *path, const BundleOptions *o, uint64_t last_sequence,
+                            int staging_fd, BundleInfo *info, Error *e, int *ret_r) {
+        CosignKeyring *keys = NULL;
+        BundleExpect x = {
+                .host = c->host,
+                .store_dir = machine_store_dir(),
+                .last_sequence = last_sequence,
+                .allow_downgrade = o->allow_downgrade,
+                .now = time(NULL),
+        };
+        int r;
+
+        r = bundle_keyring_load(c->bundle.keys, &keys, e);
+        if (r < 0) {
+                *ret_r = r;
+                return EXIT_USAGE;
+        }
+        r = bundle_read(path,
+                        &(BundleReadOptions) {
+                                .keys = keys,
+                                .expect = &x,
+                                .staging_fd = staging_fd,
+                                .progress = isatty(STDERR_FILENO) && !o->quiet,
+                                .what = staging_fd >= 0 ? "Verifying and extracting" : "Verifying",
+                        },
+                        info, e);
+        cosign_keyring_free(keys);
+        *ret_r = r;
+        if (r == -EPERM)
+                return EXIT_REFUSED;
+        if (r < 0)
+                return r == -ENOMEM ? EXIT_USAGE : EXIT_USAGE;
+        return EXIT_OK;
+}
+
+ExitCode engine_verify_bundle(const Config *c, const char *path, const BundleOptions *o, bool json) {
+        _cleanup_(bundle_info_done) BundleInfo info = {};
+        _cleanup_state_ State *state = NULL;
+        ExitCode code;
+        Error e = {};
+        int r;
+
+        /* Read only: no lock, no last-run.json; the state file is replaced atomically. */
+        r = state_load(c->state_dir, &state, &e);
+        if (r < 0) {
+                log_error("Cannot read the state in '%s': %s", c->state_dir, error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
+        code = read_bundle(c, path, o, state->bundle_sequence, -EBADF, &info, &e, &r);
+        if (code == EXIT_REFUSED) {
+                log_error("Refused '%s': %s", path, error_message(&e));
+                return code;
+        }
+        if (code != EXIT_OK) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return code;
+        }
+        print_info(&info, path, json);
+        log_info("Bundle '%s' verified: revision %s, sequence %" PRIu64 ", signed by %s.", path,
+                 info.manifest.revision, info.manifest.sequence, info.signer);
+        return EXIT_OK;
+}
+
+/* ---- apply ---- */
+
+typedef struct Staging {
+        char *path;
+        int fd;
+} Staging;
+
+static void staging_done(Staging *s) {
+        closep(&s->fd);
+        if (s->path)
+                (void) rm_rf(s->path);
+        free(s->path);
+        *s = (Staging) { .fd = -EBADF };
+}
+
+/* A fresh staging directory; what earlier, interrupted runs left there is removed first
+ * (the lock is held). */
+static int staging_create(const Config *c, Staging *ret, Error *e) {
+        _cleanup_free_ char *top = path_join(c->state_dir, STAGING_DIR), *path = NULL;
+        int r;
+
+        if (!top)
+                return -ENOMEM;
+        r = rm_rf(top);
+        if (r < 0 && r != -ENOENT)
+                return error_set(e, r, "cannot remove the old staging directory '%s': %s", top, strerror(-r));
+        if (mkdir(top, 0700) < 0)
+                return error_set(e, -errno, "cannot create '%s': %m", top);
+        path = path_join(top, "bundle-XXXXXX");
+        if (!path)
+                return -ENOMEM;
+        if (!mkdtemp(path))
+                return error_set(e, -errno, "cannot create a staging directory in '%s': %m", top);
+        ret->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (ret->fd < 0) {
+                r = error_set(e, -errno, "cannot open '%s': %m", path);
+                (void) rm_rf(path);
+                return r;
+        }
+        ret->path = TAKE_PTR(path);
+        return 0;
+}
+
+static ExitCode import_closure(Run *run, const BundleManifest *m, const char *staging) {
+        const Config *c = run->config;
+        _cleanup_free_ char *cache = path_join(staging, m->cache), *from = NULL;
+        _cleanup_strv_free_ char **argv = NULL;
+        Error e = {};
+        int r;
+
+        if (!cache || asprintf(&from, "file://%s", cache) < 0)
+                return log_oom_exit();
+        /* No nix signature check: the bundle signature covers every narinfo and NAR
+         * (docs/bundle-format.md 5.2), and nix checks each NAR against its narinfo. */
+        if (strv_extend(&argv, c->system.nix_command) < 0 || strv_extend(&argv, "copy") < 0 ||
+            strv_extend(&argv, "--no-check-sigs") < 0 || strv_extend(&argv, "--from") < 0 ||
+            strv_extend(&argv, from) < 0)
+                return log_oom_exit();
+        for (char **p = m->paths; p && *p; p++)
+                if (strv_extend(&argv, *p) < 0)
+                        return log_oom_exit();
+
+        log_info("Importing the closure of %s (%zu path(s) with their dependencies).", m->paths[0],
+                 strv_length(m->paths));
+        r = process_run(argv, &(ProcessOptions) { .name = "nix copy" }, NULL, &e);
+        if (r < 0) {
+                log_error("Importing the closure failed; the system was not changed: %s", error_message(&e));
+                return run_result(run, EXIT_DEPLOY_FAILED, RESULT_BUILD_FAILED, m->revision, error_message(&e));
+        }
+        return EXIT_OK;
+}
+
+/* The images of the revision come from the bundle's layouts: each must be there. */
+static ExitCode images_from_bundle(Run *run, const BundleManifest *m, const char *staging) {
+        for (size_t i = 0; i < run->images.n; i++) {
+                ImageCheck *ic = &run->images.images[i];
+                const BundleImage *bi = NULL;
+
+                for (size_t k = 0; k < m->n_images && !bi; k++)
+                        if (streq(m->images[k].reference, ic->reference))
+                                bi = &m->images[k];
+                if (!bi)
+                        return run_refuse(run, m->revision, "image '%s' (%s) of revision %s is not in the bundle",
+                                          ic->name, ic->reference, m->revision);
+                ic->layout = path_join(staging, bi->layout);
+                if (!ic->layout)
+                        return log_oom_exit();
+        }
+        return EXIT_OK;
+}
+
+static ExitCode import_images(Run *run, const char *rev) {
+        Error e = {};
+        int r;
+
+        if (run->images.n == 0)
+                return EXIT_OK;
+        r = images_import(run->config->bundle.image_import_command, &run->images, &e);
+        if (r < 0) {
+                log_error("Importing the images failed; the system was not changed: %s", error_message(&e));
+                return run_result(run, EXIT_DEPLOY_FAILED, RESULT_BUILD_FAILED, rev, error_message(&e));
+        }
+        return EXIT_OK;
+}
+
+static int record_bundle(Run *run, const BundleInfo *info, const char *path) {
+        _cleanup_free_ char *abs = NULL;
+
+        (void) canonicalize_path(path, &abs);
+        run->bundle = json_pack("{s:s, s:I, s:s, s:s}", "id", info->id, "sequence", (json_int_t) info->manifest.sequence,
+                                "signer", info->signer, "file", abs ?: path);
+        return run->bundle ? 0 : -ENOMEM;
+}
+
+ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOptions *o) {
+        _cleanup_(run_done) Run run = {};
+        _cleanup_(staging_done) Staging staging = { .fd = -EBADF };
+        _cleanup_(bundle_info_done) BundleInfo info = {};
+        _cleanup_git_source_ GitSource *git = NULL;
+        _cleanup_free_ char *repo_path = NULL, *flake = NULL, *pack = NULL;
+        const BundleManifest *m = &info.manifest;
+        const char *rev;
+        ExitCode code;
+        Error e = {};
+        int r;
+
+        code = run_begin(&run, c, "apply");
+        if (code != EXIT_OK)
+                return code;
+        code = deploy_recover(&run);
+        if (code == EXIT_USAGE)
+                return code;
+        if (run.state->phase == PHASE_PENDING_REBOOT) {
+                log_error("A boot-activated deployment waits for its reboot and confirmation; apply the bundle after it.");
+                return run_result(&run, EXIT_BUSY, RESULT_ERROR, NULL, "a deployment waits for its reboot");
+        }
+
+        r = staging_create(c, &staging, &e);
+        if (r < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return run_result(&run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
+        }
+
+        code = read_bundle(c, path, o, run.state->bundle_sequence, staging.fd, &info, &e, &r);
+        if (code == EXIT_REFUSED)
+                return run_refuse(&run, NULL, "bundle '%s': %s", path, error_message(&e));
+        if (code != EXIT_OK) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return run_result(&run, code, RESULT_ERROR, NULL, error_message(&e));
+        }
+        rev = m->revision;
+        log_info("Bundle '%s' verified: revision %s, sequence %" PRIu64 ", signed by %s (%s); deployed: %s.", path, rev,
+                 m->sequence, info.signer, info.signer_path, strna(run.state->deployed_revision));
+
+        /* The history: into the mirror, then the same checks as a pulled revision. */
+        code = open_mirror(&run, &repo_path, &git);
+        if (code != EXIT_OK)
+                return run_result(&run, code, RESULT_ERROR, rev, "cannot open the local mirror");
+        pack = path_join(staging.path, m->repository);
+        if (!pack)
+                return log_oom_exit();
+        r = git_source_import_pack(git, pack, &e);
+        if (r == -EBADMSG)
+                return run_refuse(&run, rev, "bundle '%s': %s", path, error_message(&e));
+        if (r < 0) {
+                log_error("Cannot import the repository pack: %s", error_message(&e) ?: strerror(-r));
+                return run_result(&run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
+        }
+        {
+                char resolved[GIT_REV_HEX + 1];
+
+                r = git_source_resolve(git, rev, resolved, &e);
+                if (r < 0)
+                        return run_refuse(&run, rev, "bundle '%s': the pack does not hold commit %s", path, rev);
+        }
+
+        if (streq_ptr(rev, run.state->deployed_revision)) {
+                log_info("Revision %s is deployed already; nothing to do.", rev);
+                if (m->sequence > run.state->bundle_sequence) {
+                        run.state->bundle_sequence = m->sequence;
+                        if (run_save_state(&run) < 0)
+                                return EXIT_USAGE;
+                }
+                return run_result(&run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
+        }
+
+        code = verify_revision(&run, git, rev);
+        if (code != EXIT_OK)
+                return code;
+        r = git_source_pin(git, rev, &e);
+        if (r < 0 || flake_ref_for_revision(repo_path, GIT_DEPLOY_REF, rev, &flake) < 0) {
+                log_error("Failed to pin the revision: %s", error_message(&e) ?: strerror(-r));
+                return run_result(&run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
+        }
+
+        /* The flake's inputs come with the closure: import it before evaluating anything. */
+        if (m->has_closure) {
+                code = import_closure(&run, m, staging.path);
+                if (code != EXIT_OK)
+                        return code;
+        }
+
+        code = list_images(&run, flake, rev);
+        if (code != EXIT_OK)
+                return code;
+        if (m->has_images) {
+                code = images_from_bundle(&run, m, staging.path);
+                if (code != EXIT_OK)
+                        return code;
+        }
+        code = check_images(&run, rev);
+        if (code != EXIT_OK)
+                return code;
+        if (m->has_images) {
+                code = import_images(&run, rev);
+                if (code != EXIT_OK)
+                        return code;
+        }
+
+        if (record_bundle(&run, &info, path) < 0)
+                return log_oom_exit();
+        staging_done(&staging); /* everything needed is imported */
+        return deploy_revision(&run, flake, rev, "bundle");
+}
