@@ -571,8 +571,8 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
                 (void) unlink(tmp);
                 goto finish;
         }
-        log_info("Wrote '%s': revision %s, %zu members, sequence %" PRIu64 ", expires in %" PRIu64 " s.", o->output,
-                 rev, members.n + 2, o->sequence ?: (uint64_t) now, o->expires_in);
+        log_info("Wrote '%s': revision %s, %zu members after the manifest, sequence %" PRIu64 ", expires in %" PRIu64 " s.", o->output,
+                 rev, members.n, o->sequence ?: (uint64_t) now, o->expires_in);
 finish:
         json_decref(closure);
         json_decref(images);

@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Offline bundles end to end: `bundle create` on a connected machine, `verify` and `apply`
+on a machine with an empty nix store, no repository section, no substituter and no registry
+(the same world, wiped: a fresh machine at the same paths, since nix store paths name their
+store directory). Real git packs, real nix binary caches and imports, real generations, the
+nixos-rebuild stand-in and the health service on loopback.
+
+The attacks on the format itself (one hostile bundle each) are in test_bundle_hostile.py;
+here: the round trip and what the engine decides (sequence, fast-forward, commit signature,
+health and rollback, staging, state)."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from world import World, _make_writable_and_remove  # noqa: E402
+
+
+def openssl_keypair(directory: Path, name: str, algorithm: str = "ec") -> tuple[Path, Path]:
+    key, pub = directory / f"{name}.pem", directory / f"{name}.pub"
+    if algorithm == "ec":
+        args = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    elif algorithm == "ed25519":
+        args = ["-algorithm", "ed25519"]
+    else:
+        args = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
+    subprocess.run(["openssl", "genpkey", *args, "-out", str(key)], check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True,
+                   capture_output=True)
+    return key, pub
+
+
+def tree(path: Path) -> dict:
+    """Every file and directory below path with its size and mtime."""
+    out = {}
+    for p in sorted(path.rglob("*")):
+        st = p.lstat()
+        out[str(p.relative_to(path))] = (st.st_mode, st.st_size if p.is_file() else 0, st.st_mtime_ns)
+    return out
+
+
+class BundleTest(unittest.TestCase):
+    def setUp(self):
+        self.w = World.for_test(self)
+        self.w.make_repo()
+        self.key, self.pub = openssl_keypair(self.w.tmp, "bundle")
+        self.out = self.w.tmp / "out"
+        self.out.mkdir()
+        self.configure()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def configure(self, **overrides):
+        """A bundle-only machine: no repository section."""
+        overrides.setdefault("bundle", {"keys": [str(self.pub)]})
+        cfg = self.w.config_dict(**overrides)
+        cfg.pop("repository", None)
+        from world import to_yaml
+        p = self.w.tmp / "config.yaml"
+        p.write_text(to_yaml(cfg))
+        self.w.config_path = p
+
+    def create(self, rev, name="b.tar", *args, expect=0, key=None):
+        out = self.out / name
+        r = self.w.agent("bundle", "create", "-o", str(out), "--rev", rev, "--repo", str(self.w.repo.work),
+                         "--key", str(key or self.key), *args)
+        self.assertEqual(r.returncode, expect, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}")
+        return out
+
+    def agent(self, *args, expect):
+        r = self.w.agent(*args)
+        self.assertEqual(r.returncode, expect, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}")
+        return r
+
+    def status(self):
+        return json.loads(self.agent("status", "--json", expect=0).stdout)
+
+    def state_bytes(self):
+        p = self.w.state_dir / "state.json"
+        return p.read_bytes() if p.exists() else None
+
+    def wipe_machine(self):
+        """A fresh machine at the same paths: no store, no nix database, no state, no profile,
+        nothing running."""
+        w = self.w
+        w.stop_service()
+        for d in (w.store_dir, w.tmp / "nix" / "var", w.state_dir, w.profile.parent, w.root / "run"):
+            _make_writable_and_remove(d)
+            d.mkdir(parents=True)
+
+    def manifest(self, bundle):
+        with tarfile.open(bundle) as t:
+            return json.loads(t.extractfile("manifest.json").read())
+
+    def assert_refused(self, bundle, reason, *args, verify=True):
+        """apply (and verify, unless the refusal is about the commit, which verify does not
+        look at) refuses with exit 3 and the reason, and changes nothing."""
+        before_state, before_tree = self.state_bytes(), tree(self.w.state_dir)
+        r = self.agent("verify", str(bundle), *args, expect=3 if verify else 0)
+        if verify:
+            self.assertIn(reason, r.stderr)
+        self.assertEqual(tree(self.w.state_dir), before_tree, "verify wrote something")
+        r = self.agent("apply", str(bundle), *args, expect=3)
+        self.assertIn(reason, r.stderr)
+        self.assertEqual(self.state_bytes(), before_state, "a refused apply changed the state file")
+        after = tree(self.w.state_dir)
+        after.pop("last-run.json", None)
+        before_tree.pop("last-run.json", None)
+        # The mirror may have gained objects of the refused revision (as a fetch would); the
+        # staging directory must be gone.
+        self.assertEqual([p for p in after if p.startswith("staging/bundle-")], [])
+        return r
+
+    # -- the round trip --------------------------------------------------------------------
+
+    def test_round_trip_onto_a_fresh_machine(self):
+        w = self.w
+        rev = w.commit()
+        bundle = self.create(rev, "b.tar", "--sequence", "7")
+        m = self.manifest(bundle)
+        self.assertEqual((m["format"], m["version"], m["host"], m["revision"], m["sequence"]),
+                         ("atticd-agent-bundle", 1, "testhost", rev, 7))
+        toplevel = m["closure"]["paths"][0]
+        self.assertEqual(m["images"], [])  # carried, but the test flake has no containers
+        self.assertEqual(m["closure"]["store-dir"], str(w.store_dir))
+
+        self.wipe_machine()
+        self.assertFalse(Path(toplevel).exists())
+        r = self.agent("verify", str(bundle), expect=0)
+        self.assertIn(rev, r.stdout)
+        self.assertEqual(list(w.state_dir.iterdir()), [], "verify wrote into the state directory")
+
+        r = self.agent("apply", str(bundle), expect=0)
+        self.assertIn("Importing the closure", r.stderr)
+        self.assertEqual(w.current_system(), toplevel)
+        self.assertEqual(w.profile_target(), toplevel)
+        self.assertEqual(w.health(), 200)
+        # Imported from the bundle, not built here: nix marks what it built itself "ultimate".
+        info = json.loads(subprocess.run(["nix", "path-info", "--json", toplevel], env=w.env, check=True,
+                                         capture_output=True, text=True).stdout)
+        self.assertNotIn("ultimate", info[0])
+        self.assertEqual(list((w.state_dir / "staging").iterdir()), [])
+
+        s = self.status()
+        self.assertEqual(s["revision"], rev)
+        d = s["history"][-1]
+        self.assertEqual((d["source"], d["result"], d["revision"], d["generation"]),
+                         ("bundle", "success", rev, toplevel))
+        self.assertEqual(d["bundle"]["sequence"], 7)
+        self.assertEqual(len(d["bundle"]["id"]), 64)
+        self.assertTrue(d["bundle"]["signer"].startswith("SHA256:"))
+        state = json.loads(self.state_bytes())
+        self.assertEqual(state["bundle-sequence"], 7)
+
+    def test_replay_and_downgrade_are_refused(self):
+        w = self.w
+        r1 = w.commit()
+        b5 = self.create(r1, "b5.tar", "--sequence", "5", "--no-closure")
+        r2 = w.commit()
+        b4 = self.create(r2, "b4.tar", "--sequence", "4", "--no-closure")
+        self.agent("apply", str(b5), expect=0)
+        # The same bundle again: a replay.
+        self.assert_refused(b5, "sequence 5 is not above 5")
+        # A newer revision in an older bundle: a downgrade of the bundle sequence.
+        self.assert_refused(b4, "sequence 4 is not above 5")
+        self.agent("verify", str(b4), "--allow-downgrade", expect=0)
+        self.agent("apply", str(b4), "--allow-downgrade", expect=0)
+        self.assertEqual(self.status()["revision"], r2)
+        # The sequence never goes down.
+        self.assertEqual(json.loads(self.state_bytes())["bundle-sequence"], 5)
+
+    def test_without_closure_the_machine_builds_it(self):
+        w = self.w
+        rev = w.commit()
+        bundle = self.create(rev, "b.tar", "--no-closure", "--no-images")
+        m = self.manifest(bundle)
+        self.assertIsNone(m["closure"])
+        self.assertEqual([x["path"] for x in m["members"]], ["repository.pack"])
+        self.wipe_machine()
+        self.agent("apply", str(bundle), expect=0)
+        self.assertEqual(w.health(), 200)
+        self.assertEqual(self.status()["revision"], rev)
+
+    def test_same_revision_records_the_sequence(self):
+        rev = self.w.commit()
+        self.agent("apply", str(self.create(rev, "a.tar", "--sequence", "3", "--no-closure")), expect=0)
+        r = self.agent("apply", str(self.create(rev, "b.tar", "--sequence", "4", "--no-closure")), expect=0)
+        self.assertIn("deployed already", r.stderr)
+        self.assertEqual(json.loads(self.state_bytes())["bundle-sequence"], 4)
+        self.assertEqual(len(self.status()["history"]), 1)
+
+    def test_compressed_bundles(self):
+        rev = self.w.commit()
+        magic = {".zst": b"\x28\xb5\x2f\xfd", ".xz": b"\xfd7zXZ\x00", ".gz": b"\x1f\x8b"}
+        for suffix, m in magic.items():
+            b = self.create(rev, "b.tar" + suffix, "--no-closure", "--sequence", "9")
+            self.assertEqual(b.read_bytes()[:len(m)], m, suffix)
+            self.agent("verify", str(b), expect=0)
+        self.agent("apply", str(self.out / "b.tar.zst"), expect=0)
+
+    def test_ed25519_key(self):
+        key, pub = openssl_keypair(self.w.tmp, "ed", "ed25519")
+        self.configure(bundle={"keys": [str(self.pub), str(pub)]})
+        rev = self.w.commit()
+        b = self.create(rev, "b.tar", "--no-closure", key=key)
+        r = self.agent("verify", str(b), expect=0)
+        self.assertIn(str(pub), r.stdout)
+
+    # -- refusals the engine makes ---------------------------------------------------------
+
+    def test_expired(self):
+        rev = self.w.commit()
+        b = self.create(rev, "b.tar", "--no-closure", "--expires", "1")
+        time.sleep(2.1)
+        self.assert_refused(b, "expired")
+
+    def test_another_host(self):
+        rev = self.w.commit()
+        b = self.create(rev, "b.tar", "--no-closure", "--host", "otherhost")
+        self.assert_refused(b, "for host 'otherhost'")
+
+    def test_wrong_key(self):
+        other_key, _ = openssl_keypair(self.w.tmp, "other")
+        rev = self.w.commit()
+        b = self.create(rev, "b.tar", "--no-closure", key=other_key)
+        self.assert_refused(b, "does not verify with any key of bundle.keys")
+
+    def test_tampered_nar_imports_nothing(self):
+        w = self.w
+        rev = w.commit()
+        b = self.create(rev, "b.tar")
+        toplevel = self.manifest(b)["closure"]["paths"][0]
+        data = bytearray(b.read_bytes())
+        # One byte of the NAR of the toplevel (uncompressed in the tar): its builder script.
+        i = data.find(b"switch-to-configuration", data.find(b"nix/nar/"))
+        self.assertGreater(i, 0)
+        data[i] ^= 0x20
+        bad = self.out / "bad.tar"
+        bad.write_bytes(bytes(data))
+        self.wipe_machine()
+        self.assert_refused(bad, "does not match its sha256")
+        self.assertFalse(Path(toplevel).exists(), "something was imported from a refused bundle")
+        self.assertIsNone(w.current_system())
+
+    def test_not_a_fast_forward(self):
+        w = self.w
+        base = w.commit()
+        ahead = w.commit()
+        self.agent("apply", str(self.create(ahead, "ahead.tar", "--no-closure", "--sequence", "1")), expect=0)
+        # A sibling of `ahead`: not a descendant of what is deployed.
+        w.repo.git("checkout", "-q", "-b", "side", base)
+        side = w.commit(branch="side")
+        self.assert_refused(self.create(side, "side.tar", "--no-closure", "--sequence", "2"),
+                            "does not descend from the deployed", verify=False)
+        # And an older revision: a downgrade of the code, even in a newer bundle.
+        self.assert_refused(self.create(base, "old.tar", "--no-closure", "--sequence", "3"), "a downgrade",
+                            verify=False)
+        self.assertEqual(self.status()["revision"], ahead)
+
+    def test_commit_signature_required(self):
+        w = self.w
+        key = w.tmp / "signer"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dev", "-f", str(key)], check=True)
+        signers = w.tmp / "allowed_signers"
+        signers.write_text("dev@example.org namespaces=\"git\" " + Path(str(key) + ".pub").read_text())
+        self.configure(repository=None)
+        cfg = w.config_dict(bundle={"keys": [str(self.pub)]})
+        # allowed-signers lives in the repository section; a bundle machine may have one
+        # without pulling from it.
+        cfg["repository"] = {"url": "/nonexistent", "allowed-signers": str(signers)}
+        from world import to_yaml
+        w.config_path.write_text(to_yaml(cfg))
+
+        unsigned = w.commit()
+        self.assert_refused(self.create(unsigned, "u.tar", "--no-closure", "--sequence", "1"), "is not signed",
+                            verify=False)
+        signed = w.commit(sign_key=key)
+        self.agent("apply", str(self.create(signed, "s.tar", "--no-closure", "--sequence", "2")), expect=0)
+        self.assertTrue(self.status()["history"][-1]["signer"].startswith("dev@example.org"))
+
+    def test_unhealthy_revision_rolls_back_and_keeps_the_sequence(self):
+        w = self.w
+        good = w.commit()
+        self.configure(health={"settle": 0, "timeout": 3, "checks": [
+            {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
+        self.agent("apply", str(self.create(good, "g.tar", "--sequence", "10", "--no-closure")), expect=0)
+        self.assertEqual(w.health(), 200)
+        gen = w.current_system()
+        bad = w.commit(health_status=500)
+        b = self.create(bad, "bad.tar", "--sequence", "11", "--no-closure")
+        self.agent("apply", str(b), expect=1)
+        self.assertEqual(w.current_system(), gen)
+        self.assertEqual(w.health(), 200)
+        s = json.loads(self.state_bytes())
+        self.assertEqual(s["bundle-sequence"], 10)
+        self.assertEqual(s["deployed"]["revision"], good)
+        self.assertEqual(s["history"][-1]["result"], "rolled-back")
+        self.assertEqual(s["history"][-1]["bundle"]["sequence"], 11)
+
+    # -- usage -----------------------------------------------------------------------------
+
+    def test_usage_errors(self):
+        rev = self.w.commit()
+        r = self.agent("verify", str(self.out / "missing.tar"), expect=2)
+        self.assertIn("cannot open the bundle", r.stderr)
+        self.agent("verify", expect=2)
+        self.agent("apply", "a", "b", expect=2)
+        self.create("no-such-rev", "x.tar", "--no-closure", expect=2)
+        rsa, _ = openssl_keypair(self.w.tmp, "rsa", "rsa")
+        r = self.create(rev, "x.tar", "--no-closure", expect=2, key=rsa)
+        self.assertFalse((self.out / "x.tar").exists())
+        r = self.w.agent("bundle", "create", "-o", str(self.out / "y.tar"), "--rev", rev)
+        self.assertEqual(r.returncode, 2)
+        r = self.w.agent("bundle", "create", "-o", str(self.out / "y.tar"), "--rev", rev, "--key", str(self.key),
+                         "--repo", str(self.w.repo.work), "--expires", "soon")
+        self.assertEqual(r.returncode, 2)
+        self.configure(bundle={"keys": []})
+        b = self.create(rev, "z.tar", "--no-closure")
+        r = self.agent("verify", str(b), expect=2)
+        self.assertIn("bundle.keys is empty", r.stderr)
+        # Left nothing behind next to the output.
+        self.assertEqual(sorted(p.name for p in self.out.iterdir()), ["z.tar"])
+
+
+if __name__ == "__main__":
+    unittest.main()
