@@ -77,9 +77,27 @@ static void print_info(const BundleInfo *info, const char *path, bool json) {
                 printf("image:     %s %s\n", m->images[i].reference, m->images[i].digest);
 }
 
-static ExitCode read_bundle(const Config *c, const char *path, const BundleOptions *o, uint64_t last_sequence,
-                            int staging_fd, BundleInfo *info, Error *e, int *ret_r) {
-        CosignKeyring *keys = NULL;
+/* Before anything else: a configuration that can verify nothing, or a file that is not
+ * there, is a usage error that touches nothing (not even the lock). */
+static ExitCode preflight(const Config *c, const char *path, CosignKeyring **ret) {
+        Error e = {};
+        int r;
+
+        r = bundle_keyring_load(c->bundle.keys, ret, &e);
+        if (r < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
+        if (access(path, R_OK) < 0) {
+                log_error("cannot open the bundle '%s': %m", path);
+                *ret = cosign_keyring_free(*ret);
+                return EXIT_USAGE;
+        }
+        return EXIT_OK;
+}
+
+static ExitCode read_bundle(const Config *c, const CosignKeyring *keys, const char *path, const BundleOptions *o,
+                            uint64_t last_sequence, int staging_fd, BundleInfo *info, Error *e, int *ret_r) {
         BundleExpect x = {
                 .host = c->host,
                 .store_dir = machine_store_dir(),
@@ -89,11 +107,6 @@ static ExitCode read_bundle(const Config *c, const char *path, const BundleOptio
         };
         int r;
 
-        r = bundle_keyring_load(c->bundle.keys, &keys, e);
-        if (r < 0) {
-                *ret_r = r;
-                return EXIT_USAGE;
-        }
         r = bundle_read(path,
                         &(BundleReadOptions) {
                                 .keys = keys,
@@ -103,7 +116,6 @@ static ExitCode read_bundle(const Config *c, const char *path, const BundleOptio
                                 .what = staging_fd >= 0 ? "Verifying and extracting" : "Verifying",
                         },
                         info, e);
-        cosign_keyring_free(keys);
         *ret_r = r;
         if (r == -EPERM)
                 return EXIT_REFUSED;
@@ -114,10 +126,15 @@ static ExitCode read_bundle(const Config *c, const char *path, const BundleOptio
 
 ExitCode engine_verify_bundle(const Config *c, const char *path, const BundleOptions *o, bool json) {
         _cleanup_(bundle_info_done) BundleInfo info = {};
+        _cleanup_(cosign_keyring_freep) CosignKeyring *keys = NULL;
         _cleanup_state_ State *state = NULL;
         ExitCode code;
         Error e = {};
         int r;
+
+        code = preflight(c, path, &keys);
+        if (code != EXIT_OK)
+                return code;
 
         /* Read only: no lock, no last-run.json; the state file is replaced atomically. */
         r = state_load(c->state_dir, &state, &e);
@@ -125,7 +142,7 @@ ExitCode engine_verify_bundle(const Config *c, const char *path, const BundleOpt
                 log_error("Cannot read the state in '%s': %s", c->state_dir, error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
-        code = read_bundle(c, path, o, state->bundle_sequence, -EBADF, &info, &e, &r);
+        code = read_bundle(c, keys, path, o, state->bundle_sequence, -EBADF, &info, &e, &r);
         if (code == EXIT_REFUSED) {
                 log_error("Refused '%s': %s", path, error_message(&e));
                 return code;
@@ -258,6 +275,7 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
         _cleanup_(run_done) Run run = {};
         _cleanup_(staging_done) Staging staging = { .fd = -EBADF };
         _cleanup_(bundle_info_done) BundleInfo info = {};
+        _cleanup_(cosign_keyring_freep) CosignKeyring *keys = NULL;
         _cleanup_git_source_ GitSource *git = NULL;
         _cleanup_free_ char *repo_path = NULL, *flake = NULL, *pack = NULL;
         const BundleManifest *m = &info.manifest;
@@ -266,6 +284,9 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
         Error e = {};
         int r;
 
+        code = preflight(c, path, &keys);
+        if (code != EXIT_OK)
+                return code;
         code = run_begin(&run, c, "apply");
         if (code != EXIT_OK)
                 return code;
@@ -283,7 +304,7 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
                 return run_result(&run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
         }
 
-        code = read_bundle(c, path, o, run.state->bundle_sequence, staging.fd, &info, &e, &r);
+        code = read_bundle(c, keys, path, o, run.state->bundle_sequence, staging.fd, &info, &e, &r);
         if (code == EXIT_REFUSED)
                 return run_refuse(&run, NULL, "bundle '%s': %s", path, error_message(&e));
         if (code != EXIT_OK) {

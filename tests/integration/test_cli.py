@@ -61,12 +61,19 @@ class CliTest(unittest.TestCase):
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertTrue(r.stderr.strip(), "a usage error must say something")
 
-    def test_later_commands_answer_clearly(self):
-        for args in (["apply", "b.tar"], ["verify", "b.tar"], ["bundle", "create"]):
+    def test_bundle_commands_usage(self):
+        for args, message in ((["apply", "missing.tar"], "bundle.keys is empty"),
+                              (["verify", "missing.tar"], "bundle.keys is empty"),
+                              (["verify"], "expected a bundle file"),
+                              (["verify", "a.tar", "--frob"], "unknown option"),
+                              (["bundle", "create"], "are required"),
+                              (["bundle", "frob"], "expected 'create'"),
+                              (["bundle", "create", "-o", "x", "--rev", "HEAD", "--key", "k", "--sequence", "0"],
+                               "--sequence")):
             with self.subTest(args=args):
                 r = run("-c", str(self.config), *args)
-                self.assertEqual(r.returncode, 2)
-                self.assertIn("not available", r.stderr)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(message, r.stderr)
                 self.assertFalse(self.state.exists(), "nothing may be done")
 
     def test_config_file_resolution(self):
