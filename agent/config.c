@@ -91,7 +91,7 @@ static const SchemaMapping system_mapping = { .keys = system_keys };
 
 /* repository: (optional; a bundle-only machine has none) */
 static const SchemaKey repository_keys[] = {
-        KEY("url", SCHEMA_STRING, C(repository.url), .flags = SCHEMA_REQUIRED),
+        KEY("url", SCHEMA_STRING, C(repository.url)), /* required by pull, not by apply */
         KEY("ref", SCHEMA_STRING, C(repository.ref), .def = "main"),
         KEY("allow-non-fast-forward", SCHEMA_BOOL, C(repository.allow_non_fast_forward), .def = "false"),
         KEY("allowed-signers", SCHEMA_STRING, C(repository.allowed_signers), ABSOLUTE_PATH),

@@ -66,7 +66,7 @@ typedef struct Config {
 
         struct {
                 bool present;     /* the section exists (a bundle-only machine has none) */
-                char *url;        /* required when the section exists */
+                char *url;        /* required by pull; a bundle-only machine may set only allowed-signers */
                 char *ref;        /* default "main" */
                 bool allow_non_fast_forward;
                 char *allowed_signers; /* NULL: commit signatures are not required */

@@ -177,8 +177,8 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
         Error e = {};
         int r;
 
-        if (!c->repository.present) {
-                log_error("%s: no 'repository' section: there is nothing to pull from.", c->path);
+        if (!c->repository.present || !c->repository.url) {
+                log_error("%s: no repository.url: there is nothing to pull from.", c->path);
                 return EXIT_USAGE;
         }
 

@@ -300,8 +300,6 @@ static const Case cases[] = {
         /* repository */
         { "repository-scalar", H "repository: https://x/y.git\n", 0, "2: repository: ", "expected a mapping" },
         { "repository-null", H "repository:\n", 0, "2: repository: ", "expected a mapping, got null" },
-        { "repository-no-url", H "repository:\n  ref: main\n", 0, "3: repository.url: ", "required key is missing" },
-        { "repository-empty-mapping", H "repository: {}\n", 0, "2: repository.url: ", "required key is missing" },
         { "url-list", H "repository:\n  url: [a]\n", 0, "3: repository.url: ", "expected a string, got a list" },
         { "ref-mapping", H "repository:\n  url: /r\n  ref: {}\n", 0, "4: repository.ref: ", "got a mapping" },
         { "nff-yes", H "repository:\n  url: /r\n  allow-non-fast-forward: yes\n", 0,

@@ -273,10 +273,12 @@ class BundleTest(unittest.TestCase):
         self.configure(repository=None)
         cfg = w.config_dict(bundle={"keys": [str(self.pub)]})
         # allowed-signers lives in the repository section; a bundle machine may have one
-        # without pulling from it.
-        cfg["repository"] = {"url": "/nonexistent", "allowed-signers": str(signers)}
+        # without a url to pull from.
+        cfg["repository"] = {"allowed-signers": str(signers)}
         from world import to_yaml
         w.config_path.write_text(to_yaml(cfg))
+        r = self.agent("pull", expect=2)
+        self.assertIn("nothing to pull from", r.stderr)
 
         unsigned = w.commit()
         self.assert_refused(self.create(unsigned, "u.tar", "--no-closure", "--sequence", "1"), "is not signed",
