@@ -63,6 +63,7 @@ typedef struct Reader {
         uint64_t file_size;
         usec_t last_progress;
         bool progress_shown;
+        const char *reason;
 } Reader;
 
 static void progress(Reader *rd, bool done) {
@@ -153,20 +154,24 @@ static int read_small(Reader *rd, const char *expected, size_t max, uint8_t **re
         return 0;
 }
 
-static int check_expectations(const BundleManifest *m, const BundleExpect *x, Error *e) {
+static int check_expectations(Reader *rd, const BundleManifest *m, const BundleExpect *x, Error *e) {
         char a[TIMESTAMP_MAX];
 
+        rd->reason = "host";
         if (!streq(m->host, x->host))
                 return error_set(e, -EPERM, "the bundle is for host '%s', this machine is '%s'", m->host, x->host);
         if (m->has_closure && x->store_dir && !streq(m->store_dir, x->store_dir))
                 return error_set(e, -EPERM, "the bundle's closure is for the store '%s', this machine's is '%s'",
                                  m->store_dir, x->store_dir);
+        rd->reason = "expired";
         if ((int64_t) x->now >= m->expires)
                 return error_set(e, -EPERM, "the bundle expired at %s", format_timestamp(a, (time_t) m->expires));
+        rd->reason = "sequence";
         if (m->sequence <= x->last_sequence && !x->allow_downgrade)
                 return error_set(e, -EPERM,
                                  "sequence %" PRIu64 " is not above %" PRIu64 ", the last applied: a replay or a "
                                  "downgrade (--allow-downgrade to apply it anyway)", m->sequence, x->last_sequence);
+        rd->reason = NULL;
         return 0;
 }
 
@@ -183,8 +188,10 @@ static int verify_head(Reader *rd, BundleInfo *info, Error *e) {
         if (r < 0)
                 return r;
 
-        if (cosign_keyring_verify(rd->o->keys, manifest, manifest_size, sig, sig_size, &key) < 0)
+        if (cosign_keyring_verify(rd->o->keys, manifest, manifest_size, sig, sig_size, &key) < 0) {
+                rd->reason = "bundle-signature";
                 return error_set(e, -EPERM, "the signature of the manifest does not verify with any key of bundle.keys");
+        }
         (void) snprintf(info->signer, sizeof(info->signer), "%s", cosign_keyring_fingerprint(rd->o->keys, key));
         info->signer_path = strdup(cosign_keyring_path(rd->o->keys, key));
         if (!info->signer_path)
@@ -197,7 +204,7 @@ static int verify_head(Reader *rd, BundleInfo *info, Error *e) {
         r = bundle_manifest_parse(manifest, manifest_size, &info->manifest, e);
         if (r < 0)
                 return r;
-        return check_expectations(&info->manifest, rd->o->expect, e);
+        return check_expectations(rd, &info->manifest, rd->o->expect, e);
 }
 
 static int write_all(int fd, const void *p, size_t n) {
@@ -361,6 +368,8 @@ int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, E
         if (rd.progress_shown)
                 progress(&rd, r >= 0);
         if (r < 0) {
+                if (o->ret_reason)
+                        *o->ret_reason = rd.reason ?: "bundle-integrity";
                 bundle_info_done(&info);
                 return r == -ENOMEM ? error_set(e, r, "out of memory") : r;
         }

@@ -110,6 +110,8 @@ typedef struct BundleReadOptions {
         int staging_fd;   /* >= 0: write every member below this directory */
         bool progress;    /* show progress on stderr (a terminal) */
         const char *what; /* "Verifying", "Extracting": the progress label */
+        const char **ret_reason; /* on refusal: "bundle-signature", "host", "expired", "sequence" or
+                                  * "bundle-integrity" */
 } BundleReadOptions;
 
 /* Reads the bundle at path completely and verifies it (sections 6.1-6.8). 0 when everything

@@ -3,6 +3,8 @@
 #include <stdarg.h>
 
 #include "deploy.h"
+#include "event.h"
+#include "notify.h"
 #include "fileio.h"
 #include "health.h"
 #include "log.h"
@@ -31,12 +33,27 @@ static bool check_health(Run *run, bool record) {
 
         if (run->config->health.n_checks == 0 && !run->config->health.no_failed_units)
                 return true;
+        notify_status("Checking the health of %s", strna(run->state->pending ? run->state->pending->generation : NULL));
         r = health_run(run->config, NULL, &report, &e);
         if (r < 0) {
                 log_error("Cannot run the health checks: %s", error_message(&e) ?: strerror(-r));
                 return false;
         }
         healthy = report.healthy;
+        if (!healthy && run->state->pending) {
+                const Deployment *p = run->state->pending;
+                char failed[ERROR_MESSAGE_MAX] = "";
+                size_t n = 0;
+
+                for (size_t i = 0; i < report.n && n < sizeof(failed); i++)
+                        if (!report.results[i].ok)
+                                n += (size_t) snprintf(failed + n, sizeof(failed) - n, "%s%s: %s", n ? "; " : "",
+                                                       report.results[i].name, strempty(report.results[i].detail));
+                log_event(EVENT_UNHEALTHY, LOG_WARNING,
+                          EVENT_FIELDS({ "REVISION", p->revision }, { "GENERATION", p->generation },
+                                       { "SOURCE", p->source }, { "ERROR", failed }),
+                          "Generation %s is not healthy: %s", strna(p->generation), failed);
+        }
         if (record && run->state->pending) {
                 json_decref(run->state->pending->health);
                 run->state->pending->health = health_report_to_json(&report);
@@ -123,6 +140,47 @@ static void run_hook(const Config *c, const Deployment *d, RunResult result, con
                             error_message(&e) ?: strerror(-r));
 }
 
+/* The event that closes a deployment: healthy (and bundle-applied), build-failed,
+ * rolled-back or rollback-failed. */
+static void emit_outcome(const Deployment *d, RunResult result, const char *error) {
+        json_t *b = d->bundle;
+        char seq[32] = "";
+        const char *bundle_id = json_string_value(json_object_get(b, "id"));
+
+        if (json_is_integer(json_object_get(b, "sequence")))
+                (void) snprintf(seq, sizeof(seq), "%lld", (long long) json_integer_value(json_object_get(b, "sequence")));
+#define FIELDS_OF(d, err)                                                                                           \
+        EVENT_FIELDS({ "REVISION", (d)->revision }, { "GENERATION", (d)->generation }, { "SOURCE", (d)->source },   \
+                     { "BUNDLE_ID", bundle_id }, { "BUNDLE_SEQUENCE", seq[0] ? seq : NULL }, { "ERROR", (err) })
+        switch (result) {
+        case RESULT_SUCCESS:
+                log_event(EVENT_HEALTHY, LOG_INFO, FIELDS_OF(d, NULL), "Revision %s is deployed and healthy as %s.",
+                          d->revision, strna(d->generation));
+                if (streq_ptr(d->source, "bundle"))
+                        log_event(EVENT_BUNDLE_APPLIED, LOG_INFO, FIELDS_OF(d, NULL),
+                                  "Bundle %s (sequence %s) applied: revision %s.", strna(bundle_id), seq, d->revision);
+                break;
+        case RESULT_BUILD_FAILED:
+                log_event(EVENT_BUILD_FAILED, LOG_ERR, FIELDS_OF(d, error), "Revision %s did not build: %s", d->revision,
+                          strna(error));
+                break;
+        case RESULT_ROLLED_BACK:
+        case RESULT_INTERRUPTED:
+                if (!d->generation && result == RESULT_INTERRUPTED)
+                        break;
+                log_event(EVENT_ROLLED_BACK, LOG_WARNING, FIELDS_OF(d, error), "Revision %s was rolled back: %s",
+                          d->revision, strna(error));
+                break;
+        case RESULT_ROLLBACK_FAILED:
+                log_event(EVENT_ROLLBACK_FAILED, LOG_CRIT, FIELDS_OF(d, error),
+                          "Revision %s failed and so did the rollback: %s", d->revision, strna(error));
+                break;
+        default:
+                break;
+        }
+#undef FIELDS_OF
+}
+
 static ExitCode finish(Run *run, RunResult result, const char *error, ExitCode code) {
         const Deployment *p = run->state->pending;
         _cleanup_free_ char *rev = p ? strdup(p->revision) : NULL;
@@ -131,6 +189,8 @@ static ExitCode finish(Run *run, RunResult result, const char *error, ExitCode c
 
         if (p && deployment_copy(p, &copy) < 0)
                 return log_oom_exit();
+        if (p)
+                emit_outcome(&copy, result, error);
         r = state_finish(run->state, result, error);
         if (r < 0 || run_save_state(run) < 0) {
                 deployment_done(&copy);
@@ -170,6 +230,7 @@ static ExitCode rollback(Run *run, const char *why, RunResult result) {
         if (run_save_state(run) < 0)
                 return EXIT_USAGE;
 
+        notify_status("Rolling back to %s", target);
         log_warning("Rolling back to %s.", target);
         r = profile_switch_to(c, target, &e);
         if (r >= 0 && run->state->phase == PHASE_ROLLING_BACK && streq_ptr(p->action, "boot") && p->boot_id) {
@@ -263,6 +324,7 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
         if (!p->images || run_save_state(run) < 0)
                 return EXIT_USAGE;
 
+        notify_status("Building revision %s", rev);
         log_info("Building revision %s for host '%s'.", rev, c->host);
         r = rebuild_build(c, flake, workdir, &toplevel, &e);
         if (r < 0) {
@@ -281,6 +343,7 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
         if (run_save_state(run) < 0)
                 return EXIT_USAGE;
 
+        notify_status("Activating %s (%s)", toplevel, system_action_to_string(c->system.action));
         log_info("Activating %s (%s).", toplevel, system_action_to_string(c->system.action));
         r = rebuild_activate(c, flake, workdir, c->system.action, &e);
         if (r < 0) {
@@ -296,6 +359,10 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
                                 c->system.profile, strna(now), toplevel);
                 return rollback(run, msg, RESULT_ROLLED_BACK);
         }
+        log_event(EVENT_ACTIVATED, LOG_INFO,
+                  EVENT_FIELDS({ "REVISION", rev }, { "GENERATION", toplevel }, { "SOURCE", source },
+                               { "ACTION", system_action_to_string(c->system.action) }),
+                  "Activated revision %s as %s (%s).", rev, toplevel, system_action_to_string(c->system.action));
 
         return check_and_record(run);
 }

@@ -17,6 +17,8 @@
 #include "deploy.h"
 #include "engine-internal.h"
 #include "engine.h"
+#include "event.h"
+#include "notify.h"
 #include "fileio.h"
 #include "images.h"
 #include "log.h"
@@ -97,7 +99,8 @@ static ExitCode preflight(const Config *c, const char *path, CosignKeyring **ret
 }
 
 static ExitCode read_bundle(const Config *c, const CosignKeyring *keys, const char *path, const BundleOptions *o,
-                            uint64_t last_sequence, int staging_fd, BundleInfo *info, Error *e, int *ret_r) {
+                            uint64_t last_sequence, int staging_fd, BundleInfo *info, Error *e, int *ret_r,
+                            const char **ret_reason) {
         BundleExpect x = {
                 .host = c->host,
                 .store_dir = machine_store_dir(),
@@ -114,6 +117,7 @@ static ExitCode read_bundle(const Config *c, const CosignKeyring *keys, const ch
                                 .staging_fd = staging_fd,
                                 .progress = isatty(STDERR_FILENO) && !o->quiet,
                                 .what = staging_fd >= 0 ? "Verifying and extracting" : "Verifying",
+                                .ret_reason = ret_reason,
                         },
                         info, e);
         *ret_r = r;
@@ -142,7 +146,7 @@ ExitCode engine_verify_bundle(const Config *c, const char *path, const BundleOpt
                 log_error("Cannot read the state in '%s': %s", c->state_dir, error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
-        code = read_bundle(c, keys, path, o, state->bundle_sequence, -EBADF, &info, &e, &r);
+        code = read_bundle(c, keys, path, o, state->bundle_sequence, -EBADF, &info, &e, &r, NULL);
         if (code == EXIT_REFUSED) {
                 log_error("Refused '%s': %s", path, error_message(&e));
                 return code;
@@ -239,7 +243,7 @@ static ExitCode images_from_bundle(Run *run, const BundleManifest *m, const char
                         if (streq(m->images[k].reference, ic->reference))
                                 bi = &m->images[k];
                 if (!bi)
-                        return run_refuse(run, m->revision, "image '%s' (%s) of revision %s is not in the bundle",
+                        return run_refuse(run, "bundle-images", m->revision, "image '%s' (%s) of revision %s is not in the bundle",
                                           ic->name, ic->reference, m->revision);
                 ic->layout = path_join(staging, bi->layout);
                 if (!ic->layout)
@@ -279,7 +283,7 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
         _cleanup_git_source_ GitSource *git = NULL;
         _cleanup_free_ char *repo_path = NULL, *flake = NULL, *pack = NULL;
         const BundleManifest *m = &info.manifest;
-        const char *rev;
+        const char *rev, *reason = NULL;
         ExitCode code;
         Error e = {};
         int r;
@@ -298,22 +302,32 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
                 return run_result(&run, EXIT_BUSY, RESULT_ERROR, NULL, "a deployment waits for its reboot");
         }
 
+        notify_status("Verifying bundle %s", path);
         r = staging_create(c, &staging, &e);
         if (r < 0) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
                 return run_result(&run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
         }
 
-        code = read_bundle(c, keys, path, o, run.state->bundle_sequence, staging.fd, &info, &e, &r);
+        code = read_bundle(c, keys, path, o, run.state->bundle_sequence, staging.fd, &info, &e, &r, &reason);
         if (code == EXIT_REFUSED)
-                return run_refuse(&run, NULL, "bundle '%s': %s", path, error_message(&e));
+                return run_refuse(&run, reason, NULL, "bundle '%s': %s", path, error_message(&e));
         if (code != EXIT_OK) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
                 return run_result(&run, code, RESULT_ERROR, NULL, error_message(&e));
         }
         rev = m->revision;
-        log_info("Bundle '%s' verified: revision %s, sequence %" PRIu64 ", signed by %s (%s); deployed: %s.", path, rev,
-                 m->sequence, info.signer, info.signer_path, strna(run.state->deployed_revision));
+        {
+                char seq[32];
+
+                (void) snprintf(seq, sizeof(seq), "%" PRIu64, m->sequence);
+                log_event(EVENT_UPDATE_FOUND, LOG_INFO,
+                          EVENT_FIELDS({ "REVISION", rev }, { "SOURCE", "bundle" }, { "BUNDLE_ID", info.id },
+                                       { "BUNDLE_SEQUENCE", seq }, { "BUNDLE_SIGNER", info.signer },
+                                       { "DEPLOYED_REVISION", run.state->deployed_revision }),
+                          "Bundle '%s' verified: revision %s, sequence %" PRIu64 ", signed by %s (%s); deployed: %s.",
+                          path, rev, m->sequence, info.signer, info.signer_path, strna(run.state->deployed_revision));
+        }
 
         /* The history: into the mirror, then the same checks as a pulled revision. */
         code = open_mirror(&run, &repo_path, &git);
@@ -324,7 +338,7 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
                 return log_oom_exit();
         r = git_source_import_pack(git, pack, &e);
         if (r == -EBADMSG)
-                return run_refuse(&run, rev, "bundle '%s': %s", path, error_message(&e));
+                return run_refuse(&run, "bundle-integrity", rev, "bundle '%s': %s", path, error_message(&e));
         if (r < 0) {
                 log_error("Cannot import the repository pack: %s", error_message(&e) ?: strerror(-r));
                 return run_result(&run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
@@ -334,7 +348,7 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
 
                 r = git_source_resolve(git, rev, resolved, &e);
                 if (r < 0)
-                        return run_refuse(&run, rev, "bundle '%s': the pack does not hold commit %s", path, rev);
+                        return run_refuse(&run, "bundle-integrity", rev, "bundle '%s': the pack does not hold commit %s", path, rev);
         }
 
         if (streq_ptr(rev, run.state->deployed_revision)) {

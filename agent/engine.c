@@ -4,6 +4,8 @@
 
 #include "engine.h"
 #include "engine-internal.h"
+#include "event.h"
+#include "notify.h"
 #include "fileio.h"
 #include "git.h"
 #include "images.h"
@@ -52,16 +54,16 @@ static ExitCode verify_fast_forward(Run *run, GitSource *git, const char *rev) {
         if (r > 0)
                 return EXIT_OK;
         if (r == -ENOENT)
-                return run_refuse(run, rev,
+                return run_refuse(run, "non-fast-forward", rev,
                               "the remote no longer has the deployed revision %s, so %s cannot be shown to descend "
                               "from it (history rewritten?)", deployed, rev);
         if (r < 0)
-                return run_refuse(run, rev, "cannot check that %s descends from %s: %s", rev, deployed, error_message(&e));
+                return run_refuse(run, "non-fast-forward", rev, "cannot check that %s descends from %s: %s", rev, deployed, error_message(&e));
 
         r = git_source_descends_from(git, deployed, rev, &e);
         if (r > 0)
-                return run_refuse(run, rev, "%s is older than the deployed revision %s: a downgrade", rev, deployed);
-        return run_refuse(run, rev,
+                return run_refuse(run, "downgrade", rev, "%s is older than the deployed revision %s: a downgrade", rev, deployed);
+        return run_refuse(run, "non-fast-forward", rev,
                       "%s does not descend from the deployed revision %s: not a fast-forward (force-push or "
                       "history rewrite)", rev, deployed);
 }
@@ -80,14 +82,14 @@ static ExitCode verify_commit_signature(Run *run, GitSource *git, const char *re
 
         r = git_source_commit_signature(git, rev, &signature, &data, &size, &e);
         if (r == -ENOENT)
-                return run_refuse(run, rev, "commit %s is not signed, and allowed-signers '%s' requires a signature", rev,
+                return run_refuse(run, "commit-signature", rev, "commit %s is not signed, and allowed-signers '%s' requires a signature", rev,
                               signers);
         if (r < 0)
-                return run_refuse(run, rev, "cannot read the signature of commit %s: %s", rev, error_message(&e));
+                return run_refuse(run, "commit-signature", rev, "cannot read the signature of commit %s: %s", rev, error_message(&e));
 
         r = sshsig_verify(signers, signature, data, size, "git", time(NULL), &signer, &e);
         if (r < 0)
-                return run_refuse(run, rev, "the signature of commit %s is not acceptable: %s", rev,
+                return run_refuse(run, "commit-signature", rev, "the signature of commit %s is not acceptable: %s", rev,
                               error_message(&e) ?: strerror(-r));
 
         log_info("Commit %s is signed by %s (%s %s).", rev, signer.principal, signer.key_type, signer.fingerprint);
@@ -99,10 +101,33 @@ static ExitCode verify_commit_signature(Run *run, GitSource *git, const char *re
 ExitCode verify_revision(Run *run, GitSource *git, const char *rev) {
         ExitCode code;
 
+        notify_status("Verifying revision %s", rev);
         code = verify_fast_forward(run, git, rev);
         if (code != EXIT_OK)
                 return code;
-        return verify_commit_signature(run, git, rev);
+        code = verify_commit_signature(run, git, rev);
+        if (code != EXIT_OK)
+                return code;
+        log_event(EVENT_REPOSITORY_VERIFIED, LOG_INFO,
+                  EVENT_FIELDS({ "REVISION", rev }, { "DEPLOYED_REVISION", run->state->deployed_revision },
+                               { "SIGNER", run->signer }, { "COMMAND", run->command }),
+                  "Revision %s is a fast-forward of %s%s%s.", rev, strna(run->state->deployed_revision),
+                  run->signer ? ", signed by " : "", strempty(run->signer));
+        return EXIT_OK;
+}
+
+/* "name=digest,name=digest" and the distinct signer fingerprints, for the images-verified event. */
+static void image_summary(const ImageSet *set, char *digests, size_t dsize, char *signers, size_t ssize) {
+        size_t dn = 0, sn = 0;
+
+        digests[0] = signers[0] = 0;
+        for (size_t i = 0; i < set->n && dn < dsize; i++)
+                dn += (size_t) snprintf(digests + dn, dsize - dn, "%s%s=%s", dn ? "," : "", set->images[i].name,
+                                        strna(set->images[i].digest));
+        for (size_t i = 0; i < set->n; i++)
+                for (char **k = set->images[i].signers; k && *k && sn < ssize; k++)
+                        if (!strstr(signers, *k))
+                                sn += (size_t) snprintf(signers + sn, ssize - sn, "%s%s", sn ? "," : "", *k);
 }
 
 ExitCode list_images(Run *run, const char *flake, const char *rev) {
@@ -126,7 +151,7 @@ ExitCode check_images(Run *run, const char *rev) {
 
         r = images_verify(run->config, &run->images, &e);
         if (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG)
-                return run_refuse(run, rev, "%s", error_message(&e) ?: strerror(-r));
+                return run_refuse(run, "image-signature", rev, "%s", error_message(&e) ?: strerror(-r));
         if (r < 0) {
                 log_error("The registry could not be asked; nothing was changed: %s", error_message(&e) ?: strerror(-r));
                 return run_result(run, r == -EINVAL || r == -ENOENT ? EXIT_USAGE : EXIT_TRANSIENT,
@@ -136,6 +161,15 @@ ExitCode check_images(Run *run, const char *rev) {
                 log_info("Image '%s' %s is %s, signed by %zu trusted key(s)%s.", run->images.images[i].name,
                          run->images.images[i].reference, run->images.images[i].digest,
                          strv_length(run->images.images[i].signers), run->images.images[i].sbom ? ", with an SBOM" : "");
+        {
+                char digests[2048], signers[1024];
+
+                image_summary(&run->images, digests, sizeof(digests), signers, sizeof(signers));
+                log_event(EVENT_IMAGES_VERIFIED, LOG_INFO,
+                          EVENT_FIELDS({ "REVISION", rev }, { "IMAGE_DIGESTS", digests },
+                                       { "IMAGE_SIGNERS", signers[0] ? signers : NULL }, { "COMMAND", run->command }),
+                          "The %zu image(s) of revision %s are signed by the trusted keys.", run->images.n, rev);
+        }
         return EXIT_OK;
 }
 
@@ -161,7 +195,7 @@ static ExitCode source_error(Run *run, int r, const Error *e) {
                 return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, NULL, msg);
         case -ENOENT:
         case -EKEYREJECTED:
-                return run_refuse(run, NULL, "%s", msg);
+                return run_refuse(run, "source", NULL, "%s", msg);
         default:
                 log_error("Failed to fetch the repository: %s", msg);
                 return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, NULL, msg);
@@ -198,6 +232,7 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
         if (code != EXIT_OK)
                 return run_result(&run, code, RESULT_ERROR, NULL, "cannot open the local mirror");
 
+        notify_status("Fetching %s", c->repository.url);
         log_debug("Fetching %s", c->repository.url);
         r = git_source_fetch(git,
                              &(GitRemote) {
@@ -220,6 +255,7 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
 
         if (streq_ptr(rev, run.state->deployed_revision)) {
                 log_info("Revision %s ('%s') is deployed already; nothing to do.", rev, c->repository.ref);
+                notify_status("Idle: revision %s is deployed", rev);
                 return run_result(&run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
         }
 
@@ -229,7 +265,10 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
                 return run_result(&run, EXIT_OK, RESULT_KNOWN_BAD, rev, "failed before");
         }
 
-        log_info("New revision %s ('%s'), deployed: %s.", rev, c->repository.ref, strna(run.state->deployed_revision));
+        log_event(EVENT_UPDATE_FOUND, LOG_INFO,
+                  EVENT_FIELDS({ "REVISION", rev }, { "REF", c->repository.ref }, { "SOURCE", "pull" },
+                               { "DEPLOYED_REVISION", run.state->deployed_revision }),
+                  "New revision %s ('%s'), deployed: %s.", rev, c->repository.ref, strna(run.state->deployed_revision));
 
         code = verify_revision(&run, git, rev);
         if (code != EXIT_OK)

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "log.h"
+#include "notify.h"
 #include "process.h"
 
 #define LINE_MAX_LEN 4096
@@ -274,6 +275,13 @@ int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *r
                 }
                 if (deadline != USEC_INFINITY)
                         timeout_ms = (int) MIN((deadline - MIN(now, deadline)) / USEC_PER_MSEC + 1, (usec_t) 60000);
+                /* A long build must not look like a hung agent to the service manager. */
+                notify_watchdog();
+                if (notify_watchdog_interval() != USEC_INFINITY) {
+                        int w = (int) MIN(notify_watchdog_interval() / USEC_PER_MSEC + 1, (usec_t) 60000);
+                        if (timeout_ms < 0 || timeout_ms > w)
+                                timeout_ms = w;
+                }
 
                 for (int i = 0; i < 2; i++)
                         if (streams[i].fd >= 0) {

@@ -2,6 +2,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 
+#include "event.h"
 #include "lock.h"
 #include "log.h"
 #include "run.h"
@@ -35,14 +36,17 @@ int run_save_state(Run *run) {
         return 0;
 }
 
-ExitCode run_refuse(Run *run, const char *rev, const char *fmt, ...) {
+ExitCode run_refuse(Run *run, const char *reason, const char *rev, const char *fmt, ...) {
         char msg[ERROR_MESSAGE_MAX];
         va_list ap;
 
         va_start(ap, fmt);
         (void) vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        log_error("Refused, nothing was changed: %s", msg);
+        run->refusal = reason;
+        log_event(EVENT_REFUSED, LOG_ERR,
+                  EVENT_FIELDS({ "REVISION", rev }, { "REASON", reason }, { "COMMAND", run->command }, { "ERROR", msg }),
+                  "Refused, nothing was changed: %s", msg);
         return run_result(run, EXIT_REFUSED, RESULT_REFUSED, rev, msg);
 }
 

@@ -18,6 +18,7 @@ typedef struct Run {
         char *signer;
         ImageSet images;
         struct json_t *bundle; /* applying a bundle: {id, sequence, signer, file} */
+        const char *refusal;   /* the reason of a refusal, for the metrics */
 } Run;
 
 /* Takes the lock and reads the state: EXIT_BUSY, EXIT_USAGE (unreadable state) or EXIT_OK. */
@@ -28,7 +29,10 @@ void run_done(Run *run);
 ExitCode run_result(Run *run, ExitCode code, RunResult result, const char *revision, const char *error);
 int run_save_state(Run *run);
 
-/* Logs a refusal, records it, returns EXIT_REFUSED. */
-ExitCode run_refuse(Run *run, const char *rev, const char *fmt, ...) _printf_(3, 4);
+/* Logs a refusal (the "refused" event), records it, returns EXIT_REFUSED. reason is a short
+ * word for metrics and filters: "non-fast-forward", "downgrade", "commit-signature",
+ * "image-signature", "source", "bundle-signature", "bundle-integrity", "expired", "sequence",
+ * "host", "bundle-images". */
+ExitCode run_refuse(Run *run, const char *reason, const char *rev, const char *fmt, ...) _printf_(4, 5);
 
 ExitCode log_oom_exit(void);
