@@ -261,6 +261,18 @@ static const SchemaKey hooks_keys[] = {
 };
 static const SchemaMapping hooks_mapping = { .keys = hooks_keys };
 
+/* metrics: */
+static const char *check_prom_path(const char *v) {
+        size_t n = strlen(v);
+        return schema_check_absolute_path(v) ?:
+               (n > 5 && streq(v + n - 5, ".prom") ? NULL : "must end in .prom (the textfile collector reads only those)");
+}
+static const SchemaKey metrics_keys[] = {
+        KEY("textfile", SCHEMA_STRING, C(metrics.textfile), .check = check_prom_path),
+        {},
+};
+static const SchemaMapping metrics_mapping = { .keys = metrics_keys };
+
 /* The top level. */
 static const SchemaKey config_keys[] = {
         KEY("host", SCHEMA_STRING, C(host), .flags = SCHEMA_REQUIRED),
@@ -271,6 +283,7 @@ static const SchemaKey config_keys[] = {
         KEY("bundle", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &bundle_mapping),
         KEY("health", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &health_mapping),
         KEY("hooks", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &hooks_mapping),
+        KEY("metrics", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &metrics_mapping),
         {},
 };
 static const SchemaMapping config_mapping = { .keys = config_keys };

@@ -105,6 +105,9 @@ typedef struct Config {
                 size_t n_checks;
         } health;
         struct {
+                char *textfile; /* the .prom file for the node exporter's textfile collector; NULL: none */
+        } metrics;
+        struct {
                 char **on_success; /* argv run after a successful deployment (empty: none) */
                 char **on_failure; /* argv run after a failed one (rolled back or not) */
         } hooks;

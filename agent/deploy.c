@@ -4,7 +4,6 @@
 
 #include "deploy.h"
 #include "event.h"
-#include "notify.h"
 #include "fileio.h"
 #include "health.h"
 #include "log.h"
@@ -33,7 +32,7 @@ static bool check_health(Run *run, bool record) {
 
         if (run->config->health.n_checks == 0 && !run->config->health.no_failed_units)
                 return true;
-        notify_status("Checking the health of %s", strna(run->state->pending ? run->state->pending->generation : NULL));
+        run_phase(run, "check", "Checking the health of %s", strna(run->state->pending ? run->state->pending->generation : NULL));
         r = health_run(run->config, NULL, &report, &e);
         if (r < 0) {
                 log_error("Cannot run the health checks: %s", error_message(&e) ?: strerror(-r));
@@ -230,7 +229,7 @@ static ExitCode rollback(Run *run, const char *why, RunResult result) {
         if (run_save_state(run) < 0)
                 return EXIT_USAGE;
 
-        notify_status("Rolling back to %s", target);
+        run_phase(run, "rollback", "Rolling back to %s", target);
         log_warning("Rolling back to %s.", target);
         r = profile_switch_to(c, target, &e);
         if (r >= 0 && run->state->phase == PHASE_ROLLING_BACK && streq_ptr(p->action, "boot") && p->boot_id) {
@@ -324,7 +323,7 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
         if (!p->images || run_save_state(run) < 0)
                 return EXIT_USAGE;
 
-        notify_status("Building revision %s", rev);
+        run_phase(run, "build", "Building revision %s", rev);
         log_info("Building revision %s for host '%s'.", rev, c->host);
         r = rebuild_build(c, flake, workdir, &toplevel, &e);
         if (r < 0) {
@@ -343,7 +342,7 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
         if (run_save_state(run) < 0)
                 return EXIT_USAGE;
 
-        notify_status("Activating %s (%s)", toplevel, system_action_to_string(c->system.action));
+        run_phase(run, "activate", "Activating %s (%s)", toplevel, system_action_to_string(c->system.action));
         log_info("Activating %s (%s).", toplevel, system_action_to_string(c->system.action));
         r = rebuild_activate(c, flake, workdir, c->system.action, &e);
         if (r < 0) {

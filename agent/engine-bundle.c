@@ -18,7 +18,6 @@
 #include "engine-internal.h"
 #include "engine.h"
 #include "event.h"
-#include "notify.h"
 #include "fileio.h"
 #include "images.h"
 #include "log.h"
@@ -223,6 +222,7 @@ static ExitCode import_closure(Run *run, const BundleManifest *m, const char *st
                 if (strv_extend(&argv, *p) < 0)
                         return log_oom_exit();
 
+        run_phase(run, "import", "Importing the closure of %s", m->paths[0]);
         log_info("Importing the closure of %s (%zu path(s) with their dependencies).", m->paths[0],
                  strv_length(m->paths));
         r = process_run(argv, &(ProcessOptions) { .name = "nix copy" }, NULL, &e);
@@ -302,7 +302,7 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
                 return run_result(&run, EXIT_BUSY, RESULT_ERROR, NULL, "a deployment waits for its reboot");
         }
 
-        notify_status("Verifying bundle %s", path);
+        run_phase(&run, "bundle", "Verifying bundle %s", path);
         r = staging_create(c, &staging, &e);
         if (r < 0) {
                 log_error("%s", error_message(&e) ?: strerror(-r));

@@ -5,7 +5,6 @@
 #include "engine.h"
 #include "engine-internal.h"
 #include "event.h"
-#include "notify.h"
 #include "fileio.h"
 #include "git.h"
 #include "images.h"
@@ -101,7 +100,7 @@ static ExitCode verify_commit_signature(Run *run, GitSource *git, const char *re
 ExitCode verify_revision(Run *run, GitSource *git, const char *rev) {
         ExitCode code;
 
-        notify_status("Verifying revision %s", rev);
+        run_phase(run, "verify", "Verifying revision %s", rev);
         code = verify_fast_forward(run, git, rev);
         if (code != EXIT_OK)
                 return code;
@@ -149,6 +148,7 @@ ExitCode check_images(Run *run, const char *rev) {
         if (run->images.n == 0)
                 return EXIT_OK;
 
+        run_phase(run, "images", "Verifying the signatures of %zu image(s)", run->images.n);
         r = images_verify(run->config, &run->images, &e);
         if (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG)
                 return run_refuse(run, "image-signature", rev, "%s", error_message(&e) ?: strerror(-r));
@@ -161,6 +161,7 @@ ExitCode check_images(Run *run, const char *rev) {
                 log_info("Image '%s' %s is %s, signed by %zu trusted key(s)%s.", run->images.images[i].name,
                          run->images.images[i].reference, run->images.images[i].digest,
                          strv_length(run->images.images[i].signers), run->images.images[i].sbom ? ", with an SBOM" : "");
+        run->images_verified = (long) run->images.n;
         {
                 char digests[2048], signers[1024];
 
@@ -232,7 +233,7 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
         if (code != EXIT_OK)
                 return run_result(&run, code, RESULT_ERROR, NULL, "cannot open the local mirror");
 
-        notify_status("Fetching %s", c->repository.url);
+        run_phase(&run, "fetch", "Fetching %s", c->repository.url);
         log_debug("Fetching %s", c->repository.url);
         r = git_source_fetch(git,
                              &(GitRemote) {
@@ -255,7 +256,6 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
 
         if (streq_ptr(rev, run.state->deployed_revision)) {
                 log_info("Revision %s ('%s') is deployed already; nothing to do.", rev, c->repository.ref);
-                notify_status("Idle: revision %s is deployed", rev);
                 return run_result(&run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
         }
 
@@ -328,6 +328,10 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
                 return EXIT_DEPLOY_FAILED;
         }
         r = run.images.n > 0 ? images_verify(c, &run.images, &e) : 0;
+        if (r == 0)
+                run.images_verified = (long) run.images.n;
+        run_metrics(&run, r == 0 ? RESULT_SUCCESS : r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG ?
+                                   RESULT_REFUSED : RESULT_TRANSIENT);
 
         if (json) {
                 json_t *j = json_pack("{s:s, s:o, s:b}", "revision", rev, "images", image_set_to_json(&run.images),
@@ -371,29 +375,62 @@ ExitCode engine_rollback(const Config *c) {
         return deploy_rollback_to_known_good(&run);
 }
 
+/* The running system and the profile must be what the agent deployed: anything else is a
+ * change made by hand (nixos-rebuild, nix-env) behind its back. */
+static bool check_drift(const Config *c, const State *s, MetricsDrift *d) {
+        if (metrics_drift(c, s, d) <= 0)
+                return false;
+        log_event(EVENT_DRIFT, LOG_WARNING,
+                  EVENT_FIELDS({ "REVISION", s->deployed_revision }, { "GENERATION", s->deployed_generation },
+                               { "CURRENT_SYSTEM", d->current_system }, { "PROFILE", d->profile }),
+                  "Drift: the agent deployed %s (revision %s), but %s points to %s and the profile %s to %s.",
+                  s->deployed_generation, s->deployed_revision, c->system.current_system, strna(d->current_system),
+                  c->system.profile, strna(d->profile));
+        return true;
+}
+
 ExitCode engine_check(const Config *c, bool json) {
+        _cleanup_(metrics_drift_done) MetricsDrift drift = {};
+        _cleanup_state_ State *state = NULL;
         HealthReport report = {};
+        bool drifted;
         Error e = {};
         int r;
+
+        /* Read only: no lock; the state file is replaced atomically. */
+        r = state_load(c->state_dir, &state, &e);
+        if (r < 0) {
+                log_error("Cannot read the state in '%s': %s", c->state_dir, error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
+        drifted = check_drift(c, state, &drift);
 
         r = health_run_once(c, &report, &e);
         if (r < 0) {
                 log_error("Cannot run the health checks: %s", error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
+        (void) metrics_record(c, state, NULL);
         if (json) {
-                json_t *j = json_pack("{s:b, s:o}", "healthy", report.healthy, "checks", health_report_to_json(&report));
+                json_t *j = json_pack("{s:b, s:o, s:b, s:o, s:o}", "healthy", report.healthy && !drifted, "checks",
+                                      health_report_to_json(&report), "drift", drifted, "current-system",
+                                      drift.current_system ? json_string(drift.current_system) : json_null(), "profile",
+                                      drift.profile ? json_string(drift.profile) : json_null());
                 char *out = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 
                 json_decref(j);
                 if (out)
                         puts(out);
                 free(out);
-        } else
+        } else {
                 for (size_t i = 0; i < report.n; i++)
                         printf("%-20s %-4s %s\n", report.results[i].name, report.results[i].ok ? "ok" : "FAIL",
                                strempty(report.results[i].detail));
-        r = report.healthy;
+                if (drifted)
+                        printf("%-20s %-4s current-system %s, profile %s, deployed %s\n", "drift", "FAIL",
+                               strna(drift.current_system), strna(drift.profile), state->deployed_generation);
+        }
+        r = report.healthy && !drifted;
         health_report_done(&report);
         return r ? EXIT_OK : EXIT_DEPLOY_FAILED;
 }

@@ -4,6 +4,7 @@
 
 #include "event.h"
 #include "lock.h"
+#include "notify.h"
 #include "log.h"
 #include "run.h"
 
@@ -20,11 +21,64 @@ void run_done(Run *run) {
         json_decref(run->bundle);
 }
 
+static void phase_end(Run *run) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (run->n_phases > 0 && run->phase_start > 0)
+                run->phases[run->n_phases - 1].duration = now - run->phase_start;
+        run->phase_start = 0;
+}
+
+void run_phase(Run *run, const char *phase, const char *fmt, ...) {
+        char status[512];
+        va_list ap;
+        size_t i;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(status, sizeof(status), fmt, ap);
+        va_end(ap);
+        notify_status("%s", status);
+
+        phase_end(run);
+        /* A phase entered again (check after a rollback) counts from its last start. */
+        for (i = 0; i < run->n_phases && !streq(run->phases[i].name, phase); i++)
+                ;
+        if (i == run->n_phases) {
+                if (run->n_phases == METRICS_PHASES_MAX)
+                        return;
+                run->n_phases++;
+        } else if (i != run->n_phases - 1) {
+                MetricsPhase p = run->phases[i];
+                memmove(run->phases + i, run->phases + i + 1, (run->n_phases - i - 1) * sizeof(MetricsPhase));
+                run->phases[run->n_phases - 1] = p;
+        }
+        run->phases[run->n_phases - 1] = (MetricsPhase) { .name = phase };
+        run->phase_start = now_usec(CLOCK_MONOTONIC);
+}
+
+void run_metrics(Run *run, RunResult result) {
+        MetricsRun m = {
+                .command = run->command,
+                .result = result,
+                .end = time(NULL),
+                .refusal = run->refusal,
+                .images_verified = run->images_verified,
+        };
+
+        phase_end(run);
+        m.duration = run->start > 0 ? now_usec(CLOCK_MONOTONIC) - run->start : 0;
+        memcpy(m.phases, run->phases, sizeof(m.phases));
+        m.n_phases = run->n_phases;
+        (void) metrics_record(run->config, run->state, &m);
+        notify_status("Idle: last %s %s", run->command, run_result_to_string(result));
+}
+
 ExitCode run_result(Run *run, ExitCode code, RunResult result, const char *revision, const char *error) {
         int r = last_run_save(run->config->state_dir, run->command, result, revision, error);
 
         if (r < 0)
                 log_warning_errno(r, "Failed to record the result of this run in '%s': %m", run->config->state_dir);
+        run_metrics(run, result);
         return code;
 }
 
@@ -54,7 +108,13 @@ ExitCode run_begin(Run *run, const Config *c, const char *command) {
         Error e = {};
         int r;
 
-        *run = (Run) { .config = c, .command = command, .lock_fd = -EBADF };
+        *run = (Run) {
+                .config = c,
+                .command = command,
+                .lock_fd = -EBADF,
+                .start = now_usec(CLOCK_MONOTONIC),
+                .images_verified = -1,
+        };
 
         r = lock_acquire(c->state_dir);
         if (r == -EBUSY) {

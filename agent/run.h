@@ -7,6 +7,7 @@
 #include "config.h"
 #include "exitcode.h"
 #include "images.h"
+#include "metrics.h"
 #include "state.h"
 
 typedef struct Run {
@@ -19,14 +20,27 @@ typedef struct Run {
         ImageSet images;
         struct json_t *bundle; /* applying a bundle: {id, sequence, signer, file} */
         const char *refusal;   /* the reason of a refusal, for the metrics */
+        /* Timing, for the metrics. */
+        usec_t start;
+        usec_t phase_start;
+        MetricsPhase phases[METRICS_PHASES_MAX];
+        size_t n_phases;
+        long images_verified; /* -1 until a verification ran */
 } Run;
 
 /* Takes the lock and reads the state: EXIT_BUSY, EXIT_USAGE (unreadable state) or EXIT_OK. */
 ExitCode run_begin(Run *run, const Config *c, const char *command);
 void run_done(Run *run);
 
-/* Records the result of the run in last-run.json (never in the state file); returns code. */
+/* Enters a phase of the run (fetch, verify, images, build, activate, check, rollback): the
+ * service manager's STATUS= line, and the previous phase's duration for the metrics. */
+void run_phase(Run *run, const char *phase, const char *fmt, ...) _printf_(3, 4);
+
+/* Records the result of the run in last-run.json (never in the state file) and in the
+ * metrics; returns code. */
 ExitCode run_result(Run *run, ExitCode code, RunResult result, const char *revision, const char *error);
+/* Only the metrics (commands that check but do not deploy: verify-images). */
+void run_metrics(Run *run, RunResult result);
 int run_save_state(Run *run);
 
 /* Logs a refusal (the "refused" event), records it, returns EXIT_REFUSED. reason is a short
