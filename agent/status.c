@@ -16,7 +16,7 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
         state = state_to_json(s);
         if (!state)
                 return NULL;
-        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
+        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
                       "version", STATE_VERSION,
                       "host", c->host,
                       "state-dir", c->state_dir,
@@ -27,6 +27,7 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
                       "known-good", json_object_get(state, "known-good"),
                       "pending", json_object_get(state, "pending"),
                       "failed-revision", json_object_get(state, "failed-revision"),
+                      "bundle-sequence", json_object_get(state, "bundle-sequence"),
                       "last-run",
                         "command", l->command ? json_string(l->command) : json_null(),
                         "result", run_result_to_string(l->result),
@@ -48,6 +49,8 @@ static void print_table(const Config *c, const State *s, const LastRun *l) {
         printf("Known good:  %s\n", s->good_generation ?: "none");
         if (s->failed_revision)
                 printf("Failed:      %s (not tried again until the ref moves; pull --retry)\n", s->failed_revision);
+        if (s->bundle_sequence > 0)
+                printf("Bundle:      sequence %llu applied last\n", (unsigned long long) s->bundle_sequence);
         printf("Phase:       %s%s%s\n", phase_to_string(s->phase), s->pending ? " " : "",
                s->pending ? s->pending->revision : "");
         if (l->result != RESULT_NONE)
@@ -70,16 +73,36 @@ static void print_table(const Config *c, const State *s, const LastRun *l) {
                         printf("      %s\n", d->error);
                 if (d->signer)
                         printf("      commit signed by %s\n", d->signer);
+                if (d->bundle)
+                        printf("      bundle %s sequence %lld signed by %s (%s)\n",
+                               strna(json_string_value(json_object_get(d->bundle, "id"))),
+                               (long long) json_integer_value(json_object_get(d->bundle, "sequence")),
+                               strna(json_string_value(json_object_get(d->bundle, "signer"))),
+                               strna(json_string_value(json_object_get(d->bundle, "file"))));
+                if (d->health) {
+                        size_t k;
+                        json_t *h;
+
+                        json_array_foreach(d->health, k, h)
+                                printf("      check %s %s %s\n", strna(json_string_value(json_object_get(h, "name"))),
+                                       json_is_true(json_object_get(h, "ok")) ? "ok" : "FAIL",
+                                       strempty(json_string_value(json_object_get(h, "detail"))));
+                }
                 if (d->images) {
                         size_t k;
                         json_t *img;
 
-                        json_array_foreach(d->images, k, img)
-                                printf("      image %s %s %s (%zu signer(s))\n",
-                                       json_string_value(json_object_get(img, "name")),
+                        json_array_foreach(d->images, k, img) {
+                                json_t *signers = json_object_get(img, "signers"), *sg;
+                                size_t x;
+
+                                printf("      image %s %s %s", json_string_value(json_object_get(img, "name")),
                                        json_string_value(json_object_get(img, "reference")),
-                                       json_string_value(json_object_get(img, "digest")) ?: "-",
-                                       json_array_size(json_object_get(img, "signers")));
+                                       json_string_value(json_object_get(img, "digest")) ?: "-");
+                                json_array_foreach(signers, x, sg)
+                                        printf("%s%s", x ? ", " : " signed by ", json_string_value(sg));
+                                printf("\n");
+                        }
                 }
         }
 }
