@@ -102,6 +102,8 @@ static const SchemaKey repository_keys[] = {
         KEY("ssh-known-hosts", SCHEMA_STRING, C(repository.ssh_known_hosts), ABSOLUTE_PATH),
         KEY("connect-timeout", SCHEMA_UINT, C(repository.connect_timeout), .def = "30", .min = 1, .max = 3600),
         KEY("stall-timeout", SCHEMA_UINT, C(repository.stall_timeout), .def = "120", .min = 1, .max = 86400),
+        KEY("fetch-timeout", SCHEMA_UINT, C(repository.fetch_timeout), .def = "3600", .min = 1, .max = 604800),
+        KEY("max-fetch-mib", SCHEMA_UINT, C(repository.max_fetch_mib), .def = "4096", .min = 1, .max = 1048576),
         {},
 };
 

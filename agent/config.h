@@ -78,6 +78,8 @@ typedef struct Config {
                 char *ssh_known_hosts;    /* required for ssh: the host key is always checked */
                 unsigned connect_timeout; /* seconds until the remote must have answered */
                 unsigned stall_timeout;   /* seconds a transfer may go without progress */
+                unsigned fetch_timeout;   /* seconds a whole fetch may take */
+                unsigned max_fetch_mib;   /* MiB a fetch may receive */
         } repository;
 
         struct {

@@ -196,6 +196,7 @@ static ExitCode source_error(Run *run, int r, const Error *e) {
                 return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, NULL, msg);
         case -ENOENT:
         case -EKEYREJECTED:
+        case -EFBIG:
                 return run_refuse(run, "source", NULL, "%s", msg);
         default:
                 log_error("Failed to fetch the repository: %s", msg);
@@ -245,6 +246,8 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
                                      .ssh_known_hosts = c->repository.ssh_known_hosts,
                                      .connect_timeout = c->repository.connect_timeout,
                                      .stall_timeout = c->repository.stall_timeout,
+                                     .fetch_timeout = c->repository.fetch_timeout,
+                                     .max_fetch_size = (uint64_t) c->repository.max_fetch_mib << 20,
                              },
                              &e);
         if (r < 0)

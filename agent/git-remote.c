@@ -5,6 +5,7 @@
  * the transfer stalls. The child dies with the agent (PR_SET_PDEATHSIG). */
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <libssh2.h>
 #include <poll.h>
@@ -47,7 +48,16 @@ static void heartbeat(FetchContext *ctx) {
 }
 
 static int on_transfer_progress(const git_indexer_progress *stats, void *payload) {
-        heartbeat(payload);
+        FetchContext *ctx = payload;
+
+        heartbeat(ctx);
+        /* Endless data: a remote that keeps sending is cut off at the cap. */
+        if (ctx->remote->max_fetch_size > 0 && stats->received_bytes > ctx->remote->max_fetch_size) {
+                ctx->refusal = error_set(&ctx->refusal_error, -EFBIG,
+                                         "%s: the remote sent more than %" PRIu64 " bytes (repository.max-fetch-size)",
+                                         ctx->remote->url, ctx->remote->max_fetch_size);
+                return -1;
+        }
         return 0;
 }
 
@@ -351,10 +361,21 @@ int git_source_fetch(GitSource *s, const GitRemote *remote, Error *e) {
                 usec_t now = now_usec(CLOCK_MONOTONIC);
                 usec_t limit = last ? last + remote->stall_timeout * USEC_PER_SEC
                                     : start + remote->connect_timeout * USEC_PER_SEC;
+                usec_t deadline = remote->fetch_timeout > 0 ? start + remote->fetch_timeout * USEC_PER_SEC
+                                                            : USEC_INFINITY;
                 struct pollfd p[2];
                 nfds_t n = 0;
                 int timeout_ms;
 
+                if (now >= deadline) {
+                        /* Slow retrieval: a remote that drips just fast enough never stalls. */
+                        (void) kill(child, SIGKILL);
+                        (void) waitpid(child, &status, 0);
+                        r = error_set(e, -ETIMEDOUT, "%s: the fetch did not finish within %u s (repository.fetch-timeout)",
+                                      remote->url, remote->fetch_timeout);
+                        goto finish;
+                }
+                limit = MIN(limit, deadline);
                 if (now >= limit) {
                         (void) kill(child, SIGKILL);
                         (void) waitpid(child, &status, 0);

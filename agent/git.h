@@ -10,6 +10,8 @@
  *   -ENOENT        the ref does not exist in the remote
  *   -EIO           anything else (a damaged mirror is cloned again by git_source_open()) */
 
+#include <stdint.h>
+
 #include "error.h"
 
 #define GIT_REV_HEX 40
@@ -36,13 +38,17 @@ typedef struct GitRemote {
         const char *ssh_known_hosts;    /* required for ssh: the host key must be listed */
         unsigned connect_timeout;       /* seconds until the remote must have answered */
         unsigned stall_timeout;         /* seconds a transfer may go without progress */
+        unsigned fetch_timeout;         /* seconds the whole fetch may take; 0: no limit */
+        uint64_t max_fetch_size;        /* bytes the remote may send; 0: no limit */
 } GitRemote;
 
 /* Fetches every branch and tag of the remote into the mirror. The fetch runs in a child
  * process, so that a remote that never answers or stalls can be given up on at once, and
  * it dies with the agent. Errors besides the ones above:
  *   -ETIMEDOUT     the remote did not answer, or the transfer stalled (transient)
- *   -EKEYREJECTED  the server's host key or certificate is not trusted (refused) */
+ *   -EKEYREJECTED  the server's host key or certificate is not trusted (refused)
+ *   -EFBIG         the remote sent more than max_fetch_size (refused)
+ * and -ETIMEDOUT also when the whole fetch took longer than fetch_timeout. */
 int git_source_fetch(GitSource *s, const GitRemote *remote, Error *reterr);
 
 /* Resolves ref (a branch, a tag, a full ref name, or a full commit id) to a commit id, as

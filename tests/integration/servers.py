@@ -59,7 +59,8 @@ from world import free_port  # noqa: E402
 SERVERS_DIR = Path(__file__).resolve().parents[1] / "servers"
 HTTP_SERVER = SERVERS_DIR / "git-http-server.py"
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
-HTTP_MODES = ("normal", "500", "stall", "slow", "500-post", "stall-post", "slow-post", "stall-body")
+HTTP_MODES = ("normal", "500", "stall", "slow", "500-post", "stall-post", "slow-post", "stall-body", "close-body",
+              "endless-post", "garbage-refs")
 
 _PR_SET_PDEATHSIG = 1
 _counter = itertools.count(1)

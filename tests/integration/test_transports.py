@@ -161,6 +161,34 @@ class TransportTest(unittest.TestCase):
         self.w.commit()
         self.assert_unchanged_after(6, "unreachable", url=h.url("client.git"))
 
+    def test_transfer_cut_mid_stream(self):
+        h = self.serve(GitHttpServer(self.w.tmp / "repos", self.logs, mode="close-body"))
+        self.w.commit()
+        self.assert_unchanged_after(6, "unreachable", url=h.url("client.git"))
+
+    def test_garbage_advertisement(self):
+        h = self.serve(GitHttpServer(self.w.tmp / "repos", self.logs, mode="garbage-refs"))
+        self.w.commit()
+        self.assert_unchanged_after(6, "unreachable", url=h.url("client.git"))
+
+    def test_endless_pack_is_cut_at_the_cap(self):
+        h = self.serve(GitHttpServer(self.w.tmp / "repos", self.logs, mode="endless-post"))
+        self.w.commit()
+        took = self.assert_unchanged_after(3, "sent more than 2097152 bytes", url=h.url("client.git"),
+                                           **{"max-fetch-mib": 2})
+        self.assertLess(took, 30)
+        # The half-received pack is not left in the mirror.
+        packs = list((self.w.state_dir / "repo.git" / "objects" / "pack").glob("*.pack"))
+        self.assertEqual([p for p in packs if p.stat().st_size > 1024 * 1024], [])
+
+    def test_slow_drip_is_cut_at_the_fetch_timeout(self):
+        # One byte every 20 ms never stalls (stall-timeout 2 s), but never finishes in time either.
+        h = self.serve(GitHttpServer(self.w.tmp / "repos", self.logs, mode="slow-post", slow_delay=0.02))
+        self.w.commit()
+        took = self.assert_unchanged_after(6, "did not finish within 3 s", url=h.url("client.git"),
+                                           **{"fetch-timeout": 3, "stall-timeout": 2})
+        self.assertLess(took, 10)
+
     def test_dns_failure(self):
         self.w.commit()
         self.assert_unchanged_after(6, "unreachable", url="https://no-such-host.invalid/client.git")

@@ -32,6 +32,11 @@ so a test can change the mode of a running server):
                normally, so the client gets as far as negotiating or downloading)
   stall-body   answer POST requests with their status line, headers and the first half of
                the body, then never send the rest (a transfer that stalls midway)
+  close-body   the same, but close the connection after the first half (a cut transfer)
+  endless-post answer POST requests with a pack that never ends: valid side-band pkt-lines
+               carrying a pack header that announces ten million objects and then blob after
+               blob, compressed, for ever (endless data)
+  garbage-refs answer GET info/refs with 200, the right content type and garbage
 
 Request bodies: Content-Length and chunked transfer coding are read; a gzip
 Content-Encoding (git sends it for larger negotiation requests) is passed through to
@@ -51,7 +56,8 @@ import time
 import urllib.parse
 
 BACKEND = "/usr/lib/git-core/git-http-backend"
-MODES = ("normal", "500", "stall", "slow", "500-post", "stall-post", "slow-post", "stall-body")
+MODES = ("normal", "500", "stall", "slow", "500-post", "stall-post", "slow-post", "stall-body", "close-body",
+         "endless-post", "garbage-refs")
 FOREVER = threading.Event()  # never set: stalled handlers wait on it until the server dies
 
 
@@ -269,6 +275,39 @@ def main() -> int:
                 self.wfile.write(data[i:i + 1])
                 time.sleep(slow_delay)
 
+        def send_endless_pack(self):
+            """Side-band-64k pkt-lines: NAK, then band 1 carrying PACK v2 with 2^32-1 objects,
+            each a 64 KiB blob of random bytes. Until the client hangs up."""
+            import zlib
+
+            def pkt(data: bytes) -> bytes:
+                return b"%04x" % (len(data) + 4) + data
+
+            head = [("Content-Type", "application/x-git-upload-pack-result"), ("Cache-Control", "no-cache"),
+                    ("Connection", "close")]
+            lines = [f"HTTP/1.1 200 OK", "Server: atticd-test-git-http", f"Date: {http_date()}"]
+            lines += [f"{k}: {v}" for k, v in head]
+            try:
+                self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                self.wfile.write(pkt(b"NAK\n"))
+                # A plausible count: 2^32-1 makes libgit2 fail at once allocating its index.
+                self.wfile.write(pkt(b"\x01PACK\x00\x00\x00\x02" + (10_000_000).to_bytes(4, "big")))
+                size = 65536
+                while True:
+                    # Object header: type blob (3), size in the varint form of pack entries.
+                    hdr = bytearray([0x80 | (3 << 4) | (size & 0x0F)])
+                    n = size >> 4
+                    while n:
+                        hdr[-1] |= 0x80
+                        hdr.append(n & 0x7F)
+                        n >>= 7
+                    hdr[-1] &= 0x7F if len(hdr) > 1 else 0xFF
+                    obj = bytes(hdr) + zlib.compress(os.urandom(size), 1)
+                    for i in range(0, len(obj), 65000):
+                        self.wfile.write(pkt(b"\x01" + obj[i:i + 65000]))
+            except OSError:
+                return
+
         def respond(self, body: bytes):
             started = time.monotonic()
             mode = current_mode()
@@ -284,6 +323,15 @@ def main() -> int:
             if mode == "500" or (mode == "500-post" and post):
                 self.record(500, **info)
                 self.send(self.response(500, [("Content-Type", "text/plain")], b"broken on purpose\n"))
+                return
+            if mode == "endless-post" and post:
+                self.record(200, **info)
+                self.send_endless_pack()
+                return
+            if mode == "garbage-refs" and not post:
+                self.record(200, **info)
+                self.send(self.response(200, [("Content-Type", "application/x-git-upload-pack-advertisement")],
+                                        b"001e# service=git-upload-pack\n0000\xff\xfe not a ref line \x00" * 8))
                 return
             if self.command not in ("GET", "POST", "HEAD"):
                 self.record(405, **info)
@@ -331,6 +379,12 @@ def main() -> int:
             if mode == "stall-body" and post:
                 self.send(data[:len(data) - (len(payload) + 1) // 2])
                 FOREVER.wait()
+            if mode == "close-body" and post:
+                self.send(data[:len(data) - (len(payload) + 1) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.send(data, slow=(mode == "slow" or (mode == "slow-post" and post)))
 
     class Server(socketserver.ThreadingTCPServer):
