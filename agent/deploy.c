@@ -296,7 +296,6 @@ static ExitCode check_and_record(Run *run) {
                         return rollback(run, "the health checks did not pass in time", RESULT_ROLLED_BACK);
         }
 
-        log_info("Deployed revision %s as %s.", p->revision, p->generation);
         return finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
 }
 

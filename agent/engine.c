@@ -110,8 +110,9 @@ ExitCode verify_revision(Run *run, GitSource *git, const char *rev) {
         log_event(EVENT_REPOSITORY_VERIFIED, LOG_INFO,
                   EVENT_FIELDS({ "REVISION", rev }, { "DEPLOYED_REVISION", run->state->deployed_revision },
                                { "SIGNER", run->signer }, { "COMMAND", run->command }),
-                  "Revision %s is a fast-forward of %s%s%s.", rev, strna(run->state->deployed_revision),
-                  run->signer ? ", signed by " : "", strempty(run->signer));
+                  "Revision %s %s %s%s%s.", rev,
+                  run->state->deployed_revision ? "is a fast-forward of" : "is the first deployment, nothing to compare with",
+                  strempty(run->state->deployed_revision), run->signer ? ", signed by " : "", strempty(run->signer));
         return EXIT_OK;
 }
 

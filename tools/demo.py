@@ -3,15 +3,17 @@
 """The demonstration behind tools/demo: a test world (tests/world: a client flake without
 nixpkgs, a nixos-rebuild stand-in over real nix, a service on loopback) driven by the real
 atticd-agent binary: pull, build, switch, health check, a no-change run, a failed build, an
-unhealthy revision rolled back and not retried. Every agent command is printed before it
-runs, with its output."""
+unhealthy revision rolled back and not retried; then an offline bundle created, verified,
+refused when tampered with, and applied on a machine with an empty store and no network.
+Every agent command is printed before it runs, with its output."""
 
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-from world import World  # noqa: E402
+from world import World, to_yaml  # noqa: E402
 
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
@@ -78,6 +80,39 @@ def main():
         agent(w, "check", expect=0)
 
         step("status")
+        agent(w, "status", expect=0)
+
+        step("For an air-gapped machine: a signed bundle of revision 5 (history, nix closure, images)")
+        key, pub = w.tmp / "bundle.pem", w.tmp / "bundle.pub"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+        subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True)
+        r5 = w.commit("platform 1.2")
+        bundle = w.tmp / "client-r5.tar.zst"
+        agent(w, "bundle", "create", "-o", str(bundle), "--rev", r5, "--repo", str(repo.work), "--key", str(key),
+              "--sequence", "5", expect=0)
+        print(f"  {bundle.name}: {bundle.stat().st_size} bytes")
+
+        step("The air-gapped machine: an empty nix store, no repository, no network")
+        w.wipe_machine()
+        cfg = w.config_dict(bundle={"keys": [str(pub)]}, health={"settle": 0, "timeout": 3, "checks": [
+            {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
+        cfg.pop("repository")
+        w.config_path.write_text(to_yaml(cfg))
+        agent(w, "verify", str(bundle), expect=0)
+
+        step("One byte changed on the way: refused, nothing written")
+        data = bytearray(bundle.read_bytes())
+        data[len(data) // 2] ^= 1
+        tampered = w.tmp / "tampered.tar.zst"
+        tampered.write_bytes(bytes(data))
+        agent(w, "apply", str(tampered), expect=3)
+
+        step("apply: verify while extracting, import, build offline, switch, check")
+        agent(w, "apply", str(bundle), expect=0)
+        print(f"  current-system -> {w.current_system()}, GET /health -> {w.health()}")
+
+        step("The same bundle again: a replay, refused")
+        agent(w, "apply", str(bundle), expect=3)
         agent(w, "status", expect=0)
 
     print(f"\n{BOLD}Demo complete.{RESET}")

@@ -20,7 +20,7 @@ import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from world import World, _make_writable_and_remove  # noqa: E402
+from world import World  # noqa: E402
 
 
 def openssl_keypair(directory: Path, name: str, algorithm: str = "ec") -> tuple[Path, Path]:
@@ -87,13 +87,7 @@ class BundleTest(unittest.TestCase):
         return p.read_bytes() if p.exists() else None
 
     def wipe_machine(self):
-        """A fresh machine at the same paths: no store, no nix database, no state, no profile,
-        nothing running."""
-        w = self.w
-        w.stop_service()
-        for d in (w.store_dir, w.tmp / "nix" / "var", w.state_dir, w.profile.parent, w.root / "run"):
-            _make_writable_and_remove(d)
-            d.mkdir(parents=True)
+        self.w.wipe_machine()
 
     def manifest(self, bundle):
         with tarfile.open(bundle) as t:

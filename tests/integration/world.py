@@ -398,6 +398,17 @@ class World:
                 pass
         (self.root / "run" / "health.pid").unlink(missing_ok=True)
 
+    def wipe_machine(self) -> None:
+        """Make this world a fresh machine at the same paths (nix store paths name their store
+        directory, so a bundle's closure needs the same one): no store, no nix database, no
+        agent state, no profile, nothing running. The client repositories stay (they are
+        elsewhere, on the connected side)."""
+        self.stop_service()
+        for d in (self.store_dir, self.tmp / "nix" / "var", self.state_dir, self.profile.parent,
+                  self.root / "run"):
+            _make_writable_and_remove(d)
+            d.mkdir(parents=True)
+
     # -- running things ---------------------------------------------------------------------
 
     def run(self, argv, *, check: bool = False, timeout: float = 120, cwd=None,
