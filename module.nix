@@ -1,0 +1,564 @@
+# SPDX-License-Identifier: MIT
+#
+# NixOS module: services.atticd-agent.
+#
+#   imports = [ atticd-agent.nixosModules.default ];
+#   services.atticd-agent = {
+#     enable = true;
+#     settings.repository.url = "https://git.example.org/client.git";
+#   };
+#
+# docs/nixos.md describes the options and gives a complete client flake; docs/configuration.md
+# (and atticd-agent(8)) every key of `settings`.
+#
+# Units:
+#   atticd-agent-pull.service/.timer        `pull` on a schedule
+#   atticd-agent-confirm.service            `confirm` once after every boot
+#   atticd-agent-recheck.service/.timer     `check` and `verify-images` on a schedule
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  inherit (lib)
+    literalExpression
+    mkEnableOption
+    mkIf
+    mkOption
+    types
+    ;
+
+  cfg = config.services.atticd-agent;
+  format = pkgs.formats.yaml { };
+
+  # The file every unit and every hand-run command reads (the agent's default path).
+  configPath = "/etc/atticd-agent/config.yaml";
+
+  agent = "${cfg.package}/bin/atticd-agent";
+
+  # nixos-rebuild as this NixOS release builds it, when the release has it there.
+  nixos-rebuild = config.system.build.nixos-rebuild or pkgs.nixos-rebuild;
+
+  absolutePath = types.addCheck types.str (lib.hasPrefix "/") // {
+    description = "absolute path";
+  };
+
+  # A file the agent reads at run time and that must stay out of the world-readable nix
+  # store (credentials, private keys). A string, not a path: a path literal such as
+  # ./auth.json would be copied into the store, so this type refuses it. A store path given
+  # as a string is refused by an assertion below.
+  secretPath = types.addCheck types.str (lib.hasPrefix "/") // {
+    description = "absolute path as a string (read at run time; never copied into the nix store)";
+  };
+
+  isInStore = p: lib.hasPrefix "/nix/store/" p || lib.hasPrefix "${builtins.storeDir}/" p;
+
+  # Every option below that is null means "not written: the agent's default applies".
+  # The agent refuses null values, so they never reach the file; nor do sections left empty.
+  withoutNulls =
+    v:
+    if builtins.isAttrs v then
+      lib.filterAttrs (n: x: x != null && x != { } && n != "_module") (lib.mapAttrs (_: withoutNulls) v)
+    else if builtins.isList v then
+      map withoutNulls v
+    else
+      v;
+
+  nullable =
+    type: description: extra:
+    mkOption (
+      {
+        type = types.nullOr type;
+        default = null;
+        inherit description;
+      }
+      // extra
+    );
+
+  # A section of the file: the keys declared here are typed and documented; every other key
+  # is passed through as written (RFC 42), and the agent's own check below rejects what it
+  # does not know.
+  section =
+    description: options:
+    mkOption {
+      type = types.submodule {
+        freeformType = format.type;
+        inherit options;
+      };
+      default = { };
+      inherit description;
+    };
+
+  healthCheck = types.submodule {
+    freeformType = format.type;
+    options = {
+      name = mkOption {
+        type = types.str;
+        description = "Unique name of the check (in the journal, `status` and `check`).";
+        example = "web";
+      };
+      http = nullable (types.submodule {
+        freeformType = format.type;
+        options = {
+          url = mkOption {
+            type = types.str;
+            description = "`http://` or `https://` URL to GET (no proxy, no redirects).";
+            example = "http://127.0.0.1:8080/health";
+          };
+          status = nullable (types.ints.between 100 599) "Expected status (the agent's default: 200)." { };
+          body = nullable types.str "Text the body must contain." { };
+          ca-file = nullable types.path "CA (PEM) to trust for https." { };
+        };
+      }) "Passes when a GET of `url` answers `status`." { };
+      tcp = nullable types.str "Passes when `HOST:PORT` (`[V6]:PORT`) accepts a connection." {
+        example = "127.0.0.1:5432";
+      };
+      systemd-units = nullable (types.nonEmptyListOf types.str) "Passes when every unit is active." {
+        example = [ "nginx.service" ];
+      };
+      command = nullable (types.nonEmptyListOf types.str) "Passes when this argv (no shell) exits 0." {
+        example = [ "/run/current-system/sw/bin/true" ];
+      };
+    };
+  };
+
+  settingsOptions = {
+    host = mkOption {
+      type = types.str;
+      default = config.networking.hostName;
+      defaultText = literalExpression "config.networking.hostName";
+      description = "The `nixosConfigurations.<host>` of the client flake that this machine runs.";
+    };
+
+    state-dir = mkOption {
+      type = absolutePath;
+      default = "/var/lib/atticd-agent";
+      description = "Where the agent keeps everything it owns: its mirror of the repository, the state file, the lock.";
+    };
+
+    system = section "How the system is built and activated." {
+      action = mkOption {
+        type = types.enum [
+          "switch"
+          "boot"
+        ];
+        default = "switch";
+        description = ''
+          `switch`: activate a new generation at once. `boot`: make it the boot entry, reboot
+          (inside `reboot-window`), and confirm it after the boot (atticd-agent-confirm.service);
+          a generation that does not come up healthy is rolled back.
+        '';
+      };
+      reboot-window = nullable types.str "`action = \"boot\"`: reboot only between these local times, `HH:MM-HH:MM`." {
+        example = "02:00-04:30";
+      };
+    };
+
+    repository = section "The client repository `pull` fetches. Leave `url` unset on a machine updated only from bundles." {
+      url = nullable types.str "Git URL: a local path, `file://`, `git://`, `http(s)://`, `ssh://` or `user@host:path`." {
+        example = "https://git.example.org/client.git";
+      };
+      ref = nullable types.str "Branch, tag, full ref or a 40-digit commit id (the agent's default: `main`)." {
+        example = "production";
+      };
+      allow-non-fast-forward = nullable types.bool "Accept revisions that do not descend from the deployed one (force-push, downgrade). The agent's default: false." { };
+      allowed-signers = nullable types.path ''
+        OpenSSH allowed_signers file: when set, the commit must carry an SSH signature by a key
+        listed there. Public keys: a path literal (copied into the store) is fine.
+      '' { };
+      http-username = nullable types.str "User name for http(s) basic authentication." { };
+      http-password-file = nullable secretPath "File holding the http(s) password or token. Kept out of the nix store." {
+        example = "/run/secrets/atticd-agent-git-token";
+      };
+      ssh-key = nullable secretPath "Private key for ssh URLs. Kept out of the nix store." {
+        example = "/etc/atticd-agent/id_ed25519";
+      };
+      ssh-known-hosts = nullable types.path "known_hosts file with the server's host key (required for ssh URLs)." { };
+    };
+
+    images = section "Cosign verification of the container images a revision uses." {
+      keys = nullable (types.listOf types.path) "Cosign public keys (PEM). Unset or empty: images are not verified." {
+        example = literalExpression "[ ./keys/cosign.pub ]";
+      };
+      threshold = nullable types.ints.positive "Distinct trusted keys that must have signed each image (the agent's default: 1)." { };
+      registry-auth-file = nullable secretPath "Docker `config.json` with registry credentials. Kept out of the nix store." {
+        example = "/run/secrets/registry-auth.json";
+      };
+      require-sbom = nullable types.bool "Require a signed SPDX or CycloneDX attestation per image (the agent's default: false)." { };
+    };
+
+    bundle = section "Offline bundles (`atticd-agent apply`)." {
+      keys = nullable (types.listOf types.path) "PEM public keys (ECDSA P-256, Ed25519) that may sign bundles." {
+        example = literalExpression "[ ./keys/bundle.pub ]";
+      };
+    };
+
+    health = section "Health checks after every activation; failing them rolls back." {
+      settle = nullable types.ints.unsigned "Seconds to wait before the first round (the agent's default: 5)." { };
+      timeout = nullable types.ints.unsigned "Seconds after which an unhealthy generation is rolled back (the agent's default: 120)." { };
+      checks = nullable (types.listOf healthCheck) "The checks, each with a `name` and one of `http`, `tcp`, `systemd-units`, `command`." {
+        example = literalExpression ''
+          [
+            { name = "web"; http = { url = "http://127.0.0.1:8080/health"; status = 200; }; }
+            { name = "units"; systemd-units = [ "nginx.service" ]; }
+          ]
+        '';
+      };
+    };
+
+    metrics = section "Prometheus metrics." {
+      textfile = nullable absolutePath "`.prom` file for the node exporter's textfile collector." {
+        example = "/var/lib/prometheus-node-exporter/atticd-agent.prom";
+      };
+    };
+  };
+
+  # Files with credentials: they must not be in the nix store, which every user can read.
+  secrets = {
+    "repository.http-password-file" = cfg.settings.repository.http-password-file;
+    "repository.ssh-key" = cfg.settings.repository.ssh-key;
+    "images.registry-auth-file" = cfg.settings.images.registry-auth-file;
+  };
+
+  configFile = format.generate "atticd-agent.yaml" (withoutNulls cfg.settings);
+
+  # The agent's own parser checks the file when the system is built: an unknown key, a wrong
+  # type or a bad value fails `nixos-rebuild build` with "FILE:LINE: KEY: what is wrong",
+  # not the next timer tick on the machine.
+  checkedConfigFile =
+    pkgs.runCommand "atticd-agent-config.yaml"
+      {
+        preferLocalBuild = true;
+        passthru.unchecked = configFile;
+      }
+      ''
+        if ! ${agent} config check ${configFile}; then
+          echo "atticd-agent: services.atticd-agent.settings, as written to ${configFile}:" >&2
+          cat -n ${configFile} >&2
+          exit 1
+        fi
+        cp ${configFile} "$out"
+      '';
+
+  # Exit codes that mean "nothing was changed, try again later": 4 (another run holds the
+  # lock) and 6 (the git remote or a registry was unreachable). See failOnTransient.
+  transientExitStatus = lib.optionalAttrs (!cfg.failOnTransient) { SuccessExitStatus = "4 6"; };
+
+  # What nix, nixos-rebuild and the git transports of nix need, for every unit that builds,
+  # evaluates or activates.
+  agentPath = [
+    config.nix.package
+    pkgs.git
+    nixos-rebuild
+  ];
+
+  agentEnvironment = {
+    # The agent builds flakes (`nixos-rebuild --flake`, `nix eval`); this does not change the
+    # machine's nix.conf.
+    NIX_CONFIG = "extra-experimental-features = nix-command flakes";
+  };
+
+  # Units that can activate a generation (pull: switch or boot; confirm: a rollback) share
+  # these settings.
+  deployUnit = {
+    path = agentPath;
+    environment = agentEnvironment;
+
+    # A switch must never restart or stop the unit that runs it: the agent would be killed
+    # in the middle of its own deployment, before its health checks decide. Neither when the
+    # new generation changes this unit (restartIfChanged) nor when it removes it
+    # (X-StopOnRemoval: the run that removes the agent still finishes and records itself).
+    restartIfChanged = false;
+    unitConfig.X-StopOnRemoval = false;
+
+    serviceConfig = {
+      Type = "oneshot";
+
+      # As nixos-upgrade.service: when the unit stops, systemd signals only the agent, not
+      # every process of the unit at once. The agent needs no help from systemd to clean up:
+      # every command it starts (nix, nixos-rebuild, switch-to-configuration, checks) runs
+      # in a process group under a guard that kills the group when the agent dies, even by
+      # SIGKILL (agent/process.h), and each phase is recorded before it starts, so the next
+      # run finishes an interrupted one. What KillMode=process adds is that systemd never
+      # kills anything in this unit behind the agent's back — not in the middle of a
+      # switch, and not what the activation left running when the run ends.
+      KillMode = "process";
+
+      # STATUS= per phase ("Building revision ...", "Checking the health of ...") for
+      # `systemctl status`. The agent is the main process.
+      NotifyAccess = "main";
+
+      # No TimeoutStartSec: a oneshot unit has none by default, and a build may take long.
+      # The agent bounds what can hang (fetch and health timeouts).
+
+      # Hardening. This unit runs nixos-rebuild switch as root: nix writes /nix, the boot
+      # loader writes /boot, activation writes /etc, /var and /run, creates users and home
+      # directories, sets the hostname and sysctls, installs setuid wrappers, and (with
+      # nixos-rebuild before nixos-rebuild-ng) runs in this unit's mount namespace, so a mount
+      # it makes must reach the rest of the system. What is therefore NOT set, and why:
+      # - ProtectSystem, ProtectHome, ReadOnlyPaths: activation writes /etc, /boot, /nix, homes.
+      # - PrivateTmp, PrivateDevices, PrivateMounts, ProtectKernel*, ProtectControlGroups,
+      #   ProtectProc: each gives the unit its own mount namespace, whose mounts do not
+      #   propagate back to the host; activation's mounts (/run/keys, /run/wrappers, ...)
+      #   and the boot loader's view of /dev would be wrong or lost.
+      # - ProtectHostname, ProtectClock: activation sets the hostname.
+      # - RestrictSUIDSGID, SystemCallFilter, LockPersonality, MemoryDenyWriteExecute,
+      #   RestrictNamespaces: seccomp filters are inherited by every child; the setuid
+      #   wrappers, nix's build sandbox (namespaces, 32-bit personality) and arbitrary
+      #   activation scripts would fail.
+      # - NoNewPrivileges, CapabilityBoundingSet, User=: activation needs all of root.
+      # - UMask: activation scripts inherit it; a stricter one leaves files unreadable.
+      # The state directory, the one place the agent itself owns, is made 0700 (tmpfiles).
+    };
+  };
+in
+{
+  options.services.atticd-agent = {
+    enable = mkEnableOption "atticd-agent, the update agent that deploys this machine from its client repository or from offline bundles";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.atticd-agent or (pkgs.callPackage ./nix/package.nix { });
+      defaultText = literalExpression "pkgs.atticd-agent (the flake's overlay), else built from this source tree";
+      description = "The atticd-agent package.";
+    };
+
+    settings = mkOption {
+      type = types.submodule {
+        freeformType = format.type;
+        options = settingsOptions;
+      };
+      default = { };
+      example = literalExpression ''
+        {
+          repository = {
+            url = "https://git.example.org/client.git";
+            ref = "production";
+            allowed-signers = ./keys/allowed_signers;
+          };
+          images.keys = [ ./keys/cosign.pub ];
+          health.checks = [ { name = "web"; http.url = "http://127.0.0.1:8080/health"; } ];
+        }
+      '';
+      description = ''
+        The agent's configuration, written to /etc/atticd-agent/config.yaml. Every key of
+        docs/configuration.md may be set (RFC 42 freeform); the main ones are typed here.
+        Options left at null are not written and the agent's default applies. The file is
+        checked with `atticd-agent config check` when the system is built.
+      '';
+    };
+
+    checkConfig = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Check the configuration file with `atticd-agent config check` when the system is
+        built. Turn off only when the build machine cannot run the package (cross builds).
+      '';
+    };
+
+    schedule = mkOption {
+      type = types.str;
+      default = "hourly";
+      example = "*:0/15";
+      description = "When `pull` runs (systemd.time(7) calendar event, the timer's OnCalendar).";
+    };
+
+    randomizedDelaySec = mkOption {
+      type = types.str;
+      default = "5min";
+      description = "Random delay added to each `pull` (RandomizedDelaySec), so that a fleet does not fetch at once.";
+    };
+
+    pull.enable = mkOption {
+      type = types.bool;
+      default = cfg.settings.repository.url != null;
+      defaultText = literalExpression "config.services.atticd-agent.settings.repository.url != null";
+      description = "Run `pull` on `schedule`. Off on a machine updated only from bundles.";
+    };
+
+    confirm.enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Run `confirm` once after every boot: it confirms (or rolls back) a deployment made with
+        `system.action = "boot"`, and finishes a run that a crash or power loss interrupted.
+        With nothing pending it does nothing.
+      '';
+    };
+
+    recheck = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Re-check the running system on a schedule: `check` (health checks and drift) and
+          `verify-images` (the Cosign signatures of the deployed revision's images, which may
+          have been revoked or re-tagged since). Changes nothing; fails the unit when
+          something is wrong.
+        '';
+      };
+      schedule = mkOption {
+        type = types.str;
+        default = "hourly";
+        description = "When the re-check runs (OnCalendar).";
+      };
+    };
+
+    failOnTransient = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Whether exit codes 6 (the git remote or a registry was unreachable) and 4 (another
+        run held the lock) mark the units failed. By default they do not: nothing was
+        changed and the next tick tries again, and a flaky uplink would otherwise put the
+        machine into `systemctl --failed` every hour. They remain visible in the journal (at
+        priority err), in `atticd-agent status` and in the metrics
+        (atticd_agent_last_run_success).
+      '';
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions =
+      [
+        {
+          assertion = cfg.settings.host != "";
+          message = "services.atticd-agent.settings.host is empty: set it, or networking.hostName, to the nixosConfigurations name of this machine.";
+        }
+        {
+          assertion = cfg.pull.enable -> cfg.settings.repository.url != null;
+          message = "services.atticd-agent.pull.enable needs services.atticd-agent.settings.repository.url.";
+        }
+      ]
+      ++ lib.mapAttrsToList (key: path: {
+        assertion = path == null || !isInStore path;
+        message = "services.atticd-agent.settings.${key} is '${toString path}', in the nix store, which every user of the machine can read. Give the path of a file outside the store (e.g. below /run/secrets or /etc/atticd-agent), deployed by a secrets manager.";
+      }) secrets;
+
+    warnings = lib.optional (cfg.settings.system.action == "boot" && !cfg.confirm.enable) (
+      "services.atticd-agent: system.action is \"boot\" but confirm.enable is false: a deployment "
+      + "is only confirmed (or rolled back) by the next `pull` after the reboot."
+    );
+
+    environment.systemPackages = [ cfg.package ];
+
+    environment.etc."atticd-agent/config.yaml".source = if cfg.checkConfig then checkedConfigFile else configFile;
+
+    # Only root reads the agent's state: the mirror may hold a private repository.
+    systemd.tmpfiles.rules = [ "d ${cfg.settings.state-dir} 0700 root root -" ];
+
+    systemd.services.atticd-agent-pull = mkIf cfg.pull.enable (
+      lib.recursiveUpdate deployUnit {
+        description = "atticd-agent: deploy the newest revision of the client repository";
+        documentation = [ "man:atticd-agent(8)" ];
+        # The network is needed to fetch. A Persistent timer may elapse during boot: the
+        # deployment's health checks must judge a fully started system, and a
+        # boot-activated deployment is confirmed first (ordering only: no extra runs).
+        after = [
+          "network-online.target"
+          "multi-user.target"
+          "atticd-agent-confirm.service"
+        ];
+        wants = [ "network-online.target" ];
+        serviceConfig = {
+          ExecStart = "${agent} --config ${configPath} pull";
+        } // transientExitStatus;
+      }
+    );
+
+    systemd.timers.atticd-agent-pull = mkIf cfg.pull.enable {
+      description = "atticd-agent: pull on a schedule";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.schedule;
+        RandomizedDelaySec = cfg.randomizedDelaySec;
+        # A machine that was off when a run was due runs once soon after it starts.
+        Persistent = true;
+      };
+    };
+
+    systemd.services.atticd-agent-confirm = mkIf cfg.confirm.enable (
+      lib.recursiveUpdate deployUnit {
+        description = "atticd-agent: confirm or roll back a boot-activated deployment";
+        documentation = [ "man:atticd-agent(8)" ];
+        # After the boot is complete: the health checks test the services that
+        # multi-user.target started. Started by it, ordered after it (no cycle).
+        wantedBy = [ "multi-user.target" ];
+        after = [
+          "multi-user.target"
+          "network-online.target"
+        ];
+        wants = [ "network-online.target" ];
+        serviceConfig = {
+          ExecStart = "${agent} --config ${configPath} confirm";
+        } // transientExitStatus;
+      }
+    );
+
+    systemd.services.atticd-agent-recheck = mkIf cfg.recheck.enable {
+      description = "atticd-agent: re-check health and image signatures of the running system";
+      documentation = [ "man:atticd-agent(8)" ];
+      # Never at the same time as a deployment: it would see a system mid-switch.
+      after = [
+        "network-online.target"
+        "multi-user.target"
+        "atticd-agent-pull.service"
+        "atticd-agent-confirm.service"
+      ];
+      wants = [ "network-online.target" ];
+      path = agentPath;
+      environment = agentEnvironment;
+      restartIfChanged = false;
+      serviceConfig = {
+        Type = "oneshot";
+        # Both run; the unit fails with the first failure. verify-images needs a deployed
+        # revision (before the first deployment there is nothing to verify).
+        ExecStart = pkgs.writeShellScript "atticd-agent-recheck" ''
+          agent() { ${agent} --config ${configPath} "$@"; }
+          rc=0
+          agent check || rc=$?
+          if [ -n "$(agent --json status | ${pkgs.jq}/bin/jq -r '.revision // empty')" ]; then
+            agent verify-images || { r=$?; [ "$rc" -ne 0 ] || rc=$r; }
+          else
+            echo "Nothing is deployed yet: no images to verify."
+          fi
+          exit "$rc"
+        '';
+
+        # Hardening. This unit activates nothing, but its health checks must behave as they
+        # do after a deployment (where they decide about a rollback), so only what no check
+        # and no verification needs is taken away:
+        # - /etc, /boot and /usr read-only: a re-check cannot change the system's
+        #   configuration. Not "strict": command checks (podman healthcheck, ...) write below
+        #   /run and /var as they do when pull runs them, and nix eval writes /nix.
+        ProtectSystem = "full";
+        PrivateTmp = true;
+        NoNewPrivileges = true;
+        ProtectKernelTunables = true; # /proc/sys readable, not writable
+        ProtectKernelModules = true;
+        RestrictSUIDSGID = true;
+        RestrictRealtime = true;
+        LockPersonality = true;
+        # Not set: ProtectHome (nix and git keep caches and configuration in root's home),
+        # PrivateDevices, ProtectClock and ProtectKernelLogs (checks may read devices and the
+        # kernel log), ProtectControlGroups and RestrictNamespaces (`podman exec` joins a
+        # container's cgroup and namespaces), SystemCallFilter and RestrictAddressFamilies
+        # (checks are arbitrary commands).
+      } // transientExitStatus;
+    };
+
+    systemd.timers.atticd-agent-recheck = mkIf cfg.recheck.enable {
+      description = "atticd-agent: re-check on a schedule";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.recheck.schedule;
+        RandomizedDelaySec = "5min";
+        Persistent = true;
+      };
+    };
+  };
+}

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: MIT
+# atticd-agent, built with meson; the unit tests run in the build (doCheck).
+{
+  lib,
+  stdenv,
+  meson,
+  ninja,
+  pkg-config,
+  scdoc,
+  python3,
+  libgit2,
+  curl,
+  systemd,
+  libyaml,
+  openssl,
+  jansson,
+  libarchive,
+  libssh2,
+  cmocka,
+}:
+
+stdenv.mkDerivation {
+  pname = "atticd-agent";
+  version = "0.1.0";
+
+  # The sources meson reads, and nothing else: no build directories, no flake, no docs
+  # other than the man page, so that editing those does not rebuild the package.
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../meson.build
+      ../meson_options.txt
+      ../agent
+      ../catalog
+      ../tests/meson.build
+      ../tests/data
+      (lib.fileset.fileFilter (f: f.hasExt "c") ../tests)
+      ../docs/atticd-agent.8.scd
+    ];
+  };
+
+  nativeBuildInputs = [
+    meson
+    ninja
+    pkg-config
+    scdoc # the man page, atticd-agent(8)
+    python3 # tests/meson.build looks for it (the integration and nix tests)
+  ];
+
+  buildInputs = [
+    libgit2
+    curl
+    systemd # libsystemd: sd-bus, sd-journal, sd-daemon
+    libyaml
+    openssl
+    jansson
+    libarchive
+    libssh2
+    cmocka # tests/meson.build links the unit tests with it
+  ];
+
+  # The integration tests need real git and nix servers, a registry and systemd: not in the
+  # build sandbox. They run in CI (tools/test) and in the NixOS VM test (nix/tests/vm.nix).
+  mesonFlags = [ (lib.mesonBool "integration-tests" false) ];
+
+  doCheck = true;
+
+  # The unit tests. tests/test-cosign.c reads real cosign output from ../shared/vectors,
+  # outside this source tree, so it cannot run here; every other unit test does.
+  checkPhase = ''
+    runHook preCheck
+    tests=$(meson test --list --suite unit 2>/dev/null | sed -n 's|^atticd-agent:unit / ||p' | grep -vx cosign)
+    meson test --suite unit --print-errorlogs --num-processes "$NIX_BUILD_CORES" $tests
+    runHook postCheck
+  '';
+
+  meta = {
+    description = "Update agent for NixOS machines: deploys a client's flake from git or signed offline bundles, verifies, checks health, rolls back";
+    license = lib.licenses.mit;
+    platforms = lib.platforms.linux;
+    mainProgram = "atticd-agent";
+  };
+}

@@ -1,0 +1,167 @@
+# SPDX-License-Identifier: MIT
+# Configurations for tests/nix/eval.nix: each is a list of NixOS modules added to module.nix
+# and the stubs. check-nix.py says what it expects of each.
+let
+  # A machine pulled from a repository, with every typed key set and a few freeform ones.
+  full = {
+    networking.hostName = "web1";
+    services.atticd-agent = {
+      enable = true;
+      settings = {
+        repository = {
+          url = "https://git.example.org/client.git";
+          ref = "production";
+          allowed-signers = "/etc/atticd-agent/allowed_signers";
+          http-username = "oauth2";
+          http-password-file = "/run/secrets/git-token";
+          connect-timeout = 10; # freeform: not typed by the module, checked by the agent
+        };
+        images = {
+          keys = [ "/etc/atticd-agent/cosign.pub" ];
+          threshold = 1;
+          registry-auth-file = "/run/secrets/registry-auth.json";
+          require-sbom = true;
+          insecure-registries = [ "127.0.0.1:5000" ];
+        };
+        bundle.keys = [ "/etc/atticd-agent/bundle.pub" ];
+        health = {
+          settle = 2;
+          timeout = 60;
+          checks = [
+            {
+              name = "web";
+              http = {
+                url = "http://127.0.0.1:8080/health";
+                status = 200;
+              };
+            }
+            {
+              name = "db";
+              tcp = "127.0.0.1:5432";
+            }
+            {
+              name = "units";
+              systemd-units = [ "nginx.service" ];
+            }
+            {
+              name = "smoke";
+              command = [ "/run/current-system/sw/bin/true" ];
+            }
+          ];
+        };
+        hooks.on-failure = [
+          "/run/current-system/sw/bin/logger"
+          "deployment failed"
+        ];
+        metrics.textfile = "/var/lib/prometheus-node-exporter/atticd-agent.prom";
+      };
+    };
+  };
+
+  enabled = {
+    networking.hostName = "web1";
+    services.atticd-agent.enable = true;
+    services.atticd-agent.settings.repository.url = "/srv/git/client.git";
+  };
+in
+{
+  full = [ full ];
+
+  minimal = [ enabled ];
+
+  # Every schedule option, and the transient exit codes as failures.
+  schedules = [
+    enabled
+    {
+      services.atticd-agent = {
+        schedule = "*:0/15";
+        randomizedDelaySec = "0";
+        recheck.schedule = "daily";
+        failOnTransient = true;
+      };
+    }
+  ];
+
+  # Boot activation without the confirm unit: a warning, no confirm service.
+  boot-no-confirm = [
+    enabled
+    {
+      services.atticd-agent.settings.system = {
+        action = "boot";
+        reboot-window = "02:00-04:30";
+      };
+      services.atticd-agent.confirm.enable = false;
+    }
+  ];
+
+  # A machine updated only from bundles: no pull unit.
+  bundle-only = [
+    {
+      networking.hostName = "vault";
+      services.atticd-agent.enable = true;
+      services.atticd-agent.settings.bundle.keys = [ "/etc/atticd-agent/bundle.pub" ];
+    }
+  ];
+
+  disabled = [
+    {
+      services.atticd-agent.settings.repository.url = "/srv/git/client.git";
+    }
+  ];
+
+  # Refused by the module's types: evaluation fails.
+  wrong-type = [
+    enabled
+    { services.atticd-agent.settings.health.timeout = "x"; }
+  ];
+  wrong-enum = [
+    enabled
+    { services.atticd-agent.settings.system.action = "reboot"; }
+  ];
+  http-check-without-url = [
+    enabled
+    {
+      services.atticd-agent.settings.health.checks = [
+        {
+          name = "web";
+          http.status = 200;
+        }
+      ];
+    }
+  ];
+  # A path literal would be copied into the world-readable store.
+  secret-path-literal = [
+    enabled
+    { services.atticd-agent.settings.images.registry-auth-file = ./cases.nix; }
+  ];
+
+  # Refused by assertions.
+  secrets-in-store = [
+    enabled
+    {
+      services.atticd-agent.settings.images.registry-auth-file = "/nix/store/00000000000000000000000000000000-auth.json";
+      services.atticd-agent.settings.repository.ssh-key = "/nix/store/00000000000000000000000000000000-id_ed25519";
+    }
+  ];
+  no-host = [
+    enabled
+    ({ lib, ... }: { networking.hostName = lib.mkForce ""; })
+  ];
+  pull-without-url = [
+    {
+      networking.hostName = "web1";
+      services.atticd-agent.enable = true;
+      services.atticd-agent.pull.enable = true;
+    }
+  ];
+
+  # Accepted by the module, refused by the agent's build-time check.
+  unknown-key = [
+    enabled
+    { services.atticd-agent.settings.repository.urll = "https://typo.example.org/"; }
+  ];
+  check-without-kind = [
+    enabled
+    { services.atticd-agent.settings.health.checks = [ { name = "web"; } ]; }
+  ];
+}

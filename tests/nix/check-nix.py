@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The NixOS module, the flake and the documentation (tests/nix/README.md).
+
+1. parse: every .nix file of the source tree parses (nix-instantiate --parse).
+2. docs:  every command and option of the contract, and every configuration key the agent
+          knows (the tables of agent/config.c), is in the man page and every key in
+          docs/configuration.md; the man page renders (scdoc, man -l).
+3. eval:  module.nix, evaluated with lib.evalModules and the nixpkgs library against the stub
+          NixOS options of tests/nix/stubs/, makes the units and the file it should, refuses
+          wrongly typed options and secrets in the store; with the agent binary
+          ($ATTICD_AGENT_BIN), the configuration file is built, which runs the real
+          `atticd-agent config check`, and a configuration the agent refuses fails the build.
+
+The nixpkgs library is looked for in $NIXPKGS_LIB, <nixpkgs> on NIX_PATH, a checkout of
+nix-community/nixpkgs.lib or nixpkgs next to the source tree, and root's channels. Without it,
+part 3 is skipped: the exit status is then 77 (meson: SKIP) when parts 1 and 2 passed.
+Everything nix writes goes to a private store below a temporary directory.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SKIP = 77
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+MAN_PAGE = ROOT / "docs" / "atticd-agent.8.scd"
+CONFIGURATION_MD = ROOT / "docs" / "configuration.md"
+
+failures = []
+
+
+def ok(msg):
+    print(f"ok   {msg}")
+
+
+def fail(msg):
+    print(f"FAIL {msg}")
+    failures.append(msg)
+
+
+def check(cond, msg):
+    (ok if cond else fail)(msg)
+    return cond
+
+
+# ---- nix, in a private store ----
+
+def nix_environment(tmp):
+    env = dict(os.environ)
+    env.update({
+        "NIX_CONFIG": "experimental-features = nix-command flakes\nsandbox = false\n"
+                      "substituters =\nbuild-users-group =\nwarn-dirty = false",
+        "NIX_STORE_DIR": f"{tmp}/store",
+        "NIX_STATE_DIR": f"{tmp}/state",
+        "NIX_LOG_DIR": f"{tmp}/log",
+        "XDG_CACHE_HOME": f"{tmp}/cache",
+        "HOME": f"{tmp}/home",
+    })
+    env.pop("NIX_REMOTE", None)
+    return env
+
+
+def run(argv, env):
+    return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=120)
+
+
+# ---- 1. every .nix file parses ----
+
+def nix_files():
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        # Not the git directory, build directories, or what nix-build leaves.
+        dirnames[:] = [d for d in dirnames
+                       if d not in (".git", "__pycache__", "result")
+                       and not (Path(dirpath, d) / "meson-private").is_dir()]
+        for f in filenames:
+            if f.endswith(".nix"):
+                yield Path(dirpath, f)
+
+
+def check_parse(env):
+    files = sorted(nix_files())
+    check(len(files) >= 8, f"parse: found {len(files)} .nix files")
+    for f in files:
+        r = run(["nix-instantiate", "--parse", str(f)], env)
+        check(r.returncode == 0, f"parse: {f.relative_to(ROOT)}" +
+              ("" if r.returncode == 0 else f"\n{r.stderr.strip()}"))
+
+
+# ---- 2. the documentation covers the contract and every key ----
+
+# The fixed surface (../shared/CONTRACT.md), and the options beyond it that the agent has.
+COMMANDS = ["pull", "apply", "verify", "bundle create", "verify-images", "check", "status",
+            "rollback", "confirm", "config check", "--version", "--help"]
+OPTIONS = ["-c", "--config", "--json", "-v", "-q",
+           # bundle create, verify-images
+           "-o", "--rev", "--repo", "--key", "--sequence", "--expires", "--no-closure",
+           "--no-images",
+           # beyond the contract
+           "--retry", "--allow-downgrade", "--host"]
+CONTRACT_KEYS = [
+    "host", "state-dir",
+    "system.rebuild-command", "system.nix-command", "system.profile", "system.current-system",
+    "system.action",
+    "repository.url", "repository.ref", "repository.allow-non-fast-forward",
+    "repository.allowed-signers",
+    "images.keys", "images.threshold", "images.registry-auth-file", "images.insecure-registries",
+    "images.require-sbom",
+    "bundle.keys",
+    "health.settle", "health.timeout", "health.checks", "health.checks[].name",
+    "health.checks[].http", "health.checks[].http.url", "health.checks[].http.status",
+    "health.checks[].tcp", "health.checks[].systemd-units", "health.checks[].command",
+]
+
+# Where the rows of each table of agent/config.c live in the file.
+TABLE_PREFIX = {"config": "", "check": "health.checks[].", "http": "health.checks[].http."}
+
+
+def config_c_keys():
+    """Every key of the configuration tables of agent/config.c, as a dotted path."""
+    src = (ROOT / "agent" / "config.c").read_text()
+    keys = []
+    for m in re.finditer(r"static const SchemaKey (\w+)_keys\[\] = \{(.*?)\n\};", src, re.S):
+        prefix = TABLE_PREFIX.get(m.group(1), m.group(1) + ".")
+        keys += [prefix + k for k in re.findall(r'KEY\("([^"]+)"', m.group(2))]
+    return keys
+
+
+def sections(text):
+    """{section name: its text} for the headings of a markdown or scdoc file."""
+    out, name = {}, ""
+    for line in text.splitlines():
+        m = re.match(r"#{1,3} +`?([\w.-]+)`?\s*$", line)
+        if m:
+            name = m.group(1).lower()
+        out[name] = out.get(name, "") + line + "\n"
+    return out
+
+
+def word(w):
+    return re.compile(r"(?<![\w.\[-])" + re.escape(w) + r"(?![\w\]-])")
+
+
+def documents_key(text, key):
+    """The key is there as its full dotted name, or by its last name in the section of its
+    top-level key (configuration.md has a table per section)."""
+    if word(key).search(text) or (key.startswith("health.checks[].") and
+                                  word(key.replace("[]", "")).search(text)):
+        return True
+    top, _, _ = key.partition(".")
+    leaf = key.replace("[]", "").rsplit(".", 1)[-1]
+    if top == key:
+        return bool(word(key).search(text))
+    return bool(word(leaf).search(sections(text).get(top, "")))
+
+
+def check_docs(env_tmp):
+    man = MAN_PAGE.read_text()
+    conf = CONFIGURATION_MD.read_text()
+
+    # Commands and options: in the man page, in bold (*pull*, *--retry*).
+    missing = [c for c in COMMANDS + OPTIONS if f"*{c}*" not in man]
+    check(not missing, "docs: every command and option is in the man page" +
+          (f"; missing: {', '.join(missing)}" if missing else ""))
+
+    keys = list(dict.fromkeys(CONTRACT_KEYS + config_c_keys()))
+    check(len(keys) > len(CONTRACT_KEYS), f"docs: {len(keys)} configuration keys (contract and agent/config.c)")
+    for name, text, path in (("man page", man, MAN_PAGE), ("docs/configuration.md", conf, CONFIGURATION_MD)):
+        missing = [k for k in keys if not documents_key(text, k)]
+        check(not missing, f"docs: every configuration key is in the {name}" +
+              (f"; missing from {path.relative_to(ROOT)}: {', '.join(missing)}" if missing else ""))
+
+    # The man page renders.
+    scdoc, man_cmd = shutil.which("scdoc"), shutil.which("man")
+    if not scdoc:
+        print("note docs: scdoc not found: the man page was not rendered")
+        return
+    r = subprocess.run([scdoc], input=man, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if not check(r.returncode == 0 and r.stdout.startswith(".\\\""),
+                 "docs: scdoc renders docs/atticd-agent.8.scd" + (f"\n{r.stderr}" if r.returncode else "")):
+        return
+    if not man_cmd:
+        print("note docs: man not found: the rendered page was not formatted")
+        return
+    page = Path(env_tmp, "atticd-agent.8")
+    page.write_text(r.stdout)
+    r = subprocess.run([man_cmd, "--warnings", "-l", str(page)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True,
+                       env=dict(os.environ, MANPAGER="cat", PAGER="cat", MANWIDTH="80"))
+    check(r.returncode == 0 and "EXIT STATUS" in r.stdout and "health.checks[].command" in r.stdout
+          and not r.stderr.strip(),
+          "docs: man -l formats it without warnings" + (f"\n{r.stderr.strip()}" if r.stderr.strip() else ""))
+
+
+# ---- 3. the module, evaluated ----
+
+def find_nixpkgs_lib(env):
+    """The directory of the nixpkgs library (the one with default.nix and modules.nix)."""
+    candidates = []
+    if os.environ.get("NIXPKGS_LIB"):
+        candidates.append(Path(os.environ["NIXPKGS_LIB"]))
+    try:
+        r = run(["nix-instantiate", "--find-file", "nixpkgs"], env)
+        if r.returncode == 0 and r.stdout.strip():
+            candidates.append(Path(r.stdout.strip()))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    candidates += [ROOT.parent / "nixpkgs-lib", ROOT.parent / "nixpkgs.lib", ROOT.parent / "nixpkgs",
+                   Path("/nix/var/nix/profiles/per-user/root/channels/nixpkgs"),
+                   Path("/nix/var/nix/profiles/per-user/root/channels/nixos")]
+    for c in candidates:
+        for d in (c, c / "lib"):
+            if (d / "default.nix").is_file() and (d / "modules.nix").is_file():
+                return d
+    return None
+
+
+class Eval:
+    def __init__(self, lib, env, agent_bin):
+        self.lib, self.env, self.agent_bin = lib, env, agent_bin
+
+    def args(self, case):
+        a = ["--arg", "nixpkgsLib", str(self.lib), "--argstr", "case", case]
+        if self.agent_bin:
+            a += ["--argstr", "agentBin", self.agent_bin]
+        return a
+
+    def summary(self, case):
+        r = run(["nix-instantiate", "--eval", "--strict", "--json", str(HERE / "eval.nix"), "-A", "summary"]
+                + self.args(case), self.env)
+        return (json.loads(r.stdout) if r.returncode == 0 else None), r.stderr
+
+    def build(self, case):
+        r = run(["nix-build", str(HERE / "eval.nix"), "-A", "configFile", "--no-out-link"] + self.args(case),
+                self.env)
+        return r.returncode, r.stdout.strip(), r.stderr
+
+
+def no_nulls(v):
+    if isinstance(v, dict):
+        return all(no_nulls(x) for x in v.values())
+    if isinstance(v, list):
+        return all(no_nulls(x) for x in v)
+    return v is not None
+
+
+def check_deploy_unit(s, name, summary, command):
+    svc = s.get(name)
+    if not check(svc is not None, f"eval: {name}.service exists"):
+        return
+    sc = svc["serviceConfig"]
+    check(sc.get("Type") == "oneshot", f"eval: {name}: Type=oneshot")
+    check(svc["restartIfChanged"] is False, f"eval: {name}: restartIfChanged = false")
+    check(svc["unitConfig"].get("X-StopOnRemoval") is False, f"eval: {name}: X-StopOnRemoval=false")
+    check(sc.get("KillMode") == "process", f"eval: {name}: KillMode=process")
+    check("network-online.target" in svc["after"] and "network-online.target" in svc["wants"],
+          f"eval: {name}: after and wants network-online.target")
+    check(all(p in svc["path"] for p in ("nix-stub", "git-stub", "nixos-rebuild-stub")),
+          f"eval: {name}: path has nix, git and nixos-rebuild ({svc['path']})")
+    check(sc.get("ExecStart") == f"{summary['agent']}/bin/atticd-agent --config /etc/atticd-agent/config.yaml {command}",
+          f"eval: {name}: ExecStart runs '{command}' of the package with /etc/atticd-agent/config.yaml ({sc.get('ExecStart')})")
+    check(sc.get("SuccessExitStatus") == "4 6", f"eval: {name}: exit 4 and 6 do not fail the unit")
+    # Activation must be able to write everywhere and mount for the whole system.
+    forbidden = [k for k in ("ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateMounts",
+                             "ProtectHostname", "SystemCallFilter", "RestrictSUIDSGID", "NoNewPrivileges",
+                             "User", "DynamicUser") if k in sc]
+    check(not forbidden, f"eval: {name}: no hardening that breaks activation ({forbidden})")
+    check("extra-experimental-features = nix-command flakes" in svc["environment"].get("NIX_CONFIG", ""),
+          f"eval: {name}: flakes enabled for the unit")
+
+
+def check_eval_full(ev):
+    s, err = ev.summary("full")
+    if not check(s is not None, "eval: the full configuration evaluates" + (f"\n{err}" if s is None else "")):
+        return
+    svc, timers = s["services"], s["timers"]
+    check_deploy_unit(svc, "atticd-agent-pull", s, "pull")
+    check_deploy_unit(svc, "atticd-agent-confirm", s, "confirm")
+    pull, confirm = svc.get("atticd-agent-pull", {}), svc.get("atticd-agent-confirm", {})
+    check(pull.get("wantedBy") == [], "eval: atticd-agent-pull.service is started by its timer only")
+    check("multi-user.target" in pull.get("after", []) and "atticd-agent-confirm.service" in pull.get("after", []),
+          "eval: pull runs after the boot is complete and after confirm")
+    check("multi-user.target" in confirm.get("wantedBy", []) and "multi-user.target" in confirm.get("after", []),
+          "eval: confirm is started at boot, after multi-user.target")
+
+    t = timers.get("atticd-agent-pull", {})
+    tc = t.get("timerConfig", {})
+    check(tc.get("OnCalendar") == "hourly" and tc.get("Persistent") is True and tc.get("RandomizedDelaySec") == "5min",
+          f"eval: pull timer: OnCalendar=hourly, Persistent, RandomizedDelaySec ({tc})")
+    check("timers.target" in t.get("wantedBy", []), "eval: pull timer is wanted by timers.target")
+
+    r = svc.get("atticd-agent-recheck")
+    if check(r is not None, "eval: atticd-agent-recheck.service exists"):
+        script = r.get("script") or ""
+        check(r["serviceConfig"].get("Type") == "oneshot", "eval: recheck: Type=oneshot")
+        check(f"{s['agent']}/bin/atticd-agent --config /etc/atticd-agent/config.yaml" in script
+              and "agent check" in script and "agent verify-images" in script,
+              "eval: recheck runs check and verify-images with the configuration")
+        check(r["serviceConfig"].get("ProtectSystem") == "full" and r["serviceConfig"].get("PrivateTmp") is True,
+              "eval: recheck is hardened (ProtectSystem=full, PrivateTmp)")
+        check("atticd-agent-pull.service" in r["after"], "eval: recheck never runs during a pull")
+        tc = timers.get("atticd-agent-recheck", {}).get("timerConfig", {})
+        check(tc.get("OnCalendar") == "hourly", "eval: recheck timer")
+
+    check(s["etc"].get("atticd-agent/config.yaml", "").endswith("-atticd-agent-config.yaml") and s["configChecked"],
+          "eval: /etc/atticd-agent/config.yaml is the checked file")
+    check(s["tmpfiles"] == ["d /var/lib/atticd-agent 0700 root root -"], "eval: the state directory is 0700")
+    check(s["systemPackages"] == ["atticd-agent-stub"], "eval: the package is in systemPackages")
+    check(s["failedAssertions"] == [] and s["warnings"] == [], "eval: no failed assertion, no warning")
+
+    c = json.loads(s["configText"])
+    check(no_nulls(c), "eval: the configuration file has no null values")
+    expected = {
+        "host": "web1",
+        "state-dir": "/var/lib/atticd-agent",
+        "system": {"action": "switch"},
+        "repository": {"url": "https://git.example.org/client.git", "ref": "production",
+                       "allowed-signers": "/etc/atticd-agent/allowed_signers", "http-username": "oauth2",
+                       "http-password-file": "/run/secrets/git-token", "connect-timeout": 10},
+        "images": {"keys": ["/etc/atticd-agent/cosign.pub"], "threshold": 1,
+                   "registry-auth-file": "/run/secrets/registry-auth.json", "require-sbom": True,
+                   "insecure-registries": ["127.0.0.1:5000"]},
+        "bundle": {"keys": ["/etc/atticd-agent/bundle.pub"]},
+        "health": {"settle": 2, "timeout": 60, "checks": [
+            {"name": "web", "http": {"url": "http://127.0.0.1:8080/health", "status": 200}},
+            {"name": "db", "tcp": "127.0.0.1:5432"},
+            {"name": "units", "systemd-units": ["nginx.service"]},
+            {"name": "smoke", "command": ["/run/current-system/sw/bin/true"]}]},
+        "hooks": {"on-failure": ["/run/current-system/sw/bin/logger", "deployment failed"]},
+        "metrics": {"textfile": "/var/lib/prometheus-node-exporter/atticd-agent.prom"},
+    }
+    check(c == expected, "eval: the configuration file holds exactly the settings (typed and freeform)" +
+          ("" if c == expected else f"\n  got      {json.dumps(c, sort_keys=True)}\n  expected {json.dumps(expected, sort_keys=True)}"))
+
+
+def check_eval_cases(ev):
+    s, err = ev.summary("minimal")
+    if check(s is not None, "eval: a minimal configuration evaluates" + (f"\n{err}" if s is None else "")):
+        check(json.loads(s["configText"]) == {"host": "web1", "state-dir": "/var/lib/atticd-agent",
+                                              "system": {"action": "switch"},
+                                              "repository": {"url": "/srv/git/client.git"}},
+              f"eval: minimal: only host, state-dir, system.action and what was set are written ({s['configText']})")
+
+    s, err = ev.summary("schedules")
+    if check(s is not None, "eval: schedules evaluate" + (f"\n{err}" if s is None else "")):
+        tc = s["timers"]["atticd-agent-pull"]["timerConfig"]
+        check(tc["OnCalendar"] == "*:0/15" and tc["RandomizedDelaySec"] == "0", "eval: schedule and randomizedDelaySec")
+        check(s["timers"]["atticd-agent-recheck"]["timerConfig"]["OnCalendar"] == "daily", "eval: recheck.schedule")
+        check(all("SuccessExitStatus" not in u["serviceConfig"] for u in s["services"].values()),
+              "eval: failOnTransient: exit 4 and 6 fail the units")
+
+    s, err = ev.summary("boot-no-confirm")
+    if check(s is not None, "eval: boot activation evaluates" + (f"\n{err}" if s is None else "")):
+        check("atticd-agent-confirm" not in s["services"], "eval: confirm.enable = false: no confirm unit")
+        check(any("confirm.enable is false" in w for w in s["warnings"]), "eval: boot without confirm: a warning")
+        check(json.loads(s["configText"])["system"] == {"action": "boot", "reboot-window": "02:00-04:30"},
+              "eval: system.action boot and reboot-window are written")
+
+    s, err = ev.summary("bundle-only")
+    if check(s is not None, "eval: a bundle-only machine evaluates" + (f"\n{err}" if s is None else "")):
+        check("atticd-agent-pull" not in s["services"] and "atticd-agent-pull" not in s["timers"],
+              "eval: bundle-only: no pull service or timer")
+        check("atticd-agent-confirm" in s["services"] and "atticd-agent-recheck" in s["services"],
+              "eval: bundle-only: confirm and recheck")
+        check("repository" not in json.loads(s["configText"]), "eval: bundle-only: no repository section")
+
+    s, err = ev.summary("disabled")
+    if check(s is not None, "eval: a disabled module evaluates" + (f"\n{err}" if s is None else "")):
+        check(s["services"] == {} and s["timers"] == {} and s["etc"] == {},
+              "eval: enable = false: no units, no file")
+
+    # Wrong types fail evaluation, naming the option and the type.
+    for case, option, text in (
+            ("wrong-type", "services.atticd-agent.settings.health.timeout", "is not of type `null or (unsigned integer"),
+            ("wrong-enum", "services.atticd-agent.settings.system.action", 'is not of type `one of "switch", "boot"'),
+            ("http-check-without-url", "http.url", "has no value defined"),
+            ("secret-path-literal", "services.atticd-agent.settings.images.registry-auth-file",
+             "never copied into the nix store")):
+        s, err = ev.summary(case)
+        check(s is None and option in err and text in err,
+              f"eval: {case}: evaluation fails naming {option}" + (f"\n{err.strip()}" if s is not None or text not in err else ""))
+
+    for case, texts in (
+            ("secrets-in-store", ["settings.images.registry-auth-file is '/nix/store/", "settings.repository.ssh-key is '/nix/store/"]),
+            ("no-host", ["settings.host is empty"]),
+            ("pull-without-url", ["pull.enable needs services.atticd-agent.settings.repository.url"])):
+        s, err = ev.summary(case)
+        got = s["failedAssertions"] if s else []
+        check(s is not None and all(any(t in a for a in got) for t in texts) and len(got) == len(texts),
+              f"eval: {case}: assertions fail ({got or err.strip()})")
+
+
+def check_build(ev):
+    code, out, err = ev.build("full")
+    if check(code == 0, "build: the full configuration passes `atticd-agent config check`" +
+             ("" if code == 0 else f"\n{err.strip()}")):
+        check(json.loads(Path(out).read_text())["host"] == "web1", "build: the checked file is the configuration")
+    for case, text in (("unknown-key", "repository.urll: unknown key"),
+                       ("check-without-kind", "health.checks[0]: one of http, tcp, systemd-units, command is required")):
+        code, out, err = ev.build(case)
+        check(code != 0 and text in err, f"build: {case}: the build fails with the agent's message '{text}'" +
+              ("" if code != 0 and text in err else f"\n{err.strip()}"))
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="atticd-nix-")
+    try:
+        env = nix_environment(tmp)
+        os.makedirs(env["HOME"])
+        if not shutil.which("nix-instantiate"):
+            print("SKIP nix-instantiate not found (Debian: apt-get install nix-bin)")
+            check_docs(tmp)
+            return 1 if failures else SKIP
+
+        check_parse(env)
+        check_docs(tmp)
+
+        lib = find_nixpkgs_lib(env)
+        skipped = None
+        if lib is None:
+            skipped = ("the nixpkgs library was not found (set NIXPKGS_LIB to a checkout of "
+                       "nix-community/nixpkgs.lib or nixpkgs): module.nix was not evaluated")
+        else:
+            print(f"note eval: nixpkgs library {lib}")
+            agent_bin = os.environ.get("ATTICD_AGENT_BIN", "")
+            ev = Eval(lib, env, agent_bin if agent_bin and os.access(agent_bin, os.X_OK) else "")
+            check_eval_full(ev)
+            check_eval_cases(ev)
+            if ev.agent_bin:
+                check_build(ev)
+            else:
+                print("note build: ATTICD_AGENT_BIN not set: the build-time config check was not run")
+
+        if failures:
+            print(f"\n{len(failures)} check(s) failed.")
+            return 1
+        if skipped:
+            print(f"SKIP {skipped}")
+            return SKIP
+        return 0
+    finally:
+        # The private store is read-only, as nix leaves it.
+        subprocess.run(["chmod", "-R", "u+w", tmp], stderr=subprocess.DEVNULL)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
