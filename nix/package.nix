@@ -23,21 +23,37 @@ stdenv.mkDerivation {
   pname = "atticd-agent";
   version = "0.1.0";
 
-  # The sources meson reads, and nothing else: no build directories, no flake, no docs
-  # other than the man page, so that editing those does not rebuild the package.
-  src = lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions [
-      ../meson.build
-      ../meson_options.txt
-      ../agent
-      ../catalog
-      ../tests/meson.build
-      ../tests/data
-      (lib.fileset.fileFilter (f: f.hasExt "c") ../tests)
-      ../docs/atticd-agent.8.scd
-    ];
-  };
+  # The sources meson reads, and nothing else: no build directories, no flake, no docs other
+  # than the man page, so that editing those does not rebuild the package. (cleanSourceWith
+  # rather than lib.fileset, which needs nix 2.14: tests/nix evaluates this with older ones.)
+  src =
+    let
+      root = toString ../.;
+      wanted = [
+        "meson.build"
+        "meson_options.txt"
+        "agent"
+        "catalog"
+        "tests/meson.build"
+        "tests/data"
+        "docs/atticd-agent.8.scd"
+      ];
+      keep =
+        path: type:
+        let
+          rel = lib.removePrefix (root + "/") (toString path);
+        in
+        lib.any (w: rel == w || lib.hasPrefix (w + "/") rel) wanted
+        # the directories that lead to them
+        || (type == "directory" && lib.any (w: lib.hasPrefix (rel + "/") w) wanted)
+        # the unit tests: tests/test-*.c (and any helpers beside them)
+        || builtins.match "tests/[^/]*[.][ch]" rel != null;
+    in
+    lib.cleanSourceWith {
+      name = "source";
+      src = ../.;
+      filter = keep;
+    };
 
   nativeBuildInputs = [
     meson

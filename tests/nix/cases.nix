@@ -155,6 +155,9 @@ in
     }
   ];
 
+  # The agent's configuration in the NixOS VM test (nix/tests/vm.nix).
+  vm-client = [ ../../nix/tests/client/agent.nix ];
+
   # Accepted by the module, refused by the agent's build-time check.
   unknown-key = [
     enabled

@@ -11,6 +11,8 @@
           wrongly typed options and secrets in the store; with the agent binary
           ($ATTICD_AGENT_BIN), the configuration file is built, which runs the real
           `atticd-agent config check`, and a configuration the agent refuses fails the build.
+          flake.nix, evaluated with a stand-in nixpkgs, has the outputs it should, and its
+          package the source, inputs and check phase it should.
 
 The nixpkgs library is looked for in $NIXPKGS_LIB, <nixpkgs> on NIX_PATH, a checkout of
 nix-community/nixpkgs.lib or nixpkgs next to the source tree, and root's channels. Without it,
@@ -371,6 +373,12 @@ def check_eval_cases(ev):
               "eval: bundle-only: confirm and recheck")
         check("repository" not in json.loads(s["configText"]), "eval: bundle-only: no repository section")
 
+    s, err = ev.summary("vm-client")
+    if check(s is not None, "eval: the VM test's agent configuration evaluates" + (f"\n{err}" if s is None else "")):
+        check(all(t["wantedBy"] == [] for t in s["timers"].values()), "eval: vm-client: the timers are not started")
+        check(json.loads(s["configText"])["repository"] == {"url": "git://127.0.0.1/client.git"},
+              "eval: vm-client: pulls from the VM's git daemon")
+
     s, err = ev.summary("disabled")
     if check(s is not None, "eval: a disabled module evaluates" + (f"\n{err}" if s is None else "")):
         check(s["services"] == {} and s["timers"] == {} and s["etc"] == {},
@@ -397,11 +405,63 @@ def check_eval_cases(ev):
               f"eval: {case}: assertions fail ({got or err.strip()})")
 
 
+def check_flake(ev):
+    """flake.nix, evaluated with the stand-in nixpkgs of stubs/nixpkgs and the real library."""
+    env = dict(ev.env, ATTICD_TEST_NIXPKGS_LIB=str(ev.lib))
+    r = run(["nix-instantiate", "--eval", "--strict", "--json", "--read-write-mode", str(HERE / "flake.nix"),
+             "-A", "summary"], env)
+    if not check(r.returncode == 0, "flake: the outputs of flake.nix evaluate" +
+                 ("" if r.returncode == 0 else f"\n{r.stderr.strip()}")):
+        return
+    f = json.loads(r.stdout)
+    check(f["inputs"] == ["nixpkgs"], f"flake: one input, nixpkgs ({f['inputs']})")
+    check(f["outputs"] == ["checks", "devShells", "formatter", "nixosModules", "overlays", "packages"],
+          f"flake: outputs ({f['outputs']})")
+    for system in ("x86_64-linux", "aarch64-linux"):
+        check(f["packages"][system] == ["atticd-agent", "default"], f"flake: packages.{system}.{{default,atticd-agent}}")
+        check(f["checks"][system] == ["package", "vm"], f"flake: checks.{system}.{{package,vm}}")
+        check(f["devShells"][system] == ["default"], f"flake: devShells.{system}.default")
+        check(f["formatter"][system] == "nixfmt-rfc-style", f"flake: formatter.{system}")
+    check(f["overlay"], "flake: overlays.default adds atticd-agent")
+    check(f["nixosModule"] == str(ROOT / "module.nix"), "flake: nixosModules.default is module.nix")
+
+    p = f["package"]
+    check(p["pname"] == "atticd-agent" and p["doCheck"] is True, "package: atticd-agent, doCheck")
+    check(p["mesonFlags"] == ["-Dintegration-tests=false"], f"package: integration tests off in the sandbox ({p['mesonFlags']})")
+    check("meson test --suite unit" in p["checkPhase"] and "grep -vx cosign" in p["checkPhase"],
+          "package: the check phase runs the unit tests (but cosign, whose vectors are outside the tree)")
+    check(all(x in p["nativeBuildInputs"] for x in ("meson", "ninja", "pkg-config", "scdoc", "python3")),
+          f"package: nativeBuildInputs ({p['nativeBuildInputs']})")
+    # Every dependency that meson.build asks for, by its nixpkgs name.
+    deps = {"libgit2": "libgit2", "libcurl": "curl", "libsystemd": "systemd", "yaml-0.1": "libyaml",
+            "openssl": "openssl", "jansson": "jansson", "libarchive": "libarchive", "libssh2": "libssh2",
+            "cmocka": "cmocka"}
+    asked = re.findall(r"dependency\('([^']+)'", (ROOT / "meson.build").read_text() + (ROOT / "tests" / "meson.build").read_text())
+    missing = [d for d in asked if d != "threads" and deps.get(d) not in p["buildInputs"]]
+    check(not missing, f"package: buildInputs cover every dependency() of meson.build ({missing or p['buildInputs']})")
+    check(p["src"] == ["agent", "catalog", "docs", "meson.build", "meson_options.txt", "tests"]
+          and p["srcDocs"] == ["atticd-agent.8.scd"] and "meson.build" in p["srcTests"] and "data" in p["srcTests"]
+          and "integration" not in p["srcTests"]
+          and all(n == "data" or n == "meson.build" or n.endswith((".c", ".h")) for n in p["srcTests"]),
+          f"package: the source is what meson reads, no build directories ({p['src']}, tests: {p['srcTests']})")
+    c_tests = sorted(x.name for x in (ROOT / "tests").glob("test-*.c"))
+    check(all(t in p["srcTests"] for t in c_tests), "package: the source has every unit test")
+
+    vm = f["vm"]
+    check(vm["name"] == "vm-test-run-atticd-agent" and vm["nodes"] == ["machine"], "vm test: one node, machine")
+    for step in ("systemctl start atticd-agent-pull.service", "nix flake lock", '"rolled-back"', '"known-bad"',
+                 "failed-revision", "atticd-agent-recheck.service"):
+        check(step in vm["testScript"], f"vm test: the script has {step}")
+
+
 def check_build(ev):
     code, out, err = ev.build("full")
     if check(code == 0, "build: the full configuration passes `atticd-agent config check`" +
              ("" if code == 0 else f"\n{err.strip()}")):
         check(json.loads(Path(out).read_text())["host"] == "web1", "build: the checked file is the configuration")
+    code, out, err = ev.build("vm-client")
+    check(code == 0, "build: the VM test's configuration passes `atticd-agent config check`" +
+          ("" if code == 0 else f"\n{err.strip()}"))
     for case, text in (("unknown-key", "repository.urll: unknown key"),
                        ("check-without-kind", "health.checks[0]: one of http, tcp, systemd-units, command is required")):
         code, out, err = ev.build(case)
@@ -433,6 +493,7 @@ def main():
             ev = Eval(lib, env, agent_bin if agent_bin and os.access(agent_bin, os.X_OK) else "")
             check_eval_full(ev)
             check_eval_cases(ev)
+            check_flake(ev)
             if ev.agent_bin:
                 check_build(ev)
             else:

@@ -83,6 +83,19 @@ in
       type = types.listOf types.str;
       default = [ ];
     };
+    # Set by the VM test's client configuration (nix/tests/client/agent.nix), not read here.
+    nix.settings = mkOption {
+      type = types.attrsOf types.anything;
+      default = { };
+    };
+    services.gitDaemon = mkOption {
+      type = types.attrsOf types.anything;
+      default = { };
+    };
+    programs.git = mkOption {
+      type = types.attrsOf types.anything;
+      default = { };
+    };
     networking.hostName = mkOption {
       type = types.str;
       default = "nixos";

@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: MIT
+# Evaluates the outputs of the repository's flake.nix with a stand-in nixpkgs
+# (stubs/nixpkgs), for check-nix.py:
+#   ATTICD_TEST_NIXPKGS_LIB=/path/to/nixpkgs/lib \
+#     nix-instantiate --eval --strict --json --read-write-mode tests/nix/flake.nix -A summary
+let
+  root = ../..;
+  flake = import (root + "/flake.nix");
+  nixpkgs = {
+    outPath = ./stubs/nixpkgs;
+    lib = import (builtins.getEnv "ATTICD_TEST_NIXPKGS_LIB");
+  };
+  self = outputs // {
+    outPath = toString root;
+  };
+  outputs = flake.outputs { inherit self nixpkgs; };
+  inherit (nixpkgs) lib;
+
+  systems = [
+    "x86_64-linux"
+    "aarch64-linux"
+  ];
+  package = outputs.packages.x86_64-linux.default;
+  vm = outputs.checks.x86_64-linux.vm;
+in
+{
+  summary = {
+    inputs = lib.attrNames flake.inputs;
+    outputs = lib.attrNames outputs;
+    packages = lib.genAttrs systems (s: lib.attrNames outputs.packages.${s});
+    checks = lib.genAttrs systems (s: lib.attrNames outputs.checks.${s});
+    devShells = lib.genAttrs systems (s: lib.attrNames outputs.devShells.${s});
+    formatter = lib.genAttrs systems (s: outputs.formatter.${s}.name);
+    overlay = (outputs.overlays.default { } { }) ? atticd-agent;
+    nixosModule = toString outputs.nixosModules.default;
+    package = {
+      inherit (package) pname version doCheck mesonFlags checkPhase;
+      nativeBuildInputs = map (p: p.name) package.nativeBuildInputs;
+      buildInputs = map (p: p.name) package.buildInputs;
+      # The source the package is built from: top-level entries and those of tests/.
+      src = lib.attrNames (builtins.readDir package.src);
+      srcTests = lib.attrNames (builtins.readDir (package.src + "/tests"));
+      srcDocs = lib.attrNames (builtins.readDir (package.src + "/docs"));
+    };
+    vm = {
+      inherit (vm) name testScript;
+      nodes = lib.attrNames vm.nodes;
+    };
+  };
+}
