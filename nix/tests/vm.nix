@@ -55,7 +55,8 @@ pkgs.testers.runNixOSTest {
       system.extraDependencies = [
         pkgs.path
         agentSource
-        pkgs.grub2
+        pkgs.grub2 # the client's configuration installs a boot loader
+        pkgs.python3 # the client's application
       ];
 
       environment.systemPackages = [
@@ -64,6 +65,7 @@ pkgs.testers.runNixOSTest {
       ];
 
       virtualisation = {
+        writableStore = true; # the agent builds and imports
         cores = 2;
         memorySize = 4096;
         diskSize = 8192;
