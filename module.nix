@@ -495,6 +495,10 @@ in
         wants = [ "network-online.target" ];
         serviceConfig = {
           ExecStart = "${agent} --config ${configPath} confirm";
+          # Once per boot. A switch starts multi-user.target again, and with it every unit the
+          # target wants that is not active: without this, every switch the agent makes would
+          # start confirm in its middle (to find the lock taken, exit 4).
+          RemainAfterExit = true;
         } // transientExitStatus;
       }
     );

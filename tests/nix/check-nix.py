@@ -291,6 +291,8 @@ def check_eval_full(ev):
           "eval: pull runs after the boot is complete and after confirm")
     check("multi-user.target" in confirm.get("wantedBy", []) and "multi-user.target" in confirm.get("after", []),
           "eval: confirm is started at boot, after multi-user.target")
+    check(confirm.get("serviceConfig", {}).get("RemainAfterExit") is True,
+          "eval: confirm runs once per boot (RemainAfterExit), not again when a switch starts multi-user.target")
 
     t = timers.get("atticd-agent-pull", {})
     tc = t.get("timerConfig", {})
