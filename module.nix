@@ -304,7 +304,8 @@ let
       #   ProtectProc: each gives the unit its own mount namespace, whose mounts do not
       #   propagate back to the host; activation's mounts (/run/keys, /run/wrappers, ...)
       #   and the boot loader's view of /dev would be wrong or lost.
-      # - ProtectHostname, ProtectClock: activation sets the hostname.
+      # - ProtectHostname: activation sets the hostname. ProtectClock: it also closes the
+      #   device list, and the boot loader writes block devices.
       # - RestrictSUIDSGID, SystemCallFilter, LockPersonality, MemoryDenyWriteExecute,
       #   RestrictNamespaces: seccomp filters are inherited by every child; the setuid
       #   wrappers, nix's build sandbox (namespaces, 32-bit personality) and arbitrary
