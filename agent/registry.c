@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -8,6 +9,7 @@
 #include "registry.h"
 
 #define TOKEN_MAX (64 * 1024)
+#define ERROR_BODY_MAX (1024 * 1024) /* the body of an answer other than 200, which is not read */
 #define MAX_REDIRECTS 5
 
 static const char MANIFEST_ACCEPT[] =
@@ -26,10 +28,13 @@ struct RegistryClient {
         char *no_referrers_api;
 };
 
+/* One answer. Only a 200 body is kept, in the sink the request was made with; the bodies of
+ * other answers (a 401, a 404) are dropped, up to ERROR_BODY_MAX. */
 typedef struct Response {
         long status;
-        Buffer body;
-        size_t cap;
+        CURL *curl;
+        BlobSink *sink;
+        uint64_t dropped;
         bool over_cap;
         char *docker_digest;
         char *www_authenticate;
@@ -43,28 +48,110 @@ void buffer_done(Buffer *b) {
 }
 
 static void response_done(Response *r) {
-        buffer_done(&r->body);
         free(r->docker_digest);
         free(r->www_authenticate);
         *r = (Response) {};
 }
 
+int blob_sink_init(BlobSink *s, int fd, uint64_t max) {
+        *s = (BlobSink) { .fd = fd, .max = max };
+        s->md = EVP_MD_CTX_new();
+        if (!s->md || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1) {
+                EVP_MD_CTX_free(s->md);
+                s->md = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+void blob_sink_done(BlobSink *s) {
+        if (!s)
+                return;
+        EVP_MD_CTX_free(s->md);
+        buffer_done(&s->buf);
+        *s = (BlobSink) { .fd = -1 };
+}
+
+static int loop_write(int fd, const uint8_t *p, size_t size) {
+        while (size > 0) {
+                ssize_t n = write(fd, p, size);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                size -= (size_t) n;
+        }
+        return 0;
+}
+
+int blob_sink_write(BlobSink *s, const void *data, size_t size) {
+        if (s->error < 0)
+                return s->error;
+        if (!s->md)
+                return s->error = -EINVAL;
+        if (size > s->max - s->size)
+                return s->error = -EFBIG;
+        if (s->fd >= 0) {
+                int r = loop_write(s->fd, data, size);
+                if (r < 0)
+                        return s->error = r;
+        } else {
+                if (s->buf.size + size + 1 > s->allocated) {
+                        size_t want = MAX(s->buf.size + size + 1, MIN(2 * s->allocated, (size_t) s->max + 1));
+                        uint8_t *p = realloc(s->buf.data, MAX(want, (size_t) 4096));
+
+                        if (!p)
+                                return s->error = -ENOMEM;
+                        s->buf.data = p;
+                        s->allocated = MAX(want, (size_t) 4096);
+                }
+                memcpy(s->buf.data + s->buf.size, data, size);
+                s->buf.size += size;
+                s->buf.data[s->buf.size] = 0;
+        }
+        if (EVP_DigestUpdate(s->md, data, size) != 1)
+                return s->error = -ENOMEM;
+        s->size += size;
+        return 0;
+}
+
+int blob_sink_finish(BlobSink *s, char ret[static IMAGE_DIGEST_LEN + 1]) {
+        unsigned char md[32];
+        unsigned n = 0;
+
+        if (s->error < 0)
+                return s->error;
+        if (!s->md || EVP_DigestFinal_ex(s->md, md, &n) != 1 || n != sizeof(md))
+                return s->error = -EINVAL; /* once only */
+        EVP_MD_CTX_free(s->md);
+        s->md = NULL;
+        memcpy(ret, "sha256:", 7);
+        for (size_t i = 0; i < sizeof(md); i++)
+                (void) snprintf(ret + 7 + 2 * i, 3, "%02x", md[i]);
+        return 0;
+}
+
 static size_t on_body(char *ptr, size_t size, size_t n, void *userdata) {
         Response *r = userdata;
         size_t len = size * n;
-        uint8_t *p;
+        long status = 0;
 
-        if (r->body.size + len > r->cap) {
-                r->over_cap = true;
-                return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+        (void) curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status != 200) {
+                r->dropped += len;
+                if (r->dropped > ERROR_BODY_MAX) {
+                        r->over_cap = true;
+                        return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+                }
+                return len;
         }
-        p = realloc(r->body.data, r->body.size + len + 1);
-        if (!p)
+        if (blob_sink_write(r->sink, ptr, len) < 0) {
+                r->over_cap = r->sink->error == -EFBIG;
                 return 0;
-        memcpy(p + r->body.size, ptr, len);
-        r->body.data = p;
-        r->body.size += len;
-        r->body.data[r->body.size] = 0;
+        }
         return len;
 }
 
@@ -142,9 +229,9 @@ static bool is_insecure(const RegistryClient *c, const char *registry) {
 /* One GET. Authentication comes either as a header line ("Authorization: ...") or as user
  * and password for basic auth. */
 static int http_get(RegistryClient *c, const char *url, const char *accept, const char *authorization,
-                    const char *user, const char *password, size_t cap, Response *ret, Error *e) {
+                    const char *user, const char *password, BlobSink *sink, Response *ret, Error *e) {
         struct curl_slist *headers = NULL;
-        Response r = { .cap = cap };
+        Response r = { .curl = c->curl, .sink = sink };
         CURLcode cc;
         CURL *h = c->curl;
 
@@ -165,7 +252,7 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
         (void) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long) c->options.connect_timeout);
         (void) curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
         (void) curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long) c->options.stall_timeout);
-        (void) curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) cap);
+        (void) curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) MIN(sink->max, (uint64_t) INT64_MAX));
         (void) curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         (void) curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         (void) curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
@@ -186,7 +273,12 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
 
         if (r.over_cap || cc == CURLE_FILESIZE_EXCEEDED) {
                 response_done(&r);
-                return error_set(e, -EFBIG, "%s: the answer is larger than %zu bytes", url, cap);
+                return error_set(e, -EFBIG, "%s: the answer is larger than %" PRIu64 " bytes", url,
+                                 r.dropped > ERROR_BODY_MAX ? (uint64_t) ERROR_BODY_MAX : sink->max);
+        }
+        if (cc == CURLE_WRITE_ERROR && sink->error < 0) {
+                response_done(&r);
+                return error_set(e, sink->error, "%s: cannot keep the answer: %s", url, strerror(-sink->error));
         }
         switch (cc) {
         case CURLE_OK:
@@ -213,6 +305,7 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
 static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *repository, const char *user,
                      const char *password, char **ret, Error *e) {
         _cleanup_free_ char *url = NULL, *scope = NULL;
+        _cleanup_(blob_sink_done) BlobSink body = { .fd = -1 };
         char *service = NULL, *scope_esc = NULL;
         Response r = {};
         json_t *j, *t;
@@ -228,10 +321,10 @@ static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *rep
                      service ? "&service=" : "", strempty(service));
         curl_free(service);
         curl_free(scope_esc);
-        if (k < 0)
+        if (k < 0 || blob_sink_init(&body, -1, TOKEN_MAX) < 0)
                 return -ENOMEM;
 
-        k = http_get(c, url, NULL, NULL, user, password, TOKEN_MAX, &r, e);
+        k = http_get(c, url, NULL, NULL, user, password, &body, &r, e);
         if (k < 0)
                 return k;
         if (r.status == 401 || r.status == 403) {
@@ -244,7 +337,7 @@ static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *rep
                 return error_set(e, r.status >= 500 ? -EHOSTUNREACH : -EBADMSG, "the token service %s answered HTTP %ld",
                                  ch->realm, r.status);
         }
-        j = json_loadb((const char *) r.body.data, r.body.size, 0, NULL);
+        j = json_loadb((const char *) body.buf.data, body.buf.size, 0, NULL);
         response_done(&r);
         t = j ? json_object_get(j, "token") : NULL;
         if (!json_is_string(t))
@@ -260,7 +353,7 @@ static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *rep
 
 /* A GET below /v2/ of a registry, authenticating when the registry asks to. */
 static int registry_request(RegistryClient *c, const char *registry, const char *repository, const char *path,
-                            const char *accept, size_t cap, Response *ret, Error *e) {
+                            const char *accept, BlobSink *sink, Response *ret, Error *e) {
         _cleanup_free_ char *url = NULL, *key = NULL, *user = NULL, *password = NULL;
         AuthChallenge ch = {};
         Response r = {};
@@ -271,7 +364,7 @@ static int registry_request(RegistryClient *c, const char *registry, const char 
             asprintf(&key, "%s/%s", registry, repository) < 0)
                 return -ENOMEM;
 
-        k = http_get(c, url, accept, streq_ptr(c->token_key, key) ? c->token : NULL, NULL, NULL, cap, &r, e);
+        k = http_get(c, url, accept, streq_ptr(c->token_key, key) ? c->token : NULL, NULL, NULL, sink, &r, e);
         if (k < 0)
                 return k;
         if (r.status != 401) {
@@ -307,13 +400,13 @@ static int registry_request(RegistryClient *c, const char *registry, const char 
                 if (k < 0)
                         return k;
                 c->token_key = TAKE_PTR(key);
-                k = http_get(c, url, accept, c->token, NULL, NULL, cap, &r, e);
+                k = http_get(c, url, accept, c->token, NULL, NULL, sink, &r, e);
         } else if (strcasecmp(ch.scheme, "Basic") == 0) {
                 auth_challenge_done(&ch);
                 if (!user)
                         return error_set(e, -EACCES, "%s requires credentials, and registry-auth-file has none for %s",
                                          url, registry);
-                k = http_get(c, url, accept, NULL, user, password, cap, &r, e);
+                k = http_get(c, url, accept, NULL, user, password, sink, &r, e);
         } else {
                 k = error_set(e, -EACCES, "%s: unsupported authentication scheme '%s'", url, ch.scheme);
                 auth_challenge_done(&ch);
@@ -338,28 +431,34 @@ static int status_error(const Response *r, const char *what, Error *e) {
         return error_set(e, -EBADMSG, "%s: unexpected HTTP %ld", what, r->status);
 }
 
-static void sha256_digest(const Buffer *b, char out[IMAGE_DIGEST_LEN + 1]) {
-        unsigned char md[32];
+int manifest_media_type(const Buffer *body, char **ret) {
+        json_t *j, *mt;
 
-        EVP_Digest(b->data ? b->data : (const uint8_t *) "", b->size, md, NULL, EVP_sha256(), NULL);
-        memcpy(out, "sha256:", 7);
-        for (size_t i = 0; i < 32; i++)
-                (void) snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+        j = json_loadb((const char *) body->data, body->size, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                return -EBADMSG;
+        }
+        mt = json_object_get(j, "mediaType");
+        *ret = strdup(json_is_string(mt) ? json_string_value(mt) : "");
+        json_decref(j);
+        return *ret ? 0 : -ENOMEM;
 }
 
 int registry_get_manifest(RegistryClient *c, const char *registry, const char *repository, const char *reference,
                           Buffer *ret_body, char **ret_media_type, char **ret_digest, Error *e) {
-        _cleanup_free_ char *path = NULL, *what = NULL;
+        _cleanup_free_ char *path = NULL, *what = NULL, *mt = NULL;
+        _cleanup_(blob_sink_done) BlobSink body = { .fd = -1 };
         char digest[IMAGE_DIGEST_LEN + 1];
-        json_t *j, *mt;
         Response r = {};
         int k;
 
         if (asprintf(&path, "manifests/%s", reference) < 0 ||
-            asprintf(&what, "%s/%s%s%s", registry, repository, strchr(reference, ':') ? "@" : ":", reference) < 0)
+            asprintf(&what, "%s/%s%s%s", registry, repository, strchr(reference, ':') ? "@" : ":", reference) < 0 ||
+            blob_sink_init(&body, -1, MANIFEST_MAX) < 0)
                 return -ENOMEM;
 
-        k = registry_request(c, registry, repository, path, MANIFEST_ACCEPT, MANIFEST_MAX, &r, e);
+        k = registry_request(c, registry, repository, path, MANIFEST_ACCEPT, &body, &r, e);
         if (k < 0)
                 return k;
         if (r.status != 200) {
@@ -367,8 +466,11 @@ int registry_get_manifest(RegistryClient *c, const char *registry, const char *r
                 response_done(&r);
                 return k;
         }
-
-        sha256_digest(&r.body, digest);
+        k = blob_sink_finish(&body, digest);
+        if (k < 0) {
+                response_done(&r);
+                return k;
+        }
         if (image_digest_is_valid(reference) && !streq(digest, reference)) {
                 response_done(&r);
                 return error_set(e, -EBADMSG, "%s: the manifest's content hashes to %s", what, digest);
@@ -379,36 +481,26 @@ int registry_get_manifest(RegistryClient *c, const char *registry, const char *r
                 response_done(&r);
                 return k;
         }
+        response_done(&r);
 
         /* The media type is the manifest's own, not the Content-Type header's. */
-        j = json_loadb((const char *) r.body.data, r.body.size, JSON_REJECT_DUPLICATES, NULL);
-        mt = j ? json_object_get(j, "mediaType") : NULL;
-        if (!j || !json_is_object(j)) {
-                json_decref(j);
-                response_done(&r);
-                return error_set(e, -EBADMSG, "%s: the manifest is not a JSON object", what);
-        }
-        if (ret_media_type) {
-                *ret_media_type = json_is_string(mt) ? strdup(json_string_value(mt)) : strdup("");
-                if (!*ret_media_type) {
-                        json_decref(j);
-                        response_done(&r);
-                        return -ENOMEM;
-                }
-        }
-        json_decref(j);
-        if (ret_digest && !(*ret_digest = strdup(digest))) {
-                response_done(&r);
+        k = manifest_media_type(&body.buf, &mt);
+        if (k == -EBADMSG)
+                return error_set(e, k, "%s: the manifest is not a JSON object", what);
+        if (k < 0)
+                return k;
+        if (ret_digest && !(*ret_digest = strdup(digest)))
                 return -ENOMEM;
-        }
-        *ret_body = r.body;
-        r.body = (Buffer) {};
-        response_done(&r);
+        if (ret_media_type)
+                *ret_media_type = TAKE_PTR(mt);
+        *ret_body = body.buf;
+        body.buf = (Buffer) {};
         return 0;
 }
 
-int registry_get_blob(RegistryClient *c, const char *registry, const char *repository, const char *digest,
-                      size_t max, Buffer *ret, Error *e) {
+/* A blob into sink: the one path for blobs into memory and into a file. */
+static int get_blob(RegistryClient *c, const char *registry, const char *repository, const char *digest,
+                    BlobSink *sink, Error *e) {
         _cleanup_free_ char *path = NULL, *what = NULL;
         char actual[IMAGE_DIGEST_LEN + 1];
         Response r = {};
@@ -419,7 +511,7 @@ int registry_get_blob(RegistryClient *c, const char *registry, const char *repos
         if (asprintf(&path, "blobs/%s", digest) < 0 || asprintf(&what, "blob %s in %s/%s", digest, registry, repository) < 0)
                 return -ENOMEM;
 
-        k = registry_request(c, registry, repository, path, NULL, max, &r, e);
+        k = registry_request(c, registry, repository, path, NULL, sink, &r, e);
         if (k < 0)
                 return k;
         if (r.status != 200) {
@@ -427,20 +519,51 @@ int registry_get_blob(RegistryClient *c, const char *registry, const char *repos
                 response_done(&r);
                 return k;
         }
-        sha256_digest(&r.body, actual);
-        if (!streq(actual, digest)) {
-                response_done(&r);
-                return error_set(e, -EBADMSG, "%s: the content hashes to %s", what, actual);
-        }
-        *ret = r.body;
-        r.body = (Buffer) {};
         response_done(&r);
+        k = blob_sink_finish(sink, actual);
+        if (k < 0)
+                return k;
+        if (!streq(actual, digest))
+                return error_set(e, -EBADMSG, "%s: the content hashes to %s", what, actual);
+        return 0;
+}
+
+int registry_get_blob(RegistryClient *c, const char *registry, const char *repository, const char *digest,
+                      size_t max, Buffer *ret, Error *e) {
+        _cleanup_(blob_sink_done) BlobSink sink = { .fd = -1 };
+        int k;
+
+        if (blob_sink_init(&sink, -1, max) < 0)
+                return -ENOMEM;
+        k = get_blob(c, registry, repository, digest, &sink, e);
+        if (k < 0)
+                return k;
+        *ret = sink.buf;
+        sink.buf = (Buffer) {};
+        return 0;
+}
+
+int registry_get_blob_to_fd(RegistryClient *c, const char *registry, const char *repository, const char *digest,
+                            uint64_t max, int fd, uint64_t *ret_size, Error *e) {
+        _cleanup_(blob_sink_done) BlobSink sink = { .fd = -1 };
+        int k;
+
+        if (fd < 0)
+                return -EBADF;
+        if (blob_sink_init(&sink, fd, max) < 0)
+                return -ENOMEM;
+        k = get_blob(c, registry, repository, digest, &sink, e);
+        if (k < 0)
+                return k;
+        if (ret_size)
+                *ret_size = sink.size;
         return 0;
 }
 
 int registry_get_referrers(RegistryClient *c, const char *registry, const char *repository, const char *digest,
                            Buffer *ret, Error *e) {
         _cleanup_free_ char *path = NULL, *what = NULL;
+        _cleanup_(blob_sink_done) BlobSink body = { .fd = -1 };
         Response r = {};
         int k;
 
@@ -448,10 +571,12 @@ int registry_get_referrers(RegistryClient *c, const char *registry, const char *
                 return error_set(e, -EBADMSG, "'%s' is not a sha256 digest", digest);
         if (streq_ptr(c->no_referrers_api, registry))
                 return -ENOENT;
-        if (asprintf(&path, "referrers/%s", digest) < 0 || asprintf(&what, "referrers of %s/%s@%s", registry, repository, digest) < 0)
+        if (asprintf(&path, "referrers/%s", digest) < 0 ||
+            asprintf(&what, "referrers of %s/%s@%s", registry, repository, digest) < 0 ||
+            blob_sink_init(&body, -1, MANIFEST_MAX) < 0)
                 return -ENOMEM;
         k = registry_request(c, registry, repository, path, "Accept: application/vnd.oci.image.index.v1+json",
-                             MANIFEST_MAX, &r, e);
+                             &body, &r, e);
         if (k < 0)
                 return k;
         /* Registries without the API answer 404 (or 400/405 on some): the fallback tag then. */
@@ -466,8 +591,85 @@ int registry_get_referrers(RegistryClient *c, const char *registry, const char *
                 response_done(&r);
                 return k;
         }
-        *ret = r.body;
-        r.body = (Buffer) {};
         response_done(&r);
+        *ret = body.buf;
+        body.buf = (Buffer) {};
+        return 0;
+}
+
+/* ---- the registry as an ImageSource ---- */
+
+typedef struct RegistrySource {
+        ImageSource source;
+        RegistryClient *client;
+        ImageRef ref;
+} RegistrySource;
+
+static int rs_get_manifest(ImageSource *s, const char *reference, Buffer *ret_body, char **ret_media_type,
+                           char **ret_digest, Error *e) {
+        RegistrySource *rs = (RegistrySource *) s;
+
+        return registry_get_manifest(rs->client, rs->ref.registry, rs->ref.repository,
+                                     reference ?: rs->ref.digest ?: rs->ref.tag, ret_body, ret_media_type, ret_digest, e);
+}
+
+static int rs_get_blob(ImageSource *s, const char *digest, size_t max, Buffer *ret, Error *e) {
+        RegistrySource *rs = (RegistrySource *) s;
+
+        return registry_get_blob(rs->client, rs->ref.registry, rs->ref.repository, digest, max, ret, e);
+}
+
+static int rs_get_blob_to_fd(ImageSource *s, const char *digest, uint64_t max, int fd, uint64_t *ret_size, Error *e) {
+        RegistrySource *rs = (RegistrySource *) s;
+
+        return registry_get_blob_to_fd(rs->client, rs->ref.registry, rs->ref.repository, digest, max, fd, ret_size, e);
+}
+
+static int rs_get_referrers(ImageSource *s, const char *digest, Buffer *ret, Error *e) {
+        RegistrySource *rs = (RegistrySource *) s;
+        char fallback[IMAGE_DIGEST_LEN + 1];
+        int r;
+
+        r = registry_get_referrers(rs->client, rs->ref.registry, rs->ref.repository, digest, ret, e);
+        if (r != -ENOENT)
+                return r;
+        (void) snprintf(fallback, sizeof(fallback), "sha256-%s", digest + 7);
+        return registry_get_manifest(rs->client, rs->ref.registry, rs->ref.repository, fallback, ret, NULL, NULL, e);
+}
+
+static void rs_free(ImageSource *s) {
+        RegistrySource *rs = (RegistrySource *) s;
+
+        image_ref_done(&rs->ref);
+        free(rs);
+}
+
+static const ImageSourceOps registry_source_ops = {
+        .get_manifest = rs_get_manifest,
+        .get_blob = rs_get_blob,
+        .get_blob_to_fd = rs_get_blob_to_fd,
+        .get_referrers = rs_get_referrers,
+        .free = rs_free,
+};
+
+int registry_source_new(RegistryClient *c, const ImageRef *ref, ImageSource **ret) {
+        RegistrySource *rs;
+
+        if (!ref->tag && !ref->digest)
+                return -EINVAL;
+        rs = calloc(1, sizeof(*rs));
+        if (!rs)
+                return -ENOMEM;
+        rs->source.ops = &registry_source_ops;
+        rs->client = c;
+        rs->ref.registry = strdup(ref->registry);
+        rs->ref.repository = strdup(ref->repository);
+        rs->ref.tag = ref->tag ? strdup(ref->tag) : NULL;
+        rs->ref.digest = ref->digest ? strdup(ref->digest) : NULL;
+        if (!rs->ref.registry || !rs->ref.repository || (ref->tag && !rs->ref.tag) || (ref->digest && !rs->ref.digest)) {
+                rs_free(&rs->source);
+                return -ENOMEM;
+        }
+        *ret = &rs->source;
         return 0;
 }
