@@ -6,13 +6,13 @@
 #include "image-ref.h"
 #include "images.h"
 #include "log.h"
+#include "oci-layout.h"
 #include "process.h"
 #include "registry.h"
 
 #define IMAGES_MAX 1024
 #define NIX_EVAL_OUTPUT_MAX (1024 * 1024)
 #define WORKERS_MAX 4
-#define SIGNATURE_MANIFESTS_MAX 64
 #define PREDICATE_COSIGN_SIGN "https://sigstore.dev/cosign/sign/v1"
 
 void image_set_done(ImageSet *s) {
@@ -86,10 +86,21 @@ int images_of_revision(const Config *c, const char *flake, ImageSet *ret, Error 
 
 /* ---- one image ---- */
 
+static RegistryOptions registry_options(const Config *c) {
+        return (RegistryOptions) {
+                .insecure_registries = c->images.insecure_registries,
+                .auth_file = c->images.registry_auth_file,
+                .ca_file = c->images.ca_file,
+                .connect_timeout = c->images.connect_timeout,
+                .stall_timeout = c->images.stall_timeout,
+        };
+}
+
 typedef struct Verifier {
         const Config *config;
         const CosignKeyring *keys;
-        RegistryClient *registry;
+        RegistryClient *registry; /* the worker's, made for the first image from a registry */
+        ImageSource *src;         /* the image being verified: its registry or its OCI layout */
 } Verifier;
 
 typedef struct Found {
@@ -111,18 +122,18 @@ static const char *json_str(json_t *o, const char *key) {
 
 /* The layers of a signature manifest: calls fn with each layer's media type, blob, and the
  * signature annotation (classic signatures only). */
-typedef int (*LayerFn)(Verifier *v, const ImageRef *ref, const char *digest, const char *media_type,
-                       const Buffer *blob, const char *annotation, Found *f);
+typedef int (*LayerFn)(Verifier *v, const char *digest, const char *media_type, const Buffer *blob,
+                       const char *annotation, Found *f);
 
-static int for_each_layer(Verifier *v, const ImageRef *ref, const char *digest, const char *manifest_ref,
-                          LayerFn fn, Found *f, Error *e) {
+static int for_each_layer(Verifier *v, const char *digest, const char *manifest_ref, LayerFn fn, size_t blob_max,
+                          Found *f, Error *e) {
         _cleanup_free_ char *mt = NULL, *mdigest = NULL;
         Buffer body = {};
         json_t *j, *layers, *layer;
         size_t i;
         int r;
 
-        r = registry_get_manifest(v->registry, ref->registry, ref->repository, manifest_ref, &body, &mt, &mdigest, e);
+        r = image_source_get_manifest(v->src, manifest_ref, &body, &mt, &mdigest, e);
         if (r < 0)
                 return r;
         j = json_loadb((const char *) body.data, body.size, JSON_REJECT_DUPLICATES, NULL);
@@ -130,8 +141,7 @@ static int for_each_layer(Verifier *v, const ImageRef *ref, const char *digest, 
         layers = j ? json_object_get(j, "layers") : NULL;
         if (!json_is_array(layers)) {
                 json_decref(j);
-                return error_set(e, -EBADMSG, "%s/%s:%s is not an image manifest with layers", ref->registry,
-                                 ref->repository, manifest_ref);
+                return error_set(e, -EBADMSG, "%s is not an image manifest with layers", manifest_ref);
         }
         json_array_foreach(layers, i, layer) {
                 const char *lmt = json_str(layer, "mediaType"), *ldigest = json_str(layer, "digest");
@@ -146,7 +156,7 @@ static int for_each_layer(Verifier *v, const ImageRef *ref, const char *digest, 
                         note_refusal(f, -EBADMSG, &(Error) { .message = "a signature layer without mediaType or digest" });
                         continue;
                 }
-                r = registry_get_blob(v->registry, ref->registry, ref->repository, ldigest, SIGNATURE_BLOB_MAX, &blob, &le);
+                r = image_source_get_blob(v->src, ldigest, blob_max, &blob, &le);
                 if (r < 0) {
                         if (r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -EACCES) {
                                 json_decref(j);
@@ -157,7 +167,7 @@ static int for_each_layer(Verifier *v, const ImageRef *ref, const char *digest, 
                         note_refusal(f, r, &le);
                         continue;
                 }
-                r = fn(v, ref, digest, lmt, &blob, sig, f);
+                r = fn(v, digest, lmt, &blob, sig, f);
                 buffer_done(&blob);
                 if (r < 0) {
                         json_decref(j);
@@ -168,7 +178,7 @@ static int for_each_layer(Verifier *v, const ImageRef *ref, const char *digest, 
         return 0;
 }
 
-static int on_simplesigning(Verifier *v, const ImageRef *ref, const char *digest, const char *media_type,
+static int on_simplesigning(Verifier *v, const char *digest, const char *media_type,
                             const Buffer *blob, const char *annotation, Found *f) {
         size_t key;
         Error e = {};
@@ -186,7 +196,7 @@ static int on_simplesigning(Verifier *v, const ImageRef *ref, const char *digest
         return 0;
 }
 
-static int on_attestation(Verifier *v, const ImageRef *ref, const char *digest, const char *media_type,
+static int on_attestation(Verifier *v, const char *digest, const char *media_type,
                           const Buffer *blob, const char *annotation, Found *f) {
         _cleanup_free_ char *predicate = NULL;
         size_t key;
@@ -203,7 +213,7 @@ static int on_attestation(Verifier *v, const ImageRef *ref, const char *digest, 
         return 0;
 }
 
-static int on_bundle(Verifier *v, const ImageRef *ref, const char *digest, const char *media_type,
+static int on_bundle(Verifier *v, const char *digest, const char *media_type,
                      const Buffer *blob, const char *annotation, Found *f) {
         _cleanup_free_ char *predicate = NULL;
         size_t key;
@@ -223,20 +233,15 @@ static int on_bundle(Verifier *v, const ImageRef *ref, const char *digest, const
 }
 
 /* Sigstore bundles are attached as referrers: the Referrers API, else the fallback index at
- * tag sha256-<hex>. Every manifest listed is looked at (cosign's fallback index does not
- * say artifactType reliably). */
-static int verify_referrers(Verifier *v, const ImageRef *ref, const char *digest, Found *f, Error *e) {
-        char fallback[IMAGE_DIGEST_LEN + 1];
+ * tag sha256-<hex> (the source finds it). Every manifest listed is looked at (cosign's
+ * fallback index does not say artifactType reliably). */
+static int verify_referrers(Verifier *v, const char *digest, Found *f, Error *e) {
         Buffer body = {};
         json_t *j, *manifests, *m;
         size_t i;
         int r;
 
-        r = registry_get_referrers(v->registry, ref->registry, ref->repository, digest, &body, e);
-        if (r == -ENOENT) {
-                (void) snprintf(fallback, sizeof(fallback), "sha256-%s", digest + 7);
-                r = registry_get_manifest(v->registry, ref->registry, ref->repository, fallback, &body, NULL, NULL, e);
-        }
+        r = image_source_get_referrers(v->src, digest, &body, e);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -252,11 +257,11 @@ static int verify_referrers(Verifier *v, const ImageRef *ref, const char *digest
         json_array_foreach(manifests, i, m) {
                 const char *d = json_str(m, "digest");
 
-                if (i >= SIGNATURE_MANIFESTS_MAX)
+                if (i >= REFERRERS_MAX)
                         break;
                 if (!d || !image_digest_is_valid(d))
                         continue;
-                r = for_each_layer(v, ref, digest, d, on_bundle, f, e);
+                r = for_each_layer(v, digest, d, on_bundle, SIGNATURE_BLOB_MAX, f, e);
                 if (r < 0 && r != -ENOENT && r != -EBADMSG) {
                         json_decref(j);
                         return r;
@@ -266,9 +271,28 @@ static int verify_referrers(Verifier *v, const ImageRef *ref, const char *digest
         return 0;
 }
 
+/* The image's source: its OCI layout, else its registry (through the worker's client). */
+static int open_source(Verifier *v, const ImageCheck *ic, const ImageRef *ref, Error *e) {
+        int r;
+
+        if (ic->layout) {
+                r = oci_layout_open(ic->layout, ref, &v->src, e);
+                /* A layout that is not there or not one is a bundle to refuse. */
+                return r == -ENOENT || r == -EBADMSG || r == -EFBIG || r == -ENOTDIR ? -EPERM : r;
+        }
+        if (!v->registry) {
+                RegistryOptions o = registry_options(v->config);
+
+                r = registry_client_new(&o, &v->registry, e);
+                if (r < 0)
+                        return r;
+        }
+        return registry_source_new(v->registry, ref, &v->src);
+}
+
 static int verify_one(Verifier *v, ImageCheck *ic) {
         const Config *c = v->config;
-        _cleanup_free_ char *sig_tag = NULL, *att_tag = NULL;
+        _cleanup_free_ char *sig_tag = NULL, *att_tag = NULL, *digest = NULL;
         ImageRef ref = {};
         Buffer body = {};
         Found f = {};
@@ -283,33 +307,37 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
                 error_set(e, 0, "not pinned by digest, and images.require-digest is set");
                 return -EPERM;
         }
+        r = open_source(v, ic, &ref, e);
+        image_ref_done(&ref);
+        if (r < 0)
+                return r;
 
         /* The digest the reference resolves to (the index for a multi-arch image). */
-        r = registry_get_manifest(v->registry, ref.registry, ref.repository, ref.digest ?: ref.tag, &body, NULL,
-                                  &ic->digest, e);
+        r = image_source_get_manifest(v->src, NULL, &body, NULL, &digest, e);
         buffer_done(&body);
-        if (r < 0) {
-                image_ref_done(&ref);
+        if (r < 0)
                 return r == -ENOENT || r == -EBADMSG || r == -EFBIG ? -EPERM : r;
+        if (ic->digest && !streq(ic->digest, digest)) {
+                error_set(e, 0, "resolves to %s, not to %s as recorded", digest, ic->digest);
+                return -EPERM;
         }
+        free(ic->digest);
+        ic->digest = TAKE_PTR(digest);
 
         cosign_tally_init(&f.tally, v->keys);
-        if (asprintf(&sig_tag, "sha256-%s.sig", ic->digest + 7) < 0 || asprintf(&att_tag, "sha256-%s.att", ic->digest + 7) < 0) {
-                image_ref_done(&ref);
+        if (asprintf(&sig_tag, "sha256-%s.sig", ic->digest + 7) < 0 || asprintf(&att_tag, "sha256-%s.att", ic->digest + 7) < 0)
                 return -ENOMEM;
-        }
 
-        r = for_each_layer(v, &ref, ic->digest, sig_tag, on_simplesigning, &f, e);
+        r = for_each_layer(v, ic->digest, sig_tag, on_simplesigning, SIGNATURE_BLOB_MAX, &f, e);
         /* Bundles only when the classic signatures are not enough already. */
         if ((r >= 0 || r == -ENOENT || r == -EBADMSG) &&
             (cosign_tally_count(&f.tally) < c->images.threshold || (c->images.require_sbom && !f.sbom)))
-                r = verify_referrers(v, &ref, ic->digest, &f, e);
+                r = verify_referrers(v, ic->digest, &f, e);
         if ((r >= 0 || r == -ENOENT) && c->images.require_sbom && !f.sbom) {
-                r = for_each_layer(v, &ref, ic->digest, att_tag, on_attestation, &f, e);
+                r = for_each_layer(v, ic->digest, att_tag, on_attestation, SIGNATURE_BLOB_MAX, &f, e);
                 if (r == -ENOENT || r == -EBADMSG)
                         r = 0;
         }
-        image_ref_done(&ref);
         if (r < 0 && r != -ENOENT && r != -EBADMSG)
                 return r; /* the registry could not be asked */
 
@@ -347,19 +375,9 @@ typedef struct Pool {
 
 static void *worker(void *userdata) {
         Pool *p = userdata;
-        RegistryClient *registry = NULL;
-        RegistryOptions o = {
-                .insecure_registries = p->config->images.insecure_registries,
-                .auth_file = p->config->images.registry_auth_file,
-                .ca_file = p->config->images.ca_file,
-                .connect_timeout = p->config->images.connect_timeout,
-                .stall_timeout = p->config->images.stall_timeout,
-        };
-        Error e = {};
-        int r = registry_client_new(&o, &registry, &e);
+        Verifier v = { .config = p->config, .keys = p->keys };
 
         for (;;) {
-                ImageCheck *ic;
                 size_t i;
 
                 pthread_mutex_lock(&p->lock);
@@ -367,16 +385,11 @@ static void *worker(void *userdata) {
                 pthread_mutex_unlock(&p->lock);
                 if (i >= p->set->n)
                         break;
-                ic = &p->set->images[i];
-                if (r < 0) {
-                        ic->result = r;
-                        ic->error = e;
-                        continue;
-                }
-                Verifier v = { .config = p->config, .keys = p->keys, .registry = registry };
-                ic->result = verify_one(&v, ic);
+                p->set->images[i].result = verify_one(&v, &p->set->images[i]);
+                image_source_free(v.src);
+                v.src = NULL;
         }
-        registry_client_free(registry);
+        registry_client_free(v.registry);
         return NULL;
 }
 
@@ -445,4 +458,136 @@ json_t *image_set_to_json(const ImageSet *s) {
                 }
         }
         return a;
+}
+
+/* ---- bundles: export and import ---- */
+
+/* The earlier image of set with the same reference, or NULL. */
+static const ImageCheck *same_reference(const ImageSet *set, size_t i) {
+        for (size_t k = 0; k < i; k++)
+                if (streq(set->images[k].reference, set->images[i].reference))
+                        return &set->images[k];
+        return NULL;
+}
+
+int images_export(const Config *c, ImageSet *set, const char *dir, Error *e) {
+        _cleanup_(registry_client_freep) RegistryClient *registry = NULL;
+        RegistryOptions o = registry_options(c);
+        size_t n_layouts = 0;
+        int r;
+
+        r = registry_client_new(&o, &registry, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < set->n; i++) {
+                ImageCheck *ic = &set->images[i];
+                const ImageCheck *first = same_reference(set, i);
+                _cleanup_(image_source_freep) ImageSource *src = NULL;
+                _cleanup_free_ char *layout = NULL, *digest = NULL;
+                ImageRef ref = {};
+                Error le = {};
+
+                if (first) {
+                        layout = strdup(first->layout);
+                        digest = strdup(first->digest);
+                        if (!layout || !digest)
+                                return -ENOMEM;
+                } else {
+                        if (asprintf(&layout, "%s/%zu", dir, n_layouts++) < 0)
+                                return -ENOMEM;
+                        r = image_ref_parse(ic->reference, &ref, &le);
+                        if (r >= 0) {
+                                r = registry_source_new(registry, &ref, &src);
+                                image_ref_done(&ref);
+                        }
+                        if (r >= 0)
+                                r = oci_layout_write(src, layout, &digest, &le);
+                        if (r < 0)
+                                return error_set(e, r, "image '%s' (%s): %s", ic->name, ic->reference,
+                                                 error_message(&le) ?: strerror(-r));
+                }
+                free(ic->layout);
+                free(ic->digest);
+                ic->layout = TAKE_PTR(layout);
+                ic->digest = TAKE_PTR(digest);
+        }
+        return 0;
+}
+
+/* arg with every {layout}, {reference}, {digest} and {name} replaced; other braces stay. */
+static char *substitute(const char *arg, const ImageCheck *ic, const char *digest) {
+        const char *keys[] = { "{layout}", "{reference}", "{digest}", "{name}" };
+        const char *values[] = { ic->layout, ic->reference, digest, ic->name };
+        char *out = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&out, &size);
+
+        if (!f)
+                return NULL;
+        while (*arg) {
+                size_t k;
+
+                for (k = 0; k < ELEMENTSOF(keys); k++)
+                        if (strncmp(arg, keys[k], strlen(keys[k])) == 0)
+                                break;
+                if (k < ELEMENTSOF(keys)) {
+                        fputs(values[k], f);
+                        arg += strlen(keys[k]);
+                } else
+                        fputc(*arg++, f);
+        }
+        if (fclose(f) != 0) {
+                free(out);
+                return NULL;
+        }
+        return out;
+}
+
+/* The default template (bundle.image-import-command) is
+ *   skopeo copy oci:{layout}:image containers-storage:{reference}
+ * which copies the image of the layout's ref name "image" into the store podman and the
+ * oci-containers units run from, under the reference the configuration names. */
+int images_import(char *const *argv_template, const ImageSet *set, Error *e) {
+        size_t n = strv_length(argv_template);
+
+        if (n == 0)
+                return error_set(e, -EINVAL, "the image import command is empty");
+        for (size_t i = 0; i < set->n; i++) {
+                const ImageCheck *ic = &set->images[i];
+                _cleanup_strv_free_ char **argv = NULL;
+                _cleanup_free_ char *digest = NULL;
+                Error pe = {};
+                bool dup = false;
+                int r;
+
+                if (!ic->layout)
+                        continue;
+                for (size_t k = 0; k < i; k++)
+                        dup = dup || streq_ptr(set->images[k].layout, ic->layout);
+                if (dup)
+                        continue;
+                /* Unverified (images.keys empty): the digest is the layout's own. */
+                if (!ic->digest) {
+                        _cleanup_(image_source_freep) ImageSource *src = NULL;
+                        Buffer body = {};
+
+                        r = oci_layout_open(ic->layout, NULL, &src, &pe);
+                        if (r >= 0)
+                                r = image_source_get_manifest(src, NULL, &body, NULL, &digest, &pe);
+                        buffer_done(&body);
+                        if (r < 0)
+                                return error_set(e, r, "image '%s' (%s): %s", ic->name, ic->reference, pe.message);
+                }
+                argv = calloc(n + 1, sizeof(char *));
+                if (!argv)
+                        return -ENOMEM;
+                for (size_t k = 0; k < n; k++)
+                        if (!(argv[k] = substitute(argv_template[k], ic, ic->digest ?: digest)))
+                                return -ENOMEM;
+                r = process_run(argv, &(ProcessOptions) { .name = "image import" }, NULL, &pe);
+                if (r < 0)
+                        return error_set(e, r, "cannot import image '%s' (%s) from '%s': %s", ic->name, ic->reference,
+                                         ic->layout, pe.message);
+        }
+        return 0;
 }
