@@ -18,9 +18,10 @@
 typedef struct ImageCheck {
         char *name;      /* the container's name */
         char *reference; /* as configured */
-        char *digest;    /* what it resolved to, once resolved */
+        char *digest;    /* what it resolved to, once resolved; when set before images_verify()
+                          * (a bundle's record), the image must resolve to it */
         char *layout;    /* NULL: verified at the registry; else the OCI image layout directory that
-                          * holds it and its signatures (an offline bundle) */
+                          * holds it and its signatures (an offline bundle, oci-layout.h) */
         char **signers;  /* fingerprints of the trusted keys that signed it (NULL-terminated) */
         bool sbom;       /* a signed SBOM attestation was found */
         int result;      /* 0, or the -errno of its failure */
@@ -38,19 +39,28 @@ void image_set_done(ImageSet *s);
  * --apply (map to .image)`. */
 int images_of_revision(const Config *c, const char *flake, ImageSet *ret, Error *reterr);
 
-/* Verifies every image. 0 when all are acceptable. Otherwise the worst outcome:
+/* Verifies every image, each from its layout when it has one, else at its registry, with the
+ * same verifier. 0 when all are acceptable. Otherwise the worst outcome:
  * -EPERM (some image is refused: unsigned, wrongly signed, below threshold, no SBOM, digest
- * mismatch...) before -EHOSTUNREACH/-ETIMEDOUT/-EACCES (the registry could not be asked);
- * reterr names the image, its digest and why. */
+ * mismatch, a layout that is missing, incomplete or tampered with...) before
+ * -EHOSTUNREACH/-ETIMEDOUT/-EACCES (the registry could not be asked) or the -errno of reading
+ * a layout; reterr names the image, its digest and why. */
 int images_verify(const Config *c, ImageSet *set, Error *reterr);
 
-/* Writes an OCI image layout per distinct image of set below dir (dir/0, dir/1, ...) with
- * its signatures and attestations from the registry; sets each ImageCheck's layout and
- * digest. */
+/* Writes an OCI image layout per distinct reference of set below dir (dir/0, dir/1, ... in
+ * the order of first appearance) with its signatures, attestations and referrers from the
+ * registry (oci_layout_write()); sets each ImageCheck's layout ("<dir>/<i>", the same for
+ * the same reference) and digest. Nothing is verified here. Errors: a missing image
+ * (-ENOENT), the registry (-EHOSTUNREACH, -ETIMEDOUT, -EACCES, ...), the disk; reterr names
+ * the image. Missing signatures are no error: images_verify() decides. */
 int images_export(const Config *c, ImageSet *set, const char *dir, Error *reterr);
 
-/* Runs argv_template once per distinct image that has a layout, with {layout},
- * {reference}, {digest} and {name} replaced (bundle.image-import-command). */
+/* Runs argv_template (bundle.image-import-command; the default is
+ * `skopeo copy oci:{layout}:image containers-storage:{reference}`) once per distinct layout
+ * of set, images without one skipped, with every {layout}, {reference} (as configured),
+ * {digest} and {name} (the container's) in each argument replaced; other braces stay. The
+ * digest is ImageCheck.digest, or the layout's own when unset. Stops at the first failure:
+ * process_run()'s errors, reterr names the image and the layout. */
 int images_import(char *const *argv_template, const ImageSet *set, Error *reterr);
 
 /* The set as a JSON array for the state history: [{name, reference, digest, signers, sbom}]. */
