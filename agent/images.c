@@ -120,8 +120,10 @@ static const char *json_str(json_t *o, const char *key) {
         return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* The layers of a signature manifest: calls fn with each layer's media type, blob, and the
- * signature annotation (classic signatures only). */
+/* The layers of a signature manifest: calls fn with each layer's media type, blob (at most
+ * blob_max bytes: what the verifier takes for that kind, COSIGN_PAYLOAD_MAX for a
+ * simple-signing payload, COSIGN_DOCUMENT_MAX for a bundle or an envelope, which may carry
+ * an SBOM), and the signature annotation (classic signatures only). */
 typedef int (*LayerFn)(Verifier *v, const char *digest, const char *media_type, const Buffer *blob,
                        const char *annotation, Found *f);
 
@@ -261,7 +263,7 @@ static int verify_referrers(Verifier *v, const char *digest, Found *f, Error *e)
                         break;
                 if (!d || !image_digest_is_valid(d))
                         continue;
-                r = for_each_layer(v, digest, d, on_bundle, SIGNATURE_BLOB_MAX, f, e);
+                r = for_each_layer(v, digest, d, on_bundle, COSIGN_DOCUMENT_MAX, f, e);
                 if (r < 0 && r != -ENOENT && r != -EBADMSG) {
                         json_decref(j);
                         return r;
@@ -328,13 +330,13 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         if (asprintf(&sig_tag, "sha256-%s.sig", ic->digest + 7) < 0 || asprintf(&att_tag, "sha256-%s.att", ic->digest + 7) < 0)
                 return -ENOMEM;
 
-        r = for_each_layer(v, ic->digest, sig_tag, on_simplesigning, SIGNATURE_BLOB_MAX, &f, e);
+        r = for_each_layer(v, ic->digest, sig_tag, on_simplesigning, COSIGN_PAYLOAD_MAX, &f, e);
         /* Bundles only when the classic signatures are not enough already. */
         if ((r >= 0 || r == -ENOENT || r == -EBADMSG) &&
             (cosign_tally_count(&f.tally) < c->images.threshold || (c->images.require_sbom && !f.sbom)))
                 r = verify_referrers(v, ic->digest, &f, e);
         if ((r >= 0 || r == -ENOENT) && c->images.require_sbom && !f.sbom) {
-                r = for_each_layer(v, ic->digest, att_tag, on_attestation, SIGNATURE_BLOB_MAX, &f, e);
+                r = for_each_layer(v, ic->digest, att_tag, on_attestation, COSIGN_DOCUMENT_MAX, &f, e);
                 if (r == -ENOENT || r == -EBADMSG)
                         r = 0;
         }

@@ -19,7 +19,6 @@
 #include "image-ref.h"
 
 #define MANIFEST_MAX (4 * 1024 * 1024)
-#define SIGNATURE_BLOB_MAX (1024 * 1024)
 #define REFERRERS_MAX 64 /* manifests of a referrers index that are looked at */
 
 typedef struct RegistryOptions {

@@ -76,7 +76,7 @@ class ImageLayoutTest(unittest.TestCase):
         return out
 
     def verify(self, *images, expect=0, needle=None):
-        """images: (name, reference, layout[, digest]) tuples."""
+        """images: (name, reference[, layout[, digest]]) tuples; no layout: at the registry."""
         out = self.driver("verify", self.config, *("=".join(map(str, i)) for i in images))
         self.assertEqual(out["r"], -expect, out["error"])
         if needle:
@@ -178,6 +178,27 @@ class ImageLayoutTest(unittest.TestCase):
         v = self.verify(("web", self.ref(), layout))
         self.assertTrue(v["images"][0]["sbom"])
         self.assertEqual(len(v["images"][0]["signers"]), 1)
+
+    def test_large_sbom(self):
+        """An SBOM attestation of 2 MiB (over the 1 MiB a simple-signing payload may have,
+        under the 8 MiB of a DSSE envelope), classic .att and as a bundle referrer:
+        verified at the registry and from the layout."""
+        packages = [{"SPDXID": f"SPDXRef-Package-{i}", "name": f"package-{i:06d}", "versionInfo": "1.0.0",
+                     "downloadLocation": "NOASSERTION", "comment": "x" * 400} for i in range(4500)]
+        doc = {"spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
+               "name": "big", "documentNamespace": "https://atticd.example/spdx/big", "packages": packages}
+        self.assertGreater(len(json.dumps(doc)), 2 * 1024 * 1024)
+        for fmt, repo in (("classic", "app/web"), ("bundle", "app/db")):
+            digest = push_image(self.reg, repo, "1.0")
+            sign_classic(self.reg, repo, digest, self.key)
+            attest_sbom(self.reg, repo, digest, self.key, predicate=doc, fmt=fmt)
+        self.configure(**{"require-sbom": True})
+        v = self.verify(("web", self.ref()), ("db", self.ref("app/db")))  # at the registry
+        self.assertTrue(all(i["sbom"] for i in v["images"]))
+        out = self.export(("web", self.ref()), ("db", self.ref("app/db")))
+        self.reg.stop()
+        v = self.verify(*((i["name"], i["reference"], i["layout"]) for i in out["images"]))
+        self.assertTrue(all(i["sbom"] for i in v["images"]))
 
     def test_two_platform_index(self):
         a = push_image(self.reg, "app/multi", "amd64", layers=2)
