@@ -229,11 +229,13 @@ class ImageLayoutTest(unittest.TestCase):
 
     def test_same_reference_same_layout(self):
         web, db = push_image(self.reg, "app/web", "1.0"), push_image(self.reg, "app/db", "2.0")
-        out = self.export(("a", self.ref()), ("b", self.ref("app/db", "2.0")), ("c", self.ref()))
+        pinned = f"{self.reg.host}/app/web@{web}"
+        out = self.export(("a", self.ref()), ("b", self.ref("app/db", "2.0")), ("c", self.ref()), ("d", pinned))
         layouts = [i["layout"] for i in out["images"]]
-        self.assertEqual(layouts, [str(self.out / "0"), str(self.out / "1"), str(self.out / "0")])
-        self.assertEqual([i["digest"] for i in out["images"]], [web, db, web])
-        self.assertEqual(sorted(p.name for p in self.out.iterdir()), ["0", "1"])
+        self.assertEqual(layouts, [str(self.out / n) for n in ("0", "1", "0", "2")])
+        self.assertEqual([i["digest"] for i in out["images"]], [web, db, web, web])
+        self.assertEqual(sorted(p.name for p in self.out.iterdir()), ["0", "1", "2"])
+        self.assertEqual(self.refs(self.out / "2")["image"]["digest"], web)
 
     # -- refusals ---------------------------------------------------------------------------
 
@@ -350,9 +352,9 @@ class ImageLayoutTest(unittest.TestCase):
         for line in out["stderr"].splitlines():
             if "Maximum resident set size" in line:
                 sys.stderr.write(f"measure: /usr/bin/time -v: {line.strip()}\n")
-        if out["sanitized"]:
-            self.skipTest(f"built with a sanitizer: peak RSS {rss} KiB says nothing")
-        self.assertLess(rss, RSS_LIMIT_KIB)
+        # Under ASan the baseline is larger (22 MiB measured), but a buffered layer would
+        # still add its 50 MiB.
+        self.assertLess(rss, RSS_LIMIT_KIB + (30 * 1024 if out["sanitized"] else 0))
 
     # -- import -----------------------------------------------------------------------------
 
