@@ -1,0 +1,4 @@
+sha256:f20c43161d73848408ef247f0ec7111b19fe58ffebc0cbcaa0d2c8bda4967268
+MEUCIEukUxhH+EjIA7X69ST3iNsmYpK9CsIX6XYPc7tXLfUQAiEAkymfsVy8IO/KmL60abyGrzKGLE7GJS/idURyY78IPiA=
+--8<--
+this is not JSON, but it is signed

@@ -1,0 +1,4 @@
+sha256:f20c43161d73848408ef247f0ec7111b19fe58ffebc0cbcaa0d2c8bda4967268
+C3pEmJk/QyPO/VD+LkmYMhMKMEOGsd6GA9/Pyk07cle7r6ckhxB/Mc9BbcgJ/B0mFJW47Vfamdx3Vn8PzZP7jsGPEySN3BSfjGCf0C0B1Nf27TbVZn6qWX6cIGyIsOuqCix5ur+/KG0FuFwbnHDx3tSro/xf+2EQHBcQG2ZlH/CZOA8539GPr/k+HC3Bj3PelGyPzDfQ0udF5jg/36PUIeENnyuQ824ljqGmdKi0eXJsmIJFUaFWB3TwIGO1u+6PXTDq+3yQaSTaIkxybpPX6CANq2Dzu83kBxkR62cz/DD79BycSr8cnw+QwRIAA0qLZHEHG3DVGHA6WZFU8qzKgg==
+--8<--
+{"critical":{"identity":{"docker-reference":"registry.example:5000/nixos/host"},"image":{"docker-manifest-digest":"sha256:f20c43161d73848408ef247f0ec7111b19fe58ffebc0cbcaa0d2c8bda4967268"},"type":"cosign container image signature"},"optional":null}

@@ -1,0 +1,4 @@
+sha256:f20c43161d73848408ef247f0ec7111b19fe58ffebc0cbcaa0d2c8bda4967268
+DFfro52ef1jnVwHXfZVaif9xOyaQfWl3vqCSOTXyMYNqeq1Pm1d4gTcwsTBEXRoBu4ui8fT6WpKd0UAbDhCxeu5y6WO8Oav1mgxRxkkAMae7wGsM9nlQK6O1tcPDpuo2ocWFItms0bzywj8skWlPeefnSaSf45acoaTPOpv/Raj0gILPkUKT//X4AcUhlXmlIRVTpL85Q4aoLhfWN1zZ0xnAWZx1ZSoOLvAOsIgSX1ruYNWFu/nyffpDUBaMxA1S4s2i7+o7JvEYCZBm0zyjlvGKVBr9BdzGNsTEX9nYuWi0r4AkrYOPfOETSg0Ys8c+7GrxEaww8qc9zVQo6xNNfQ==
+--8<--
+{"critical":{"identity":{"docker-reference":"registry.example:5000/nixos/host"},"image":{"docker-manifest-digest":"sha256:f20c43161d73848408ef247f0ec7111b19fe58ffebc0cbcaa0d2c8bda4967268"},"type":"cosign container image signature"},"optional":null}
