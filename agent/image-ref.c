@@ -27,53 +27,76 @@ bool image_digest_is_valid(const char *s) {
         return true;
 }
 
-/* [a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)* */
-static bool path_component_valid(const char *s, size_t n) {
-        if (n == 0 || !(islower((unsigned char) s[0]) || isdigit((unsigned char) s[0])))
-                return false;
-        if (!(islower((unsigned char) s[n - 1]) || isdigit((unsigned char) s[n - 1])))
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
+static bool lower_alnum(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
-                if (islower((unsigned char) c) || isdigit((unsigned char) c))
-                        continue;
-                if (c == '-')
-                        continue;
-                if ((c == '.' || c == '_') && i + 1 < n) {
-                        /* one separator, or "__" */
-                        if (c == '_' && s[i + 1] == '_' && i + 2 < n && s[i + 2] != '_' && s[i + 2] != '.' && s[i + 2] != '-') {
+/* path-component = [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )* */
+static bool path_component_valid(const char *s, size_t n) {
+        size_t i = 0;
+
+        for (;;) {
+                size_t start = i;
+
+                while (i < n && lower_alnum(s[i]))
+                        i++;
+                if (i == start)
+                        return false; /* empty, or a separator not between two alphanumeric runs */
+                if (i == n)
+                        return true;
+                if (s[i] == '.')
+                        i++;
+                else if (s[i] == '_')
+                        i += i + 1 < n && s[i + 1] == '_' ? 2 : 1;
+                else if (s[i] == '-')
+                        while (i < n && s[i] == '-')
                                 i++;
-                                continue;
-                        }
-                        if (s[i + 1] == '.' || s[i + 1] == '_' || s[i + 1] == '-')
-                                return false;
-                        continue;
-                }
-                return false;
+                else
+                        return false;
         }
+}
+
+/* domain-component = [a-zA-Z0-9] | [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9] */
+static bool domain_component_valid(const char *s, size_t n) {
+        if (n == 0 || !isalnum((unsigned char) s[0]) || !isalnum((unsigned char) s[n - 1]))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char) s[i]) && s[i] != '-')
+                        return false;
         return true;
 }
 
+/* domain = domain-component ( "." domain-component )* [ ":" port ], the port 1 to 65535 (the
+ * grammar takes any digits; no TCP port is above 65535). IPv6 literals are not accepted. */
 static bool registry_valid(const char *s, size_t n) {
-        size_t colon = n;
+        const char *colon = memchr(s, ':', n);
+        size_t host_len = colon ? (size_t) (colon - s) : n;
 
-        if (n == 0)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
+        for (size_t i = 0;;) {
+                const char *dot = memchr(s + i, '.', host_len - i);
+                size_t end = dot ? (size_t) (dot - s) : host_len;
 
-                if (c == ':') {
-                        if (colon != n)
+                if (!domain_component_valid(s + i, end - i))
+                        return false;
+                if (!dot)
+                        break;
+                i = end + 1;
+        }
+        if (colon) {
+                size_t digits = n - host_len - 1;
+                unsigned long port = 0;
+
+                if (digits == 0 || digits > 5)
+                        return false;
+                for (size_t i = host_len + 1; i < n; i++) {
+                        if (!isdigit((unsigned char) s[i]))
                                 return false;
-                        colon = i;
-                } else if (colon != n) {
-                        if (!isdigit((unsigned char) c))
-                                return false;
-                } else if (!(isalnum((unsigned char) c) || c == '.' || c == '-'))
+                        port = port * 10 + (unsigned long) (s[i] - '0');
+                }
+                if (port == 0 || port > 65535)
                         return false;
         }
-        return colon != 0 && colon + 1 != n && (colon == n || n - colon - 1 <= 5);
+        return true;
 }
 
 static bool tag_valid(const char *s) {
