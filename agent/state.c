@@ -389,6 +389,14 @@ int state_from_json(json_t *j, State **ret, Error *e) {
                         return error_set(e, -EINVAL, "%s: ids are not increasing", what);
         }
 
+        /* The pending deployment was begun last: it goes into the history after every entry. */
+        if (s->pending && s->pending->id >= s->next_id)
+                return error_set(e, -EINVAL, "pending: id %llu is not below next-id",
+                                 (unsigned long long) s->pending->id);
+        if (s->pending && s->n_history > 0 && s->pending->id <= s->history[s->n_history - 1].id)
+                return error_set(e, -EINVAL, "pending: id %llu is not above the history's",
+                                 (unsigned long long) s->pending->id);
+
         *ret = TAKE_PTR(s);
         return 0;
 }

@@ -152,6 +152,11 @@ static void test_corrupt(void **state) {
                        "\"history\": [" VALID_ENTRY ", " VALID_ENTRY "]}", "not increasing");
         expect_corrupt("{\"version\": 1, \"next-id\": 1, \"failed-revision\": null, \"deployed\": null, \"known-good\": null, \"phase\": \"idle\", "
                        "\"pending\": null, \"history\": [" VALID_ENTRY "]}", "not below next-id");
+        /* A pending deployment whose id the next one would reuse, or below the history's. */
+        expect_corrupt("{\"version\": 1, \"next-id\": 1, \"failed-revision\": null, \"deployed\": null, \"known-good\": null, "
+                       "\"phase\": \"building\", \"pending\": " VALID_ENTRY ", \"history\": []}", "pending: id 1 is not below next-id");
+        expect_corrupt(VALID_HEAD "\"deployed\": null, \"known-good\": null, \"phase\": \"building\", \"pending\": " VALID_ENTRY ", "
+                       "\"history\": [" VALID_ENTRY "]}", "pending: id 1 is not above the history's");
         expect_corrupt("{\"version\": 1, \"version\": 1}", "duplicate");
         expect_corrupt(VALID_HEAD "\"deployed\": null, \"known-good\": null, \"phase\": \"idle\", \"pending\": null, "
                        "\"history\": [{\"id\": 1}]}", "history[0]");
