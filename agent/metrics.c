@@ -7,6 +7,7 @@
  * state at the end of every run, and written atomically (the collector never sees half). */
 
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -18,6 +19,12 @@
 #define METRICS_FILE "metrics.json"
 #define METRICS_FILE_MAX (1024 * 1024)
 #define REASONS_MAX 64
+
+#if JSON_INTEGER_IS_LONG_LONG
+#  define JSON_INT_MAX LLONG_MAX
+#else
+#  define JSON_INT_MAX LONG_MAX
+#endif
 
 static json_t *load(const char *state_dir) {
         _cleanup_free_ char *path = path_join(state_dir, METRICS_FILE), *data = NULL;
@@ -43,9 +50,15 @@ static json_t *object_child(json_t *o, const char *key) {
         return c;
 }
 
+/* n >= 0. A counter that is not a non-negative integer (a damaged file) starts again at 0, and
+ * so does one that would overflow: Prometheus reads a counter that went down as a reset. */
 static void counter_add(json_t *o, const char *key, json_int_t n) {
         json_t *v = json_object_get(o, key);
-        json_object_set_new(o, key, json_integer((json_is_integer(v) ? json_integer_value(v) : 0) + n));
+        json_int_t old = json_is_integer(v) ? json_integer_value(v) : 0;
+
+        if (old < 0 || old > JSON_INT_MAX - n)
+                old = 0;
+        json_object_set_new(o, key, json_integer(old + n));
 }
 
 /* A label value with \, " and newline escaped, as the exposition format wants. */
