@@ -351,11 +351,6 @@ static int write_images(const Config *c, const char *flake, const char *work, js
         return 0;
 }
 
-/* Until the image export lands (images.c): refuse clearly rather than pretend. */
-__attribute__((weak)) int images_export(const Config *c, ImageSet *set, const char *dir, Error *reterr) {
-        return error_set(reterr, -EOPNOTSUPP, "this build cannot copy images into a bundle yet (use --no-images)");
-}
-
 /* ---- signing and writing ---- */
 
 static int sign(const char *key_path, const char *data, size_t size, uint8_t **ret, size_t *ret_size, Error *e) {
@@ -582,7 +577,3 @@ finish:
         return r;
 }
 
-/* Until the image import lands (images.c). */
-__attribute__((weak)) int images_import(char *const *argv_template, const ImageSet *set, Error *reterr) {
-        return error_set(reterr, -EOPNOTSUPP, "this build cannot import images yet");
-}

@@ -10,8 +10,10 @@ The attacks on the format itself (one hostile bundle each) are in test_bundle_ho
 here: the round trip and what the engine decides (sequence, fast-forward, commit signature,
 health and rollback, staging, state)."""
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -21,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from world import World  # noqa: E402
+from registry import (Registry, attest_sbom, make_cosign_keypair, push_image, push_index,  # noqa: E402
+                      sign_bundle, sign_classic)
 
 
 def openssl_keypair(directory: Path, name: str, algorithm: str = "ec") -> tuple[Path, Path]:
@@ -152,6 +156,83 @@ class BundleTest(unittest.TestCase):
         self.assertTrue(d["bundle"]["signer"].startswith("SHA256:"))
         state = json.loads(self.state_bytes())
         self.assertEqual(state["bundle-sequence"], 7)
+
+    @unittest.skipUnless(shutil.which("skopeo"), "skopeo is not installed (tools/install-deps installs it)")
+    def test_round_trip_with_images(self):
+        """The images of the revision travel in the bundle as OCI layouts with their Cosign
+        signatures and SBOM attestation; on the fresh machine, with the registry stopped, they
+        are verified from the layouts with the registry path's verifier and imported by a real
+        skopeo (into dir: directories here, containers-storage: by default)."""
+        w = self.w
+        reg = Registry(w.tmp)
+        self.addCleanup(reg.stop)
+        ckey, cpub = make_cosign_keypair(w.tmp, "ecdsa-p256", name="release")
+        web = push_image(reg, "app/web", "1.0", layers=2)
+        a, b = push_image(reg, "app/multi", "amd64"), push_image(reg, "app/multi", "arm64", arch="arm64")
+        multi = push_index(reg, "app/multi", "1.0", [a, b])
+        sign_classic(reg, "app/web", web, ckey)
+        attest_sbom(reg, "app/web", web, ckey)
+        sign_bundle(reg, "app/multi", multi, ckey)
+        rev = w.commit(images={"web": f"{reg.host}/app/web:1.0", "multi": f"{reg.host}/app/multi@{multi}"})
+        imported = w.tmp / "imported"
+        policy = w.tmp / "policy.json"
+        policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+        attest_sbom(reg, "app/multi", multi, ckey)
+        self.configure(images={"keys": [str(cpub)], "insecure-registries": [reg.host], "require-sbom": True},
+                       bundle={"keys": [str(self.pub)],
+                               "image-import-command": ["skopeo", "--policy", str(policy), "copy", "--all",
+                                                        "oci:{layout}:image", f"dir:{imported}/{{name}}"]})
+        bundle = self.create(rev, "b.tar")
+        m = self.manifest(bundle)
+        self.assertEqual({i["reference"]: i["digest"] for i in m["images"]},
+                         {f"{reg.host}/app/web:1.0": web, f"{reg.host}/app/multi@{multi}": multi})
+
+        reg.stop()
+        self.wipe_machine()
+        imported.mkdir()
+        r = self.agent("apply", str(bundle), expect=0)
+        self.assertEqual(w.health(), 200)
+        for name, digest in (("web", web), ("multi", multi)):
+            got = (imported / name / "manifest.json").read_bytes()
+            self.assertEqual("sha256:" + hashlib.sha256(got).hexdigest(), digest, name)
+        d = self.status()["history"][-1]
+        self.assertEqual((d["source"], d["result"], d["revision"]), ("bundle", "success", rev))
+        recorded = {i["name"]: i for i in d["images"]}
+        self.assertEqual(recorded["web"]["digest"], web)
+        self.assertEqual(recorded["multi"]["digest"], multi)
+        for i in recorded.values():
+            self.assertEqual(len(i["signers"]), 1, i)
+            self.assertTrue(i["signers"][0].startswith("SHA256:"))
+            self.assertTrue(i["sbom"], i)
+
+    @unittest.skipUnless(shutil.which("skopeo"), "skopeo is not installed (tools/install-deps installs it)")
+    def test_image_signed_by_an_unknown_key_is_refused(self):
+        """An image in the bundle whose signature no configured Cosign key made: refused (3)
+        after the bundle itself verified, with nothing imported and the state unchanged."""
+        w = self.w
+        reg = Registry(w.tmp)
+        self.addCleanup(reg.stop)
+        ckey, cpub = make_cosign_keypair(w.tmp, "ecdsa-p256", name="release")
+        _, other_pub = make_cosign_keypair(w.tmp, "ecdsa-p256", name="other")
+        web = push_image(reg, "app/web", "1.0")
+        sign_classic(reg, "app/web", web, ckey)
+        rev = w.commit(images={"web": f"{reg.host}/app/web:1.0"})
+        imported = w.tmp / "imported"
+        self.configure(images={"keys": [str(cpub)], "insecure-registries": [reg.host]},
+                       bundle={"keys": [str(self.pub)],
+                               "image-import-command": ["skopeo", "--insecure-policy", "copy", "oci:{layout}:image",
+                                                        f"dir:{imported}/{{name}}"]})
+        bundle = self.create(rev, "b.tar")
+        reg.stop()
+        self.wipe_machine()
+        self.configure(images={"keys": [str(other_pub)], "insecure-registries": [reg.host]},
+                       bundle={"keys": [str(self.pub)],
+                               "image-import-command": ["skopeo", "--insecure-policy", "copy", "oci:{layout}:image",
+                                                        f"dir:{imported}/{{name}}"]})
+        imported.mkdir()
+        r = self.assert_refused(bundle, "web", verify=False)
+        self.assertIn("no valid signature by a trusted key", r.stderr)
+        self.assertEqual(list(imported.iterdir()), [], "an image was imported before its signature verified")
 
     def test_replay_and_downgrade_are_refused(self):
         w = self.w
