@@ -324,7 +324,7 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
 
         run_phase(run, "build", "Building revision %s", rev);
         log_info("Building revision %s for host '%s'.", rev, c->host);
-        r = rebuild_build(c, flake, workdir, &toplevel, &e);
+        r = rebuild_build(c, flake, workdir, streq_ptr(source, "bundle"), &toplevel, &e);
         if (r < 0) {
                 log_error("Deployment of %s failed: %s", rev, error_message(&e) ?: strerror(-r));
                 return finish(run, RESULT_BUILD_FAILED, error_message(&e) ?: strerror(-r), EXIT_DEPLOY_FAILED);
@@ -343,7 +343,7 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
 
         run_phase(run, "activate", "Activating %s (%s)", toplevel, system_action_to_string(c->system.action));
         log_info("Activating %s (%s).", toplevel, system_action_to_string(c->system.action));
-        r = rebuild_activate(c, flake, workdir, c->system.action, &e);
+        r = rebuild_activate(c, flake, workdir, c->system.action, streq_ptr(source, "bundle"), &e);
         if (r < 0) {
                 msgf(msg, "activation failed: %s", error_message(&e) ?: strerror(-r));
                 return rollback(run, msg, RESULT_ROLLED_BACK);

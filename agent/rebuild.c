@@ -14,7 +14,11 @@ int flake_ref_for_revision(const char *repo_path, const char *ref, const char *r
         return 0;
 }
 
-static int run_rebuild(const Config *c, const char *verb, const char *flake, const char *workdir, Error *e) {
+/* offline: a bundle's deployment, whose closure was imported from the bundle; nix must not
+ * reach for a substituter (an air-gapped machine has none, and a connected one must not fill
+ * in what the signed bundle left out). */
+static int run_rebuild(const Config *c, const char *verb, const char *flake, const char *workdir, bool offline,
+                       Error *e) {
         _cleanup_free_ char *installable = NULL;
         ProcessOptions opts = {
                 .name = "nixos-rebuild",
@@ -24,13 +28,15 @@ static int run_rebuild(const Config *c, const char *verb, const char *flake, con
         if (asprintf(&installable, "%s#%s", flake, c->host) < 0)
                 return -ENOMEM;
 
-        char *argv[] = { c->system.rebuild_command, (char *) verb, (char *) "--flake", installable, NULL };
+        char *argv[] = { c->system.rebuild_command, (char *) verb, (char *) "--flake", installable,
+                         offline ? (char *) "--option" : NULL, (char *) "substituters", (char *) "", NULL };
 
-        log_info("Running %s %s --flake %s", c->system.rebuild_command, verb, installable);
+        log_info("Running %s %s --flake %s%s", c->system.rebuild_command, verb, installable,
+                 offline ? " --option substituters ''" : "");
         return process_run(argv, &opts, NULL, e);
 }
 
-int rebuild_build(const Config *c, const char *flake, const char *workdir, char **ret, Error *e) {
+int rebuild_build(const Config *c, const char *flake, const char *workdir, bool offline, char **ret, Error *e) {
         _cleanup_free_ char *result = NULL, *target = NULL;
         int r;
 
@@ -45,7 +51,7 @@ int rebuild_build(const Config *c, const char *flake, const char *workdir, char 
         if (unlink(result) < 0 && errno != ENOENT)
                 return error_set(e, -errno, "failed to remove '%s': %m", result);
 
-        r = run_rebuild(c, "build", flake, workdir, e);
+        r = run_rebuild(c, "build", flake, workdir, offline, e);
         if (r < 0)
                 return r;
 
@@ -60,8 +66,9 @@ int rebuild_build(const Config *c, const char *flake, const char *workdir, char 
         return 0;
 }
 
-int rebuild_activate(const Config *c, const char *flake, const char *workdir, SystemAction action, Error *e) {
-        return run_rebuild(c, system_action_to_string(action), flake, workdir, e);
+int rebuild_activate(const Config *c, const char *flake, const char *workdir, SystemAction action, bool offline,
+                     Error *e) {
+        return run_rebuild(c, system_action_to_string(action), flake, workdir, offline, e);
 }
 
 int profile_generation(const Config *c, char **ret, Error *e) {

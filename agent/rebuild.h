@@ -12,11 +12,13 @@
 int flake_ref_for_revision(const char *repo_path, const char *ref, const char *rev, char **ret);
 
 /* `nixos-rebuild build --flake FLAKE#HOST` in workdir; *ret gets the toplevel store path
- * (from workdir/result). -EPROTO when the build failed. */
-int rebuild_build(const Config *c, const char *flake, const char *workdir, char **ret_toplevel, Error *reterr);
+ * (from workdir/result). -EPROTO when the build failed. offline adds `--option substituters ''`
+ * (a bundle's deployment: what is not in the store is built here, never substituted). */
+int rebuild_build(const Config *c, const char *flake, const char *workdir, bool offline, char **ret_toplevel,
+                  Error *reterr);
 
 /* `nixos-rebuild switch|boot --flake FLAKE#HOST` in workdir. */
-int rebuild_activate(const Config *c, const char *flake, const char *workdir, SystemAction action,
+int rebuild_activate(const Config *c, const char *flake, const char *workdir, SystemAction action, bool offline,
                      Error *reterr);
 
 /* The store path the system profile points to now. */

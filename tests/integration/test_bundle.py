@@ -135,8 +135,13 @@ class BundleTest(unittest.TestCase):
         self.assertIn(rev, r.stdout)
         self.assertEqual(list(w.state_dir.iterdir()), [], "verify wrote into the state directory")
 
+        w.reset_call_logs()
         r = self.agent("apply", str(bundle), expect=0)
         self.assertIn("Importing the closure", r.stderr)
+        calls = w.rebuild_calls()
+        self.assertEqual(len(calls), 2, calls)  # build, then switch: neither may substitute
+        for call in calls:
+            self.assertIn("--option substituters", call)
         self.assertEqual(w.current_system(), toplevel)
         self.assertEqual(w.profile_target(), toplevel)
         self.assertEqual(w.health(), 200)
