@@ -145,6 +145,9 @@ static const SchemaKey images_keys[] = {
         KEY("ca-file", SCHEMA_STRING, C(images.ca_file), ABSOLUTE_PATH),
         KEY("connect-timeout", SCHEMA_UINT, C(images.connect_timeout), .def = "30", .min = 1, .max = 3600),
         KEY("stall-timeout", SCHEMA_UINT, C(images.stall_timeout), .def = "60", .min = 1, .max = 86400),
+        /* A registry that drips a body just fast enough never stalls: this ends every request
+         * (a layer: per started REGISTRY_TIMEOUT_BLOCK of its size, see registry.h). */
+        KEY("request-timeout", SCHEMA_UINT, C(images.request_timeout), .def = "300", .min = 1, .max = 604800),
         {},
 };
 

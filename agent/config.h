@@ -92,6 +92,7 @@ typedef struct Config {
                 char *ca_file;            /* extra CA for registries over https */
                 unsigned connect_timeout; /* seconds */
                 unsigned stall_timeout;   /* seconds without a byte */
+                unsigned request_timeout; /* seconds one request may take in all (a layer: per 64 MiB) */
         } images;
 
         struct {

@@ -72,6 +72,7 @@ static void assert_defaults(const Config *c) {
         assert_null(c->images.registry_auth_file);
         assert_strv(c->images.insecure_registries, NULL);
         assert_false(c->images.require_sbom);
+        assert_int_equal(c->images.request_timeout, 300);
         assert_strv(c->bundle.keys, NULL);
         assert_int_equal(c->health.settle, 5);
         assert_int_equal(c->health.timeout, 120);
@@ -355,6 +356,28 @@ static const Case cases[] = {
           "must not be empty" },
         { "sbom-yes", H "images:\n  require-sbom: yes\n", 0, "3: images.require-sbom: ", "expected true or false, got 'yes'" },
         { "sbom-mapping", H "images:\n  require-sbom: {}\n", 0, "3: images.require-sbom: ", "got a mapping" },
+        { "request-timeout-negative", H "images:\n  request-timeout: -1\n", 0, "3: images.request-timeout: ",
+          "must be an integer between 1 and 604800, got '-1'" },
+        { "request-timeout-zero", H "images:\n  request-timeout: 0\n", 0, "3: images.request-timeout: ",
+          "must be an integer between 1 and 604800, got '0'" },
+        { "request-timeout-too-large", H "images:\n  request-timeout: 604801\n", 0, "3: images.request-timeout: ",
+          "must be an integer between 1 and 604800, got '604801'" },
+        { "request-timeout-overflow", H "images:\n  request-timeout: " OVERFLOW "\n", 0, "3: images.request-timeout: ",
+          "must be an integer between 1 and 604800" },
+        { "request-timeout-abc", H "images:\n  request-timeout: abc\n", 0, "3: images.request-timeout: ",
+          "expected a non-negative integer, got 'abc'" },
+        { "request-timeout-float", H "images:\n  request-timeout: 2.5\n", 0, "3: images.request-timeout: ",
+          "expected a non-negative integer, got '2.5'" },
+        { "request-timeout-unit", H "images:\n  request-timeout: 300s\n", 0, "3: images.request-timeout: ",
+          "expected a non-negative integer, got '300s'" },
+        { "request-timeout-quoted", H "images:\n  request-timeout: \"300\"\n", 0, "3: images.request-timeout: ",
+          "got a quoted string" },
+        { "request-timeout-list", H "images:\n  request-timeout: [300]\n", 0, "3: images.request-timeout: ", "got a list" },
+        { "request-timeout-null", H "images:\n  request-timeout:\n", 0, "3: images.request-timeout: ", "got null" },
+        { "request-timeout-misspelt", H "images:\n  request-timout: 30\n", 0, "3: images.request-timout: ",
+          "unknown key" },
+        { "request-timeout-in-repository", H "repository:\n  url: /r\n  request-timeout: 30\n", 0,
+          "4: repository.request-timeout: ", "unknown key" },
 
         /* bundle */
         { "bundle-list", H "bundle: [/k]\n", 0, "2: bundle: ", "expected a mapping, got a list" },
@@ -468,6 +491,8 @@ static void test_valid_variants(_unused_ void **state) {
                 H "images:\n  keys: [/a, /b]\n  threshold: 2\n",
                 H "images:\n  keys: []\n  threshold: 5\n",
                 H "health:\n  settle: 0\n  timeout: 4294967295\n",
+                H "images:\n  request-timeout: 1\n",
+                H "images:\n  request-timeout: 604800\n",
                 H "repository:\n  url: /srv/git/client\n",
                 H "system:\n  action: \"boot\"\n",
                 CHECK("tcp: \"localhost:65535\""),
@@ -488,6 +513,28 @@ static void test_valid_variants(_unused_ void **state) {
                 if (r < 0)
                         fail_msg("valid[%zu] refused: %s", i, strna(error_message(&e)));
                 assert_non_null(c);
+        }
+}
+
+/* images.request-timeout: stored as given, from 1 to 604800 (as repository.fetch-timeout). */
+static void test_request_timeout(_unused_ void **state) {
+        static const struct {
+                const char *yaml;
+                unsigned value;
+        } valid[] = {
+                { H "images:\n  request-timeout: 1\n", 1 },
+                { H "images:\n  request-timeout: 45\n", 45 },
+                { H "images:\n  connect-timeout: 5\n  request-timeout: 604800\n  stall-timeout: 7\n", 604800 },
+                { H "images: {request-timeout: 300}\n", 300 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(valid); i++) {
+                _cleanup_config_ Config *c = NULL;
+                Error e = {};
+
+                if (config_load_buffer("valid.yaml", valid[i].yaml, strlen(valid[i].yaml), &c, &e) < 0)
+                        fail_msg("valid[%zu] refused: %s", i, strna(error_message(&e)));
+                assert_int_equal(c->images.request_timeout, valid[i].value);
         }
 }
 
@@ -683,6 +730,7 @@ int main(void) {
                 cmocka_unit_test(test_full),
                 cmocka_unit_test(test_contract_example),
                 cmocka_unit_test(test_valid_variants),
+                cmocka_unit_test(test_request_timeout),
                 cmocka_unit_test(test_binary_garbage),
                 cmocka_unit_test(test_too_large),
                 cmocka_unit_test(test_too_large_sparse),
