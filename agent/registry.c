@@ -6,6 +6,7 @@
 #include "image-ref.h"
 #include "registry-auth.h"
 #include "registry.h"
+#include "timeutil.h"
 
 #define TOKEN_MAX (64 * 1024)
 #define ERROR_BODY_MAX (1024 * 1024) /* the body of an answer other than 200, which is not read */
@@ -137,12 +138,50 @@ static bool is_insecure(const RegistryClient *c, const char *registry) {
         return false;
 }
 
+unsigned registry_request_timeout(unsigned request_timeout, uint64_t max) {
+        uint64_t blocks = max / REGISTRY_TIMEOUT_BLOCK + (max % REGISTRY_TIMEOUT_BLOCK != 0);
+
+        if (request_timeout == 0)
+                return 0;
+        blocks = MAX(blocks, (uint64_t) 1);
+        if (blocks > REGISTRY_TIMEOUT_MAX / request_timeout)
+                return REGISTRY_TIMEOUT_MAX;
+        return (unsigned) (blocks * request_timeout);
+}
+
+/* curl says CURLE_OPERATION_TIMEDOUT for each of its three limits: which one it was. curl
+ * may end a request a millisecond before its deadline by our clock: hence the slack. */
+static int timeout_error(const RegistryClient *c, CURL *h, const char *url, unsigned timeout, usec_t elapsed,
+                         Error *e) {
+        curl_off_t connected = 0;
+
+        if (timeout > 0 && elapsed + 100 * USEC_PER_MSEC >= timeout * USEC_PER_SEC) {
+                if (timeout == c->options.request_timeout)
+                        return error_set(e, -ETIMEDOUT,
+                                         "%s: timed out: the answer did not end within %u s (images.request-timeout)",
+                                         url, timeout);
+                return error_set(e, -ETIMEDOUT,
+                                 "%s: timed out: the answer did not end within %u s (images.request-timeout, "
+                                 "%u s for each 64 MiB of the blob)",
+                                 url, timeout, c->options.request_timeout);
+        }
+        (void) curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connected);
+        if (connected == 0)
+                return error_set(e, -ETIMEDOUT, "%s: timed out: no connection within %u s (images.connect-timeout)", url,
+                                 c->options.connect_timeout);
+        return error_set(e, -ETIMEDOUT, "%s: timed out: nothing received for %u s (images.stall-timeout)", url,
+                         c->options.stall_timeout);
+}
+
 /* One GET. Authentication comes either as a header line ("Authorization: ...") or as user
  * and password for basic auth. */
 static int http_get(RegistryClient *c, const char *url, const char *accept, const char *authorization,
                     const char *user, const char *password, BlobSink *sink, Response *ret, Error *e) {
+        unsigned timeout = registry_request_timeout(c->options.request_timeout, sink->max);
+        char errbuf[CURL_ERROR_SIZE] = "";
         struct curl_slist *headers = NULL;
         Response r = { .curl = c->curl, .sink = sink };
+        usec_t start, elapsed;
         CURLcode cc;
         CURL *h = c->curl;
 
@@ -163,6 +202,9 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
         (void) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long) c->options.connect_timeout);
         (void) curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
         (void) curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long) c->options.stall_timeout);
+        /* Redirects, a dropped error body and all: one deadline for the whole GET. */
+        (void) curl_easy_setopt(h, CURLOPT_TIMEOUT, (long) timeout);
+        (void) curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
         (void) curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) MIN(sink->max, (uint64_t) INT64_MAX));
         (void) curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         (void) curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -178,8 +220,11 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
                 (void) curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
         }
 
+        start = now_usec(CLOCK_MONOTONIC);
         cc = curl_easy_perform(h);
+        elapsed = now_usec(CLOCK_MONOTONIC) - start;
         curl_slist_free_all(headers);
+        (void) curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* errbuf is about to go */
         (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
 
         if (r.over_cap || cc == CURLE_FILESIZE_EXCEEDED) {
@@ -196,7 +241,11 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
                 break;
         case CURLE_OPERATION_TIMEDOUT:
                 response_done(&r);
-                return error_set(e, -ETIMEDOUT, "%s: no answer in time (%s)", url, curl_easy_strerror(cc));
+                return timeout_error(c, h, url, timeout, elapsed, e);
+        case CURLE_PARTIAL_FILE:
+                response_done(&r);
+                return error_set(e, -EHOSTUNREACH, "%s: the registry closed the connection before the end of the answer (%s)",
+                                 url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
         case CURLE_TOO_MANY_REDIRECTS:
                 response_done(&r);
                 return error_set(e, -EBADMSG, "%s: more than %d redirects", url, MAX_REDIRECTS);
@@ -207,7 +256,7 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
                                  curl_easy_strerror(cc));
         default:
                 response_done(&r);
-                return error_set(e, -EHOSTUNREACH, "%s: %s", url, curl_easy_strerror(cc));
+                return error_set(e, -EHOSTUNREACH, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
         }
         *ret = r;
         return 0;

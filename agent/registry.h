@@ -3,11 +3,12 @@
 
 /* An OCI distribution client on libcurl: manifests and blobs, the Bearer token flow and
  * basic auth with credentials from a docker config.json, plain http for configured insecure
- * registries, TLS with the system's or a configured CA, connect and stall timeouts, a size
- * cap on every body and every digest checked against what was asked for. One client reuses
- * its connections; it is not shared between threads.
+ * registries, TLS with the system's or a configured CA, connect, stall and total timeouts, a
+ * size cap on every body and every digest checked against what was asked for. One client
+ * reuses its connections; it is not shared between threads.
  *
- * Errors: -EHOSTUNREACH (unreachable, DNS, 5xx), -ETIMEDOUT (no answer, stalled),
+ * Errors: -EHOSTUNREACH (unreachable, DNS, 5xx, a connection closed before the end of the
+ * body), -ETIMEDOUT (no connection, no answer, stalled, or a request that took too long),
  * -EACCES (credentials refused), -ENOENT (404), -EFBIG (over the cap), -EBADMSG (a digest or
  * media type that is not what was asked for, or a malformed answer). */
 
@@ -27,7 +28,20 @@ typedef struct RegistryOptions {
         const char *ca_file;
         unsigned connect_timeout;   /* seconds */
         unsigned stall_timeout;     /* seconds without a byte */
+        unsigned request_timeout;   /* seconds one request may take in all; 0: no limit */
 } RegistryOptions;
+
+/* A registry that drips its answer just fast enough never stalls; request_timeout ends it.
+ * A request may take request_timeout for each started REGISTRY_TIMEOUT_BLOCK of the most it
+ * may bring (its cap): request_timeout for a manifest, a signature or an attestation (at most
+ * 8 MiB), a multiple for a layer streamed to a file (its cap is its descriptor's size), so
+ * that a layer of 1 GiB may take 16 times as long at the least average rate, 64 MiB per
+ * request_timeout (218 KiB/s at the default of 300 s). At most REGISTRY_TIMEOUT_MAX. */
+#define REGISTRY_TIMEOUT_BLOCK (UINT64_C(64) * 1024 * 1024)
+#define REGISTRY_TIMEOUT_MAX 2147483u /* seconds (24 days): what libcurl takes (INT_MAX ms) */
+
+/* The seconds a request with a body of at most max bytes may take (0: no limit). */
+unsigned registry_request_timeout(unsigned request_timeout, uint64_t max);
 
 typedef struct Buffer {
         uint8_t *data;
