@@ -6,7 +6,8 @@ standard library and the openssl CLI only).
   auth (htpasswd, bcrypt) or token auth (tests/servers/registry-token-server.py), optional TLS.
 - BadRegistry: tests/servers/registry-bad.py, a registry that misbehaves in one of
   BAD_MODES ("500", "stall", "huge-manifest", "wrong-content-length", "redirect-loop",
-  "garbage-json").
+  "garbage-json", "drip", "close-mid-stream", "wrong-shape", and below a well-behaved image
+  manifest "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig").
 - OciClient: a minimal registry client (urllib) that pushes and reads blobs and manifests,
   with the three kinds of auth.
 - push_image, push_index: small valid OCI (or Docker schema 2) images and image indexes.
@@ -69,7 +70,9 @@ SERVERS_DIR = Path(__file__).resolve().parents[1] / "servers"
 TOKEN_SERVER = SERVERS_DIR / "registry-token-server.py"
 BAD_SERVER = SERVERS_DIR / "registry-bad.py"
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
-BAD_MODES = ("500", "stall", "huge-manifest", "wrong-content-length", "redirect-loop", "garbage-json")
+BAD_MODES = ("500", "stall", "huge-manifest", "wrong-content-length", "redirect-loop", "garbage-json",
+             "drip", "close-mid-stream", "wrong-shape",
+             "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig")
 
 # media types
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -618,7 +621,8 @@ class BadRegistry(_PortFileServer):
 
     kind = "registry-bad"
 
-    def __init__(self, workdir, mode: str, *, huge_size: int = 50 * 1024 * 1024, tls=None):
+    def __init__(self, workdir, mode: str, *, huge_size: int = 50 * 1024 * 1024, drip_interval: float = 0.5,
+                 tls=None):
         super().__init__(workdir)
         if mode not in BAD_MODES:
             raise ValueError(f"mode must be one of {BAD_MODES}")
@@ -630,7 +634,7 @@ class BadRegistry(_PortFileServer):
         self.ca = tlsf[0] if tlsf else None
         self.scheme = "https" if tlsf else "http"
         argv = [BAD_SERVER, "--mode", mode, "--mode-file", self.mode_file, "--log", self.json_log,
-                "--huge-size", huge_size]
+                "--huge-size", huge_size, "--drip-interval", drip_interval]
         if tlsf:
             argv += ["--cert", tlsf[1], "--key", tlsf[2]]
         self._start(argv)

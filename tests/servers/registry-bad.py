@@ -4,7 +4,7 @@
 Started and stopped by tests/integration/registry.py (BadRegistry).
 
   python3 -S registry-bad.py --mode MODE --port-file FILE [--port N] [--log FILE.jsonl]
-      [--mode-file FILE] [--huge-size BYTES] [--cert C --key K]
+      [--mode-file FILE] [--huge-size BYTES] [--drip-interval SECONDS] [--cert C --key K]
 
 It binds 127.0.0.1 (port 0 unless --port), listens, and only then writes the port number to
 --port-file. The mode is --mode, overridden by the contents of --mode-file, re-read on every
@@ -23,6 +23,29 @@ request (so a test can change it while the server runs). Modes:
                         without end; hop 1 -> 2 -> 3 ...)
   garbage-json          every request: 200 with a JSON media type and a body that is not JSON
                         (truncated JSON, a NUL byte, invalid UTF-8)
+  drip                  every manifest and blob GET: 200 with the right Content-Length and
+                        Docker-Content-Digest, then the body (a valid small OCI manifest) one
+                        byte every --drip-interval seconds (0.5 by default: minutes in all).
+                        Never a pause long enough to look stalled
+  close-mid-stream      every manifest and blob GET: 200 with the right Content-Length, half
+                        the body (a valid small OCI manifest), then the connection is closed
+  wrong-shape           every manifest GET: 200 with an OCI manifest media type and a body that
+                        is valid JSON but not an object (a list)
+
+Modes that end in -blob or -sig answer manifests as a well-behaved registry would, and
+misbehave only further down, where a verifier or an exporter goes after the image's
+manifest: every tag ends up at IMAGE_MANIFEST (a valid OCI manifest whose config blob, {}, is
+served as it should be, and whose one layer says it has LAYER_SIZE bytes, 64 MiB and one), the
+tags sha256-<hex>.sig and .att at a Cosign signature manifest with one simple-signing layer
+(its blob is SIG_BLOB), and the referrers fallback tag sha256-<hex> and the Referrers API
+answer 404. Then, for every other blob (a signature's, a layer):
+
+  drip-blob             every blob GET drips as drip does (the body: SIG_BLOB)
+  close-mid-stream-blob every blob GET is cut off as close-mid-stream does (the body: SIG_BLOB)
+  huge-blob             every blob GET: 200 without Content-Length (chunked) and a body without
+                        end (--huge-size bytes, 50 MB by default), sent as fast as it is read
+  wrong-shape-sig       the signature manifests are JSON objects of the wrong shape (layers is
+                        an object, mediaType a number, config a string)
 
 Every request is logged to --log (JSON per line: method, path, mode, status; status "-" for
 a request never answered), written before the response.
@@ -34,10 +57,13 @@ import os
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODES = ("500", "stall", "huge-manifest", "wrong-content-length", "redirect-loop", "garbage-json")
+MODES = ("500", "stall", "huge-manifest", "wrong-content-length", "redirect-loop", "garbage-json",
+         "drip", "close-mid-stream", "wrong-shape",
+         "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 FOREVER = threading.Event()
 LOG_LOCK = threading.Lock()
@@ -48,6 +74,36 @@ SMALL_MANIFEST = json.dumps({
     "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
                "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
     "layers": []}, separators=(",", ":")).encode()
+# What the -blob and -sig modes serve: an image with a config blob that is served, and a layer
+# of LAYER_SIZE bytes (never served whole: an exporter gets request-timeout twice for it), and
+# a signature manifest with one layer (SIG_BLOB).
+CONFIG_BLOB = b"{}"
+CONFIG_DIGEST = "sha256:" + hashlib.sha256(CONFIG_BLOB).hexdigest()
+LAYER_SIZE = 64 * 1024 * 1024 + 1
+IMAGE_MANIFEST = json.dumps({
+    "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(CONFIG_BLOB),
+               "digest": CONFIG_DIGEST},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": LAYER_SIZE,
+                "digest": "sha256:" + hashlib.sha256(b"a layer never served whole").hexdigest()}]},
+    separators=(",", ":")).encode()
+SIG_BLOB = json.dumps({
+    "critical": {"identity": {"docker-reference": "127.0.0.1/app/web"},
+                 "image": {"docker-manifest-digest": "sha256:" + hashlib.sha256(IMAGE_MANIFEST).hexdigest()},
+                 "type": "cosign container image signature"},
+    "optional": None}, separators=(",", ":")).encode()
+SIG_MANIFEST = json.dumps({
+    "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
+               "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
+    "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "size": len(SIG_BLOB),
+                "digest": "sha256:" + hashlib.sha256(SIG_BLOB).hexdigest(),
+                "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQDnotavalidsignature"}}]},
+    separators=(",", ":")).encode()
+WRONG_SHAPE = b'[{"schemaVersion":2,"mediaType":"' + OCI_MANIFEST.encode() + b'","layers":[]}]'
+WRONG_SHAPE_SIG = json.dumps({"schemaVersion": "2", "mediaType": 7, "config": "none",
+                              "layers": {"0": {"digest": "sha256:" + hashlib.sha256(SIG_BLOB).hexdigest()}},
+                              "manifests": None}, separators=(",", ":")).encode()
 GARBAGE = b'{"schemaVersion":2,"mediaType":"' + OCI_MANIFEST.encode() + b'","layers":[{"digest":\x00\xff\xfe garbage'
 
 
@@ -93,6 +149,55 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in extra:
             self.send_header(k, v)
         self.end_headers()
+
+    def misbehave(self, mode, ctype, body, body_ok):
+        """200 with the right Content-Length and digest, then the body dripped (drip*) or cut
+        off after half of it (close-mid-stream*)."""
+        self.log(mode, 200)
+        self.head(200, ctype, len(body), [("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())])
+        if not body_ok:
+            return
+        try:
+            if mode.startswith("drip"):
+                for i in range(len(body)):
+                    if i:
+                        time.sleep(self.server.drip_interval)
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+            else:
+                self.wfile.write(body[:len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+        except OSError:
+            self.close_connection = True
+
+    def endless(self, mode, body_ok):
+        """200, chunked (no Content-Length), --huge-size bytes as fast as the client reads."""
+        self.log(mode, 200)
+        self.send_response(200)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if not body_ok:
+            return
+        left, block = self.server.huge_size, b"B" * 65536
+        try:
+            while left > 0:
+                n = min(left, len(block))
+                self.wfile.write(b"%x\r\n" % n + block[:n] + b"\r\n")
+                left -= n
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
+
+    def good_manifest(self, mode, ref):
+        """What the -blob and -sig modes answer for a manifest: None for 404."""
+        if ref.startswith("sha256-") and ref.endswith((".sig", ".att")):
+            return WRONG_SHAPE_SIG if mode == "wrong-shape-sig" else SIG_MANIFEST
+        if ref.startswith("sha256-"):
+            return None  # the referrers fallback tag: no Sigstore bundles here
+        return IMAGE_MANIFEST
 
     def handle_any(self):
         self.drain()
@@ -166,6 +271,37 @@ class Handler(BaseHTTPRequestHandler):
                     pass
             self.close_connection = True
             return
+        is_manifest, is_blob = "/manifests/" in u.path, "/blobs/" in u.path
+        if mode in ("drip", "close-mid-stream") and (is_manifest or is_blob):
+            self.misbehave(mode, OCI_MANIFEST if is_manifest else "application/octet-stream", SMALL_MANIFEST, body_ok)
+            return
+        if mode == "wrong-shape" and is_manifest:
+            self.log(mode, 200)
+            self.head(200, OCI_MANIFEST, len(WRONG_SHAPE))
+            if body_ok:
+                self.wfile.write(WRONG_SHAPE)
+            return
+        if mode.endswith(("-blob", "-sig")) and is_manifest:
+            body = self.good_manifest(mode, u.path.rsplit("/", 1)[1])
+            if body is not None:
+                self.log(mode, 200)
+                self.head(200, OCI_MANIFEST, len(body),
+                          [("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())])
+                if body_ok:
+                    self.wfile.write(body)
+                return
+        if mode.endswith(("-blob", "-sig")) and is_blob and u.path.endswith("/" + CONFIG_DIGEST):
+            self.log(mode, 200)
+            self.head(200, "application/octet-stream", len(CONFIG_BLOB), [("Docker-Content-Digest", CONFIG_DIGEST)])
+            if body_ok:
+                self.wfile.write(CONFIG_BLOB)
+            return
+        if mode in ("drip-blob", "close-mid-stream-blob") and is_blob:
+            self.misbehave(mode, "application/octet-stream", SIG_BLOB, body_ok)
+            return
+        if mode == "huge-blob" and is_blob:
+            self.endless(mode, body_ok)
+            return
         self.log(mode, 404)
         body = b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}'
         self.head(404, "application/json", len(body))
@@ -192,6 +328,7 @@ def main():
     server.mode_file = opts.get("mode-file")
     server.log_path = opts.get("log")
     server.huge_size = int(opts.get("huge-size", 50 * 1024 * 1024))
+    server.drip_interval = float(opts.get("drip-interval", 0.5))
     if "cert" in opts:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(opts["cert"], opts["key"])
