@@ -32,24 +32,36 @@ static bool is_name_char(char c) {
                c == '+' || c == '=' || c == '@' || c == '-';
 }
 
-bool bundle_member_name_valid(const char *name) {
+const char *bundle_member_name_problem(const char *name) {
         size_t len = 0, component = 0, components = 1;
 
         if (!name || !*name)
-                return false;
+                return "empty";
+        if (name[0] == '/')
+                return "it starts with '/'";
         for (const char *p = name; *p; p++, len++) {
                 if (len >= BUNDLE_NAME_MAX)
-                        return false;
+                        return "more than 1024 bytes";
                 if (*p == '/') {
-                        if (component == 0 || ++components > BUNDLE_COMPONENTS_MAX)
-                                return false; /* leading '/', "//" */
+                        if (component == 0)
+                                return "an empty component";
+                        if (++components > BUNDLE_COMPONENTS_MAX)
+                                return "more than 32 components";
                         component = 0;
                         continue;
                 }
-                if (!is_name_char(*p) || (component == 0 && *p == '.') || ++component > BUNDLE_COMPONENT_MAX)
-                        return false;
+                if (!is_name_char(*p))
+                        return "a character other than A-Z a-z 0-9 . _ + = @ -";
+                if (component == 0 && *p == '.')
+                        return "a component starts with '.'";
+                if (++component > BUNDLE_COMPONENT_MAX)
+                        return "a component of more than 255 bytes";
         }
-        return component > 0; /* no trailing '/' */
+        return component > 0 ? NULL : "it ends with '/'";
+}
+
+bool bundle_member_name_valid(const char *name) {
+        return !bundle_member_name_problem(name);
 }
 
 static bool is_hex(const char *s, size_t len) {
@@ -102,6 +114,51 @@ static int dup_string(json_t *v, const char *key, char **ret, Error *e) {
         return *ret ? 0 : -ENOMEM;
 }
 
+/* The first member, in the sorted list, whose path is not below key (of len bytes). */
+static size_t lower_bound(const BundleManifest *m, const char *key, size_t len) {
+        size_t lo = 0, hi = m->n_members;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (strncmp(m->members[mid].path, key, len) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/* A member below the directory dir (len bytes, no trailing '/'), or NULL. The members below
+ * dir sort together, after every path that is less than dir + "/" in its first len + 1 bytes. */
+static const BundleMember *member_below(const BundleManifest *m, const char *dir, size_t len) {
+        char key[BUNDLE_NAME_MAX + 2];
+        size_t i;
+
+        if (len > BUNDLE_NAME_MAX)
+                return NULL;
+        memcpy(key, dir, len);
+        key[len] = '/';
+        i = lower_bound(m, key, len + 1);
+        if (i < m->n_members && strncmp(m->members[i].path, key, len + 1) == 0)
+                return &m->members[i];
+        return NULL;
+}
+
+/* Section 2: the directories of the members are implied by their names, so no member may
+ * also be the directory of another ("a" and "a/b"): no tree holds both, and verify must not
+ * accept what apply cannot extract. */
+static int check_no_file_is_a_directory(const BundleManifest *m, Error *e) {
+        for (size_t i = 0; i < m->n_members; i++) {
+                const BundleMember *below = member_below(m, m->members[i].path, strlen(m->members[i].path));
+
+                if (below)
+                        return error_set(e, -EPERM, "manifest: a member is also the directory of another: '%s' and "
+                                         "'%s'", m->members[i].path, below->path);
+        }
+        return 0;
+}
+
 static int parse_members(json_t *a, BundleManifest *m, Error *e) {
         json_t *v;
         size_t i;
@@ -116,15 +173,17 @@ static int parse_members(json_t *a, BundleManifest *m, Error *e) {
                 return -ENOMEM;
         json_array_foreach(a, i, v) {
                 BundleMember *mb = &m->members[m->n_members];
-                const char *path, *hex;
+                const char *path, *hex, *problem;
                 json_int_t size;
                 json_error_t jerr;
 
                 if (json_unpack_ex(v, &jerr, JSON_STRICT, "{s:s, s:I, s:s}", "path", &path, "size", &size, "sha256",
                                    &hex) < 0)
                         return error_set(e, -EPERM, "manifest: members[%zu]: %s", i, jerr.text);
-                if (!bundle_member_name_valid(path))
-                        return error_set(e, -EPERM, "manifest: members[%zu]: invalid member name '%s'", i, path);
+                problem = bundle_member_name_problem(path);
+                if (problem) /* the reason first: a long name is cut */
+                        return error_set(e, -EPERM, "manifest: members[%zu]: invalid member name (%s): '%s'", i,
+                                         problem, path);
                 if (streq(path, BUNDLE_MANIFEST_NAME) || streq(path, BUNDLE_SIGNATURE_NAME))
                         return error_set(e, -EPERM, "manifest: members[%zu]: '%s' is reserved", i, path);
                 if (size < 0 || (uint64_t) size > BUNDLE_SIZE_MAX)
@@ -145,19 +204,16 @@ static int parse_members(json_t *a, BundleManifest *m, Error *e) {
         for (i = 1; i < m->n_members; i++)
                 if (streq(m->members[i - 1].path, m->members[i].path))
                         return error_set(e, -EPERM, "manifest: member '%s' is listed twice", m->members[i].path);
-        return 0;
+        return check_no_file_is_a_directory(m, e);
 }
 
 /* A prefix ("nix", "images/0") under which at least one listed member lies. */
 static int check_prefix(const BundleManifest *m, const char *key, const char *prefix, Error *e) {
-        size_t len = strlen(prefix);
-
         if (!bundle_member_name_valid(prefix))
                 return error_set(e, -EPERM, "manifest: %s: invalid directory name '%s'", key, prefix);
-        for (size_t i = 0; i < m->n_members; i++)
-                if (strncmp(m->members[i].path, prefix, len) == 0 && m->members[i].path[len] == '/')
-                        return 0;
-        return error_set(e, -EPERM, "manifest: %s: no member lies below '%s'", key, prefix);
+        if (!member_below(m, prefix, strlen(prefix)))
+                return error_set(e, -EPERM, "manifest: %s: no member lies below '%s'", key, prefix);
+        return 0;
 }
 
 static int parse_closure(json_t *v, BundleManifest *m, Error *e) {

@@ -75,6 +75,8 @@ void bundle_manifest_done(BundleManifest *m);
 /* Whether name is a valid member name (section 2): relative, at most BUNDLE_NAME_MAX bytes,
  * components of [A-Za-z0-9._+=@-] that do not start with '.'. */
 bool bundle_member_name_valid(const char *name);
+/* NULL when name is valid, else what is wrong with it ("more than 1024 bytes", ...). */
+const char *bundle_member_name_problem(const char *name);
 
 /* Parses and validates a manifest strictly: -EPERM with the reason on anything malformed. */
 int bundle_manifest_parse(const void *data, size_t size, BundleManifest *ret, Error *reterr);

@@ -33,6 +33,9 @@ static char *manifest(const char *host, const char *extra, const char *closure, 
         " {\"path\": \"images/0/index.json\", \"size\": 3, \"sha256\": \"" SHA "\"}]"
 #define CLOSURE "{\"store-dir\": \"/nix/store\", \"cache\": \"nix\", \"paths\": " \
         "[\"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h\"]}"
+#define A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define C192 A64 A64 A64
+#define LONG_NAME C192 "/" C192 "/" C192 "/" C192 "/" C192 "/" C192 /* 1157 bytes */
 #define IMAGES "[{\"reference\": \"r.example/a:1\", \"digest\": \"" DIGEST "\", \"layout\": \"images/0\"}]"
 
 static void test_valid(void **state) {
@@ -98,6 +101,9 @@ static void test_refused(void **state) {
                 { "member dotdot", .members = "[{\"path\": \"a/../../x\", \"size\": 1, \"sha256\": \"" SHA "\"}]", .message = "invalid member name" },
                 { "member reserved", .members = "[{\"path\": \"manifest.sig\", \"size\": 1, \"sha256\": \"" SHA "\"}]", .message = "reserved" },
                 { "member twice", .members = "[{\"path\": \"repository.pack\", \"size\": 1, \"sha256\": \"" SHA "\"}, {\"path\": \"repository.pack\", \"size\": 2, \"sha256\": \"" SHA "\"}]", .message = "listed twice" },
+                { "member is a directory", .closure = "null", .images = "null", .members = "[{\"path\": \"repository.pack\", \"size\": 1, \"sha256\": \"" SHA "\"}, {\"path\": \"a\", \"size\": 1, \"sha256\": \"" SHA "\"}, {\"path\": \"a+x\", \"size\": 1, \"sha256\": \"" SHA "\"}, {\"path\": \"a-b/c\", \"size\": 1, \"sha256\": \"" SHA "\"}, {\"path\": \"a/b/c\", \"size\": 1, \"sha256\": \"" SHA "\"}]", .message = "a member is also the directory of another: 'a' and 'a/b/c'" },
+                { "member is a deeper directory", .closure = "null", .images = "null", .members = "[{\"path\": \"repository.pack\", \"size\": 1, \"sha256\": \"" SHA "\"}, {\"path\": \"a/b/c\", \"size\": 1, \"sha256\": \"" SHA "\"}, {\"path\": \"a/b\", \"size\": 1, \"sha256\": \"" SHA "\"}]", .message = "'a/b' and 'a/b/c'" },
+                { "member name too long", .closure = "null", .images = "null", .members = "[{\"path\": \"repository.pack\", \"size\": 1, \"sha256\": \"" SHA "\"}, {\"path\": \"" LONG_NAME "\", \"size\": 1, \"sha256\": \"" SHA "\"}]", .message = "invalid member name (more than 1024 bytes)" },
                 { "repository not listed", .members = "[{\"path\": \"other\", \"size\": 1, \"sha256\": \"" SHA "\"}]", .message = "repository 'repository.pack' is not a listed member" },
                 { "closure relative store", .closure = "{\"store-dir\": \"nix/store\", \"cache\": \"nix\", \"paths\": [\"/nix/store/x\"]}", .message = "not an absolute path" },
                 { "closure no paths", .closure = "{\"store-dir\": \"/nix/store\", \"cache\": \"nix\", \"paths\": []}", .message = "paths must be" },
@@ -172,6 +178,7 @@ static void test_names(void **state) {
         strcat(deep, "/a");
         assert_false(bundle_member_name_valid(deep));
 }
+
 
 int main(void) {
         const struct CMUnitTest tests[] = {
