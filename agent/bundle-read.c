@@ -1,6 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Reading a bundle (docs/bundle-format.md, section 6): one pass through libarchive, the
- * signature and the manifest before anything else, every member hashed as it streams past. */
+/* Reading a bundle (docs/bundle-format.md, section 6): one pass over the archive, the
+ * signature and the manifest before anything else, every member hashed as it streams past.
+ *
+ * libarchive only undoes the compression (its "raw" format behind the gzip, xz and zstd
+ * filters). The tar headers are read here, by sections 1 and 2 alone: libarchive's tar reader
+ * understands much more than the format allows (GNU long names, global pax headers, vendor
+ * keywords that rename a member, sparse files, Solaris headers) and folds it into the next
+ * entry, where it can no longer be told from a plain ustar header. */
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -16,14 +22,12 @@
 
 #define READ_BLOCK (1024 * 1024)
 #define PROGRESS_INTERVAL_USEC (250 * 1000)
+#define TAR_BLOCK 512u
+#define PAX_HEADER_MAX (64u * 1024u) /* section 7 */
+#define SHOWN_MAX 200                /* bytes of a name from the archive in a message */
 
 static void evp_md_ctx_freep(EVP_MD_CTX **p) {
         EVP_MD_CTX_free(*p);
-}
-
-static void archive_readp(struct archive **a) {
-        if (*a)
-                archive_read_free(*a);
 }
 
 void bundle_info_done(BundleInfo *i) {
@@ -57,9 +61,376 @@ int bundle_keyring_load(char *const *paths, CosignKeyring **ret, Error *e) {
         return 0;
 }
 
+/* ---- The tar stream: the bundle's bytes after decompression ---- */
+
+typedef struct Input {
+        struct archive *a; /* the raw format behind at most one filter */
+        const uint8_t *p;  /* bytes not consumed yet */
+        size_t n;
+        uint64_t offset;   /* of p in the tar stream */
+        bool eof;
+} Input;
+
+static void input_done(Input *in) {
+        if (in->a)
+                archive_read_free(in->a);
+        *in = (Input) {};
+}
+
+static int input_open(Input *in, int fd, Error *e) {
+        struct archive_entry *entry;
+
+        in->a = archive_read_new();
+        if (!in->a)
+                return -ENOMEM;
+        if (archive_read_support_format_raw(in->a) != ARCHIVE_OK ||
+            archive_read_support_filter_gzip(in->a) != ARCHIVE_OK ||
+            archive_read_support_filter_xz(in->a) != ARCHIVE_OK || archive_read_support_filter_zstd(in->a) != ARCHIVE_OK)
+                return error_set(e, -EIO, "libarchive lacks gzip, xz or zstd support: %s",
+                                 archive_error_string(in->a) ?: "?");
+        if (archive_read_open_fd(in->a, fd, READ_BLOCK) != ARCHIVE_OK ||
+            archive_read_next_header(in->a, &entry) != ARCHIVE_OK)
+                return error_set(e, -EPERM, "not a readable bundle (not a tar archive, or damaged compressed data): %s",
+                                 archive_error_string(in->a) ?: "no data");
+        /* The filters, nearest to the tar stream first, and "none" for the file itself. */
+        if (archive_filter_count(in->a) > 2)
+                return error_set(e, -EPERM, "not a tar archive: compressed more than once (%s inside %s); a bundle is "
+                                 "compressed once as a whole, or not at all", archive_filter_name(in->a, 0),
+                                 archive_filter_name(in->a, 1));
+        return 0;
+}
+
+/* Bytes in in->p, unless the data ends (in->n stays 0). */
+static int input_fill(Input *in, Error *e) {
+        while (in->n == 0 && !in->eof) {
+                const void *buf;
+                size_t size;
+                la_int64_t offset;
+                int r = archive_read_data_block(in->a, &buf, &size, &offset);
+
+                if (r == ARCHIVE_EOF)
+                        in->eof = true;
+                else if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+                        return error_set(e, -EPERM, "not a readable bundle: the compressed data is truncated or damaged "
+                                         "(%s)", archive_error_string(in->a) ?: "?");
+                else {
+                        in->p = buf;
+                        in->n = size;
+                }
+        }
+        return 0;
+}
+
+static void input_consume(Input *in, size_t n) {
+        in->p += n;
+        in->n -= n;
+        in->offset += n;
+}
+
+/* Up to max bytes in place: *ret_size is 0 at the end of the data. */
+static int input_peek(Input *in, uint64_t max, const uint8_t **ret, size_t *ret_size, Error *e) {
+        int r = input_fill(in, e);
+
+        if (r < 0)
+                return r;
+        *ret = in->p;
+        *ret_size = (size_t) MIN((uint64_t) in->n, max);
+        return 0;
+}
+
+/* size bytes into buf (NULL: skipped); *ret_got is less when the data ends first. */
+static int input_read(Input *in, void *buf, uint64_t size, uint64_t *ret_got, Error *e) {
+        uint64_t got = 0;
+
+        while (got < size) {
+                const uint8_t *p;
+                size_t n;
+                int r = input_peek(in, size - got, &p, &n, e);
+
+                if (r < 0)
+                        return r;
+                if (n == 0)
+                        break;
+                if (buf)
+                        memcpy((uint8_t *) buf + got, p, n);
+                input_consume(in, n);
+                got += n;
+        }
+        *ret_got = got;
+        return 0;
+}
+
+/* ---- Tar headers (sections 1 and 2) ---- */
+
+typedef struct Header {
+        char *name;     /* the pax path, else the ustar prefix and name */
+        bool name_nul;  /* the pax path holds a NUL byte (name stops there) */
+        uint64_t size;  /* the pax size, else the ustar size */
+        uint64_t at;    /* offset of the header in the tar stream */
+} Header;
+
+static void header_done(Header *h) {
+        free(h->name);
+        *h = (Header) {};
+}
+
+/* A name from the archive as a message shows it: printable ASCII, cut after SHOWN_MAX bytes. */
+static const char *shown(char buf[static SHOWN_MAX + 4], const char *s, size_t len) {
+        size_t i;
+
+        for (i = 0; i < len && i < SHOWN_MAX; i++)
+                buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+        memcpy(buf + i, i < len ? "..." : "", i < len ? 4 : 1);
+        return buf;
+}
+#define SHOWN(s) shown((char[SHOWN_MAX + 4]) {}, (s), strlen(s))
+
+/* A ustar number: octal digits, maybe after spaces, then NULs or spaces to the field's end. */
+static bool parse_octal(const uint8_t *f, size_t len, uint64_t *ret) {
+        uint64_t v = 0;
+        size_t i = 0, digits = 0;
+
+        while (i < len && f[i] == ' ')
+                i++;
+        for (; i < len && f[i] >= '0' && f[i] <= '7'; i++, digits++) {
+                if (v > UINT64_MAX >> 3)
+                        return false;
+                v = v << 3 | (uint64_t) (f[i] - '0');
+        }
+        for (; i < len; i++)
+                if (f[i] != 0 && f[i] != ' ')
+                        return false;
+        *ret = v;
+        return digits > 0;
+}
+
+static bool checksum_ok(const uint8_t *h) {
+        uint64_t want, sum = 0;
+
+        if (!parse_octal(h + 148, 8, &want))
+                return false;
+        for (size_t i = 0; i < TAR_BLOCK; i++)
+                sum += i >= 148 && i < 156 ? ' ' : h[i];
+        return sum == want;
+}
+
+static bool all_zero(const uint8_t *h) {
+        for (size_t i = 0; i < TAR_BLOCK; i++)
+                if (h[i])
+                        return false;
+        return true;
+}
+
+/* What a header of another type than '0' or NUL is (section 2 refuses them all). */
+static const char *type_name(uint8_t type, char buf[static 24]) {
+        switch (type) {
+        case '1': return "a hard link";
+        case '2': return "a symbolic link";
+        case '3': case '4': return "a device";
+        case '5': return "a directory";
+        case '6': return "a FIFO";
+        case '7': return "a contiguous file, typeflag '7'";
+        case 'L': return "a GNU long name header, typeflag 'L'";
+        case 'K': return "a GNU long link name header, typeflag 'K'";
+        case 'S': return "a GNU sparse file, typeflag 'S'";
+        case 'X': return "a Solaris extended header, typeflag 'X'";
+        case 'A': return "a Solaris ACL, typeflag 'A'";
+        }
+        (void) snprintf(buf, 24, type >= 0x21 && type < 0x7f ? "typeflag '%c'" : "typeflag 0x%02x", type);
+        return buf;
+}
+
+static bool keyword_is(const uint8_t *k, size_t len, const char *name) {
+        return len == strlen(name) && memcmp(k, name, len) == 0;
+}
+
+/* Section 1: VENDOR.keyword, VENDOR in capitals ("GNU.sparse.name", "SCHILY.xattr.user.x"). */
+static bool keyword_is_vendor(const uint8_t *k, size_t len) {
+        size_t i = 0;
+
+        while (i < len && ((k[i] >= 'A' && k[i] <= 'Z') || (i > 0 && k[i] >= '0' && k[i] <= '9')))
+                i++;
+        return i > 0 && i + 1 < len && k[i] == '.';
+}
+
+/* The records of a pax extended header (typeflag 'x'): "LEN KEYWORD=VALUE\n", each. Only path
+ * and size count; mtime, atime, ctime, uid, gid, uname, gname, comment and vendor keywords are
+ * ignored; any other keyword (linkpath, hdrcharset, ...) is refused. */
+static int parse_pax(const uint8_t *p, size_t n, uint64_t at, Header *ret, bool *ret_has_size, Error *e) {
+        static const char *const ignored[] = { "mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment" };
+        bool has_path = false;
+
+        while (n > 0) {
+                const uint8_t *k, *eq, *v;
+                size_t len = 0, i, vlen;
+
+                for (i = 0; i < n && i < 8 && p[i] >= '0' && p[i] <= '9'; i++)
+                        len = len * 10 + (size_t) (p[i] - '0');
+                if (i == 0 || i == n || p[i] != ' ' || len < i + 3 || len > n || p[len - 1] != '\n')
+                        return error_set(e, -EPERM, "not a readable tar archive: the pax header at byte %" PRIu64
+                                         " has a malformed record", at);
+                k = p + i + 1;
+                eq = memchr(k, '=', (size_t) (p + len - 1 - k));
+                if (!eq || eq == k)
+                        return error_set(e, -EPERM, "not a readable tar archive: the pax header at byte %" PRIu64
+                                         " has a record without a keyword", at);
+                v = eq + 1;
+                vlen = (size_t) (p + len - 1 - v);
+                if (keyword_is(k, (size_t) (eq - k), "path")) {
+                        if (has_path)
+                                return error_set(e, -EPERM, "the pax header at byte %" PRIu64 " names its member twice", at);
+                        has_path = true;
+                        ret->name = malloc(vlen + 1); /* not strndup: the value is not a C string */
+                        if (!ret->name)
+                                return -ENOMEM;
+                        memcpy(ret->name, v, vlen);
+                        ret->name[vlen] = 0;
+                        ret->name_nul = memchr(v, 0, vlen) != NULL;
+                } else if (keyword_is(k, (size_t) (eq - k), "size")) {
+                        uint64_t size = 0;
+
+                        if (*ret_has_size)
+                                return error_set(e, -EPERM, "the pax header at byte %" PRIu64 " has two sizes", at);
+                        for (i = 0; i < vlen && i < 17 && v[i] >= '0' && v[i] <= '9'; i++)
+                                size = size * 10 + (uint64_t) (v[i] - '0');
+                        if (i == 0 || i != vlen || size > BUNDLE_SIZE_MAX)
+                                return error_set(e, -EPERM, "the pax header at byte %" PRIu64 " has a size that is not "
+                                                 "a number of at most 2^53-1", at);
+                        ret->size = size;
+                        *ret_has_size = true;
+                } else {
+                        bool ok = keyword_is_vendor(k, (size_t) (eq - k));
+
+                        for (i = 0; i < ELEMENTSOF(ignored) && !ok; i++)
+                                ok = keyword_is(k, (size_t) (eq - k), ignored[i]);
+                        if (!ok)
+                                return error_set(e, -EPERM, "the pax keyword '%s' (header at byte %" PRIu64 ") is not "
+                                                 "allowed in a bundle: only path, size, the ignored times, ids and "
+                                                 "names, comment and vendor keywords are",
+                                                 shown((char[SHOWN_MAX + 4]) {}, (const char *) k, (size_t) (eq - k)),
+                                                 at);
+                }
+                p += len;
+                n -= len;
+        }
+        return 0;
+}
+
+/* Skips the padding after size bytes of content: 0, or -EPERM when the archive ends in it. */
+static int skip_padding(Input *in, uint64_t size, Error *e) {
+        uint64_t pad = (TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK, got;
+        int r = input_read(in, NULL, pad, &got, e);
+
+        if (r < 0)
+                return r;
+        if (got < pad)
+                return error_set(e, -EPERM, "the archive is truncated (at byte %" PRIu64 ")", in->offset);
+        return 0;
+}
+
+/* The next member: 1 with its header, 0 at the end of the archive (a zero block or the end
+ * of the data at a header), -EPERM for anything but a regular file with a ustar header, maybe
+ * after one pax extended header. */
+static int next_header(Input *in, Header *ret, Error *e) {
+        _cleanup_(header_done) Header pax = {};
+        bool has_pax = false, has_size = false;
+        uint8_t h[TAR_BLOCK];
+
+        for (;;) {
+                uint64_t at = in->offset, size, got;
+                _cleanup_free_ uint8_t *records = NULL;
+                int r;
+
+                r = input_read(in, h, TAR_BLOCK, &got, e);
+                if (r < 0)
+                        return r;
+                if (got == 0 || (got == TAR_BLOCK && all_zero(h))) {
+                        if (has_pax)
+                                return error_set(e, -EPERM, "the pax header at byte %" PRIu64 " describes no member: "
+                                                 "the archive ends after it", pax.at);
+                        return 0;
+                }
+                if (got < TAR_BLOCK)
+                        return error_set(e, -EPERM, at == 0 ? "not a tar archive: shorter than one header" :
+                                         "the archive is truncated in the header at byte %" PRIu64, at);
+                if (!checksum_ok(h) || memcmp(h + 257, "ustar\0" "00", 8) != 0) {
+                        const char *what = memcmp(h + 257, "ustar  \0", 8) == 0 && checksum_ok(h) ?
+                                "a GNU tar header, not ustar or pax (GNU tar: use --format=posix)" :
+                                "not a ustar header";
+                        if (at == 0)
+                                return error_set(e, -EPERM, "not a tar archive in the ustar or pax format: the first "
+                                                 "block is %s", what);
+                        return error_set(e, -EPERM, "not a readable tar archive: the block at byte %" PRIu64 " is %s "
+                                         "(damaged, or data beyond a member's size)", at, what);
+                }
+                if (!parse_octal(h + 124, 12, &size))
+                        return error_set(e, -EPERM, "not a readable tar archive: the header at byte %" PRIu64 " has an "
+                                         "invalid size field (%s)", at, h[124] & 0x80 ?
+                                         "base-256, a GNU extension" : "not octal");
+
+                if (h[156] == 'x') {
+                        if (has_pax)
+                                return error_set(e, -EPERM, "two pax headers in a row at byte %" PRIu64, at);
+                        if (size > PAX_HEADER_MAX)
+                                return error_set(e, -EPERM, "the pax header at byte %" PRIu64 " is larger than %u "
+                                                 "bytes", at, PAX_HEADER_MAX);
+                        records = malloc(MAX(size, 1u));
+                        if (!records)
+                                return -ENOMEM;
+                        r = input_read(in, records, size, &got, e);
+                        if (r < 0)
+                                return r;
+                        if (got < size)
+                                return error_set(e, -EPERM, "the archive is truncated in the pax header at byte %" PRIu64,
+                                                 at);
+                        r = parse_pax(records, (size_t) size, at, &pax, &has_size, e);
+                        if (r < 0)
+                                return r;
+                        r = skip_padding(in, size, e);
+                        if (r < 0)
+                                return r;
+                        pax.at = at;
+                        has_pax = true;
+                        continue;
+                }
+
+                if (!pax.name) {
+                        size_t name_len = strnlen((const char *) h, 100), prefix_len = strnlen((const char *) h + 345, 155);
+
+                        pax.name = malloc(prefix_len + 1 + name_len + 1);
+                        if (!pax.name)
+                                return -ENOMEM;
+                        memcpy(pax.name, h + 345, prefix_len);
+                        if (prefix_len > 0)
+                                pax.name[prefix_len++] = '/';
+                        memcpy(pax.name + prefix_len, h, name_len);
+                        pax.name[prefix_len + name_len] = 0;
+                }
+                if (h[156] != '0' && h[156] != 0) {
+                        char buf[24];
+
+                        if (h[156] == 'g')
+                                return error_set(e, -EPERM, "a global pax header (typeflag 'g') at byte %" PRIu64 ": a "
+                                                 "bundle has none (section 1)", at);
+                        if (h[156] == '1')
+                                return error_set(e, -EPERM, "member '%s' is a hard link", SHOWN(pax.name));
+                        return error_set(e, -EPERM, "member '%s' is not a regular file (%s)", SHOWN(pax.name),
+                                         type_name(h[156], buf));
+                }
+                if (!has_size)
+                        pax.size = size;
+                pax.at = at;
+                *ret = pax;
+                pax = (Header) {};
+                return 1;
+        }
+}
+
+/* ---- The bundle ---- */
+
 typedef struct Reader {
         const BundleReadOptions *o;
-        struct archive *a;
+        Input in;
         uint64_t file_size;
         usec_t last_progress;
         bool progress_shown;
@@ -76,81 +447,55 @@ static void progress(Reader *rd, bool done) {
         if (!done && now - rd->last_progress < PROGRESS_INTERVAL_USEC)
                 return;
         rd->last_progress = now;
-        pos = archive_filter_bytes(rd->a, -1);
+        pos = archive_filter_bytes(rd->in.a, -1);
         fprintf(stderr, "\r%s bundle: %3u%% (%" PRIu64 " of %" PRIu64 " MiB)%s", rd->o->what ?: "Reading",
                 (unsigned) (done ? 100 : (uint64_t) MAX(pos, 0) * 100 / rd->file_size),
                 (done ? rd->file_size : (uint64_t) MAX(pos, 0)) >> 20, rd->file_size >> 20, done ? "\n" : "");
         rd->progress_shown = true;
 }
 
-/* The next header: 1 with *ret, 0 at the end of the archive, -EPERM on a broken archive. */
-static int next_header(Reader *rd, struct archive_entry **ret, Error *e) {
-        int r = archive_read_next_header(rd->a, ret);
+/* Section 2: a valid name (the reason before the name: a long name is cut in the message). */
+static int check_name(const Header *h, Error *e) {
+        const char *problem = h->name_nul ? "a NUL byte in its pax path" : bundle_member_name_problem(h->name);
 
-        if (r == ARCHIVE_EOF)
-                return 0;
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-                return error_set(e, -EPERM, "not a readable tar archive: %s", archive_error_string(rd->a) ?: "?");
-        return 1;
-}
-
-/* Section 2: a regular file with a valid name and a size in its header. */
-static int check_entry(struct archive_entry *entry, const char **ret_name, Error *e) {
-        const char *name = archive_entry_pathname(entry);
-
-        if (!name)
-                return error_set(e, -EPERM, "a member whose name cannot be read");
-        if (archive_entry_hardlink(entry))
-                return error_set(e, -EPERM, "member '%s' is a hard link", name);
-        if (archive_entry_filetype(entry) != AE_IFREG) {
-                mode_t t = archive_entry_filetype(entry);
-                return error_set(e, -EPERM, "member '%s' is not a regular file (%s)", name,
-                                 t == AE_IFDIR ? "a directory" : t == AE_IFLNK ? "a symbolic link" :
-                                 t == AE_IFCHR || t == AE_IFBLK ? "a device" : t == AE_IFIFO ? "a FIFO" : "another type");
-        }
-        if (archive_entry_sparse_count(entry) > 0)
-                return error_set(e, -EPERM, "member '%s' is a sparse file", name);
-        if (!archive_entry_size_is_set(entry) || archive_entry_size(entry) < 0)
-                return error_set(e, -EPERM, "member '%s' has no size", name);
-        if (!bundle_member_name_valid(name))
-                return error_set(e, -EPERM, "member '%s' has an invalid name (absolute, '..', hidden or bad characters)",
-                                 name);
-        *ret_name = name;
+        if (problem)
+                return error_set(e, -EPERM, "a member has an invalid name (%s): '%s'", problem, SHOWN(h->name));
         return 0;
 }
 
 /* Reads a small member whole: the manifest or the signature. */
 static int read_small(Reader *rd, const char *expected, size_t max, uint8_t **ret, size_t *ret_size, Error *e) {
-        struct archive_entry *entry;
+        _cleanup_(header_done) Header h = {};
         _cleanup_free_ uint8_t *buf = NULL;
-        const char *name;
-        int64_t size;
-        la_ssize_t n;
+        uint64_t got;
         int r;
 
-        r = next_header(rd, &entry, e);
+        r = next_header(&rd->in, &h, e);
         if (r == 0)
                 return error_set(e, -EPERM, "the archive ends before '%s'", expected);
         if (r < 0)
                 return r;
-        r = check_entry(entry, &name, e);
+        r = check_name(&h, e);
         if (r < 0)
                 return r;
-        if (!streq(name, expected))
+        if (!streq(h.name, expected))
                 return error_set(e, -EPERM, "the %s member is '%s', not '%s'",
-                                 streq(expected, BUNDLE_MANIFEST_NAME) ? "first" : "second", name, expected);
-        size = archive_entry_size(entry);
-        if ((uint64_t) size > max)
+                                 streq(expected, BUNDLE_MANIFEST_NAME) ? "first" : "second", SHOWN(h.name), expected);
+        if (h.size > max)
                 return error_set(e, -EPERM, "'%s' is larger than %zu bytes", expected, max);
-        buf = malloc((size_t) size + 1);
+        buf = malloc((size_t) h.size + 1);
         if (!buf)
                 return -ENOMEM;
-        n = archive_read_data(rd->a, buf, (size_t) size);
-        if (n != (la_ssize_t) size)
-                return error_set(e, -EPERM, "'%s' is truncated: %s", expected,
-                                 n < 0 ? archive_error_string(rd->a) ?: "?" : "short read");
+        r = input_read(&rd->in, buf, h.size, &got, e);
+        if (r < 0)
+                return r;
+        if (got < h.size)
+                return error_set(e, -EPERM, "'%s' is truncated", expected);
+        r = skip_padding(&rd->in, h.size, e);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(buf);
-        *ret_size = (size_t) size;
+        *ret_size = (size_t) h.size;
         return 0;
 }
 
@@ -199,7 +544,7 @@ static int verify_head(Reader *rd, BundleInfo *info, Error *e) {
         if (!EVP_Digest(manifest, manifest_size, digest, NULL, EVP_sha256(), NULL))
                 return -EIO;
         for (size_t i = 0; i < 32; i++)
-                (void) sprintf(info->id + 2 * i, "%02x", digest[i]);
+                (void) snprintf(info->id + 2 * i, 3, "%02x", digest[i]);
 
         r = bundle_manifest_parse(manifest, manifest_size, &info->manifest, e);
         if (r < 0)
@@ -246,10 +591,6 @@ static int read_member(Reader *rd, BundleMember *m, BundleInfo *info, Error *e) 
         _cleanup_(evp_md_ctx_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         _cleanup_close_ int fd = -EBADF;
         uint8_t digest[32];
-        uint64_t done = 0;
-        const void *buf;
-        size_t size;
-        la_int64_t offset;
         int r;
 
         if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
@@ -259,67 +600,63 @@ static int read_member(Reader *rd, BundleMember *m, BundleInfo *info, Error *e) 
                 if (fd < 0)
                         return fd;
         }
-        for (;;) {
-                r = archive_read_data_block(rd->a, &buf, &size, &offset);
-                if (r == ARCHIVE_EOF)
-                        break;
-                if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-                        return error_set(e, -EPERM, "member '%s' is truncated or unreadable: %s", m->path,
-                                         archive_error_string(rd->a) ?: "?");
-                if ((uint64_t) offset != done)
-                        return error_set(e, -EPERM, "member '%s' has holes", m->path);
-                if (size > m->size - done)
-                        return error_set(e, -EPERM, "member '%s' is larger than the %" PRIu64 " bytes listed", m->path,
-                                         m->size);
-                EVP_DigestUpdate(ctx, buf, size);
+        for (uint64_t left = m->size; left > 0;) {
+                const uint8_t *p;
+                size_t n;
+
+                r = input_peek(&rd->in, left, &p, &n, e);
+                if (r < 0)
+                        return r;
+                if (n == 0)
+                        return error_set(e, -EPERM, "member '%s' is truncated: the archive ends %" PRIu64 " bytes before "
+                                         "its end", SHOWN(m->path), left);
+                if (EVP_DigestUpdate(ctx, p, n) != 1)
+                        return -EIO;
                 if (fd >= 0) {
-                        r = write_all(fd, buf, size);
+                        r = write_all(fd, p, n);
                         if (r < 0)
                                 return error_set(e, r, "cannot write '%s' in the staging directory: %s", m->path,
                                                  strerror(-r));
                 }
-                done += size;
+                input_consume(&rd->in, n);
+                left -= n;
                 progress(rd, false);
         }
-        if (done != m->size)
-                return error_set(e, -EPERM, "member '%s' has %" PRIu64 " bytes, %" PRIu64 " listed", m->path, done,
-                                 m->size);
         if (EVP_DigestFinal_ex(ctx, digest, NULL) != 1)
                 return -EIO;
         if (memcmp(digest, m->sha256, 32) != 0)
-                return error_set(e, -EPERM, "member '%s' does not match its sha256 in the manifest", m->path);
-        info->bytes += done;
-        return 0;
+                return error_set(e, -EPERM, "member '%s' does not match its sha256 in the manifest", SHOWN(m->path));
+        info->bytes += m->size;
+        return skip_padding(&rd->in, m->size, e);
 }
 
 static int read_members(Reader *rd, BundleInfo *info, Error *e) {
         BundleManifest *m = &info->manifest;
-        struct archive_entry *entry;
         size_t seen = 0;
         int r;
 
         for (;;) {
-                const char *name;
+                _cleanup_(header_done) Header h = {};
                 BundleMember *mb;
 
-                r = next_header(rd, &entry, e);
+                r = next_header(&rd->in, &h, e);
                 if (r < 0)
                         return r;
                 if (r == 0)
                         break;
-                r = check_entry(entry, &name, e);
+                r = check_name(&h, e);
                 if (r < 0)
                         return r;
-                mb = bundle_manifest_find(m, name);
+                mb = bundle_manifest_find(m, h.name);
                 if (!mb)
-                        return error_set(e, -EPERM, "member '%s' is not in the manifest", name);
+                        return error_set(e, -EPERM, "member '%s' is not in the manifest", SHOWN(h.name));
                 if (mb->seen)
-                        return error_set(e, -EPERM, "member '%s' appears twice", name);
+                        return error_set(e, -EPERM, "member '%s' appears twice", SHOWN(h.name));
                 mb->seen = true;
                 seen++;
-                if ((uint64_t) archive_entry_size(entry) != mb->size)
-                        return error_set(e, -EPERM, "member '%s' has %lld bytes, %" PRIu64 " listed", name,
-                                         (long long) archive_entry_size(entry), mb->size);
+                if (h.size != mb->size)
+                        return error_set(e, -EPERM, "member '%s' has %" PRIu64 " bytes, %" PRIu64 " listed",
+                                         SHOWN(h.name), h.size, mb->size);
                 r = read_member(rd, mb, info, e);
                 if (r < 0)
                         return r;
@@ -328,12 +665,24 @@ static int read_members(Reader *rd, BundleInfo *info, Error *e) {
                 for (size_t i = 0; i < m->n_members; i++)
                         if (!m->members[i].seen)
                                 return error_set(e, -EPERM, "member '%s' is listed in the manifest but missing (%zu of "
-                                                 "%zu missing)", m->members[i].path, m->n_members - seen, m->n_members);
+                                                 "%zu missing)", SHOWN(m->members[i].path), m->n_members - seen,
+                                                 m->n_members);
         return 0;
 }
 
+static int read_bundle(Reader *rd, int fd, BundleInfo *info, Error *e) {
+        int r;
+
+        r = input_open(&rd->in, fd, e);
+        if (r < 0)
+                return r;
+        r = verify_head(rd, info, e);
+        if (r < 0)
+                return r;
+        return read_members(rd, info, e);
+}
+
 int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, Error *e) {
-        _cleanup_(archive_readp) struct archive *a = NULL;
         _cleanup_close_ int fd = -EBADF;
         BundleInfo info = {};
         struct stat st;
@@ -348,25 +697,15 @@ int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, E
         if (!S_ISREG(st.st_mode))
                 return error_set(e, -EINVAL, "'%s' is not a regular file", path);
         (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-
-        a = archive_read_new();
-        if (!a)
-                return -ENOMEM;
-        /* tar only (ustar, pax, GNU), plain or compressed with gzip, xz or zstd. */
-        if (archive_read_support_format_tar(a) != ARCHIVE_OK || archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-            archive_read_support_filter_xz(a) != ARCHIVE_OK || archive_read_support_filter_zstd(a) != ARCHIVE_OK)
-                return error_set(e, -EIO, "libarchive lacks tar, gzip, xz or zstd support: %s",
-                                 archive_error_string(a) ?: "?");
-        if (archive_read_open_fd(a, fd, READ_BLOCK) != ARCHIVE_OK)
-                return error_set(e, -EPERM, "'%s' is not a tar archive: %s", path, archive_error_string(a) ?: "?");
-        rd.a = a;
         rd.file_size = (uint64_t) st.st_size;
 
-        r = verify_head(&rd, &info, e);
-        if (r >= 0)
-                r = read_members(&rd, &info, e);
+        if (st.st_size == 0)
+                r = error_set(e, -EPERM, "not a tar archive: the file is empty");
+        else
+                r = read_bundle(&rd, fd, &info, e);
         if (rd.progress_shown)
                 progress(&rd, r >= 0);
+        input_done(&rd.in);
         if (r < 0) {
                 if (o->ret_reason)
                         *o->ret_reason = rd.reason ?: "bundle-integrity";

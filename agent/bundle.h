@@ -5,9 +5,10 @@
  * every other member with its size and SHA-256, and whose second member is a signature of
  * the manifest by a bundle key.
  *
- * The reader streams the archive once through libarchive: it verifies the signature and the
- * manifest before it looks at any other member, then hashes every member as it goes past,
- * optionally writing it below a staging directory. Memory does not grow with the bundle.
+ * The reader streams the archive once (libarchive undoes the compression, the tar headers are
+ * read by the format's rules alone): it verifies the signature and the manifest before it
+ * looks at any other member, then hashes every member as it goes past, optionally writing it
+ * below a staging directory. Memory does not grow with the bundle.
  *
  * Errors: -EPERM for every refusal (the message names the member and the reason), -EINVAL
  * for a configuration that cannot verify anything (no keys, a key of the wrong type), the

@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* The bundle manifest parser and the member name rules (docs/bundle-format.md, sections 2
- * and 3). The reader over real tar files is tested end to end in
- * tests/integration/test_bundle*.py. */
+/* The bundle manifest parser, the member name rules and the tar reader (docs/bundle-format.md,
+ * sections 1 to 3): the reader over tar streams written here header by header, signed with a
+ * key made for the run. End to end, with independent writers: tests/integration/test_bundle*.py. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "bundle.h"
+#include "fileio.h"
 
 #define REV "0123456789abcdef0123456789abcdef01234567"
 #define SHA "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -180,12 +186,323 @@ static void test_names(void **state) {
 }
 
 
+/* ---- The reader over tar streams written here ---- */
+
+static void EVP_MD_CTX_freep(EVP_MD_CTX **c) {
+        EVP_MD_CTX_free(*c);
+}
+
+#define USTAR "ustar\0" "00"
+#define GNU_MAGIC "ustar  \0"
+
+static char tmp[] = "/tmp/test-bundle-XXXXXX";
+static EVP_PKEY *key;
+static CosignKeyring *keys;
+
+static int setup(void **state) {
+        _cleanup_free_ char *pub = NULL;
+        char *paths[2] = {};
+        FILE *f;
+        Error e = {};
+
+        assert_non_null(mkdtemp(tmp));
+        key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+        assert_non_null(key);
+        assert_true(asprintf(&pub, "%s/bundle.pub", tmp) > 0);
+        f = fopen(pub, "we");
+        assert_non_null(f);
+        assert_int_equal(PEM_write_PUBKEY(f, key), 1);
+        fclose(f);
+        paths[0] = pub;
+        if (bundle_keyring_load(paths, &keys, &e) < 0)
+                fail_msg("%s", e.message);
+        return 0;
+}
+
+static int teardown(void **state) {
+        cosign_keyring_free(keys);
+        EVP_PKEY_free(key);
+        (void) rm_rf(tmp);
+        return 0;
+}
+
+/* A ustar header; size_field replaces the octal size when not NULL. */
+static void header(FILE *f, const char *name, const char *prefix, char type, uint64_t size, const char *magic,
+                   const char *size_field) {
+        uint8_t h[512] = {};
+        unsigned sum = 0;
+        char field[16];
+
+        memcpy(h, name, MIN(strlen(name), 100u));
+        memcpy(h + 100, "0000644", 8);
+        memcpy(h + 108, "0000000", 8);
+        memcpy(h + 116, "0000000", 8);
+        (void) snprintf(field, sizeof(field), "%011" PRIo64, size);
+        memcpy(h + 124, size_field ?: field, 12);
+        memcpy(h + 136, "14000000000", 12);
+        h[156] = (uint8_t) type;
+        memcpy(h + 257, magic, 8);
+        if (prefix)
+                memcpy(h + 345, prefix, strlen(prefix));
+        memset(h + 148, ' ', 8);
+        for (size_t i = 0; i < sizeof(h); i++)
+                sum += h[i];
+        (void) snprintf(field, sizeof(field), "%06o", sum);
+        memcpy(h + 148, field, 7);
+        assert_int_equal(fwrite(h, 1, sizeof(h), f), sizeof(h));
+}
+
+static void data(FILE *f, const void *d, size_t n) {
+        static const uint8_t zero[512];
+
+        assert_int_equal(fwrite(d, 1, n, f), n);
+        assert_int_equal(fwrite(zero, 1, (512 - n % 512) % 512, f), (512 - n % 512) % 512);
+}
+
+static void file(FILE *f, const char *name, const char *content) {
+        header(f, name, NULL, '0', strlen(content), USTAR, NULL);
+        data(f, content, strlen(content));
+}
+
+static void end(FILE *f) {
+        static const uint8_t zero[1024];
+
+        assert_int_equal(fwrite(zero, 1, sizeof(zero), f), sizeof(zero));
+}
+
+/* A pax record "LEN k=v\n" appended to buf. */
+static void record(char *buf, size_t bufsize, const char *k, const char *v) {
+        size_t n = strlen(k) + strlen(v) + 3, len = n + 1;
+
+        while (len != n + (size_t) snprintf(NULL, 0, "%zu", len))
+                len++;
+        (void) snprintf(buf + strlen(buf), bufsize - strlen(buf), "%zu %s=%s\n", len, k, v);
+}
+
+static void pax(FILE *f, const char *records, size_t size) {
+        header(f, "PaxHeaders/x", NULL, 'x', size, USTAR, NULL);
+        data(f, records, size);
+}
+
+#define PACK "PACK not really"
+#define OTHER_PREFIX "d/" A64 A64
+#define OTHER_NAME OTHER_PREFIX "/" A64 "/other" /* needs the ustar prefix field or a pax path */
+
+/* manifest.json and manifest.sig for repository.pack (PACK) and OTHER_NAME ("other"). */
+static void head(FILE *f) {
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        const char *contents[] = { PACK, "other" };
+        char hex[2][65], manifest[2048];
+        uint8_t sig[64], md[32];
+        size_t sig_len = sizeof(sig);
+
+        for (size_t i = 0; i < 2; i++) {
+                assert_int_equal(EVP_Digest(contents[i], strlen(contents[i]), md, NULL, EVP_sha256(), NULL), 1);
+                for (size_t k = 0; k < 32; k++)
+                        (void) snprintf(hex[i] + 2 * k, 3, "%02x", md[k]);
+        }
+        (void) snprintf(manifest, sizeof(manifest),
+                        "{\"format\": \"atticd-agent-bundle\", \"version\": 1, \"host\": \"h\", \"revision\": \"" REV "\", "
+                        "\"sequence\": 5, \"created\": 100, \"expires\": 200, \"repository\": \"repository.pack\", "
+                        "\"closure\": null, \"images\": null, \"members\": [{\"path\": \"repository.pack\", \"size\": %zu, "
+                        "\"sha256\": \"%s\"}, {\"path\": \"" OTHER_NAME "\", \"size\": 5, \"sha256\": \"%s\"}]}",
+                        strlen(PACK), hex[0], hex[1]);
+        assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, key), 1);
+        assert_int_equal(EVP_DigestSign(ctx, sig, &sig_len, (const uint8_t *) manifest, strlen(manifest)), 1);
+        file(f, "manifest.json", manifest);
+        header(f, "manifest.sig", NULL, '0', sig_len, USTAR, NULL);
+        data(f, sig, sig_len);
+}
+
+static void other(FILE *f) {
+        header(f, A64 "/other", OTHER_PREFIX, '0', 5, USTAR, NULL);
+        data(f, "other", 5);
+}
+
+/* The tar of case i, or NULL after the last. Every case but the last few is a whole bundle. */
+static const char *build(size_t i, FILE *f) {
+        char rec[70000] = "";
+        uint8_t junk[700];
+
+        switch (i) {
+        case 0: /* plain ustar, the prefix field */
+                head(f), file(f, "repository.pack", PACK), other(f), end(f);
+                return NULL;
+        case 1: /* pax path and size; the ignored keywords and vendor keywords */
+                head(f), file(f, "repository.pack", PACK);
+                record(rec, sizeof(rec), "path", OTHER_NAME), record(rec, sizeof(rec), "size", "5");
+                record(rec, sizeof(rec), "mtime", "1700000000.5"), record(rec, sizeof(rec), "uid", "4242");
+                record(rec, sizeof(rec), "comment", "x"), record(rec, sizeof(rec), "ATTICD.note", "x");
+                record(rec, sizeof(rec), "GNU.sparse.name", "repository.pack");
+                record(rec, sizeof(rec), "GNU.sparse.size", "99999"), record(rec, sizeof(rec), "SCHILY.xattr.user.a", "b");
+                pax(f, rec, strlen(rec));
+                header(f, "harmless", NULL, '0', 0, USTAR, NULL), data(f, "other", 5), end(f);
+                return NULL;
+        case 2: /* no end blocks: the end of the data at a header */
+                head(f), file(f, "repository.pack", PACK), other(f);
+                return NULL;
+        case 3: /* the first zero block ends the archive; what follows is ignored */
+                head(f), file(f, "repository.pack", PACK), other(f);
+                memset(junk, 0x5a, sizeof(junk));
+                data(f, (uint8_t[512]) {}, 512), data(f, junk, sizeof(junk));
+                return NULL;
+        case 4:
+                head(f), record(rec, sizeof(rec), "linkpath", "/etc/passwd"), pax(f, rec, strlen(rec));
+                file(f, "repository.pack", PACK), other(f), end(f);
+                return "the pax keyword 'linkpath' (header at byte";
+        case 5:
+                head(f), record(rec, sizeof(rec), "hdrcharset", "BINARY"), pax(f, rec, strlen(rec));
+                file(f, "repository.pack", PACK), end(f);
+                return "the pax keyword 'hdrcharset'";
+        case 6: /* lowercase with a dot: reserved for POSIX, not a vendor's */
+                head(f), record(rec, sizeof(rec), "realtime.x", "1"), pax(f, rec, strlen(rec));
+                file(f, "repository.pack", PACK), end(f);
+                return "the pax keyword 'realtime.x'";
+        case 7:
+                head(f), record(rec, sizeof(rec), "path", "a"), record(rec, sizeof(rec), "path", "repository.pack");
+                pax(f, rec, strlen(rec)), file(f, "x", PACK), end(f);
+                return "names its member twice";
+        case 8:
+                head(f), record(rec, sizeof(rec), "size", "15"), record(rec, sizeof(rec), "size", "15");
+                pax(f, rec, strlen(rec)), file(f, "repository.pack", PACK), end(f);
+                return "has two sizes";
+        case 9:
+                head(f), record(rec, sizeof(rec), "size", "+15"), pax(f, rec, strlen(rec));
+                file(f, "repository.pack", PACK), end(f);
+                return "a size that is not a number";
+        case 10:
+                head(f), pax(f, "99 path=repository.pack\n", 24), file(f, "repository.pack", PACK), end(f);
+                return "has a malformed record";
+        case 11:
+                head(f), pax(f, "9 pathxx\n", 9), file(f, "repository.pack", PACK), end(f);
+                return "a record without a keyword";
+        case 12:
+                head(f), record(rec, sizeof(rec), "path", "repository.pack"), pax(f, rec, strlen(rec));
+                pax(f, rec, strlen(rec)), file(f, "x", PACK), end(f);
+                return "two pax headers in a row at byte";
+        case 13:
+                head(f), file(f, "repository.pack", PACK), other(f);
+                record(rec, sizeof(rec), "path", "late"), pax(f, rec, strlen(rec)), end(f);
+                return "describes no member";
+        case 14:
+                head(f), memset(rec, 'x', 65537), header(f, "PaxHeaders/x", NULL, 'x', 65537, USTAR, NULL);
+                data(f, rec, 65537), file(f, "repository.pack", PACK), end(f);
+                return "is larger than 65536 bytes";
+        case 15:
+                header(f, "manifest.json", NULL, '0', 2, GNU_MAGIC, NULL), data(f, "{}", 2), end(f);
+                return "not a tar archive in the ustar or pax format: the first block is a GNU tar header";
+        case 16:
+                head(f), header(f, "repository.pack", NULL, '0', strlen(PACK), GNU_MAGIC, NULL), data(f, PACK, 15);
+                end(f);
+                return "is a GNU tar header, not ustar or pax";
+        case 17:
+                head(f), record(rec, sizeof(rec), "comment", "g"), header(f, "pax_global_header", NULL, 'g', strlen(rec),
+                                                                          USTAR, NULL);
+                data(f, rec, strlen(rec)), file(f, "repository.pack", PACK), end(f);
+                return "a global pax header (typeflag 'g') at byte";
+        case 18:
+                head(f), pax(f, "29 path=repository.pack\0junk\n", 29), file(f, "x", PACK), end(f);
+                return "a member has an invalid name (a NUL byte in its pax path): 'repository.pack'";
+        case 19:
+                head(f), record(rec, sizeof(rec), "path", LONG_NAME), pax(f, rec, strlen(rec)), file(f, "x", PACK), end(f);
+                return "a member has an invalid name (more than 1024 bytes): 'aaaa";
+        case 20:
+                head(f), header(f, "repository.pack", NULL, '0', 0, USTAR, "\x80\0\0\0\0\0\0\0\0\0\0\x0f");
+                data(f, PACK, 15), end(f);
+                return "invalid size field (base-256, a GNU extension)";
+        case 21:
+                head(f), record(rec, sizeof(rec), "size", "16"), pax(f, rec, strlen(rec));
+                file(f, "repository.pack", PACK), end(f);
+                return "member 'repository.pack' has 16 bytes, 15 listed";
+        case 22:
+                head(f), header(f, "repository.pack", NULL, '7', 15, USTAR, NULL), data(f, PACK, 15), end(f);
+                return "member 'repository.pack' is not a regular file (a contiguous file, typeflag '7')";
+        case 23:
+                head(f), header(f, "repository.pack", NULL, 'S', 15, USTAR, NULL), data(f, PACK, 15), end(f);
+                return "(a GNU sparse file, typeflag 'S')";
+        case 24:
+                head(f), header(f, "repository.pack", NULL, 'L', 15, USTAR, NULL), data(f, PACK, 15), end(f);
+                return "(a GNU long name header, typeflag 'L')";
+        case 25: /* the archive ends in a member's padding */
+                head(f), header(f, "repository.pack", NULL, '0', 15, USTAR, NULL);
+                assert_int_equal(fwrite(PACK, 1, 15, f), 15);
+                return "the archive is truncated";
+        case 26:
+                head(f), header(f, "repository.pack", NULL, '0', 15, USTAR, NULL);
+                assert_int_equal(fwrite(PACK, 1, 10, f), 10);
+                return "member 'repository.pack' is truncated";
+        case 27:
+                memset(junk, 0x5a, sizeof(junk)), data(f, junk, sizeof(junk));
+                return "not a tar archive in the ustar or pax format: the first block is not a ustar header";
+        case 28:
+                header(f, "manifest.json", NULL, '0', 2, USTAR, "00000000002x");
+                return "not a readable tar archive: the header at byte 0 has an invalid size field (not octal)";
+        case 29: /* a member that the first zero block hides is missing */
+                head(f), file(f, "repository.pack", PACK), end(f), other(f), end(f);
+                return "member 'd/aaaa";
+        }
+        return "-";
+}
+
+static void test_reader(void **state) {
+        for (size_t i = 0;; i++) {
+                _cleanup_free_ char *path = NULL, *staging = NULL;
+                _cleanup_close_ int staging_fd = -EBADF;
+                BundleExpect x = { .host = "h", .store_dir = "/nix/store", .now = 150 };
+                const char *want, *reason = NULL;
+                BundleInfo info = {};
+                Error e = {};
+                FILE *f;
+                int r;
+
+                assert_true(asprintf(&path, "%s/%zu.tar", tmp, i) > 0);
+                assert_true(asprintf(&staging, "%s/staging-%zu", tmp, i) > 0);
+                f = fopen(path, "we");
+                assert_non_null(f);
+                want = build(i, f);
+                assert_int_equal(fclose(f), 0);
+                if (want && streq(want, "-"))
+                        break;
+                assert_int_equal(mkdir(staging, 0700), 0);
+                staging_fd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                assert_true(staging_fd >= 0);
+
+                /* Verifying and extracting agree. */
+                for (int extract = 0; extract < 2; extract++) {
+                        BundleReadOptions o = { .keys = keys, .expect = &x, .staging_fd = extract ? staging_fd : -1,
+                                                .ret_reason = &reason };
+
+                        r = bundle_read(path, &o, &info, &e);
+                        if (!want && r != 0)
+                                fail_msg("case %zu: refused (%d): %s", i, r, e.message);
+                        if (want && (r != -EPERM || !strstr(e.message, want) || !streq_ptr(reason, "bundle-integrity")))
+                                fail_msg("case %zu: r=%d, reason %s, message '%s', expected '%s'", i, r, strna(reason),
+                                         e.message, want);
+                        if (!want) {
+                                assert_int_equal(info.bytes, strlen(PACK) + 5);
+                                assert_true(info.manifest.members[0].seen && info.manifest.members[1].seen);
+                        }
+                        bundle_info_done(&info);
+                }
+                if (!want) {
+                        _cleanup_free_ char *content = NULL, *member = NULL;
+                        size_t size;
+
+                        assert_true(asprintf(&member, "%s/" OTHER_NAME, staging) > 0);
+                        assert_int_equal(read_full_file(member, 1024, &content, &size), 0);
+                        assert_int_equal(size, 5);
+                        assert_memory_equal(content, "other", 5);
+                }
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid),
                 cmocka_unit_test(test_refused),
                 cmocka_unit_test(test_oversized),
                 cmocka_unit_test(test_names),
+                cmocka_unit_test(test_reader),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return cmocka_run_group_tests(tests, setup, teardown);
 }

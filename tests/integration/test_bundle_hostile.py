@@ -255,8 +255,6 @@ class HostileBundleTest(unittest.TestCase):
         e.insert(2, Entry("nix", type=b"5", mode=0o755))
         self.assert_refused(b.build(entries=e), "'nix/?' is not a regular file.*directory")
 
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
-
     def test_contiguous_file_type_7(self):
         # Only typeflag 0 or NUL is a regular file (section 2); '7' is "every other type".
         b = self.bundle()
@@ -273,14 +271,10 @@ class HostileBundleTest(unittest.TestCase):
                                                  "GNU.sparse.offset": "500", "GNU.sparse.numbytes": "6"})
         self.assert_refused(b.build(entries=e), "sparse|'sparse' has")
 
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
-
     def test_global_pax_header_first(self):
         b = self.bundle()
         e = [bw.global_pax_header({"comment": "global headers are not allowed"})] + b.entries()
         self.assert_refused(b.build(entries=e), "global|not a regular file|type|first member")
-
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
 
     def test_global_pax_header_between_members(self):
         b = self.bundle()
@@ -289,8 +283,6 @@ class HostileBundleTest(unittest.TestCase):
         e.insert(3, bw.global_pax_header({"path": "second"}))
         self.assert_refused(b.build(entries=e), "global|not a regular file|type")
 
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
-
     def test_gnu_long_name_header(self):
         # A GNU 'L' header names the next member; only pax names members (section 1).
         b = self.bundle()
@@ -298,15 +290,11 @@ class HostileBundleTest(unittest.TestCase):
         e[2:3] = [Entry("././@LongLink", b"repository.pack\0", type=b"L"), Entry("decoy", e[2].data)]
         self.assert_refused(b.build(entries=e), "not a regular file|type|@LongLink|'decoy' is not in the manifest")
 
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
-
     def test_gnu_long_link_header(self):
         b = self.bundle()
         e = b.entries()
         e.insert(2, Entry("././@LongLink", str(self.m.outside).encode() + b"\0", type=b"K"))
         self.assert_refused(b.build(entries=e), "not a regular file|type|@LongLink")
-
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
 
     def test_solaris_extended_header_X(self):
         # 'X' is not the pax 'x': a member of another type, not a header to apply.
@@ -317,8 +305,6 @@ class HostileBundleTest(unittest.TestCase):
         e.insert(2, Entry(b"", raw=ustar_header("PaxHeaders/decoy", size=len(body), typeflag=b"X")
                           + body + b"\0" * (-len(body) % 512)))
         self.assert_refused(b.build(entries=e), "not a regular file|type|'decoy' is not in the manifest")
-
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
 
     def test_solaris_acl_header_A(self):
         b = self.bundle()
@@ -386,8 +372,6 @@ class HostileBundleTest(unittest.TestCase):
         e = b.entries() + [Entry("caf\u00e9", b"x")]   # a pax path in UTF-8
         self.assert_refused(b.build(entries=e), "invalid name")
 
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
-
     def test_nul_in_pax_path(self):
         # The pax path "repository.pack\0junk" has a NUL: not a valid name (section 2), and
         # not the listed "repository.pack" (a C string would cut it there).
@@ -396,8 +380,6 @@ class HostileBundleTest(unittest.TestCase):
         e[2] = Entry("junk", e[2].data, pax={"path": b"repository.pack\0junk"})
         self.assert_refused(b.build(entries=e), "invalid name|not in the manifest")
 
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
-
     def test_vendor_keyword_does_not_name_a_member(self):
         # Vendor keywords are ignored (section 1): GNU.sparse.name must not rename "decoy"
         # into the listed "repository.pack".
@@ -405,8 +387,6 @@ class HostileBundleTest(unittest.TestCase):
         e = b.entries()
         e[2] = Entry("decoy", e[2].data, pax={"GNU.sparse.name": "repository.pack"})
         self.assert_refused(b.build(entries=e), "'decoy' is not in the manifest")
-
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
 
     def test_name_too_long(self):
         name = "/".join(["a" * 200] * 6)   # 1205 bytes, components of 200
@@ -644,8 +624,6 @@ class HostileBundleTest(unittest.TestCase):
         import lzma
         data = lzma.compress(self.bundle().build(), format=lzma.FORMAT_ALONE)
         self.assert_refused(data, "not a tar archive|not a readable")
-
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
 
     def test_compressed_twice(self):
         # gzip inside xz: the xz stream's content is not a tar archive.
