@@ -3,8 +3,10 @@
  * indexed into the mirror on the air-gapped one. */
 
 #include <fcntl.h>
+#include <git2/sys/odb_backend.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "git-internal.h"
 
 #define PACK_READ_BLOCK (1024 * 1024)
@@ -25,24 +27,128 @@ static void git_revwalk_freep(git_revwalk **w) {
         git_revwalk_free(*w);
 }
 
-int git_source_import_pack(GitSource *s, const char *pack_path, Error *e) {
+static void git_indexer_freep(git_indexer **i) {
+        git_indexer_free(*i);
+}
+
+/* Checking a pack for completeness (docs/bundle-format.md 5.1): every object that an object of
+ * the pack names (a commit's tree and parents, a tree's entries but submodule commits, a tag's
+ * target) is in the pack itself. So the pack holds everything reachable from each commit in
+ * it, without trusting what the mirror holds (objects of a pack refused before this check
+ * existed, say). */
+typedef struct PackCheck {
+        git_repository *repo; /* over the pack's objects alone */
+        git_odb *odb;         /* its odb */
+        Error *e;
+        int r;
+} PackCheck;
+
+static int require(PackCheck *c, const char *kind, const git_oid *from, const char *what, const git_oid *id) {
+        char a[GIT_OID_HEXSZ + 1], b[GIT_OID_HEXSZ + 1];
+
+        if (git_odb_exists(c->odb, id))
+                return 0;
+        c->r = error_set(c->e, -EBADMSG, "the repository pack is incomplete: %s %s names %s %s, which is not in the "
+                         "pack", kind, git_oid_tostr(a, sizeof(a), from), what, git_oid_tostr(b, sizeof(b), id));
+        return -1;
+}
+
+static int check_object(const git_oid *id, void *payload) {
+        PackCheck *c = payload;
+        _cleanup_(git_object_freep) git_object *obj = NULL;
+        int r = git_object_lookup(&obj, c->repo, id, GIT_OBJECT_ANY);
+
+        if (r < 0) {
+                git_map_error(r, c->e, "the repository pack is not valid");
+                c->r = -EBADMSG;
+                return -1;
+        }
+        switch (git_object_type(obj)) {
+        case GIT_OBJECT_COMMIT: {
+                const git_commit *commit = (const git_commit *) obj;
+
+                r = require(c, "commit", id, "tree", git_commit_tree_id(commit));
+                for (unsigned i = 0; r == 0 && i < git_commit_parentcount(commit); i++)
+                        r = require(c, "commit", id, "parent", git_commit_parent_id(commit, i));
+                return r;
+        }
+        case GIT_OBJECT_TREE: {
+                const git_tree *tree = (const git_tree *) obj;
+
+                for (size_t i = 0; r == 0 && i < git_tree_entrycount(tree); i++) {
+                        const git_tree_entry *entry = git_tree_entry_byindex(tree, i);
+
+                        if (git_tree_entry_filemode(entry) != GIT_FILEMODE_COMMIT)
+                                r = require(c, "tree", id, git_tree_entry_type(entry) == GIT_OBJECT_TREE ? "tree" : "blob",
+                                            git_tree_entry_id(entry));
+                }
+                return r;
+        }
+        case GIT_OBJECT_TAG:
+                return require(c, "tag", id, "object", git_tag_target_id((const git_tag *) obj));
+        default:
+                return 0;
+        }
+}
+
+static int check_pack(const char *idx_path, Error *e) {
         _cleanup_(git_odb_freep) git_odb *odb = NULL;
-        _cleanup_free_ uint8_t *buf = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        git_indexer_progress stats = {};
-        git_odb_writepack *wp = NULL;
+        _cleanup_(git_repository_freep) git_repository *repo = NULL;
+        git_odb_backend *be = NULL;
+        PackCheck c = { .e = e };
         int r;
 
+        r = git_odb_new(&odb);
+        if (r >= 0)
+                r = git_odb_backend_one_pack(&be, idx_path);
+        if (r >= 0) {
+                r = git_odb_add_backend(odb, be, 1);
+                if (r < 0)
+                        be->free(be);
+        }
+        if (r >= 0)
+                r = git_repository_wrap_odb(&repo, odb);
+        if (r < 0)
+                return git_map_error(r, e, "cannot read the indexed pack");
+        c.repo = repo;
+        c.odb = odb;
+        r = git_odb_foreach(odb, check_object, &c);
+        if (r < 0)
+                return c.r < 0 ? c.r : git_map_error(r, e, "cannot read the indexed pack");
+        return 0;
+}
+
+/* Moves quarantine/NAME.ext into objects/pack, on disk before it is visible. */
+static int publish(const char *quarantine, const char *pack_dir, const char *name, const char *ext, Error *e) {
+        _cleanup_free_ char *from = NULL, *to = NULL;
+        _cleanup_close_ int fd = -EBADF;
+
+        if (asprintf(&from, "%s/%s%s", quarantine, name, ext) < 0 || asprintf(&to, "%s/%s%s", pack_dir, name, ext) < 0)
+                return -ENOMEM;
+        fd = open(from, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) < 0)
+                return error_set(e, -errno, "cannot sync '%s': %m", from);
+        if (rename(from, to) < 0)
+                return error_set(e, -errno, "cannot move the pack to '%s': %m", to);
+        return 0;
+}
+
+static int index_pack(git_odb *odb, const char *quarantine, const char *pack_path, char **ret_name, Error *e) {
+        _cleanup_(git_indexer_freep) git_indexer *idx = NULL;
+        _cleanup_free_ uint8_t *buf = malloc(PACK_READ_BLOCK);
+        _cleanup_close_ int fd = -EBADF;
+        git_indexer_options opts = GIT_INDEXER_OPTIONS_INIT;
+        git_indexer_progress stats = {};
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
         fd = open(pack_path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return error_set(e, -errno, "cannot open '%s': %m", pack_path);
-        buf = malloc(PACK_READ_BLOCK);
-        if (!buf)
-                return -ENOMEM;
-        r = git_repository_odb(&odb, s->repo);
-        if (r < 0)
-                return git_map_error(r, e, s->path);
-        r = git_odb_write_pack(&wp, odb, NULL, NULL);
+        /* The mirror's objects complete a thin pack (the format's packs are not thin, but git
+         * index-pack --fix-thin does the same). */
+        r = git_indexer_new(&idx, quarantine, 0, odb, &opts);
         if (r < 0)
                 return git_map_error(r, e, "cannot index the pack");
         for (;;) {
@@ -50,26 +156,57 @@ int git_source_import_pack(GitSource *s, const char *pack_path, Error *e) {
 
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0) {
-                        r = error_set(e, -errno, "cannot read '%s': %m", pack_path);
-                        goto finish;
-                }
+                if (n < 0)
+                        return error_set(e, -errno, "cannot read '%s': %m", pack_path);
                 if (n == 0)
                         break;
-                r = wp->append(wp, buf, (size_t) n, &stats);
-                if (r < 0) {
-                        git_map_error(r, e, "the repository pack is not valid");
-                        r = -EBADMSG;
-                        goto finish;
-                }
+                r = git_indexer_append(idx, buf, (size_t) n, &stats);
+                if (r < 0)
+                        break;
         }
-        r = wp->commit(wp, &stats);
+        if (r >= 0)
+                r = git_indexer_commit(idx, &stats);
         if (r < 0) {
                 git_map_error(r, e, "the repository pack is not valid");
-                r = -EBADMSG;
+                return -EBADMSG;
         }
-finish:
-        wp->free(wp);
+        if (asprintf(ret_name, "pack-%s", git_indexer_name(idx)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* The pack is indexed into a quarantine directory below objects/ (as git receive-pack does),
+ * checked for completeness, and only then moved into objects/pack: a pack that is refused
+ * leaves nothing behind. */
+int git_source_import_pack(GitSource *s, const char *pack_path, Error *e) {
+        _cleanup_(git_odb_freep) git_odb *odb = NULL;
+        _cleanup_free_ char *objects = NULL, *quarantine = NULL, *pack_dir = NULL, *name = NULL, *idx_path = NULL;
+        int r;
+
+        objects = path_join(git_repository_path(s->repo), "objects");
+        quarantine = path_join(objects, "incoming-XXXXXX");
+        pack_dir = path_join(objects, "pack");
+        if (!objects || !quarantine || !pack_dir)
+                return -ENOMEM;
+        r = git_repository_odb(&odb, s->repo);
+        if (r < 0)
+                return git_map_error(r, e, s->path);
+        if (!mkdtemp(quarantine))
+                return error_set(e, -errno, "cannot create a directory in '%s': %m", objects);
+
+        r = index_pack(odb, quarantine, pack_path, &name, e);
+        if (r >= 0 && asprintf(&idx_path, "%s/%s.idx", quarantine, name) < 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = check_pack(idx_path, e);
+        /* The data first: a reader finds a pack by its index. */
+        if (r >= 0)
+                r = publish(quarantine, pack_dir, name, ".pack", e);
+        if (r >= 0)
+                r = publish(quarantine, pack_dir, name, ".idx", e);
+        if (r >= 0)
+                (void) git_odb_refresh(odb);
+        (void) rm_rf(quarantine);
         return r;
 }
 

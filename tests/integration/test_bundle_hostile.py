@@ -587,8 +587,6 @@ class HostileBundleTest(unittest.TestCase):
         b.members["repository.pack"] = b"PACK\0\0\0\2" + b"\x5a" * 200
         self.assert_refused(b.build(), "pack is not valid|not a valid pack|pack", verify=False)
 
-    @unittest.expectedFailure  # known bug in bundle-read.c, issue 6 open (see its note)
-
     def test_pack_missing_the_revisions_tree(self):
         # Only the commit object: not "every commit, tree and blob reachable from it".
         only = subprocess.run(["git", "-C", str(self.m.repo.work), "pack-objects", "--stdout"],
