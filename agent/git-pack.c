@@ -4,12 +4,13 @@
 
 #include <fcntl.h>
 #include <git2/sys/odb_backend.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fileio.h"
 #include "git-internal.h"
 
-#define PACK_READ_BLOCK (1024 * 1024)
+#define PACK_READ_BLOCK (128 * 1024)
 
 static void git_repository_freep(git_repository **r) {
         git_repository_free(*r);
@@ -133,6 +134,24 @@ static int publish(const char *quarantine, const char *pack_dir, const char *nam
         return 0;
 }
 
+/* Whether the mirror holds this pack already (the same bundle applied again): its name is
+ * the checksum of its content, so there is nothing to move, unless an earlier copy did not
+ * make it to the disk whole. */
+static bool pack_is_there(const char *quarantine, const char *pack_dir, const char *name) {
+        static const char *const exts[] = { ".pack", ".idx" };
+
+        for (size_t i = 0; i < ELEMENTSOF(exts); i++) {
+                _cleanup_free_ char *a = NULL, *b = NULL;
+                struct stat sa, sb;
+
+                if (asprintf(&a, "%s/%s%s", quarantine, name, exts[i]) < 0 ||
+                    asprintf(&b, "%s/%s%s", pack_dir, name, exts[i]) < 0 || stat(a, &sa) < 0 || stat(b, &sb) < 0 ||
+                    sa.st_size != sb.st_size)
+                        return false;
+        }
+        return true;
+}
+
 static int index_pack(git_odb *odb, const char *quarantine, const char *pack_path, char **ret_name, Error *e) {
         _cleanup_(git_indexer_freep) git_indexer *idx = NULL;
         _cleanup_free_ uint8_t *buf = malloc(PACK_READ_BLOCK);
@@ -199,13 +218,14 @@ int git_source_import_pack(GitSource *s, const char *pack_path, Error *e) {
                 r = -ENOMEM;
         if (r >= 0)
                 r = check_pack(idx_path, e);
-        /* The data first: a reader finds a pack by its index. */
-        if (r >= 0)
+        if (r >= 0 && !pack_is_there(quarantine, pack_dir, name)) {
+                /* The data first: a reader finds a pack by its index. */
                 r = publish(quarantine, pack_dir, name, ".pack", e);
-        if (r >= 0)
-                r = publish(quarantine, pack_dir, name, ".idx", e);
-        if (r >= 0)
-                (void) git_odb_refresh(odb);
+                if (r >= 0)
+                        r = publish(quarantine, pack_dir, name, ".idx", e);
+                if (r >= 0)
+                        (void) git_odb_refresh(odb);
+        }
         (void) rm_rf(quarantine);
         return r;
 }
