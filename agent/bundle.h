@@ -7,8 +7,10 @@
  *
  * The reader streams the archive once (libarchive undoes the compression, the tar headers are
  * read by the format's rules alone): it verifies the signature and the manifest before it
- * looks at any other member, then hashes every member as it goes past, optionally writing it
- * below a staging directory. Memory does not grow with the bundle.
+ * looks at any other member, then hashes every member as it goes past (a second thread hashes
+ * the larger ones while the next blocks are read), optionally writing it below a staging
+ * directory: the very bytes it hashes. Memory does not grow with the bundle: four blocks of
+ * 128 KiB, the manifest, and the member list.
  *
  * Errors: -EPERM for every refusal (the message names the member and the reason), -EINVAL
  * for a configuration that cannot verify anything (no keys, a key of the wrong type), the

@@ -496,6 +496,116 @@ static void test_reader(void **state) {
         }
 }
 
+/* ---- Members large enough for the hasher thread ---- */
+
+static void hex_sha256(const void *d, size_t n, char hex[static 65]) {
+        uint8_t md[32];
+
+        assert_int_equal(EVP_Digest(d, n, md, NULL, EVP_sha256(), NULL), 1);
+        for (size_t k = 0; k < 32; k++)
+                (void) snprintf(hex + 2 * k, 3, "%02x", md[k]);
+}
+
+static int read_path(const char *path, int staging_fd, Error *e) {
+        BundleExpect x = { .host = "h", .store_dir = "/nix/store", .now = 150 };
+        BundleReadOptions o = { .keys = keys, .expect = &x, .staging_fd = staging_fd };
+        BundleInfo info = {};
+        int r = bundle_read(path, &o, &info, e);
+
+        bundle_info_done(&info);
+        return r;
+}
+
+static void contents_free(uint8_t *(*c)[5]) {
+        for (size_t i = 0; i < ELEMENTSOF(*c); i++)
+                free((*c)[i]);
+}
+
+/* Members of 3 MiB and 2 MiB (hashed by the hasher thread) between small ones, verified
+ * and extracted; then with one byte flipped, and cut short, in each large one. */
+static void test_reader_large(void **state) {
+        static const char *const names[] = { "repository.pack", "big/a", "small", "big/b", "tail" };
+        size_t sizes[] = { strlen(PACK), 3 * 1024 * 1024 + 1000, 10, 2 * 1024 * 1024, 1 };
+        _cleanup_(contents_free) uint8_t *content[ELEMENTSOF(names)] = {};
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        char manifest[4096] = "", hex[65];
+        uint8_t sig[64];
+        size_t sig_len = sizeof(sig);
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                content[i] = malloc(sizes[i]);
+                assert_non_null(content[i]);
+                for (size_t k = 0; k < sizes[i]; k++)
+                        content[i][k] = (uint8_t) (k * 7 + i + k / 4099);
+        }
+        memcpy(content[0], PACK, sizes[0]);
+        (void) snprintf(manifest, sizeof(manifest),
+                        "{\"format\": \"atticd-agent-bundle\", \"version\": 1, \"host\": \"h\", \"revision\": \"" REV "\", "
+                        "\"sequence\": 5, \"created\": 100, \"expires\": 200, \"repository\": \"repository.pack\", "
+                        "\"closure\": null, \"images\": null, \"members\": [");
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                hex_sha256(content[i], sizes[i], hex);
+                (void) snprintf(manifest + strlen(manifest), sizeof(manifest) - strlen(manifest),
+                                "%s{\"path\": \"%s\", \"size\": %zu, \"sha256\": \"%s\"}", i ? ", " : "", names[i],
+                                sizes[i], hex);
+        }
+        strcat(manifest, "]}");
+        assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, key), 1);
+        assert_int_equal(EVP_DigestSign(ctx, sig, &sig_len, (const uint8_t *) manifest, strlen(manifest)), 1);
+
+        /* Case 0: whole; 1, 2: a byte flipped in big/a, big/b; 3: big/b cut short. */
+        for (int c = 0; c < 4; c++) {
+                static const char *const want[] = { NULL, "member 'big/a' does not match its sha256",
+                                                    "member 'big/b' does not match its sha256", "member 'big/b' is truncated" };
+                _cleanup_free_ char *path = NULL, *staging = NULL, *a = NULL, *got = NULL;
+                _cleanup_close_ int staging_fd = -EBADF;
+                size_t got_size;
+                FILE *f;
+
+                assert_true(asprintf(&path, "%s/large-%d.tar", tmp, c) > 0);
+                assert_true(asprintf(&staging, "%s/large-staging-%d", tmp, c) > 0);
+                f = fopen(path, "we");
+                assert_non_null(f);
+                file(f, "manifest.json", manifest);
+                header(f, "manifest.sig", NULL, '0', sig_len, USTAR, NULL);
+                data(f, sig, sig_len);
+                for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                        header(f, names[i], NULL, '0', sizes[i], USTAR, NULL);
+                        if (c == 3 && i == 3) {
+                                assert_int_equal(fwrite(content[i], 1, sizes[i] - 4096, f), sizes[i] - 4096);
+                                break;
+                        }
+                        bool flip = (c == 1 && i == 1) || (c == 2 && i == 3);
+
+                        content[i][sizes[i] / 2] ^= flip;
+                        data(f, content[i], sizes[i]);
+                        content[i][sizes[i] / 2] ^= flip;
+                }
+                if (c != 3)
+                        end(f);
+                assert_int_equal(fclose(f), 0);
+                assert_int_equal(mkdir(staging, 0700), 0);
+                staging_fd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                assert_true(staging_fd >= 0);
+
+                for (int extract = 0; extract < 2; extract++) {
+                        Error e = {};
+                        int r = read_path(path, extract ? staging_fd : -1, &e);
+
+                        if (!want[c] && r != 0)
+                                fail_msg("large case %d: refused (%d): %s", c, r, e.message);
+                        if (want[c] && (r != -EPERM || !strstr(e.message, want[c])))
+                                fail_msg("large case %d: r=%d, message '%s', expected '%s'", c, r, e.message, want[c]);
+                }
+                if (want[c])
+                        continue;
+                assert_true(asprintf(&a, "%s/big/a", staging) > 0);
+                assert_int_equal(read_full_file(a, 8 * 1024 * 1024, &got, &got_size), 0);
+                assert_int_equal(got_size, sizes[1]);
+                assert_memory_equal(got, content[1], sizes[1]);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid),
@@ -503,6 +613,7 @@ int main(void) {
                 cmocka_unit_test(test_oversized),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_reader),
+                cmocka_unit_test(test_reader_large),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
