@@ -93,6 +93,7 @@ static RegistryOptions registry_options(const Config *c) {
                 .ca_file = c->images.ca_file,
                 .connect_timeout = c->images.connect_timeout,
                 .stall_timeout = c->images.stall_timeout,
+                .request_timeout = c->images.request_timeout,
         };
 }
 
