@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The bundle reader over arbitrary input: bundle_read() (agent/bundle-read.c) on a file that
- * holds the input: tar (ustar, pax, GNU), maybe compressed with gzip, xz or zstd, as libarchive
- * reads it. Built twice: fuzz-bundle-read verifies only (staging_fd -1), fuzz-bundle-extract
+ * holds the input: any bytes, read as the agent reads a bundle (libarchive only decompresses
+ * gzip, xz or zstd; the reader parses the ustar and pax headers itself and refuses every other
+ * header kind, GNU's included). Built twice: fuzz-bundle-read verifies only (staging_fd -1), fuzz-bundle-extract
  * (FUZZ_BUNDLE_EXTRACT) also writes the members below a staging directory, emptied each run.
  *
  * The keyring holds the fuzz bundle keys (keys/fuzz-p256.pub and keys/fuzz-ed25519.pub). A
