@@ -171,6 +171,27 @@ static int first_manifest(const char *path, BundleManifest *ret) {
 
         if (!a)
                 abort();
+        {
+                /* A plain tar: the first member's data straight from its ustar header, as the
+                 * reader takes it (libarchive refuses some headers the reader reads, such as a
+                 * uid field with bytes after its NUL, which the reader ignores). */
+                _cleanup_free_ char *file = NULL;
+                size_t file_size = 0;
+
+                if (read_full_file(path, 16 * 1024 * 1024, &file, &file_size) >= 0 && file_size >= 512 &&
+                    memcmp(file + 257, "ustar", 5) == 0 && file[156] != 'x') {
+                        char field[13] = {};
+                        unsigned long long sz;
+                        char *end;
+
+                        memcpy(field, file + 124, 12);
+                        sz = strtoull(field, &end, 8);
+                        if (end != field && sz <= BUNDLE_MANIFEST_MAX && 512 + sz <= file_size) {
+                                archive_read_free(a);
+                                return bundle_manifest_parse((const uint8_t *) file + 512, (size_t) sz, ret, NULL) < 0 ? -1 : 0;
+                        }
+                }
+        }
         (void) archive_read_support_format_tar(a);
         (void) archive_read_support_filter_gzip(a);
         (void) archive_read_support_filter_xz(a);
@@ -288,7 +309,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* What was written below the staging directory: only what the manifest lists. */
         BundleManifest m = {};
 
-        staged_manifest = r == 0 ? &info.manifest : first_manifest(path, &m) == 0 ? &m : NULL;
+        /* The manifest the reader verified (it stays in info after a later refusal); else the
+         * first member as libarchive reads it, for refusals before the manifest was parsed (a
+         * header libarchive reads differently never stages anything then). */
+        staged_manifest = r == 0 || info.manifest.n_members > 0 ? &info.manifest
+                          : first_manifest(path, &m) == 0 ? &m : NULL;
         staged_accepted = r == 0;
         staging_prefix = strlen(staging) + 1;
         if (nftw(staging, check_staged, 16, FTW_PHYS) < 0)

@@ -343,7 +343,9 @@ static void test_command_timeout(void **state) {
         took = run_timed(checks, 1, FAST, &rep);
         expect_result(&rep, 0, false, "timed out after 1.0 s and was killed");
         assert_int_equal(rep.rounds, 1);
-        if (took < 0.9 || took > 2.5)
+        /* Killed at the timeout, not after the 30 s sleep; the upper bound leaves room for a
+         * loaded machine (CI runs fuzzers beside it). */
+        if (took < 0.9 || took > 10)
                 fail_msg("took %.2f s", took);
         assert_int_equal(read_full_file(pidfile, 64, &pid, NULL), 0);
         assert_true(process_gone((pid_t) strtol(pid, NULL, 10)));
