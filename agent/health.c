@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: MIT */
-#include <curl/curl.h>
 #include <jansson.h>
 #include <netdb.h>
 #include <poll.h>
@@ -7,6 +6,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-bus.h>
 
+#include "curl-dl.h"
 #include "health.h"
 #include "log.h"
 #include "process.h"
@@ -51,7 +51,7 @@ static double seconds(usec_t u) {
 
 static void curl_easy_cleanupp(CURL **h) {
         if (*h)
-                curl_easy_cleanup(*h);
+                sym_curl_easy_cleanup(*h);
 }
 
 typedef struct Body {
@@ -83,7 +83,7 @@ static size_t body_write(char *p, size_t s, size_t n, void *userdata) {
 /* curl's message with the system's reason when curl leaves it out, e.g. "Failed to connect to
  * 127.0.0.1 port 9 after 0 ms: Couldn't connect to server (Connection refused)". */
 static char *curl_detail(CURLcode cc, const char *errbuf, long os_errno) {
-        const char *msg = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+        const char *msg = errbuf[0] ? errbuf : sym_curl_easy_strerror(cc);
         const char *cause = os_errno > 0 ? strerror((int) os_errno) : NULL;
 
         if (cause && !strcasestr(msg, cause))
@@ -94,44 +94,50 @@ static char *curl_detail(CURLcode cc, const char *errbuf, long os_errno) {
 /* GET the URL; ok when the server answers the expected status (redirects are not followed: the
  * status is what the server said) and, with http.body, the body contains that text. */
 static bool check_http(const HealthCheck *hc, usec_t budget, char **detail) {
-        _cleanup_(curl_easy_cleanupp) CURL *h = curl_easy_init();
+        _cleanup_(curl_easy_cleanupp) CURL *h = NULL;
         char errbuf[CURL_ERROR_SIZE] = "";
         _cleanup_free_ char *body = NULL;
         Body b = { .keep = !!hc->http_body };
         long status = 0, os_errno = 0;
         char *location = NULL;
+        Error dl = {};
         CURLcode cc;
 
+        if (curl_dl_open(&dl) < 0) {
+                *detail = strdup(error_message(&dl));
+                return false;
+        }
+        h = sym_curl_easy_init();
         if (!h) {
                 *detail = strdup("cannot create a curl handle");
                 return false;
         }
         budget = MIN(budget, HTTP_TIME_MAX);
-        (void) curl_easy_setopt(h, CURLOPT_URL, hc->http_url);
-        (void) curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        (void) curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-        (void) curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        (void) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long) (MIN(budget, HTTP_CONNECT_TIME_MAX) / USEC_PER_MSEC));
-        (void) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long) (budget / USEC_PER_MSEC));
-        (void) curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-        (void) curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write);
-        (void) curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        (void) sym_curl_easy_setopt(h, CURLOPT_URL, hc->http_url);
+        (void) sym_curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        (void) sym_curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+        (void) sym_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        (void) sym_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long) (MIN(budget, HTTP_CONNECT_TIME_MAX) / USEC_PER_MSEC));
+        (void) sym_curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long) (budget / USEC_PER_MSEC));
+        (void) sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+        (void) sym_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write);
+        (void) sym_curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
         if (hc->http_ca_file)
-                (void) curl_easy_setopt(h, CURLOPT_CAINFO, hc->http_ca_file); /* else the system's CAs */
-        (void) curl_easy_setopt(h, CURLOPT_USERAGENT, "atticd-agent health check");
-        (void) curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* a health check asks the machine, not a proxy */
+                (void) sym_curl_easy_setopt(h, CURLOPT_CAINFO, hc->http_ca_file); /* else the system's CAs */
+        (void) sym_curl_easy_setopt(h, CURLOPT_USERAGENT, "atticd-agent health check");
+        (void) sym_curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* a health check asks the machine, not a proxy */
 
-        cc = curl_easy_perform(h);
+        cc = sym_curl_easy_perform(h);
         body = b.data;
         if (cc != CURLE_OK) {
-                (void) curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+                (void) sym_curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
                 *detail = curl_detail(cc, errbuf, os_errno);
                 return false;
         }
 
-        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        (void) sym_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         if (status != (long) hc->http_status) {
-                (void) curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &location);
+                (void) sym_curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &location);
                 if (location)
                         *detail = strdupf("HTTP %ld (expected %u), redirect to '%.200s' not followed", status,
                                           hc->http_status, location);
@@ -521,8 +527,6 @@ static int run_rounds(const Config *c, usec_t settle, usec_t timeout, usec_t int
         r = report_new(c, &rep, reterr);
         if (r < 0)
                 return r;
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) /* counted: paired with the cleanup below */
-                return error_set(reterr, -EIO, "cannot initialize libcurl");
 
         if (settle > 0) {
                 log_info("Waiting %.1f s for the system to settle before the health checks.", seconds(settle));
@@ -541,7 +545,6 @@ static int run_rounds(const Config *c, usec_t settle, usec_t timeout, usec_t int
                 /* The last pause ends at the timeout, and one more round runs then. */
                 sleep_until(MIN(now + interval, deadline));
         }
-        curl_global_cleanup();
 
         if (rep.healthy)
                 log_info("Healthy: all %zu check(s) passed in round %u.", rep.n, rep.rounds);

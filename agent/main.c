@@ -12,7 +12,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "status.h"
-#include "version.h"
+#include "build.h"
 
 typedef struct Args {
         const char *config_path;
@@ -300,7 +300,20 @@ static int cmd_bundle(const Args *a, int argc, char **argv) {
         r = bundle_create(c, &o, &e);
         if (r < 0) {
                 log_error("Cannot create the bundle: %s", error_message(&e) ?: strerror(-r));
-                return r == -EINVAL || r == -ENOENT ? EXIT_USAGE : EXIT_DEPLOY_FAILED;
+                switch (r) {
+                case -EINVAL:
+                case -ENOENT:
+                        return EXIT_USAGE;
+                case -EPERM: /* images.keys is set and an image does not verify */
+                case -EKEYREJECTED:
+                        return EXIT_REFUSED;
+                case -EHOSTUNREACH: /* a registry could not be asked: as pull says it */
+                case -ETIMEDOUT:
+                case -EACCES:
+                        return EXIT_TRANSIENT;
+                default:
+                        return EXIT_DEPLOY_FAILED;
+                }
         }
         return EXIT_OK;
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
 
+#include "curl-dl.h"
 #include "image-ref.h"
 #include "registry-auth.h"
 #include "registry.h"
@@ -51,7 +51,7 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *userdata) {
         size_t len = size * n;
         long status = 0;
 
-        (void) curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+        (void) sym_curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
         if (status != 200) {
                 r->dropped += len;
                 if (r->dropped > ERROR_BODY_MAX) {
@@ -103,14 +103,16 @@ static size_t on_header(char *line, size_t size, size_t n, void *userdata) {
 
 int registry_client_new(const RegistryOptions *o, RegistryClient **ret, Error *e) {
         RegistryClient *c;
+        int r;
 
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                return error_set(e, -EIO, "cannot initialize libcurl");
+        r = curl_dl_open(e);
+        if (r < 0)
+                return r;
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
         c->options = *o;
-        c->curl = curl_easy_init();
+        c->curl = sym_curl_easy_init();
         if (!c->curl) {
                 free(c);
                 return error_set(e, -ENOMEM, "cannot create a curl handle");
@@ -122,12 +124,11 @@ int registry_client_new(const RegistryOptions *o, RegistryClient **ret, Error *e
 RegistryClient *registry_client_free(RegistryClient *c) {
         if (!c)
                 return NULL;
-        curl_easy_cleanup(c->curl);
+        sym_curl_easy_cleanup(c->curl);
         free(c->token_key);
         free(c->token);
         free(c->no_referrers_api);
         free(c);
-        curl_global_cleanup();
         return NULL;
 }
 
@@ -165,7 +166,7 @@ static int timeout_error(const RegistryClient *c, CURL *h, const char *url, unsi
                                  "%u s for each 64 MiB of the blob)",
                                  url, timeout, c->options.request_timeout);
         }
-        (void) curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connected);
+        (void) sym_curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connected);
         if (connected == 0)
                 return error_set(e, -ETIMEDOUT, "%s: timed out: no connection within %u s (images.connect-timeout)", url,
                                  c->options.connect_timeout);
@@ -185,47 +186,47 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
         CURLcode cc;
         CURL *h = c->curl;
 
-        curl_easy_reset(h);
+        sym_curl_easy_reset(h);
         if (accept)
-                headers = curl_slist_append(headers, accept);
+                headers = sym_curl_slist_append(headers, accept);
         if (authorization)
-                headers = curl_slist_append(headers, authorization);
+                headers = sym_curl_slist_append(headers, authorization);
 
-        (void) curl_easy_setopt(h, CURLOPT_URL, url);
-        (void) curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-        (void) curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        (void) curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        (void) sym_curl_easy_setopt(h, CURLOPT_URL, url);
+        (void) sym_curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+        (void) sym_curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        (void) sym_curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
         /* Blobs are often served by a redirect to storage. curl does not carry our
          * Authorization header to another host. */
-        (void) curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-        (void) curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long) MAX_REDIRECTS);
-        (void) curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long) c->options.connect_timeout);
-        (void) curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        (void) curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long) c->options.stall_timeout);
+        (void) sym_curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        (void) sym_curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long) MAX_REDIRECTS);
+        (void) sym_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long) c->options.connect_timeout);
+        (void) sym_curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        (void) sym_curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long) c->options.stall_timeout);
         /* Redirects, a dropped error body and all: one deadline for the whole GET. */
-        (void) curl_easy_setopt(h, CURLOPT_TIMEOUT, (long) timeout);
-        (void) curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-        (void) curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) MIN(sink->max, (uint64_t) INT64_MAX));
-        (void) curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        (void) curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-        (void) curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
-        (void) curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-        (void) curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
-        (void) curl_easy_setopt(h, CURLOPT_USERAGENT, "atticd-agent");
+        (void) sym_curl_easy_setopt(h, CURLOPT_TIMEOUT, (long) timeout);
+        (void) sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+        (void) sym_curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) MIN(sink->max, (uint64_t) INT64_MAX));
+        (void) sym_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        (void) sym_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        (void) sym_curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+        (void) sym_curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+        (void) sym_curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
+        (void) sym_curl_easy_setopt(h, CURLOPT_USERAGENT, "atticd-agent");
         if (c->options.ca_file)
-                (void) curl_easy_setopt(h, CURLOPT_CAINFO, c->options.ca_file);
+                (void) sym_curl_easy_setopt(h, CURLOPT_CAINFO, c->options.ca_file);
         if (user) {
-                (void) curl_easy_setopt(h, CURLOPT_USERNAME, user);
-                (void) curl_easy_setopt(h, CURLOPT_PASSWORD, password);
-                (void) curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+                (void) sym_curl_easy_setopt(h, CURLOPT_USERNAME, user);
+                (void) sym_curl_easy_setopt(h, CURLOPT_PASSWORD, password);
+                (void) sym_curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
         }
 
         start = now_usec(CLOCK_MONOTONIC);
-        cc = curl_easy_perform(h);
+        cc = sym_curl_easy_perform(h);
         elapsed = now_usec(CLOCK_MONOTONIC) - start;
-        curl_slist_free_all(headers);
-        (void) curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* errbuf is about to go */
-        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+        sym_curl_slist_free_all(headers);
+        (void) sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* errbuf is about to go */
+        (void) sym_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
 
         if (r.over_cap || cc == CURLE_FILESIZE_EXCEEDED) {
                 response_done(&r);
@@ -245,7 +246,7 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
         case CURLE_PARTIAL_FILE:
                 response_done(&r);
                 return error_set(e, -EHOSTUNREACH, "%s: the registry closed the connection before the end of the answer (%s)",
-                                 url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+                                 url, errbuf[0] ? errbuf : sym_curl_easy_strerror(cc));
         case CURLE_TOO_MANY_REDIRECTS:
                 response_done(&r);
                 return error_set(e, -EBADMSG, "%s: more than %d redirects", url, MAX_REDIRECTS);
@@ -253,10 +254,10 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
         case CURLE_SSL_CACERT_BADFILE:
                 response_done(&r);
                 return error_set(e, -EKEYREJECTED, "%s: the TLS certificate is not trusted (%s)", url,
-                                 curl_easy_strerror(cc));
+                                 sym_curl_easy_strerror(cc));
         default:
                 response_done(&r);
-                return error_set(e, -EHOSTUNREACH, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+                return error_set(e, -EHOSTUNREACH, "%s: %s", url, errbuf[0] ? errbuf : sym_curl_easy_strerror(cc));
         }
         *ret = r;
         return 0;
@@ -275,12 +276,12 @@ static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *rep
                 return error_set(e, -EBADMSG, "the registry's Bearer challenge has no usable realm");
         if (!ch->scope && asprintf(&scope, "repository:%s:pull", repository) < 0)
                 return -ENOMEM;
-        service = ch->service ? curl_easy_escape(c->curl, ch->service, 0) : NULL;
-        scope_esc = curl_easy_escape(c->curl, ch->scope ?: scope, 0);
+        service = ch->service ? sym_curl_easy_escape(c->curl, ch->service, 0) : NULL;
+        scope_esc = sym_curl_easy_escape(c->curl, ch->scope ?: scope, 0);
         k = asprintf(&url, "%s%sscope=%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?", strempty(scope_esc),
                      service ? "&service=" : "", strempty(service));
-        curl_free(service);
-        curl_free(scope_esc);
+        sym_curl_free(service);
+        sym_curl_free(scope_esc);
         if (k < 0 || blob_sink_init(&body, -1, TOKEN_MAX) < 0)
                 return -ENOMEM;
 

@@ -162,6 +162,33 @@ class BundleTest(unittest.TestCase):
         state = json.loads(self.state_bytes())
         self.assertEqual(state["bundle-sequence"], 7)
 
+    def test_libcurl_is_loaded_only_for_http(self):
+        """libcurl (and the two dozen libraries it brings) is loaded on the first HTTP request:
+        verify makes none and never loads it; apply loads it for the HTTP health check, after
+        the bundle has been verified and extracted. The dynamic loader says what it loads
+        (LD_DEBUG=files), and which object asked for it."""
+        w = self.w
+        rev = w.commit()
+        bundle = self.create(rev, "b.tar")
+        self.wipe_machine()
+        self.configure(health={"settle": 0, "timeout": 5, "checks": [
+            {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
+        agent = str(w.agent_bin())
+        loaded = f"file=libcurl.so.4 [0];  dynamically loaded by {agent} "
+
+        r = w.agent("verify", str(bundle), env={"LD_DEBUG": "files"})
+        self.assertEqual(r.returncode, 0, r.stderr[-4000:])
+        self.assertIn(f"file=libarchive.so.13 [0];  needed by {agent} ", r.stderr)  # the loader did speak
+        self.assertNotIn("libcurl", r.stderr)
+
+        r = w.agent("apply", str(bundle), env={"LD_DEBUG": "files"})
+        self.assertEqual(r.returncode, 0, r.stderr[-4000:])
+        self.assertEqual(w.health(), 200)
+        self.assertIn(loaded, r.stderr)
+        self.assertEqual(r.stderr.count(loaded), 1, "loaded more than once")
+        self.assertLess(r.stderr.index("Importing the closure"), r.stderr.index(loaded))
+        self.assertIn("Healthy: all 1 check(s) passed", r.stderr)
+
     @unittest.skipUnless(shutil.which("skopeo"), "skopeo is not installed (tools/install-deps installs it)")
     def test_round_trip_with_images(self):
         """The images of the revision travel in the bundle as OCI layouts with their Cosign
@@ -223,6 +250,14 @@ class BundleTest(unittest.TestCase):
         sign_classic(reg, "app/web", web, ckey)
         rev = w.commit(images={"web": f"{reg.host}/app/web:1.0"})
         imported = w.tmp / "imported"
+        # bundle create checks the images as the machine will: with the other key, it refuses
+        # to sign them.
+        self.configure(images={"keys": [str(other_pub)], "insecure-registries": [reg.host]})
+        r = w.agent("bundle", "create", "-o", str(self.out / "x.tar"), "--rev", rev, "--repo", str(w.repo.work),
+                    "--key", str(self.key), "--no-closure")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("the images do not verify", r.stderr)
+        self.assertFalse((self.out / "x.tar").exists())
         self.configure(images={"keys": [str(cpub)], "insecure-registries": [reg.host]},
                        bundle={"keys": [str(self.pub)],
                                "image-import-command": ["skopeo", "--insecure-policy", "copy", "oci:{layout}:image",
