@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 
-#include "build.h"
 #include "curl-dl.h"
 
 #define CURL_DL_DEFINE(name) __typeof__(name) *sym_##name
@@ -20,13 +20,14 @@ CURL_DL_DEFINE(curl_free);
 CURL_DL_DEFINE(curl_slist_append);
 CURL_DL_DEFINE(curl_slist_free_all);
 
-/* The first call's outcome, kept for the later ones. */
-static int loaded;                      /* 0: not tried; 1: loaded; -errno: failed */
+/* The outcome, set once (pthread_once) and read by every call after. */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int loaded;                      /* 1: loaded; -errno: failed */
 static char failure[ERROR_MESSAGE_MAX]; /* why, when it failed */
 
 #define SYMBOL(name) { #name, (void **) &sym_##name }
 
-int curl_dl_open(Error *e) {
+static void load(void) {
         static const struct {
                 const char *name;
                 void **where;
@@ -47,11 +48,6 @@ int curl_dl_open(Error *e) {
         const char *err;
         void *dl;
 
-        if (loaded > 0)
-                return 0;
-        if (loaded < 0)
-                return error_set(e, loaded, "%s", failure);
-
         /* RTLD_NODELETE: never unloaded (libcurl keeps global state, and its handles outlive
          * any one client); RTLD_LOCAL: its symbols do not leak into later lookups. */
         dl = dlopen(LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
@@ -59,7 +55,7 @@ int curl_dl_open(Error *e) {
                 err = dlerror();
                 loaded = -ENOPKG;
                 (void) snprintf(failure, sizeof(failure), "cannot load libcurl: %s", err ?: LIBCURL_SONAME);
-                return error_set(e, loaded, "%s", failure);
+                return;
         }
         for (size_t i = 0; i < ELEMENTSOF(symbols); i++) {
                 *symbols[i].where = dlsym(dl, symbols[i].name);
@@ -67,16 +63,21 @@ int curl_dl_open(Error *e) {
                         loaded = -ENOPKG;
                         (void) snprintf(failure, sizeof(failure), "cannot load libcurl: %s has no %s",
                                         LIBCURL_SONAME, symbols[i].name);
-                        return error_set(e, loaded, "%s", failure);
+                        return;
                 }
         }
-        /* Once, for the whole process, and never cleaned up: the process ends instead. */
+        /* Once for the whole process, and never cleaned up: the process ends instead. */
         global_init = (__typeof__(curl_global_init) *) dlsym(dl, "curl_global_init");
         if (!global_init || global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 loaded = -EIO;
                 (void) snprintf(failure, sizeof(failure), "cannot initialize libcurl (%s)", LIBCURL_SONAME);
-                return error_set(e, loaded, "%s", failure);
+                return;
         }
         loaded = 1;
-        return 0;
+}
+
+int curl_dl_open(Error *e) {
+        if (pthread_once(&once, load) != 0)
+                return error_set(e, -EIO, "cannot load libcurl");
+        return loaded > 0 ? 0 : error_set(e, loaded, "%s", failure);
 }

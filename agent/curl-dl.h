@@ -27,7 +27,7 @@ CURL_DL_SYMBOL(curl_slist_append);
 CURL_DL_SYMBOL(curl_slist_free_all);
 
 /* Loads libcurl (the build's `libcurl` option: its soname, or a full path in the nix package)
- * and runs curl_global_init, once per process; later calls return what the first returned.
- * Not thread-safe: call it from the main thread before starting an HTTP client. Returns 0, or
- * -errno with the reason (the loader's message) in e. */
+ * and runs curl_global_init, once per process (pthread_once: the image workers call it
+ * together); every call returns what the first one found. Returns 0, or -ENOPKG (cannot be
+ * loaded) or -EIO (cannot be initialized) with the loader's message in e. */
 int curl_dl_open(Error *e);

@@ -12,7 +12,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "status.h"
-#include "build.h"
+#include "version.h"
 
 typedef struct Args {
         const char *config_path;
