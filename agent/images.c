@@ -332,6 +332,8 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
                 return -ENOMEM;
 
         r = for_each_layer(v, ic->digest, sig_tag, on_simplesigning, COSIGN_PAYLOAD_MAX, &f, e);
+        if (r == -EBADMSG) /* a signature manifest that is not one: said if nothing else counts */
+                note_refusal(&f, r, e);
         /* Bundles only when the classic signatures are not enough already. */
         if ((r >= 0 || r == -ENOENT || r == -EBADMSG) &&
             (cosign_tally_count(&f.tally) < c->images.threshold || (c->images.require_sbom && !f.sbom)))

@@ -228,7 +228,7 @@ class ImagesTest(unittest.TestCase):
         "close-mid-stream-blob": (6, ["/blobs/sha256:", "closed the connection before the end of the answer"], 10),
         # Chunked, no Content-Length, without end: cut at the cap of a simple-signing payload.
         "huge-blob": (3, ["/blobs/sha256:", "larger than 1048576 bytes"], 10),
-        "wrong-shape-sig": (3, ["no Cosign signature found"], 10),
+        "wrong-shape-sig": (3, ["no valid signature by a trusted key", ".sig is not an image manifest with layers"], 10),
     }
 
     def test_bad_registries(self):
