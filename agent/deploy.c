@@ -451,3 +451,14 @@ ExitCode deploy_rollback_to_known_good(Run *run) {
                        ? run_result(run, EXIT_OK, RESULT_ROLLED_BACK, s->good_revision, NULL)
                        : EXIT_ROLLBACK_FAILED;
 }
+
+ExitCode deploy_begin(Run *run, const Config *c, const char *command) {
+        ExitCode code;
+
+        code = run_begin(run, c, command);
+        if (code != EXIT_OK)
+                return code;
+        /* A recovery that ended in a known state (even a rollback) lets the command go on. */
+        code = deploy_recover(run);
+        return code == EXIT_USAGE ? code : EXIT_OK;
+}

@@ -23,6 +23,10 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
  * recovery ended in a known state. */
 ExitCode deploy_recover(Run *run);
 
+/* run_begin(), then deploy_recover(): a command that changes the system first finishes what
+ * a killed run left. EXIT_OK to go on; otherwise the exit code to end the command with. */
+ExitCode deploy_begin(Run *run, const Config *c, const char *command);
+
 /* `confirm` (after a boot): a pending boot-activated deployment running now is checked and
  * confirmed, or rolled back (boot entry back to the known-good generation, and a reboot); one
  * that did not come up after a reboot is rolled back; one still waiting reboots within the

@@ -291,11 +291,8 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
         code = preflight(c, path, &keys);
         if (code != EXIT_OK)
                 return code;
-        code = run_begin(&run, c, "apply");
+        code = deploy_begin(&run, c, "apply");
         if (code != EXIT_OK)
-                return code;
-        code = deploy_recover(&run);
-        if (code == EXIT_USAGE)
                 return code;
         if (run.state->phase == PHASE_PENDING_REBOOT) {
                 log_error("A boot-activated deployment waits for its reboot and confirmation; apply the bundle after it.");

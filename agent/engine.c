@@ -219,16 +219,13 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
                 return EXIT_USAGE;
         }
 
-        code = run_begin(&run, c, "pull");
+        code = deploy_begin(&run, c, "pull");
         if (code != EXIT_OK)
-                return code;
-        code = deploy_recover(&run);
-        if (code == EXIT_USAGE)
                 return code;
         if (run.state->phase == PHASE_PENDING_REBOOT) {
                 /* A boot-activated deployment waits for its reboot and confirmation: nothing
                  * new on top of it. */
-                return code;
+                return EXIT_OK;
         }
 
         code = open_mirror(&run, &repo_path, &git);
@@ -370,11 +367,8 @@ ExitCode engine_rollback(const Config *c) {
         _cleanup_(run_done) Run run = {};
         ExitCode code;
 
-        code = run_begin(&run, c, "rollback");
+        code = deploy_begin(&run, c, "rollback");
         if (code != EXIT_OK)
-                return code;
-        code = deploy_recover(&run);
-        if (code == EXIT_USAGE)
                 return code;
         return deploy_rollback_to_known_good(&run);
 }
