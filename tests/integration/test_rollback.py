@@ -6,6 +6,7 @@ killed with SIGKILL at each phase of a deployment, then run again."""
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -287,6 +288,15 @@ exec {REBUILD_STANDIN} "$@"
         p.wait()
         self.assertTrue(ok, "the phase was never reached")
 
+    def assert_gone(self, pid, msg):
+        """pid ends (or is a zombie nobody reaped) within 10 s."""
+        def gone():
+            try:
+                return ") Z " in Path(f"/proc/{pid}/stat").read_text()
+            except FileNotFoundError:
+                return True
+        self.assertTrue(self.w.wait_for(gone, timeout=10), msg)
+
     def phase(self):
         return json.loads((self.w.state_dir / "state.json").read_text())["phase"]
 
@@ -310,10 +320,7 @@ exec {REBUILD_STANDIN} "$@"
                                    health={"settle": 0, "timeout": 3, "checks": [{"name": "web", "http": {
                                        "url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
                     self.kill_agent_when(pidfile.exists)
-                    child = int(pidfile.read_text())
-                    self.assertTrue(w.wait_for(lambda: not os.path.exists(f"/proc/{child}") or
-                                               ") Z " in open(f"/proc/{child}/stat").read(), timeout=10),
-                                    "the rebuild outlived the agent")
+                    self.assert_gone(int(pidfile.read_text()), "the rebuild outlived the agent")
                 else:
                     self.configure(settle=30)
                     self.kill_agent_when(lambda: (w.state_dir / "state.json").exists() and self.phase() == phase)
@@ -337,6 +344,46 @@ exec {REBUILD_STANDIN} "$@"
                 w.close()
                 self.w = World.for_test(self)
                 self.w.make_repo()
+
+    def test_killed_while_rolling_back(self):
+        """SIGKILL while the agent rolls back: the rollback's nix-env is held (a nix-env next to
+        the configured nix, as the agent finds it, that sleeps before the real one). The state
+        file says rolling-back, the held nix-env dies with the agent, and the next run does the
+        rollback again: known-good generation, healthy, the bad revision remembered."""
+        w = self.w
+        good, gen = self.deploy_good()
+        bad = w.commit(health_status=500)
+        path = w.env.get("PATH", os.environ["PATH"])
+        real_nix, real_nix_env = shutil.which("nix", path=path), shutil.which("nix-env", path=path)
+        bindir = w.tmp / "slow-nix" / "bin"
+        bindir.mkdir(parents=True)
+        (bindir / "nix").symlink_to(real_nix)
+        pidfile = w.tmp / "slow-nix-env.pid"
+        script = bindir / "nix-env"
+        script.write_text(f"""#!/bin/sh
+case " $* " in
+*" --switch-generation "* | *" --set "*) echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; sleep 60 ;;
+esac
+exec {real_nix_env} "$@"
+""")
+        script.chmod(0o755)
+        w.write_config(system={"nix-command": str(bindir / "nix")},
+                       health={"settle": 0, "timeout": 3, "checks": [{"name": "web", "http": {
+                           "url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
+        self.kill_agent_when(pidfile.exists)
+        self.assert_gone(int(pidfile.read_text()), "the rollback's nix-env outlived the agent")
+        self.assertEqual(self.phase(), "rolling-back")
+        self.assertNotEqual(w.profile_target(), gen, "the profile went back before the held nix-env ran")
+        self.assertEqual(w.health(), 500, "the bad revision still runs: the rollback was cut off")
+
+        self.configure()
+        r = w.agent("pull")
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])  # the rollback redone, then: known bad
+        self.assertIn("stopped during a rollback", r.stderr)
+        s = self.assert_back_on(good, gen)
+        h = s["history"][-1]
+        self.assertEqual((h["revision"], h["result"]), (bad, "rolled-back"))
+        self.assertEqual(s["failed-revision"], bad)
 
 
 if __name__ == "__main__":
