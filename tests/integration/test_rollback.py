@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import unittest
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -246,6 +247,52 @@ class RollbackTest(unittest.TestCase):
         self.simulate_reboot()
         self.assertEqual(w.health(), 200)
         self.assertEqual(w.agent("confirm").returncode, 0)
+
+    def test_rebooted_but_not_into_the_new_generation(self):
+        """A boot-activated generation that did not come up: the machine rebooted (another boot
+        id) but runs the old generation. `confirm` rolls it back without waiting: the known-good
+        generation is the boot entry again, the machine reboots into it, and the revision is
+        remembered as bad. The new boot id is /proc/sys/kernel/random/boot_id with a file
+        bind-mounted over it, in a mount namespace of the agent's own (unshare)."""
+        w = self.w
+        fake = w.tmp / "boot_id"
+        fake.write_text(str(uuid.uuid4()) + "\n")
+        with_boot_id = ["unshare", "--mount", "sh", "-c",
+                        'mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"', str(fake)]
+        probe = subprocess.run(with_boot_id + ["cat", "/proc/sys/kernel/random/boot_id"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0 or probe.stdout != fake.read_text():
+            self.skipTest(f"cannot bind-mount over the boot id here: {probe.stderr.strip()[-200:]}")
+
+        good, gen = self.deploy_good()
+        bad = w.commit()
+        reboots = self.configure_boot()
+        self.pull(0)
+        s = self.status()
+        self.assertEqual(s["phase"], "pending-reboot")
+        new_gen = s["pending"]["generation"]
+        self.assertEqual(w.boot_next(), new_gen)
+
+        # the same boot: still waiting (no rollback)
+        r = w.agent("confirm")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("waits for a reboot", r.stderr)
+        self.assertEqual(self.status()["phase"], "pending-reboot")
+
+        # another boot, into the old generation
+        r = subprocess.run(with_boot_id + [str(w.agent_bin()), "-c", str(w.config_path), "confirm"],
+                           env=w.env, cwd=w.cwd, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1, r.stderr[-3000:])
+        self.assertIn("rebooted, but not into the new generation", r.stderr)
+        s = self.status()
+        self.assertEqual((s["phase"], s["revision"], s["generation"]), ("idle", good, gen))
+        self.assertEqual((s["history"][-1]["revision"], s["history"][-1]["result"]), (bad, "rolled-back"))
+        self.assertEqual(s["failed-revision"], bad)
+        self.assertEqual(w.boot_next(), gen, "the known-good generation is the boot entry again")
+        self.assertEqual(w.profile_target(), gen)
+        # after the pull, after the first confirm (no window: it reboots again), after the rollback
+        self.assertEqual(reboots.read_text().count("reboot"), 3)
+        self.assertEqual(w.health(), 200)
 
     def test_reboot_window(self):
         import time as _t
