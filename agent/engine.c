@@ -187,7 +187,7 @@ static ExitCode source_error(Run *run, int r, const Error *e) {
 
         switch (r) {
         case -EACCES:
-                log_error("The repository refused the credentials (try later, or fix them): %s", msg);
+                log_error("Access was refused (fix the credentials, or try later); nothing was changed: %s", msg);
                 return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, NULL, msg);
         case -EHOSTUNREACH:
                 log_error("The repository is unreachable; nothing was changed: %s", msg);

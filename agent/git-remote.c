@@ -78,9 +78,14 @@ static int on_credentials(git_credential **out, const char *url, const char *use
 
         heartbeat(ctx);
 
-        /* libgit2 asks again after a refusal: the second time, the answer is no. */
-        if (++ctx->credential_attempts > 1)
+        /* libgit2 asks again after a refusal: the second time, the answer is no (and the
+         * reason is ours: libgit2's last error may be an unrelated one by then). */
+        if (++ctx->credential_attempts > 1) {
+                ctx->refusal = error_set(&ctx->refusal_error, -EACCES, "%s: the remote refused the credentials (%s)",
+                                         url, (allowed_types & GIT_CREDENTIAL_SSH_KEY) ? "the ssh key" :
+                                         "http-username and http-password-file");
                 return GIT_EAUTH;
+        }
 
         if ((allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && r->http_username && ctx->password)
                 return git_credential_userpass_plaintext_new(out, r->http_username, ctx->password);
@@ -89,7 +94,25 @@ static int on_credentials(git_credential **out, const char *url, const char *use
         if ((allowed_types & GIT_CREDENTIAL_USERNAME))
                 return git_credential_username_new(out, username_from_url ?: "git");
 
+        if (allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT)
+                ctx->refusal = error_set(&ctx->refusal_error, -EACCES,
+                                         "%s: the remote asks for credentials, and none are configured "
+                                         "(repository.http-username, repository.http-password-file)", url);
         return GIT_PASSTHROUGH; /* no credentials configured for this kind of remote */
+}
+
+/* The proxy answered 407. The agent has no proxy credentials of its own: they come from the
+ * proxy's URL (http_proxy, https_proxy), which libgit2 has tried already if it had any. */
+static int on_proxy_credentials(git_credential **out, const char *url, const char *username_from_url,
+                                unsigned int allowed_types, void *payload) {
+        FetchContext *ctx = payload;
+
+        (void) out, (void) url, (void) allowed_types;
+        ctx->refusal = error_set(&ctx->refusal_error, -EACCES,
+                                 "%s: the proxy refused %s (HTTP 407): give the proxy's user and password in its URL, "
+                                 "https_proxy=http://USER:PASSWORD@HOST:PORT", ctx->remote->url,
+                                 username_from_url ? "the credentials in its URL" : "to go on without credentials");
+        return GIT_EAUTH;
 }
 
 /* The port of an ssh URL, for the known_hosts lookup: ssh://[user@]host[:port]/path, git's
@@ -240,6 +263,8 @@ static FetchResult fetch_child(GitSource *s, FetchContext *ctx) {
         opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
         opts.update_fetchhead = 0;
         opts.proxy_opts.type = GIT_PROXY_AUTO; /* http_proxy, https_proxy, no_proxy */
+        opts.proxy_opts.credentials = on_proxy_credentials;
+        opts.proxy_opts.payload = ctx;
         opts.callbacks.credentials = on_credentials;
         opts.callbacks.certificate_check = on_certificate_check;
         opts.callbacks.transfer_progress = on_transfer_progress;
@@ -316,6 +341,19 @@ _noreturn_ static void run_child(GitSource *s, FetchContext *ctx, pid_t parent, 
         _exit(0);
 }
 
+/* libgit2 (1.5 at least; its issue #5650) writes the requests for a plain http:// remote in
+ * the form meant for a proxy, but sends them to the remote itself: http_proxy is never used for
+ * it. Where the network allows only the proxy, such a fetch fails as "unreachable"; this says
+ * why beforehand. https:// remotes go through the proxy (a CONNECT tunnel). */
+static void warn_http_proxy_unused(const char *url) {
+        const char *proxy = getenv("http_proxy") ?: getenv("HTTP_PROXY");
+
+        if (strncasecmp(url, "http://", strlen("http://")) != 0 || !proxy || !*proxy)
+                return;
+        log_warning("http_proxy is set, but libgit2 fetches plain http:// remotes without a proxy: %s is asked "
+                    "directly. An https:// URL goes through the proxy.", url);
+}
+
 int git_source_fetch(GitSource *s, const GitRemote *remote, Error *e) {
         _cleanup_free_ char *password = NULL;
         _cleanup_close_ int pidfd = -EBADF;
@@ -335,6 +373,7 @@ int git_source_fetch(GitSource *s, const GitRemote *remote, Error *e) {
         }
 
         remove_stale_locks(s->path);
+        warn_http_proxy_unused(remote->url);
 
         if (pipe2(hb, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(res_pipe, O_CLOEXEC) < 0) {
                 r = error_set(e, -errno, "cannot create pipes: %m");

@@ -554,18 +554,10 @@ class _PortFileServer(_Server):
     """A Python server of tests/servers/ that binds port 0 and writes it to a port file."""
 
     def _start(self, argv, env=None, timeout: float = 10):
-        t0 = time.monotonic()
         port_file = self.logdir / f"{self.name}.port"
         port_file.unlink(missing_ok=True)
-        self._spawn([sys.executable, "-S", *argv, "--port-file", port_file], env=env)
-        deadline = t0 + timeout
-        while not port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ServerError(f"{self.name} did not start:\n{_tail(self.log)}")
-            time.sleep(0.005)
-        self.port = int(port_file.read_text())
-        self.started_in = time.monotonic() - t0
+        self._start_with_port_file([sys.executable, "-S", *argv, "--port-file", port_file], env, port_file,
+                                   timeout)
 
     def _entries(self, path: Path) -> list[dict]:
         try:

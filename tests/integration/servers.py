@@ -58,6 +58,7 @@ from world import free_port  # noqa: E402
 
 SERVERS_DIR = Path(__file__).resolve().parents[1] / "servers"
 HTTP_SERVER = SERVERS_DIR / "git-http-server.py"
+HTTP_PROXY = SERVERS_DIR / "http-proxy.py"
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 HTTP_MODES = ("normal", "500", "stall", "slow", "500-post", "stall-post", "slow-post", "stall-body", "close-body",
               "endless-post", "garbage-refs")
@@ -144,6 +145,18 @@ class _Server:
                 if not in_use or port or attempt == attempts - 1:
                     raise
 
+    def _start_with_port_file(self, argv, env, port_file: Path, timeout: float = 10):
+        """Start a server that picks its own port and writes it to port_file once it listens."""
+        t0 = time.monotonic()
+        self._spawn(argv, env=env)
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > t0 + timeout:
+                self.stop()
+                raise ServerError(f"{self.name} did not start:\n{_tail(self.log)}")
+            time.sleep(0.005)
+        self.port = int(port_file.read_text())
+        self.started_in = time.monotonic() - t0
+
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
@@ -226,7 +239,8 @@ class GitHttpServer(_Server):
 
     requests() -> ["METHOD PATH STATUS", ...] (STATUS "-" for a request never answered);
     request_entries() -> dicts with method, path, status, user, bytes_in, bytes_out,
-    content_encoding, transfer_encoding, git_protocol, mode."""
+    content_encoding, transfer_encoding, git_protocol, mode, absolute_form (the request named
+    the server in its target, as for a proxy)."""
 
     kind = "git-http"
 
@@ -256,16 +270,7 @@ class GitHttpServer(_Server):
             env["GIT_HTTP_SERVER_PASSWORD"] = password
         if tls:
             argv += ["--cert", tls[0], "--key", tls[1]]
-        t0 = time.monotonic()
-        self._spawn(argv, env=env)
-        deadline = t0 + 10
-        while not port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ServerError(f"{self.name} did not start:\n{_tail(self.log)}")
-            time.sleep(0.005)
-        self.port = int(port_file.read_text())
-        self.started_in = time.monotonic() - t0
+        self._start_with_port_file(argv, env, port_file)
 
     def url(self, name, *, user=None, password=None) -> str:
         """The URL of repository `name`; with user (and password) embedded if given."""
@@ -314,6 +319,43 @@ class GitHttpServer(_Server):
             if p.exists():
                 with open(p, "r+") as f:
                     f.truncate(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# a forward proxy
+
+
+class HttpProxy(_Server):
+    """An HTTP forward proxy on 127.0.0.1 (tests/servers/http-proxy.py): CONNECT tunnels and
+    absolute-form requests; with user/password it answers 407 to requests without that basic
+    Proxy-Authorization. url() is what goes into http_proxy / https_proxy; requests() ->
+    ["METHOD TARGET STATUS", ...]."""
+
+    kind = "http-proxy"
+
+    def __init__(self, logdir, user=None, password=None):
+        super().__init__(logdir)
+        self.user, self.password = user, password
+        self.requests_log = self.logdir / f"{self.name}.requests"
+        port_file = self.logdir / f"{self.name}.port"
+        for p in (self.requests_log, port_file):
+            p.unlink(missing_ok=True)
+        argv = [sys.executable, "-S", HTTP_PROXY, "--port-file", port_file, "--log", self.requests_log]
+        env = dict(os.environ)
+        if user is not None:
+            argv += ["--user", user, "--password-env", "HTTP_PROXY_PASSWORD"]
+            env["HTTP_PROXY_PASSWORD"] = password
+        self._start_with_port_file(argv, env, port_file)
+
+    def url(self, *, user=None, password=None) -> str:
+        cred = f"{user}:{password}@" if user is not None else ""
+        return f"http://{cred}127.0.0.1:{self.port}"
+
+    def requests(self) -> list[str]:
+        try:
+            return self.requests_log.read_text().splitlines()
+        except FileNotFoundError:
+            return []
 
 
 # ---------------------------------------------------------------------------------------------

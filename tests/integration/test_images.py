@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from world import World  # noqa: E402
+from servers import HttpProxy  # noqa: E402
 from registry import (BadRegistry, Registry, attest_sbom, make_cosign_keypair, push_image,  # noqa: E402
                       push_index, sign_bundle, sign_classic)
 
@@ -96,6 +97,30 @@ class ImagesTest(unittest.TestCase):
         r = self.w.agent("verify-images")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(web, r.stdout)
+
+    def test_through_a_proxy(self):
+        """The registry is asked through http_proxy (libcurl honours it; the git remote here is
+        a local path); a proxy that is down ends the run with exit 6 and nothing changed."""
+        w = self.w
+        web = self.image()
+        sign_classic(self.reg, "app/web", web, self.key)
+        w.commit(images={"web": self.ref()})
+        self.configure()
+        proxy = HttpProxy(w.tmp / "proxy-logs")
+        self.addCleanup(proxy.stop)
+        env = {"http_proxy": proxy.url(), "https_proxy": proxy.url(), "no_proxy": "", "NO_PROXY": ""}
+        r = w.agent("pull", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertTrue(any(line.startswith(f"GET http://{self.reg.host}/v2/app/web/manifests/") for line in proxy.requests()),
+                        proxy.requests())
+
+        w.commit(images={"web": self.ref()}, health_status=200)
+        before = self.state()
+        w.reset_call_logs()
+        r = w.agent("pull", env=dict(env, http_proxy="http://127.0.0.1:9"))
+        self.assertEqual(r.returncode, 6, r.stderr[-3000:])
+        self.assertEqual(self.state(), before)
+        self.assertEqual(w.rebuild_calls(), [])
 
     def test_multi_arch_index_verified_at_index_digest(self):
         a, b = self.image("app/multi", "amd64"), self.image("app/multi", "arm64")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from world import World  # noqa: E402
-from servers import GitDaemon, GitHttpServer, SshServer, make_tls_ca  # noqa: E402
+from servers import GitDaemon, GitHttpServer, HttpProxy, SshServer, make_tls_ca  # noqa: E402
 
 
 class TransportTest(unittest.TestCase):
@@ -88,6 +88,83 @@ class TransportTest(unittest.TestCase):
         self.assertTrue(any(line.endswith(" 401") for line in h.requests()))
         self.assert_unchanged_after(6, "credentials", url=url)
         self.assertEqual(self.deployed(), rev)
+
+    def proxy_env(self, proxy_url, no_proxy=""):
+        return {"http_proxy": proxy_url, "https_proxy": proxy_url, "no_proxy": no_proxy, "NO_PROXY": no_proxy}
+
+    def test_https_through_a_proxy(self):
+        """https_proxy is honoured for https:// remotes (a CONNECT tunnel through the proxy);
+        no_proxy bypasses it."""
+        w = self.w
+        proxy = self.serve(HttpProxy(self.logs))
+        ca, cert, key = make_tls_ca(w.tmp / "tls")
+        h = self.serve(GitHttpServer(w.tmp / "repos", self.logs, tls=(cert, key)))
+        url = h.url("client.git").replace("127.0.0.1", "localhost")
+        w.write_config(repository={"url": url, "ca-file": str(ca)})
+        rev = w.commit()
+        r = w.agent("pull", env=self.proxy_env(proxy.url()))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.deployed(), rev)
+        self.assertIn(f"CONNECT localhost:{h.port} 200", proxy.requests())
+
+        before = len(proxy.requests())
+        rev = w.commit()
+        r = w.agent("pull", env=self.proxy_env(proxy.url(), no_proxy="localhost"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.deployed(), rev)
+        self.assertEqual(len(proxy.requests()), before, "no_proxy lists the host, yet the proxy was asked")
+
+    def test_plain_http_remote_does_not_use_the_proxy(self):
+        """libgit2 (1.5; its issue #5650) sends the requests for a plain http:// remote to the
+        remote itself, in the form meant for a proxy: the agent says so in a warning, and the
+        fetch works where the remote can be reached directly."""
+        w = self.w
+        proxy = self.serve(HttpProxy(self.logs))
+        h = self.serve(GitHttpServer(w.tmp / "repos", self.logs))
+        w.write_config(repository={"url": h.url("client.git")})
+        rev = w.commit()
+        r = w.agent("pull", env=self.proxy_env(proxy.url()))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.deployed(), rev)
+        self.assertIn("libgit2 fetches plain http:// remotes without a proxy", r.stderr)
+        self.assertEqual(proxy.requests(), [])
+        self.assertTrue(h.request_entries() and all(e["absolute_form"] for e in h.request_entries()))
+
+        # without http_proxy: no warning
+        rev = w.commit()
+        r = w.agent("pull")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("without a proxy", r.stderr)
+
+    def test_proxy_credentials_and_refusals(self):
+        """A proxy that wants credentials: those in its URL are used. Without them, with wrong
+        ones, or with the proxy down: exit 6 with the reason, nothing changed, and the remote
+        never asked around the proxy."""
+        w = self.w
+        proxy = self.serve(HttpProxy(self.logs, user="corp", password="pw"))
+        ca, cert, key = make_tls_ca(w.tmp / "tls")
+        h = self.serve(GitHttpServer(w.tmp / "repos", self.logs, tls=(cert, key)))
+        url = h.url("client.git").replace("127.0.0.1", "localhost")
+        w.write_config(repository={"url": url, "ca-file": str(ca)})
+        w.commit()
+        p = w.state_dir / "state.json"
+        for proxy_url, needle in ((proxy.url(), "the proxy refused to go on without credentials (HTTP 407)"),
+                                  (proxy.url(user="corp", password="wrong"),
+                                   "the proxy refused the credentials in its URL (HTTP 407)"),
+                                  ("http://127.0.0.1:9", "unreachable")):
+            with self.subTest(proxy=proxy_url):
+                before = p.read_bytes() if p.exists() else None
+                r = w.agent("pull", env=self.proxy_env(proxy_url))
+                self.assertEqual(r.returncode, 6, r.stderr)
+                self.assertIn(needle, r.stderr)
+                self.assertEqual(p.read_bytes() if p.exists() else None, before)
+        self.assertEqual(h.requests(), [], "the remote was asked around the proxy")
+
+        rev = w.commit()
+        r = w.agent("pull", env=self.proxy_env(proxy.url(user="corp", password="pw")))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.deployed(), rev)
+        self.assertEqual(proxy.requests()[-1], f"CONNECT localhost:{h.port} 200")
 
     def test_https_private_ca(self):
         ca, cert, key = make_tls_ca(self.w.tmp / "tls")

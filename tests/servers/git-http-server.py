@@ -213,6 +213,14 @@ def main() -> int:
             if len(parts) != 3 or not parts[2].startswith("HTTP/"):
                 raise BadRequest(repr(line))
             self.command, self.path, self.version = parts
+            if "://" in self.path.partition("?")[0]:
+                # The absolute form, which a server must accept (RFC 9112 3.2.2): libgit2 sends
+                # it to the server itself when http_proxy is set for a plain http:// remote.
+                u = urllib.parse.urlsplit(self.path)
+                self.path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+                self.absolute_form = True
+            else:
+                self.absolute_form = False
             self.headers = []
             while True:
                 h = self.rfile.readline(65537)
@@ -315,7 +323,8 @@ def main() -> int:
             info = {"user": None, "bytes_in": len(body),
                     "content_encoding": self.header("Content-Encoding") or None,
                     "transfer_encoding": self.header("Transfer-Encoding") or None,
-                    "git_protocol": self.header("Git-Protocol") or None, "mode": mode}
+                    "git_protocol": self.header("Git-Protocol") or None, "mode": mode,
+                    "absolute_form": self.absolute_form}
 
             if mode == "stall" or (mode == "stall-post" and post):
                 self.record(None, **info)
