@@ -4,8 +4,6 @@
  * output, hashed, listed in the manifest, and then streamed into the archive after the
  * manifest and its signature. */
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive-dl.h"
 #include "bundle.h"
 #include "config.h"
 #include "fileio.h"
@@ -395,30 +394,30 @@ static int add_filter(struct archive *a, const char *output) {
         size_t len = strlen(output);
 
         if (len > 4 && streq(output + len - 4, ".zst"))
-                return archive_write_add_filter_zstd(a);
+                return sym_archive_write_add_filter_zstd(a);
         if (len > 3 && streq(output + len - 3, ".xz"))
-                return archive_write_add_filter_xz(a);
+                return sym_archive_write_add_filter_xz(a);
         if (len > 3 && streq(output + len - 3, ".gz"))
-                return archive_write_add_filter_gzip(a);
-        return archive_write_add_filter_none(a);
+                return sym_archive_write_add_filter_gzip(a);
+        return sym_archive_write_add_filter_none(a);
 }
 
 static int write_entry(struct archive *a, const char *name, const void *data, size_t size, int64_t mtime) {
-        struct archive_entry *entry = archive_entry_new();
+        struct archive_entry *entry = sym_archive_entry_new();
         int r;
 
         if (!entry)
                 return -ENOMEM;
-        archive_entry_set_pathname(entry, name);
-        archive_entry_set_filetype(entry, AE_IFREG);
-        archive_entry_set_perm(entry, 0644);
-        archive_entry_set_size(entry, (la_int64_t) size);
-        archive_entry_set_mtime(entry, mtime, 0);
-        r = archive_write_header(a, entry);
-        archive_entry_free(entry);
+        sym_archive_entry_set_pathname(entry, name);
+        sym_archive_entry_set_filetype(entry, AE_IFREG);
+        sym_archive_entry_set_perm(entry, 0644);
+        sym_archive_entry_set_size(entry, (la_int64_t) size);
+        sym_archive_entry_set_mtime(entry, mtime, 0);
+        r = sym_archive_write_header(a, entry);
+        sym_archive_entry_free(entry);
         if (r != ARCHIVE_OK)
                 return -EIO;
-        if (data && size > 0 && archive_write_data(a, data, size) != (la_ssize_t) size)
+        if (data && size > 0 && sym_archive_write_data(a, data, size) != (la_ssize_t) size)
                 return -EIO;
         return 0;
 }
@@ -430,7 +429,7 @@ static int write_file_entry(struct archive *a, int rootfd, const Member *m, int6
         if (fd < 0)
                 return error_set(e, -errno, "cannot open '%s': %m", m->path);
         if (write_entry(a, m->path, NULL, m->size, mtime) < 0)
-                return error_set(e, -EIO, "cannot write '%s' into the bundle: %s", m->path, archive_error_string(a));
+                return error_set(e, -EIO, "cannot write '%s' into the bundle: %s", m->path, sym_archive_error_string(a));
         while (done < m->size) {
                 ssize_t n = read(fd, buf, COPY_BLOCK);
                 if (n < 0 && errno == EINTR)
@@ -439,9 +438,9 @@ static int write_file_entry(struct archive *a, int rootfd, const Member *m, int6
                         return error_set(e, -errno, "cannot read '%s': %m", m->path);
                 if (n == 0 || done + (uint64_t) n > m->size)
                         return error_set(e, -EIO, "'%s' changed while the bundle was written", m->path);
-                if (archive_write_data(a, buf, (size_t) n) != n)
+                if (sym_archive_write_data(a, buf, (size_t) n) != n)
                         return error_set(e, -EIO, "cannot write '%s' into the bundle: %s", m->path,
-                                         archive_error_string(a));
+                                         sym_archive_error_string(a));
                 done += (uint64_t) n;
         }
         return 0;
@@ -449,30 +448,35 @@ static int write_file_entry(struct archive *a, int rootfd, const Member *m, int6
 
 static int write_archive(const char *output, const char *tmp, int rootfd, const char *manifest, const uint8_t *sig,
                          size_t sig_size, const Members *m, int64_t mtime, Error *e) {
-        struct archive *a = archive_write_new();
-        _cleanup_free_ uint8_t *buf = malloc(COPY_BLOCK);
-        int r = 0;
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct archive *a;
+        int r;
 
+        r = archive_dl_open(e);
+        if (r < 0)
+                return r;
+        a = sym_archive_write_new();
+        buf = malloc(COPY_BLOCK);
         if (!a || !buf) {
                 if (a)
-                        archive_write_free(a);
+                        sym_archive_write_free(a);
                 return -ENOMEM;
         }
-        if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK || add_filter(a, output) != ARCHIVE_OK ||
-            archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-            archive_write_open_filename(a, tmp) != ARCHIVE_OK) {
-                r = error_set(e, -EIO, "cannot write '%s': %s", tmp, archive_error_string(a) ?: "?");
-                archive_write_free(a);
+        if (sym_archive_write_set_format_pax_restricted(a) != ARCHIVE_OK || add_filter(a, output) != ARCHIVE_OK ||
+            sym_archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+            sym_archive_write_open_filename(a, tmp) != ARCHIVE_OK) {
+                r = error_set(e, -EIO, "cannot write '%s': %s", tmp, sym_archive_error_string(a) ?: "?");
+                sym_archive_write_free(a);
                 return r;
         }
         if (write_entry(a, BUNDLE_MANIFEST_NAME, manifest, strlen(manifest), mtime) < 0 ||
             write_entry(a, BUNDLE_SIGNATURE_NAME, sig, sig_size, mtime) < 0)
-                r = error_set(e, -EIO, "cannot write '%s': %s", tmp, archive_error_string(a) ?: "?");
+                r = error_set(e, -EIO, "cannot write '%s': %s", tmp, sym_archive_error_string(a) ?: "?");
         for (size_t i = 0; r >= 0 && i < m->n; i++)
                 r = write_file_entry(a, rootfd, &m->list[i], mtime, buf, e);
-        if (archive_write_close(a) != ARCHIVE_OK && r >= 0)
-                r = error_set(e, -EIO, "cannot write '%s': %s", tmp, archive_error_string(a) ?: "?");
-        archive_write_free(a);
+        if (sym_archive_write_close(a) != ARCHIVE_OK && r >= 0)
+                r = error_set(e, -EIO, "cannot write '%s': %s", tmp, sym_archive_error_string(a) ?: "?");
+        sym_archive_write_free(a);
         return r;
 }
 

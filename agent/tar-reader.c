@@ -7,11 +7,10 @@
  * keywords that rename a member, sparse files, Solaris headers) and folds it into the next
  * entry, where it can no longer be told from a plain ustar header. */
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <inttypes.h>
 #include <unistd.h>
 
+#include "archive-dl.h"
 #include "bundle.h"
 #include "tar-reader.h"
 
@@ -24,7 +23,7 @@ void input_done(Input *in) {
         if (in->hasher)
                 hasher_stop(in->hasher);
         if (in->a)
-                archive_read_free(in->a);
+                sym_archive_read_free(in->a);
         free(in->slots);
         *in = (Input) { .fd = -EBADF };
 }
@@ -35,27 +34,31 @@ void input_done(Input *in) {
  * buffer of the file, and hashing out of a buffer of a megabyte took twice as long. */
 int input_open(Input *in, int fd, Error *e) {
         struct archive_entry *entry;
+        int r;
 
+        r = archive_dl_open(e);
+        if (r < 0)
+                return r;
         in->fd = fd;
-        in->a = archive_read_new();
+        in->a = sym_archive_read_new();
         if (!in->a)
                 return -ENOMEM;
-        if (archive_read_support_format_raw(in->a) != ARCHIVE_OK ||
-            archive_read_support_filter_gzip(in->a) != ARCHIVE_OK ||
-            archive_read_support_filter_xz(in->a) != ARCHIVE_OK || archive_read_support_filter_zstd(in->a) != ARCHIVE_OK)
+        if (sym_archive_read_support_format_raw(in->a) != ARCHIVE_OK ||
+            sym_archive_read_support_filter_gzip(in->a) != ARCHIVE_OK ||
+            sym_archive_read_support_filter_xz(in->a) != ARCHIVE_OK || sym_archive_read_support_filter_zstd(in->a) != ARCHIVE_OK)
                 return error_set(e, -EIO, "libarchive lacks gzip, xz or zstd support: %s",
-                                 archive_error_string(in->a) ?: "?");
-        if (archive_read_open_fd(in->a, fd, INPUT_BLOCK) != ARCHIVE_OK ||
-            archive_read_next_header(in->a, &entry) != ARCHIVE_OK)
+                                 sym_archive_error_string(in->a) ?: "?");
+        if (sym_archive_read_open_fd(in->a, fd, INPUT_BLOCK) != ARCHIVE_OK ||
+            sym_archive_read_next_header(in->a, &entry) != ARCHIVE_OK)
                 return error_set(e, -EPERM, "not a readable bundle (not a tar archive, or damaged compressed data): %s",
-                                 archive_error_string(in->a) ?: "no data");
+                                 sym_archive_error_string(in->a) ?: "no data");
         /* The filters, nearest to the tar stream first, and "none" for the file itself. */
-        if (archive_filter_count(in->a) > 2)
+        if (sym_archive_filter_count(in->a) > 2)
                 return error_set(e, -EPERM, "not a tar archive: compressed more than once (%s inside %s); a bundle is "
-                                 "compressed once as a whole, or not at all", archive_filter_name(in->a, 0),
-                                 archive_filter_name(in->a, 1));
-        if (archive_filter_count(in->a) == 1) {
-                archive_read_free(in->a);
+                                 "compressed once as a whole, or not at all", sym_archive_filter_name(in->a, 0),
+                                 sym_archive_filter_name(in->a, 1));
+        if (sym_archive_filter_count(in->a) == 1) {
+                sym_archive_read_free(in->a);
                 in->a = NULL;
                 if (lseek(fd, 0, SEEK_SET) < 0)
                         return error_set(e, -errno, "cannot read the bundle: %m");
@@ -79,10 +82,10 @@ static int input_fill(Input *in, Error *e) {
                 if (in->hasher && !hasher_wait(in->hasher, next))
                         return -EIO;
                 if (in->a) {
-                        k = archive_read_data(in->a, buf, INPUT_BLOCK);
+                        k = sym_archive_read_data(in->a, buf, INPUT_BLOCK);
                         if (k < 0)
                                 return error_set(e, -EPERM, "not a readable bundle: the compressed data is truncated or "
-                                                 "damaged (%s)", archive_error_string(in->a) ?: "?");
+                                                 "damaged (%s)", sym_archive_error_string(in->a) ?: "?");
                 } else {
                         k = read(in->fd, buf, INPUT_BLOCK);
                         if (k < 0 && errno == EINTR)
@@ -99,7 +102,7 @@ static int input_fill(Input *in, Error *e) {
 }
 
 uint64_t input_position(const Input *in) {
-        return in->a ? (uint64_t) MAX(archive_filter_bytes(in->a, -1), 0) : in->offset;
+        return in->a ? (uint64_t) MAX(sym_archive_filter_bytes(in->a, -1), 0) : in->offset;
 }
 
 void input_consume(Input *in, size_t n) {

@@ -77,11 +77,12 @@ stdenv.mkDerivation {
 
   # The integration tests need real git and nix servers, a registry and systemd: not in the
   # build sandbox. They run in CI (tools/test) and in the NixOS VM test (nix/tests/vm.nix).
-  # libcurl is dlopened on the first HTTP request (agent/curl-dl.c), so it is not in the
-  # binary's NEEDED entries nor its RUNPATH: give the loader the library's store path.
+  # libcurl and libarchive are dlopened when first needed (agent/dl.c), so they are not in the
+  # binary's NEEDED entries nor its RUNPATH: give the loader the libraries' store paths.
   mesonFlags = [
     (lib.mesonBool "integration-tests" false)
     (lib.mesonOption "libcurl" "${lib.getLib curl}/lib/libcurl.so.4")
+    (lib.mesonOption "libarchive" "${lib.getLib libarchive}/lib/libarchive.so.13")
   ];
 
   doCheck = true;

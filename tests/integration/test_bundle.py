@@ -163,11 +163,12 @@ class BundleTest(unittest.TestCase):
         state = json.loads(self.state_bytes())
         self.assertEqual(state["bundle-sequence"], 7)
 
-    def test_libcurl_is_loaded_only_for_http(self):
-        """libcurl (and the two dozen libraries it brings) is loaded on the first HTTP request:
-        verify makes none and never loads it; apply loads it for the HTTP health check, after
-        the bundle has been verified and extracted. The dynamic loader says what it loads
-        (LD_DEBUG=files), and which object asked for it."""
+    def test_libraries_are_loaded_when_needed(self):
+        """libcurl and libarchive (and the libraries each brings) are loaded when first needed:
+        `status` loads neither; verify loads libarchive, makes no HTTP request and never loads
+        libcurl; apply loads libarchive, and libcurl for the HTTP health check, after the bundle
+        has been verified and extracted. The dynamic loader says what it loads (LD_DEBUG=files),
+        and which object asked for it."""
         w = self.w
         rev = w.commit()
         bundle = self.create(rev, "b.tar")
@@ -175,22 +176,32 @@ class BundleTest(unittest.TestCase):
         self.configure(health={"settle": 0, "timeout": 5, "checks": [
             {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
         agent = str(w.agent_bin())
-        # Under AddressSanitizer dlopen() is intercepted, and the loader names libasan as the
-        # object that asked.
-        loaded = re.compile(r"file=libcurl\.so\.4 \[0\];  dynamically loaded by (%s|\S*/libasan\.so[.\d]*) "
-                            % re.escape(agent))
+
+        def loads(stderr, soname):
+            # Under AddressSanitizer dlopen() is intercepted, and the loader names libasan as the
+            # object that asked.
+            pattern = (r"file=%s \[0\];  dynamically loaded by (%s|\S*/libasan\.so[.\d]*) "
+                       % (re.escape(soname), re.escape(agent)))
+            return list(re.finditer(pattern, stderr))
+
+        r = w.agent("status", env={"LD_DEBUG": "files"})
+        self.assertEqual(r.returncode, 0, r.stderr[-4000:])
+        self.assertIn(f"file=libgit2.so.1.5 [0];  needed by {agent} ", r.stderr)  # the loader did speak
+        self.assertNotIn("libcurl", r.stderr)
+        self.assertNotIn("libarchive", r.stderr)
 
         r = w.agent("verify", str(bundle), env={"LD_DEBUG": "files"})
         self.assertEqual(r.returncode, 0, r.stderr[-4000:])
-        self.assertIn(f"file=libarchive.so.13 [0];  needed by {agent} ", r.stderr)  # the loader did speak
+        self.assertEqual(len(loads(r.stderr, "libarchive.so.13")), 1, "libarchive loaded once")
         self.assertNotIn("libcurl", r.stderr)
 
         r = w.agent("apply", str(bundle), env={"LD_DEBUG": "files"})
         self.assertEqual(r.returncode, 0, r.stderr[-4000:])
         self.assertEqual(w.health(), 200)
-        loads = list(loaded.finditer(r.stderr))
-        self.assertEqual(len(loads), 1, "libcurl loaded %d times" % len(loads))
-        self.assertLess(r.stderr.index("Importing the closure"), loads[0].start())
+        self.assertEqual(len(loads(r.stderr, "libarchive.so.13")), 1, "libarchive loaded once")
+        curl = loads(r.stderr, "libcurl.so.4")
+        self.assertEqual(len(curl), 1, "libcurl loaded %d times" % len(curl))
+        self.assertLess(r.stderr.index("Importing the closure"), curl[0].start())
         self.assertIn("Healthy: all 1 check(s) passed", r.stderr)
 
     @unittest.skipUnless(shutil.which("skopeo"), "skopeo is not installed (tools/install-deps installs it)")

@@ -429,8 +429,10 @@ def check_flake(ev):
 
     p = f["package"]
     check(p["pname"] == "atticd-agent" and p["doCheck"] is True, "package: atticd-agent, doCheck")
-    check(p["mesonFlags"] == ["-Dintegration-tests=false", "-Dlibcurl=/stub/curl/lib/libcurl.so.4"],
-          f"package: integration tests off in the sandbox, libcurl dlopened by its store path ({p['mesonFlags']})")
+    check(p["mesonFlags"] == ["-Dintegration-tests=false", "-Dlibcurl=/stub/curl/lib/libcurl.so.4",
+                              "-Dlibarchive=/stub/libarchive/lib/libarchive.so.13"],
+          f"package: integration tests off in the sandbox, libcurl and libarchive dlopened by their store paths "
+          f"({p['mesonFlags']})")
     check("meson test --suite unit" in p["checkPhase"] and "grep -vx cosign" in p["checkPhase"],
           "package: the check phase runs the unit tests (but cosign, whose vectors are outside the tree)")
     check(all(x in p["nativeBuildInputs"] for x in ("meson", "ninja", "pkg-config", "scdoc", "python3")),
