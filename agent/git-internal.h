@@ -14,6 +14,11 @@ struct GitSource {
         git_repository *repo;
 };
 
+/* git_libgit2_init(), and the same settings for every user: no ~/.gitconfig or /etc/gitconfig,
+ * and libssh2 without its crypto initialisation. Reference-counted: pair each successful call
+ * with git_libgit2_shutdown(). 0, or -EIO. */
+int git_global_init(void);
+
 /* The one place where a libgit2 error becomes an errno and a message. */
 int git_map_error(int code, Error *e, const char *what);
 

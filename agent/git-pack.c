@@ -252,7 +252,7 @@ int git_write_pack(const char *repo_dir, const char *rev, int fd, char ret_rev[G
         _cleanup_(git_revwalk_freep) git_revwalk *walk = NULL;
         int r;
 
-        if (git_libgit2_init() < 0)
+        if (git_global_init() < 0)
                 return error_set(e, -EIO, "failed to initialize libgit2");
         r = git_repository_open_ext(&repo, repo_dir, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
         if (r < 0) {
