@@ -23,6 +23,7 @@
 #include "log.h"
 #include "process.h"
 #include "rebuild.h"
+#include "strutil.h"
 
 #define PACK_NAME "repository.pack"
 #define CACHE_NAME "nix"
@@ -75,12 +76,13 @@ static int hash_file(int dirfd, const char *name, char ret_hex[65], uint64_t *re
                         return -errno;
                 if (n == 0)
                         break;
-                EVP_DigestUpdate(ctx, buf, (size_t) n);
+                if (EVP_DigestUpdate(ctx, buf, (size_t) n) != 1)
+                        return -EIO;
                 size += (uint64_t) n;
         }
-        EVP_DigestFinal_ex(ctx, digest, NULL);
-        for (size_t i = 0; i < 32; i++)
-                (void) sprintf(ret_hex + 2 * i, "%02x", digest[i]);
+        if (EVP_DigestFinal_ex(ctx, digest, NULL) != 1)
+                return -EIO;
+        hex_encode(digest, sizeof(digest), ret_hex);
         *ret_size = size;
         return 0;
 }

@@ -14,6 +14,7 @@
 #include "bundle.h"
 #include "hasher.h"
 #include "log.h"
+#include "strutil.h"
 #include "tar-reader.h"
 #include "timeutil.h"
 
@@ -171,8 +172,7 @@ static int verify_head(Reader *rd, BundleInfo *info, Error *e) {
                 return -ENOMEM;
         if (!EVP_Digest(manifest, manifest_size, digest, NULL, EVP_sha256(), NULL))
                 return -EIO;
-        for (size_t i = 0; i < 32; i++)
-                (void) snprintf(info->id + 2 * i, 3, "%02x", digest[i]);
+        hex_encode(digest, sizeof(digest), info->id);
 
         r = bundle_manifest_parse(manifest, manifest_size, &info->manifest, e);
         if (r < 0)

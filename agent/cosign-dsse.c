@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include "cosign.h"
+#include "strutil.h"
 
 #define STATEMENT_V1 "https://in-toto.io/Statement/v1"
 #define STATEMENT_V01 "https://in-toto.io/Statement/v0.1"
@@ -48,8 +49,7 @@ static void sha256_hex(const void *data, size_t size, char ret[static 65]) {
                 (void) snprintf(ret, 65, "?");
                 return;
         }
-        for (size_t i = 0; i < sizeof(md); i++)
-                (void) snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        hex_encode(md, sizeof(md), ret);
 }
 
 /* A base64 field of at most max encoded bytes, decoded, not empty. */
@@ -265,8 +265,7 @@ static void explain_hint(const CosignKeyring *keys, json_t *public_key, Error *e
         if (!e || !s || cosign_base64_decode(s, strlen(s), &hint, &size) < 0 || size != 32 ||
             cosign_keyring_find_hint(keys, hint, &index) == 0)
                 return;
-        for (size_t i = 0; i < 32; i++)
-                (void) snprintf(hex + 2 * i, 3, "%02x", hint[i]);
+        hex_encode(hint, 32, hex);
         memcpy(old, e->message, sizeof(old));
         (void) error_set(e, 0, "%s (its hint names key SHA256:%s, which is not trusted)", old, hex);
 }

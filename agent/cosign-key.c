@@ -13,6 +13,7 @@
 
 #include "cosign-key.h"
 #include "fileio.h"
+#include "strutil.h"
 
 #define RSA_BITS_MIN 2048
 #define RSA_BITS_MAX 16384
@@ -189,10 +190,7 @@ static int key_load(const char *path, CosignKey *ret, Error *e) {
                 return error_set(e, -ENOMEM, "out of memory");
 
         memcpy(key.fingerprint, "SHA256:", 7);
-        for (size_t i = 0; i < sizeof(key.spki_sha256); i++) {
-                key.fingerprint[7 + 2 * i] = "0123456789abcdef"[key.spki_sha256[i] >> 4];
-                key.fingerprint[7 + 2 * i + 1] = "0123456789abcdef"[key.spki_sha256[i] & 0xf];
-        }
+        hex_encode(key.spki_sha256, sizeof(key.spki_sha256), key.fingerprint + 7);
         if (key.type->base_id == EVP_PKEY_RSA)
                 (void) snprintf(key.type_name, sizeof(key.type_name), "rsa-%d", EVP_PKEY_get_bits(pkey));
         else

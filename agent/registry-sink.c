@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include "registry.h"
+#include "strutil.h"
 
 void buffer_done(Buffer *b) {
         if (!b)
@@ -88,7 +89,6 @@ int blob_sink_finish(BlobSink *s, char ret[static IMAGE_DIGEST_LEN + 1]) {
         EVP_MD_CTX_free(s->md);
         s->md = NULL;
         memcpy(ret, "sha256:", 7);
-        for (size_t i = 0; i < sizeof(md); i++)
-                (void) snprintf(ret + 7 + 2 * i, 3, "%02x", md[i]);
+        hex_encode(md, sizeof(md), ret + 7);
         return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #define COMMIT_ID_HEX 40
@@ -15,6 +16,18 @@ static inline bool is_commit_id(const char *s) {
                 if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
                         return false;
         return true;
+}
+
+/* The lowercase hex of the n bytes at p, into ret, which holds 2n + 1 characters; returns ret. */
+static inline char *hex_encode(const uint8_t *p, size_t n, char *ret) {
+        static const char digits[] = "0123456789abcdef";
+
+        for (size_t i = 0; i < n; i++) {
+                ret[2 * i] = digits[p[i] >> 4];
+                ret[2 * i + 1] = digits[p[i] & 0xf];
+        }
+        ret[2 * n] = 0;
+        return ret;
 }
 
 /* String tables for enums (systemd's DEFINE_STRING_TABLE_LOOKUP): name_to_string() and
