@@ -188,6 +188,21 @@ class RollbackTest(unittest.TestCase):
             {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
         return reboots
 
+    def pull_for_next_boot(self, good, gen):
+        """With action boot, a pull of the new commit: it waits for its reboot, the machine
+        still runs good's generation gen, and the new one is the boot entry. Returns the
+        reboots log and the new generation."""
+        w = self.w
+        reboots = self.configure_boot()
+        self.pull(0)
+        s = self.status()
+        self.assertEqual(s["phase"], "pending-reboot")
+        self.assertEqual(s["revision"], good, "not deployed before the reboot")
+        self.assertEqual(w.current_system(), gen)
+        new_gen = s["pending"]["generation"]
+        self.assertEqual(w.boot_next(), new_gen)
+        return reboots, new_gen
+
     def simulate_reboot(self):
         """What a reboot does to the test world: the service stops, the boot entry's
         generation becomes the running system (its activation starts its service)."""
@@ -203,14 +218,7 @@ class RollbackTest(unittest.TestCase):
 
         # a healthy revision, activated at the next boot
         rev = w.commit()
-        reboots = self.configure_boot()
-        self.pull(0)
-        s = self.status()
-        self.assertEqual(s["phase"], "pending-reboot")
-        self.assertEqual(s["revision"], good, "not deployed before the reboot")
-        self.assertEqual(w.current_system(), gen)
-        new_gen = s["pending"]["generation"]
-        self.assertEqual(w.boot_next(), new_gen)
+        reboots, new_gen = self.pull_for_next_boot(good, gen)
         self.assertEqual(reboots.read_text().count("reboot"), 1)
 
         # a pull before the reboot starts nothing on top of it
@@ -266,12 +274,7 @@ class RollbackTest(unittest.TestCase):
 
         good, gen = self.deploy_good()
         bad = w.commit()
-        reboots = self.configure_boot()
-        self.pull(0)
-        s = self.status()
-        self.assertEqual(s["phase"], "pending-reboot")
-        new_gen = s["pending"]["generation"]
-        self.assertEqual(w.boot_next(), new_gen)
+        reboots, new_gen = self.pull_for_next_boot(good, gen)
 
         # the same boot: still waiting (no rollback)
         r = w.agent("confirm")
