@@ -12,38 +12,41 @@
 #include "dl.h"
 #include "error.h"
 
-DL_DECLARE(archive_entry_free);
-DL_DECLARE(archive_entry_new);
-DL_DECLARE(archive_entry_set_filetype);
-DL_DECLARE(archive_entry_set_mtime);
-DL_DECLARE(archive_entry_set_pathname);
-DL_DECLARE(archive_entry_set_perm);
-DL_DECLARE(archive_entry_set_size);
-DL_DECLARE(archive_error_string);
-DL_DECLARE(archive_filter_bytes);
-DL_DECLARE(archive_filter_count);
-DL_DECLARE(archive_filter_name);
-DL_DECLARE(archive_read_data);
-DL_DECLARE(archive_read_free);
-DL_DECLARE(archive_read_new);
-DL_DECLARE(archive_read_next_header);
-DL_DECLARE(archive_read_open_fd);
-DL_DECLARE(archive_read_support_filter_gzip);
-DL_DECLARE(archive_read_support_filter_xz);
-DL_DECLARE(archive_read_support_filter_zstd);
-DL_DECLARE(archive_read_support_format_raw);
-DL_DECLARE(archive_write_add_filter_gzip);
-DL_DECLARE(archive_write_add_filter_none);
-DL_DECLARE(archive_write_add_filter_xz);
-DL_DECLARE(archive_write_add_filter_zstd);
-DL_DECLARE(archive_write_close);
-DL_DECLARE(archive_write_data);
-DL_DECLARE(archive_write_free);
-DL_DECLARE(archive_write_header);
-DL_DECLARE(archive_write_new);
-DL_DECLARE(archive_write_open_filename);
-DL_DECLARE(archive_write_set_bytes_in_last_block);
-DL_DECLARE(archive_write_set_format_pax_restricted);
+#define ARCHIVE_DL_FUNCTIONS(X) \
+        X(archive_entry_free) \
+        X(archive_entry_new) \
+        X(archive_entry_set_filetype) \
+        X(archive_entry_set_mtime) \
+        X(archive_entry_set_pathname) \
+        X(archive_entry_set_perm) \
+        X(archive_entry_set_size) \
+        X(archive_error_string) \
+        X(archive_filter_bytes) \
+        X(archive_filter_count) \
+        X(archive_filter_name) \
+        X(archive_read_data) \
+        X(archive_read_free) \
+        X(archive_read_new) \
+        X(archive_read_next_header) \
+        X(archive_read_open_fd) \
+        X(archive_read_support_filter_gzip) \
+        X(archive_read_support_filter_xz) \
+        X(archive_read_support_filter_zstd) \
+        X(archive_read_support_format_raw) \
+        X(archive_write_add_filter_gzip) \
+        X(archive_write_add_filter_none) \
+        X(archive_write_add_filter_xz) \
+        X(archive_write_add_filter_zstd) \
+        X(archive_write_close) \
+        X(archive_write_data) \
+        X(archive_write_free) \
+        X(archive_write_header) \
+        X(archive_write_new) \
+        X(archive_write_open_filename) \
+        X(archive_write_set_bytes_in_last_block) \
+        X(archive_write_set_format_pax_restricted)
+
+ARCHIVE_DL_FUNCTIONS(DL_DECLARE)
 
 /* Loads libarchive (the build's `libarchive` option: its soname, or a full path in the nix
  * package), once per process. Returns 0, or -ENOPKG with the loader's message in e. */

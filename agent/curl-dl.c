@@ -4,33 +4,13 @@
 #include "curl-dl.h"
 #include "macro.h"
 
-DL_DEFINE(curl_easy_init);
-DL_DEFINE(curl_easy_setopt);
-DL_DEFINE(curl_easy_perform);
-DL_DEFINE(curl_easy_getinfo);
-DL_DEFINE(curl_easy_reset);
-DL_DEFINE(curl_easy_cleanup);
-DL_DEFINE(curl_easy_strerror);
-DL_DEFINE(curl_easy_escape);
-DL_DEFINE(curl_free);
-DL_DEFINE(curl_slist_append);
-DL_DEFINE(curl_slist_free_all);
+CURL_DL_FUNCTIONS(DL_DEFINE)
 
 static __typeof__(curl_global_init) *global_init;
 
 static const DlSymbol symbols[] = {
         { "curl_global_init", (void **) &global_init },
-        DL_SYMBOL(curl_easy_init),
-        DL_SYMBOL(curl_easy_setopt),
-        DL_SYMBOL(curl_easy_perform),
-        DL_SYMBOL(curl_easy_getinfo),
-        DL_SYMBOL(curl_easy_reset),
-        DL_SYMBOL(curl_easy_cleanup),
-        DL_SYMBOL(curl_easy_strerror),
-        DL_SYMBOL(curl_easy_escape),
-        DL_SYMBOL(curl_free),
-        DL_SYMBOL(curl_slist_append),
-        DL_SYMBOL(curl_slist_free_all),
+        CURL_DL_FUNCTIONS(DL_SYMBOL)
 };
 
 /* Once for the whole process (the image workers load it together), and never cleaned up: the

@@ -11,17 +11,20 @@
 #include "dl.h"
 #include "error.h"
 
-DL_DECLARE(curl_easy_init);
-DL_DECLARE(curl_easy_setopt);
-DL_DECLARE(curl_easy_perform);
-DL_DECLARE(curl_easy_getinfo);
-DL_DECLARE(curl_easy_reset);
-DL_DECLARE(curl_easy_cleanup);
-DL_DECLARE(curl_easy_strerror);
-DL_DECLARE(curl_easy_escape);
-DL_DECLARE(curl_free);
-DL_DECLARE(curl_slist_append);
-DL_DECLARE(curl_slist_free_all);
+#define CURL_DL_FUNCTIONS(X) \
+        X(curl_easy_init) \
+        X(curl_easy_setopt) \
+        X(curl_easy_perform) \
+        X(curl_easy_getinfo) \
+        X(curl_easy_reset) \
+        X(curl_easy_cleanup) \
+        X(curl_easy_strerror) \
+        X(curl_easy_escape) \
+        X(curl_free) \
+        X(curl_slist_append) \
+        X(curl_slist_free_all)
+
+CURL_DL_FUNCTIONS(DL_DECLARE)
 
 /* Loads libcurl (the build's `libcurl` option: its soname, or a full path in the nix package)
  * and runs curl_global_init, once per process (dl_open: the image workers call it

@@ -12,9 +12,12 @@
 #include "error.h"
 #include "macro.h"
 
-#define DL_DECLARE(name) extern __typeof__(name) *sym_##name
-#define DL_DEFINE(name) __typeof__(name) *sym_##name
-#define DL_SYMBOL(name) { #name, (void **) &sym_##name }
+/* Each library lists its functions once, as LIB_FUNCTIONS(X) calling X(name) for each; these
+ * make of that list the declarations of the sym_ pointers, their definitions, and the table
+ * of symbols that dl_open() fills in. */
+#define DL_DECLARE(name) extern __typeof__(name) *sym_##name;
+#define DL_DEFINE(name) __typeof__(name) *sym_##name;
+#define DL_SYMBOL(name) { #name, (void **) &sym_##name },
 
 typedef struct DlSymbol {
         const char *name;
