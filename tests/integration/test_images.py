@@ -114,7 +114,7 @@ class ImagesTest(unittest.TestCase):
         self.assertTrue(any(line.startswith(f"GET http://{self.reg.host}/v2/app/web/manifests/") for line in proxy.requests()),
                         proxy.requests())
 
-        w.commit(images={"web": self.ref()}, health_status=200)
+        w.commit(images={"web": self.ref()})
         before = self.state()
         w.reset_call_logs()
         r = w.agent("pull", env=dict(env, http_proxy="http://127.0.0.1:9"))
