@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=sh
 #
 # Builder of the test world's system toplevel (run by /bin/sh inside nix, PATH=/usr/bin:/bin).
 # The derivation's attributes arrive as environment variables (see flake.nix).

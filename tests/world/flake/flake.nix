@@ -13,9 +13,13 @@
 #   port             loopback TCP port of the test service
 #   python           interpreter that runs the test service (default "python3" from PATH)
 #   images           { <container name> = "<image reference>"; ... }
+#   eval_cost        size of the computation every evaluation of `config` forces (default 0:
+#                    none); 1500000 costs about 1.3 s of CPU and 255 MiB (see ../README.md)
 #
 # The toplevel depends only on world.json and the files next to this one, not on the commit:
-# two commits with the same world.json (same marker) build the same store path.
+# two commits with the same world.json (same marker) build the same store path. eval_cost
+# changes neither the toplevel nor system.build.nixos-rebuild (it is forced with seq, its
+# result is not used).
 {
   description = "atticd-agent test world: a NixOS stand-in without nixpkgs";
 
@@ -49,11 +53,39 @@
         serviceScript = ./health-service.py;
       };
 
+      # What `system.build.nixos-rebuild` is on NixOS: the target's own nixos-rebuild, which
+      # the real tools build and re-execute before they do anything (the stand-in re-executes
+      # itself; building this costs an evaluation). The same store path for every revision.
+      nixosRebuild = derivation {
+        name = "nixos-rebuild-world";
+        inherit system;
+        builder = "/bin/sh";
+        args = [
+          "-c"
+          ''
+            mkdir -p "$out/bin"
+            printf '%s\n' '#!/bin/sh' \
+              'echo "the test world re-executes its own stand-in, not this" >&2' 'exit 1' \
+              >"$out/bin/nixos-rebuild"
+            chmod 0555 "$out/bin/nixos-rebuild"
+          ''
+        ];
+        PATH = "/usr/bin:/bin";
+      };
+
       containers = builtins.mapAttrs (name: image: { inherit image; }) (get "images" { });
+
+      # On NixOS most of an evaluation's cost is the module system, which every attribute of
+      # `config` shares. Model it: `config` is only there once a list of eval_cost elements
+      # has been built and forced, whatever attribute below it is asked for. Nix keeps the
+      # forced value for the rest of that process, so the cost is paid once per nix call.
+      evalCost = get "eval_cost" 0;
+      moduleSystem = builtins.deepSeq (builtins.genList (i: i * i) evalCost) true;
     in
     {
-      nixosConfigurations.${host}.config = {
+      nixosConfigurations.${host}.config = builtins.seq moduleSystem {
         system.build.toplevel = toplevel;
+        system.build.nixos-rebuild = nixosRebuild;
         virtualisation.oci-containers.containers = containers;
       };
     };
