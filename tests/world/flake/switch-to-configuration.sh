@@ -4,13 +4,31 @@
 # switch-to-configuration of the atticd-agent test world (installed as
 # <toplevel>/bin/switch-to-configuration).  Usage: switch-to-configuration switch|test|boot|dry-activate
 #
-#   switch, test   stop the test service of the running system, point
-#                  $WORLD_ROOT/run/current-system at this toplevel, start this system's test
-#                  service on 127.0.0.1:<port> (detached), wait until it listens, then exit
-#                  with this system's activation_exit.
+#   switch, test   stop the test service of the running system, (WORLD_ACTIVATION_SECONDS)
+#                  point $WORLD_ROOT/run/current-system at this toplevel, start this system's
+#                  test service on 127.0.0.1:<port> (detached), wait until it listens (unless
+#                  WORLD_SERVICE_DELAY is set), then exit with this system's activation_exit.
 #   boot           write this toplevel into $WORLD_ROOT/boot/next-system (the boot entry).
 #
-# Every run appends "<action> <toplevel> <exit>" to $WORLD_ROOT/activation.log.
+# Like the real one (NixOS 24.05+), every action first takes an exclusive lock,
+# $WORLD_ROOT/run/nixos/switch-to-configuration.lock (the real one:
+# /run/nixos/switch-to-configuration.lock), and never waits for it: when another
+# switch-to-configuration holds it, this one appends "LOCKED <action> <toplevel>" to
+# $WORLD_ROOT/activation.log and exits 1 ("Could not acquire lock").
+#
+# Safe to run again (idempotent): for the system that is already current it restarts its
+# service and succeeds.
+#
+# Environment (fractional seconds, default 0):
+#   WORLD_ACTIVATION_SECONDS  switch|test: sleep that long between stopping the running service
+#                             and starting the new one (nothing serves meanwhile)
+#   WORLD_SERVICE_DELAY       the new service listens only that long after its start, and this
+#                             script does not wait for it to listen
+#
+# Every run that took the lock appends "<action> <toplevel> <exit>" to $WORLD_ROOT/activation.log
+# and, to $WORLD_ROOT/activation-spans.log, "begin <epoch.ns> <pid> <action> <toplevel>" once it
+# holds the lock and "end <epoch.ns> <pid> <action> <toplevel> <exit>" when it exits (a killed
+# run has no end line).
 set -euo pipefail
 
 die() {
@@ -20,6 +38,19 @@ die() {
 
 action="${1:-}"
 [ -n "${WORLD_ROOT:-}" ] || die "WORLD_ROOT is not set (the test world must set it)"
+case "$action" in
+switch | test | boot | dry-activate) ;;
+*) die "usage: switch-to-configuration switch|test|boot|dry-activate (got '$action')" ;;
+esac
+
+# A number of seconds, possibly fractional, from environment variable $1 (default 0).
+seconds() {
+        local v="${!1:-0}"
+        [[ "$v" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$1 must be a number of seconds, not '$v'"
+        echo "$v"
+}
+activation_seconds="$(seconds WORLD_ACTIVATION_SECONDS)"
+service_delay="$(seconds WORLD_SERVICE_DELAY)"
 
 # $0 may be reached through the profile's symlinks; the toplevel is the store path.
 self="$(readlink -f "$0")"
@@ -29,7 +60,24 @@ read_value() { cat "$toplevel/world/$1"; }
 run="$WORLD_ROOT/run"
 pidfile="$run/health.pid"
 logfile="$WORLD_ROOT/log/health.log"
-mkdir -p "$run" "$WORLD_ROOT/log" "$WORLD_ROOT/boot"
+mkdir -p "$run/nixos" "$WORLD_ROOT/log" "$WORLD_ROOT/boot"
+
+# The lock, taken without waiting. Children that may outlive a killed run (the service, the
+# long sleep) get the descriptor closed, so that the lock goes with this process.
+exec {lock_fd}>>"$run/nixos/switch-to-configuration.lock"
+if ! flock -n "$lock_fd"; then
+        echo "LOCKED $action $toplevel" >>"$WORLD_ROOT/activation.log"
+        die "Could not acquire lock - Resource temporarily unavailable (another switch-to-configuration runs)"
+fi
+now() { date +%s.%N; }
+echo "begin $(now) $$ $action $toplevel" >>"$WORLD_ROOT/activation-spans.log"
+# shellcheck disable=SC2317  # run by the EXIT trap
+finish() {
+        local rc=$?
+        echo "$action $toplevel $rc" >>"$WORLD_ROOT/activation.log"
+        echo "end $(now) $$ $action $toplevel $rc" >>"$WORLD_ROOT/activation-spans.log"
+}
+trap finish EXIT
 
 # True while process $1 exists and is not a zombie (nobody may reap a detached service).
 alive() {
@@ -60,10 +108,11 @@ start_service() {
         # that no pipe of the caller (the agent reads ours to EOF) stays open.
         setsid "$python" "$toplevel/libexec/health-service.py" \
                 --port "$port" --status "$status" --pid-file "$pidfile" \
-                --marker "$(read_value marker)" \
-                </dev/null >>"$logfile" 2>&1 &
+                --marker "$(read_value marker)" --delay "$service_delay" \
+                </dev/null >>"$logfile" 2>&1 {lock_fd}>&- &
         pid=$!
-        # The service writes its pid file once it listens.
+        # The service writes its pid file once it listens, or at once when it has a delay
+        # (then nobody waits for it to listen: it comes back later, on its own).
         for _ in $(seq 200); do
                 [ -s "$pidfile" ] && return 0
                 alive "$pid" || die "the test service exited at start; see $logfile"
@@ -75,6 +124,10 @@ start_service() {
 case "$action" in
 switch | test)
         stop_service
+        if [ "$activation_seconds" != 0 ]; then
+                echo "switch-to-configuration: activating for $activation_seconds s (WORLD_ACTIVATION_SECONDS)" >&2
+                sleep "$activation_seconds" {lock_fd}>&-
+        fi
         ln -sfn "$toplevel" "$run/current-system"
         start_service
         rc="$(read_value activation-exit)"
@@ -87,11 +140,7 @@ dry-activate)
         echo "would activate $toplevel" >&2
         rc=0
         ;;
-*)
-        die "usage: switch-to-configuration switch|test|boot|dry-activate (got '$action')"
-        ;;
 esac
 
-echo "$action $toplevel $rc" >>"$WORLD_ROOT/activation.log"
 [ "$rc" = 0 ] || echo "switch-to-configuration: activation of $toplevel exits $rc (activation_exit in world.json)" >&2
 exit "$rc"
