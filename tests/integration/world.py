@@ -12,6 +12,26 @@ A World is one NixOS machine stand-in in a temporary directory, built from real 
   service on a loopback port that answers the revision's health_status on /health,
 - optionally, a counting wrapper around nix, nix-env, nix-store, ... (on by default).
 
+What the real tools do that costs or hurts is modelled too (tests/world/README.md): the
+re-exec of nixos-rebuild (one more evaluation per run), nixos-rebuild-ng's --store-path,
+switch-to-configuration's lock (a second one aborts, it never waits), slow activations, late
+services, detached activations that outlive a killed caller, and evaluations that cost CPU
+and memory (world.json eval_cost). World(...) keywords choose them:
+
+    rebuild_flavor="ng"          WORLD_REBUILD_FLAVOR: "ng" (nixos-rebuild-ng, NixOS 25.11+) or
+                                 "bash" (NixOS 24.11); default $ATTICD_WORLD_REBUILD_FLAVOR or "ng"
+    detached_activation=False    WORLD_DETACHED_ACTIVATION=1: switch-to-configuration runs in a
+                                 session of its own (systemd-run --wait) and survives a killed caller
+    activation_seconds=0         WORLD_ACTIVATION_SECONDS: the activation takes that long, with
+                                 the service down
+    profile_gap=0                WORLD_PROFILE_GAP: seconds between the profile and activation
+    service_delay=0              WORLD_SERVICE_DELAY: the service listens that long after its start
+    eval_cost=0                  world.json eval_cost of commits that do not give one
+
+Each is also an attribute; setting it later updates self.env (the variables are always set,
+the defaults too). Observe with evaluations(), activation_spans(), activation_conflicts(),
+wait_activation_idle().
+
 Typical use in a unittest.TestCase:
 
     world = World.for_test(self)           # cleaned up automatically
@@ -24,11 +44,12 @@ Typical use in a unittest.TestCase:
 
 Environment: ATTICD_AGENT_BIN (the binary; default <repo>/build/atticd-agent),
 ATTICD_WORLD_KEEP=1 (keep the temp dir for inspection), ATTICD_WORLD_COUNT_NIX=0 (no
-counting wrappers).
+counting wrappers), ATTICD_WORLD_REBUILD_FLAVOR=bash (the default flavour of every world).
 """
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import os
@@ -81,6 +102,13 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 _GIT_EPOCH = 1_700_000_000  # commit dates count up from here, one second per commit
 
+# world.json eval_cost that makes one evaluation of the client flake cost about 1 s of CPU and
+# 300 MB of memory on the development machine: 1.1-1.6 s of CPU and 255 MiB measured
+# (tests/world/README.md has the measurements).
+EVAL_COST_1S = 1_500_000
+
+REBUILD_FLAVORS = ("ng", "bash")
+
 
 def nix_system() -> str:
     """The nix system double of this machine (what builtins.currentSystem says)."""
@@ -102,6 +130,33 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return not re.search(r"^State:\s*Z", status, re.M)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every living descendant of pid (children first found through /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def is_evaluation(nix_call: str) -> bool:
+    """Whether a line of nix-calls.log ("PROGRAM ARGS...") evaluates a flake: the program is
+    nix and an argument holds '#' (a flake installable; store paths never hold one)."""
+    words = nix_call.split(" ")
+    return words[0] == "nix" and any("#" in w for w in words[1:])
 
 
 def free_port() -> int:
@@ -233,12 +288,14 @@ class ClientRepo:
                push: bool = True, files: dict[str, str] | None = None,
                sign_key: str | os.PathLike | None = None, **params) -> str:
         """Write world.json (DEFAULT_PARAMS, the world's port and python, a unique marker,
-        updated by params) and the flake files, commit, push to the remote's `branch`.
+        the world's eval_cost when not 0, updated by params) and the flake files, commit, push to the remote's `branch`.
         `files` adds or replaces more files (relative path -> text); `sign_key` signs the
         commit with that SSH private key. Returns the commit id."""
         p = dict(DEFAULT_PARAMS)
         p.update(port=self.world.port, python=sys.executable, system=self.world.system,
                  marker=f"{self.name}-{next(self._markers)}-{uuid.uuid4().hex[:8]}")
+        if self.world.eval_cost:
+            p["eval_cost"] = self.world.eval_cost
         p.update(params)
         for src in list(FLAKE_TEMPLATE.iterdir()) + [HEALTH_SERVICE]:
             shutil.copy2(src, self.work / src.name)
@@ -275,10 +332,51 @@ class ClientRepo:
         self.world.git("-C", str(self.bare), "update-ref", ref, rev)
 
 
+def _seconds(value) -> str:
+    """A number of seconds as the world's scripts read it (digits, maybe a fraction)."""
+    v = float(value)
+    if not v >= 0:
+        raise ValueError(f"seconds must be >= 0, not {value!r}")
+    return f"{v:.6f}".rstrip("0").rstrip(".")
+
+
+def _flavor(value) -> str:
+    if value not in REBUILD_FLAVORS:
+        raise ValueError(f"rebuild_flavor must be one of {REBUILD_FLAVORS}, not {value!r}")
+    return value
+
+
+class _EnvSetting:
+    """An attribute of World that is an environment variable of its env: setting it updates
+    world.env[var] (to fmt(value)), so every later run sees it."""
+
+    def __init__(self, var: str, fmt):
+        self.var, self.fmt = var, fmt
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value):
+        obj.env[self.var] = self.fmt(value)
+        setattr(obj, self.slot, value)
+
+
 class World:
     """One test machine: private nix, client repos, nixos-rebuild stand-in, test service."""
 
-    def __init__(self, tmpdir: str | os.PathLike | None = None, *, count_nix: bool | None = None):
+    rebuild_flavor = _EnvSetting("WORLD_REBUILD_FLAVOR", _flavor)
+    detached_activation = _EnvSetting("WORLD_DETACHED_ACTIVATION", lambda v: "1" if v else "0")
+    activation_seconds = _EnvSetting("WORLD_ACTIVATION_SECONDS", _seconds)
+    profile_gap = _EnvSetting("WORLD_PROFILE_GAP", _seconds)
+    service_delay = _EnvSetting("WORLD_SERVICE_DELAY", _seconds)
+
+    def __init__(self, tmpdir: str | os.PathLike | None = None, *, count_nix: bool | None = None,
+                 rebuild_flavor: str | None = None, detached_activation: bool = False,
+                 activation_seconds: float = 0, profile_gap: float = 0, service_delay: float = 0,
+                 eval_cost: int = 0):
         if tmpdir is None:
             tmpdir = tempfile.mkdtemp(prefix="atticd-world-")
         self.tmp = Path(tmpdir).resolve()
@@ -347,6 +445,14 @@ class World:
             env["WORLD_NIX_LOG"] = str(self.nix_log)
             env["WORLD_REAL_NIX_DIR"] = str(self.real_nix_dir)
         self.env = env
+        if rebuild_flavor is None:
+            rebuild_flavor = os.environ.get("ATTICD_WORLD_REBUILD_FLAVOR") or "ng"
+        self.rebuild_flavor = rebuild_flavor
+        self.detached_activation = detached_activation
+        self.activation_seconds = activation_seconds
+        self.profile_gap = profile_gap
+        self.service_delay = service_delay
+        self.eval_cost = int(eval_cost)
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -364,11 +470,12 @@ class World:
         self.close()
 
     def close(self) -> None:
-        """Stop every test service of this world and remove its directory (unless
-        ATTICD_WORLD_KEEP=1)."""
+        """Stop every switch-to-configuration (detached ones too) and test service of this
+        world and remove its directory (unless ATTICD_WORLD_KEEP=1)."""
         if self._closed:
             return
         self._closed = True
+        self.kill_activations()
         self.stop_service()
         if os.environ.get("ATTICD_WORLD_KEEP") == "1":
             print(f"world kept in {self.tmp}", file=sys.stderr)
@@ -390,6 +497,45 @@ class World:
                 pids.append(int(entry))
         return pids
 
+    def activation_pids(self) -> list[int]:
+        """Running switch-to-configuration processes of this world (reached through its store
+        or its profile), and the shells that run detached ones."""
+        pids = []
+        needle = str(self.tmp).encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                cmdline = Path("/proc", entry, "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"/bin/switch-to-configuration" in cmdline and needle in cmdline and pid_alive(int(entry)):
+                pids.append(int(entry))
+        return pids
+
+    def kill_activations(self) -> None:
+        """SIGKILL every switch-to-configuration of this world with what it started in its
+        process group (a detached one leads a session of its own; one run as a child of the
+        stand-in is killed with its descendants, never with the caller's process group). The
+        test services, in sessions of their own, stay: stop_service() stops them."""
+        own = os.getpgrp()
+        for pid in self.activation_pids():
+            try:
+                pgid = os.getpgid(pid)
+            except ProcessLookupError:
+                continue
+            if pgid == pid and pgid != own:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                continue
+            for p in [pid] + _descendants(pid):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
     def stop_service(self) -> None:
         for pid in self.service_pids():
             try:
@@ -403,6 +549,7 @@ class World:
         directory, so a bundle's closure needs the same one): no store, no nix database, no
         agent state, no profile, nothing running. The client repositories stay (they are
         elsewhere, on the connected side)."""
+        self.kill_activations()
         self.stop_service()
         for d in (self.store_dir, self.tmp / "nix" / "var", self.state_dir, self.profile.parent,
                   self.root / "run"):
@@ -432,9 +579,22 @@ class World:
             raise RuntimeError(f"git {' '.join(args)} failed ({r.returncode}): {r.stderr}")
         return r
 
-    def rebuild(self, *args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
+    def rebuild(self, *args: str, cwd=None, timeout: float = 120,
+                env: dict | None = None) -> subprocess.CompletedProcess:
         """Run the nixos-rebuild stand-in."""
-        return self.run([REBUILD_STANDIN, *args], cwd=cwd, timeout=timeout)
+        return self.run([REBUILD_STANDIN, *args], cwd=cwd, timeout=timeout, env=env)
+
+    def popen(self, argv, *, cwd=None, env: dict | None = None, **kw) -> subprocess.Popen:
+        """Start argv in the world's environment, in a process group of its own (so that a
+        test can kill the whole group: os.killpg(p.pid, signal.SIGKILL)); stdout and stderr
+        go to pipes (text) unless given."""
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen([os.fspath(a) for a in argv], cwd=cwd or self.cwd, env=e, text=True,
+                                start_new_session=True, **kw)
 
     def agent_bin(self) -> Path:
         p = Path(os.environ.get("ATTICD_AGENT_BIN", REPO_ROOT / "build" / "atticd-agent"))
@@ -529,8 +689,8 @@ class World:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, ""
-        except (urllib.error.URLError, OSError):
-            return None
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
+            return None  # nothing listens, or the service died while answering
 
     def health(self, path: str = "/health", timeout: float = 2) -> int | None:
         """HTTP status of GET http://127.0.0.1:<port><path>, None when nothing answers."""
@@ -587,13 +747,71 @@ class World:
         except FileNotFoundError:
             return []
 
-    def rebuild_calls(self) -> list[str]:
-        """One line "nixos-rebuild ARGS..." per run of the stand-in."""
-        return self._lines(self.root / "rebuild.log")
+    def rebuild_calls(self, reexecs: bool = True) -> list[str]:
+        """One line "nixos-rebuild ARGS..." per run of the stand-in. A run that re-executed
+        itself shows twice: as called, then with --no-reexec (ng) or --fast (bash) appended;
+        reexecs=False leaves the re-executed runs out (what the callers ran)."""
+        lines = self._lines(self.root / "rebuild.log")
+        if reexecs:
+            return lines
+        out: list[str] = []
+        waiting: list[str] = []  # lines whose re-executed run has not shown yet
+        for line in lines:
+            if any(line in (p + " --no-reexec", p + " --fast") for p in waiting):
+                waiting.remove(line.rsplit(" ", 1)[0])
+                continue
+            out.append(line)
+            waiting.append(line)
+        return out
 
     def activations(self) -> list[str]:
-        """One line "ACTION TOPLEVEL EXIT" per run of a switch-to-configuration."""
-        return self._lines(self.root / "activation.log")
+        """One line "ACTION TOPLEVEL EXIT" per run of a switch-to-configuration that took the
+        lock and ended (not killed); see activation_conflicts() for those that found it taken."""
+        return [x for x in self._lines(self.root / "activation.log") if not x.startswith("LOCKED ")]
+
+    def activation_conflicts(self) -> list[str]:
+        """One line "LOCKED ACTION TOPLEVEL" per switch-to-configuration that found the lock
+        held by another and aborted (exit 1): an activation that would have overlapped one."""
+        return [x for x in self._lines(self.root / "activation.log") if x.startswith("LOCKED ")]
+
+    def activation_spans(self) -> list[dict]:
+        """The switch-to-configuration runs that took the lock, oldest first (from
+        activation-spans.log): {"pid", "action", "toplevel", "begin", "end", "exit"}, times in
+        epoch seconds (float); "end" and "exit" are None while it runs or if it was killed."""
+        spans: list[dict] = []
+        open_by_pid: dict[int, dict] = {}
+        for line in self._lines(self.root / "activation-spans.log"):
+            f = line.split(" ")
+            if f[0] == "begin" and len(f) == 5:
+                span = {"pid": int(f[2]), "action": f[3], "toplevel": f[4], "begin": float(f[1]),
+                        "end": None, "exit": None}
+                spans.append(span)
+                open_by_pid[span["pid"]] = span
+            elif f[0] == "end" and len(f) == 6:
+                span = open_by_pid.pop(int(f[2]), None)
+                if span is None:  # its begin was forgotten (reset_call_logs)
+                    span = {"pid": int(f[2]), "action": f[3], "toplevel": f[4], "begin": None}
+                    spans.append(span)
+                span.update(end=float(f[1]), exit=int(f[5]))
+            else:
+                raise ValueError(f"bad line in activation-spans.log: {line!r}")
+        return spans
+
+    @property
+    def stc_lock_path(self) -> Path:
+        """switch-to-configuration's lock (/run/nixos/switch-to-configuration.lock on NixOS),
+        which the agent's system.activation-lock points at."""
+        return self.root / "run" / "nixos" / "switch-to-configuration.lock"
+
+    def wait_activation_idle(self, timeout: float = 30) -> bool:
+        """Wait until no switch-to-configuration of this world runs (no such process, and no
+        span open with a live pid); True when idle, False on timeout. The lock itself is never
+        probed: taking it, even for an instant, could make a real activation abort."""
+        def idle():
+            if self.activation_pids():
+                return False
+            return not any(s["end"] is None and pid_alive(s["pid"]) for s in self.activation_spans())
+        return bool(self.wait_for(idle, timeout=timeout))
 
     def nix_calls(self) -> list[str]:
         """One line "PROGRAM ARGS..." per nix, nix-env, ... call by anyone in this world."""
@@ -601,9 +819,22 @@ class World:
             raise RuntimeError("this world does not count nix calls (count_nix=False)")
         return self._lines(self.nix_log)
 
+    def evaluation_calls(self) -> list[str]:
+        """The nix calls that evaluate a client flake: a `nix` call with an argument holding
+        '#', i.e. a flake installable (nix build/eval/... REF#nixosConfigurations...). Calls on
+        store paths (nix build /nix/store/..., nix copy, nix-env, nix-store) are not."""
+        return [c for c in self.nix_calls() if is_evaluation(c)]
+
+    def evaluations(self) -> int:
+        """How many times anyone in this world evaluated a client flake (see
+        evaluation_calls). It counts calls, not work: nix's eval cache may answer a repeated
+        `nix build` of the same attribute of the same revision without evaluating."""
+        return len(self.evaluation_calls())
+
     def reset_call_logs(self) -> None:
         """Forget the calls so far (e.g. before a run that should call nothing)."""
-        for p in (self.root / "rebuild.log", self.root / "activation.log", self.nix_log):
+        for p in (self.root / "rebuild.log", self.root / "activation.log",
+                  self.root / "activation-spans.log", self.nix_log):
             p.unlink(missing_ok=True)
 
     def wait_for(self, predicate, timeout: float = 10, interval: float = 0.05):
