@@ -32,7 +32,8 @@ class StandInTest(unittest.TestCase):
     pipe of its caller open would make these tests fail."""
 
     def setUp(self):
-        self.world = World.for_test(self)
+        # The tests below expect nixos-rebuild-ng, whatever ATTICD_WORLD_REBUILD_FLAVOR says.
+        self.world = World.for_test(self, rebuild_flavor="ng")
         self.repo = self.world.make_repo()
 
     def rebuild(self, *args):
@@ -182,6 +183,7 @@ class RealToolsTest(unittest.TestCase):
     slow activations, late services, detached activations, the profile gap."""
 
     def world(self, **kw) -> World:
+        kw.setdefault("rebuild_flavor", "ng")
         return World.for_test(self, **kw)
 
     def toplevel(self, w: World, ref: str) -> str:
