@@ -235,6 +235,9 @@ let
         passthru.unchecked = configFile;
       }
       ''
+        # With the units' PATH: `config check` also finds the programs a deployment and its
+        # rollback run (system.nix-command, and the rebuild and reboot commands when used).
+        export PATH=${lib.makeBinPath (agentPath ++ [ pkgs.systemd ])}:$PATH
         if ! ${agent} config check ${configFile}; then
           echo "atticd-agent: services.atticd-agent.settings, as written to ${configFile}:" >&2
           cat -n ${configFile} >&2
@@ -243,9 +246,13 @@ let
         cp ${configFile} "$out"
       '';
 
-  # Exit codes that mean "nothing was changed, try again later": 4 (another run holds the
-  # lock) and 6 (the git remote or a registry was unreachable). See failOnTransient.
-  transientExitStatus = lib.optionalAttrs (!cfg.failOnTransient) { SuccessExitStatus = "4 6"; };
+  # Exit codes that do not fail a unit: 143, a run that `systemctl stop` (SIGTERM) ended at a
+  # safe point, which the next run finishes; and, unless failOnTransient, the codes that mean
+  # "nothing was changed, try again later": 4 (another run holds the lock, or another
+  # activation ran too long) and 6 (the git remote or a registry was unreachable).
+  transientExitStatus = {
+    SuccessExitStatus = if cfg.failOnTransient then "143" else "4 6 143";
+  };
 
   # What nix, nixos-rebuild and the git transports of nix need, for every unit that builds,
   # evaluates or activates.

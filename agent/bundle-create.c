@@ -22,7 +22,7 @@
 #include "images.h"
 #include "log.h"
 #include "process.h"
-#include "rebuild.h"
+#include "nix.h"
 #include "strutil.h"
 
 #define PACK_NAME "repository.pack"
@@ -232,47 +232,41 @@ static int collect_flake_paths(json_t *j, char ***paths, unsigned depth) {
         return 0;
 }
 
-static int write_closure(const Config *c, const char *flake, const char *work, json_t **ret, Error *e) {
-        _cleanup_free_ char *installable = NULL, *cache_dir = path_join(work, CACHE_NAME), *to = NULL,
-                           *store_dir = NULL;
+/* The closure of the toplevel (built here from the evaluation's derivation) and, with
+ * --with-sources, the sources of the flake and its inputs (for apply --reevaluate). */
+static int write_closure(const Config *c, const BundleCreateOptions *o, const char *flake, const SystemEval *sys,
+                         const char *work, json_t **ret, Error *e) {
+        _cleanup_free_ char *cache_dir = path_join(work, CACHE_NAME), *to = NULL, *store_dir = NULL,
+                           *out_link = path_join(work, "system");
         _cleanup_strv_free_ char **paths = NULL, **argv = NULL;
         json_t *j = NULL, *a;
-        const char *toplevel;
         int r;
 
-        if (!cache_dir || asprintf(&to, "file://%s?compression=none", cache_dir) < 0 ||
-            asprintf(&installable, "%s#nixosConfigurations.\"%s\".config.system.build.toplevel", flake, c->host) < 0)
+        if (!cache_dir || !out_link || asprintf(&to, "file://%s?compression=none", cache_dir) < 0)
                 return -ENOMEM;
 
         log_info("Building the system of '%s' to put its closure in the bundle.", c->host);
-        char *build[] = { c->system.nix_command, (char *) "build", (char *) "--no-link", (char *) "--json", installable,
-                          NULL };
-        r = nix_json(c, build, "nix build", &j, e);
+        r = nix_build_system(c, sys->drv_path, sys->toplevel, out_link, e);
         if (r < 0)
-                return r;
-        toplevel = json_string_value(json_object_get(json_object_get(json_array_get(j, 0), "outputs"), "out"));
-        if (!toplevel || toplevel[0] != '/') {
-                json_decref(j);
-                return error_set(e, -EBADMSG, "nix build did not name the toplevel's out path");
-        }
-        r = strv_extend(&paths, toplevel);
-        json_decref(j);
-        if (r < 0)
+                return error_prefix(e, r, "the system does not build");
+        if (strv_extend(&paths, sys->toplevel) < 0)
                 return -ENOMEM;
-        store_dir = strdup(paths[0]);
+        store_dir = strdup(sys->toplevel);
         if (!store_dir)
                 return -ENOMEM;
         *strrchr(store_dir, '/') = 0;
 
-        char *archive[] = { c->system.nix_command, (char *) "flake", (char *) "archive", (char *) "--json",
-                            (char *) "--to", to, (char *) flake, NULL };
-        r = nix_json(c, archive, "nix flake archive", &j, e);
-        if (r < 0)
-                return r;
-        r = collect_flake_paths(j, &paths, 0);
-        json_decref(j);
-        if (r < 0)
-                return r;
+        if (o->with_sources) {
+                char *archive[] = { c->system.nix_command, (char *) "flake", (char *) "archive", (char *) "--json",
+                                    (char *) "--to", to, (char *) flake, NULL };
+                r = nix_json(c, archive, "nix flake archive", &j, e);
+                if (r < 0)
+                        return r;
+                r = collect_flake_paths(j, &paths, 0);
+                json_decref(j);
+                if (r < 0)
+                        return r;
+        }
 
         if (strv_extend(&argv, c->system.nix_command) < 0 || strv_extend(&argv, "copy") < 0 ||
             strv_extend(&argv, "--to") < 0 || strv_extend(&argv, to) < 0)
@@ -280,8 +274,8 @@ static int write_closure(const Config *c, const char *flake, const char *work, j
         for (char **p = paths; *p; p++)
                 if (strv_extend(&argv, *p) < 0)
                         return -ENOMEM;
-        log_info("Copying the closure of %s and %zu flake source(s) into the bundle.", paths[0],
-                 strv_length(paths) - 1);
+        log_info("Copying the closure of %s%s into the bundle.", paths[0],
+                 o->with_sources ? " and the flake's sources" : "");
         r = process_run(argv, &(ProcessOptions) { .name = "nix copy" }, NULL, e);
         if (r < 0)
                 return error_prefix(e, r, "nix copy failed");
@@ -296,7 +290,7 @@ static int write_closure(const Config *c, const char *flake, const char *work, j
         return *ret ? 0 : -ENOMEM;
 }
 
-static int write_images(const Config *c, const char *flake, const char *work, json_t **ret, Error *e) {
+static int write_images(const Config *c, const SystemEval *sys, const char *work, json_t **ret, Error *e) {
         _cleanup_(image_set_done) ImageSet set = {};
         _cleanup_free_ char *dir = path_join(work, IMAGES_NAME);
         json_t *a;
@@ -304,7 +298,7 @@ static int write_images(const Config *c, const char *flake, const char *work, js
 
         if (!dir)
                 return -ENOMEM;
-        r = images_of_revision(c, flake, &set, e);
+        r = image_set_from_containers(sys->containers, &set, e);
         if (r < 0)
                 return r;
         a = json_array();
@@ -482,8 +476,8 @@ static int write_archive(const char *output, const char *tmp, int rootfd, const 
         return r;
 }
 
-static int make_manifest(const BundleCreateOptions *o, const char *rev, time_t now, json_t *closure, json_t *images,
-                         const Members *m, char **ret) {
+static int make_manifest(const BundleCreateOptions *o, const char *rev, const SystemEval *sys, time_t now,
+                         json_t *closure, json_t *images, const Members *m, char **ret) {
         json_t *members = json_array(), *j;
 
         for (size_t i = 0; members && i < m->n; i++)
@@ -498,8 +492,9 @@ static int make_manifest(const BundleCreateOptions *o, const char *rev, time_t n
                 json_decref(images);
                 return -ENOMEM;
         }
-        j = json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:o, s:o}", "format", BUNDLE_FORMAT, "version",
-                      BUNDLE_VERSION, "host", o->host, "revision", rev, "sequence",
+        j = json_pack("{s:s, s:i, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:s, s:o, s:o, s:o}", "format", BUNDLE_FORMAT,
+                      "version", BUNDLE_VERSION, "host", o->host, "revision", rev, "system", sys->toplevel,
+                      "containers", sys->containers, "sequence",
                       (json_int_t) (o->sequence ?: (uint64_t) now), "created", (json_int_t) now, "expires",
                       (json_int_t) now + (json_int_t) o->expires_in, "repository", PACK_NAME, "closure",
                       closure ?: json_null(), "images", images ?: json_null(), "members", members);
@@ -514,6 +509,7 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         _cleanup_free_ char *out_copy = strdup(o->output), *work = NULL, *tmp = NULL, *flake = NULL, *manifest = NULL;
         _cleanup_free_ uint8_t *sig = NULL;
         _cleanup_(members_done) Members members = {};
+        _cleanup_(system_eval_done) SystemEval sys = {};
         _cleanup_close_ int rootfd = -EBADF;
         json_t *closure = NULL, *images = NULL;
         char rev[GIT_REV_HEX + 1];
@@ -532,13 +528,18 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
                 goto finish;
         log_info("Bundling revision %s of '%s' for host '%s'.", rev, o->repo, o->host);
 
+        /* One evaluation: the system store path and the images that the manifest names, so that
+         * the machine activates exactly that path and evaluates nothing. */
+        r = nix_evaluate_system(c, flake, &sys, e);
+        if (r < 0)
+                goto finish;
         if (o->closure) {
-                r = write_closure(c, flake, work, &closure, e);
+                r = write_closure(c, o, flake, &sys, work, &closure, e);
                 if (r < 0)
                         goto finish;
         }
         if (o->images) {
-                r = write_images(c, flake, work, &images, e);
+                r = write_images(c, &sys, work, &images, e);
                 if (r < 0)
                         goto finish;
         }
@@ -556,7 +557,7 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         if (r < 0)
                 goto finish;
 
-        r = make_manifest(o, rev, now, TAKE_PTR(closure), TAKE_PTR(images), &members, &manifest);
+        r = make_manifest(o, rev, &sys, now, TAKE_PTR(closure), TAKE_PTR(images), &members, &manifest);
         if (r < 0)
                 goto finish;
         r = sign(o->key, manifest, strlen(manifest), &sig, &sig_size, e);

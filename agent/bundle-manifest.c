@@ -11,6 +11,8 @@ void bundle_manifest_done(BundleManifest *m) {
         if (!m)
                 return;
         free(m->host);
+        free(m->system);
+        json_decref(m->containers);
         free(m->repository);
         free(m->store_dir);
         free(m->cache);
@@ -216,6 +218,19 @@ static int check_prefix(const BundleManifest *m, const char *key, const char *pr
         return 0;
 }
 
+/* <store-dir>/<32 characters of hash>-<name>, nothing else. */
+static bool is_store_path_of(const char *s, const char *store_dir) {
+        size_t dl = strlen(store_dir);
+
+        if (strncmp(s, store_dir, dl) != 0 || s[dl] != '/' || strlen(s + dl + 1) < 34 || s[dl + 33] != '-' ||
+            strlen(s + dl + 1) > 255)
+                return false;
+        for (const char *c = s + dl + 1; *c; c++)
+                if (!is_name_char(*c) && *c != '?')
+                        return false;
+        return true;
+}
+
 static int parse_closure(json_t *v, BundleManifest *m, Error *e) {
         const char *store_dir, *cache;
         json_t *paths, *p;
@@ -238,17 +253,11 @@ static int parse_closure(json_t *v, BundleManifest *m, Error *e) {
         if (!m->store_dir || !m->cache)
                 return -ENOMEM;
         json_array_foreach(paths, i, p) {
-                const char *s = json_string_value(p), *name;
-                size_t dl = strlen(store_dir);
+                const char *s = json_string_value(p);
 
-                /* <store-dir>/<32 chars of hash>-<name>, nothing else. */
-                if (!s || strncmp(s, store_dir, dl) != 0 || s[dl] != '/' || strlen(s + dl + 1) < 34 ||
-                    s[dl + 33] != '-' || strchr(s + dl + 1, '/'))
+                if (!s || !is_store_path_of(s, store_dir))
                         return error_set(e, -EPERM, "manifest: closure: paths[%zu] is not a store path of '%s'", i,
                                          store_dir);
-                for (name = s + dl + 1; *name; name++)
-                        if (!is_name_char(*name) && *name != '?')
-                                return error_set(e, -EPERM, "manifest: closure: paths[%zu] has an invalid character", i);
                 if (strv_extend(&m->paths, s) < 0)
                         return -ENOMEM;
         }
@@ -297,9 +306,65 @@ static int parse_images(json_t *v, BundleManifest *m, Error *e) {
         return 0;
 }
 
+/* system: a store path; one of the closure's paths when the bundle has a closure. */
+static int parse_system(json_t *v, BundleManifest *m, Error *e) {
+        _cleanup_free_ char *dir = NULL;
+        const char *s = json_string_value(v), *slash = s ? strrchr(s, '/') : NULL;
+
+        /* No "." or ".." component, no hidden name: nothing but a plain absolute path. */
+        if (!s || s[0] != '/' || !slash || slash == s || strlen(s) > 1024 || strstr(s, "/.") || strstr(s, "//"))
+                return error_set(e, -EPERM, "manifest: 'system' must be a store path");
+        dir = strndup(s, (size_t) (slash - s));
+        if (!dir)
+                return -ENOMEM;
+        if (!is_store_path_of(s, dir))
+                return error_set(e, -EPERM, "manifest: 'system' must be a store path");
+        if (m->has_closure) {
+                bool listed = false;
+
+                for (char **p = m->paths; p && *p && !listed; p++)
+                        listed = streq(*p, s);
+                if (!streq(dir, m->store_dir) || !listed)
+                        return error_set(e, -EPERM, "manifest: 'system' is not one of closure.paths");
+        }
+        m->system = strdup(s);
+        return m->system ? 0 : -ENOMEM;
+}
+
+/* containers: {name: reference}; with images, each reference's image is in the bundle. */
+static int parse_containers(json_t *v, BundleManifest *m, Error *e) {
+        const char *name;
+        json_t *ref;
+
+        if (!json_is_object(v) || json_object_size(v) > BUNDLE_IMAGES_MAX)
+                return error_set(e, -EPERM, "manifest: 'containers' must be an object of at most %u containers",
+                                 BUNDLE_IMAGES_MAX);
+        json_object_foreach(v, name, ref) {
+                const char *r = json_string_value(ref);
+                bool found = !m->has_images;
+
+                if (strlen(name) == 0 || strlen(name) > 255)
+                        return error_set(e, -EPERM, "manifest: containers: a name is empty or longer than 255 bytes");
+                for (const char *c = name; *c; c++)
+                        if (*c <= ' ' || *c > '~')
+                                return error_set(e, -EPERM, "manifest: containers: a name has a character outside "
+                                                 "printable ASCII");
+                if (!r || strlen(r) == 0 || strlen(r) > 1024)
+                        return error_set(e, -EPERM, "manifest: containers.%s: the image must be a reference of 1 to "
+                                         "1024 bytes", name);
+                for (size_t i = 0; i < m->n_images && !found; i++)
+                        found = streq(m->images[i].reference, r);
+                if (!found)
+                        return error_set(e, -EPERM, "manifest: containers.%s: its image '%s' is not in 'images'", name,
+                                         r);
+        }
+        m->containers = json_incref(v);
+        return 0;
+}
+
 static int parse(json_t *j, BundleManifest *m, Error *e) {
         json_t *format, *version, *host, *revision, *sequence, *created, *expires, *repository, *closure, *images,
-                *members;
+                *members, *system, *containers;
         uint64_t u;
         json_error_t jerr;
         int r;
@@ -317,10 +382,11 @@ static int parse(json_t *j, BundleManifest *m, Error *e) {
                                  json_is_integer(version) ? (long long) json_integer_value(version) : -1LL,
                                  BUNDLE_VERSION);
 
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "format",
-                           &format, "version", &version, "host", &host, "revision", &revision, "sequence", &sequence,
-                           "created", &created, "expires", &expires, "repository", &repository, "closure", &closure,
-                           "images", &images, "members", &members) < 0)
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                           "format", &format, "version", &version, "host", &host, "revision", &revision, "system",
+                           &system, "containers", &containers, "sequence", &sequence, "created", &created, "expires",
+                           &expires, "repository", &repository, "closure", &closure, "images", &images, "members",
+                           &members) < 0)
                 return error_set(e, -EPERM, "manifest: %s", jerr.text);
 
         if ((r = dup_string(host, "host", &m->host, e)) < 0)
@@ -347,7 +413,11 @@ static int parse(json_t *j, BundleManifest *m, Error *e) {
                 return error_set(e, -EPERM, "manifest: repository '%s' is not a listed member", m->repository);
         if ((r = parse_closure(closure, m, e)) < 0)
                 return r;
-        return parse_images(images, m, e);
+        if ((r = parse_images(images, m, e)) < 0)
+                return r;
+        if ((r = parse_system(system, m, e)) < 0)
+                return r;
+        return parse_containers(containers, m, e);
 }
 
 int bundle_manifest_parse(const void *data, size_t size, BundleManifest *ret, Error *e) {

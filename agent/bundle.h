@@ -25,7 +25,7 @@
 #include "error.h"
 
 #define BUNDLE_FORMAT "atticd-agent-bundle"
-#define BUNDLE_VERSION 1
+#define BUNDLE_VERSION 2
 #define BUNDLE_MANIFEST_NAME "manifest.json"
 #define BUNDLE_SIGNATURE_NAME "manifest.sig"
 #define BUNDLE_MANIFEST_MAX (4u * 1024u * 1024u)
@@ -55,6 +55,8 @@ typedef struct BundleImage {
 typedef struct BundleManifest {
         char *host;
         char revision[41];
+        char *system;                 /* the store path of the host's toplevel at revision */
+        struct json_t *containers;    /* {name: image reference}: the revision's containers */
         uint64_t sequence;
         int64_t created;
         int64_t expires;
@@ -136,6 +138,7 @@ typedef struct BundleCreateOptions {
         uint64_t expires_in;  /* seconds */
         bool closure;
         bool images;
+        bool with_sources;    /* the flake's and its inputs' sources too (apply --reevaluate) */
 } BundleCreateOptions;
 
 struct Config;

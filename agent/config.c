@@ -22,6 +22,13 @@
 #define DURATION .min = 0, .max = UINT_MAX /* seconds */
 
 _Static_assert(sizeof(SystemAction) == sizeof(int), "SCHEMA_ENUM stores an int");
+_Static_assert(sizeof(ActivationMethod) == sizeof(int), "SCHEMA_ENUM stores an int");
+
+static const char *const activation_method_table[] = {
+        [ACTIVATION_DIRECT] = "direct",
+        [ACTIVATION_NIXOS_REBUILD] = "nixos-rebuild",
+        NULL,
+};
 
 static const char *const system_action_table[] = {
         [SYSTEM_ACTION_SWITCH] = "switch",
@@ -85,6 +92,11 @@ static const SchemaKey system_keys[] = {
         KEY("reboot-command", SCHEMA_STRV, C(system.reboot_command), .def = "[systemctl, reboot]",
             .flags = SCHEMA_NON_EMPTY),
         KEY("reboot-window", SCHEMA_STRING, C(system.reboot_window), .check = check_reboot_window),
+        KEY("activation", SCHEMA_ENUM, C(system.activation), .def = "direct", .values = activation_method_table),
+        KEY("activation-lock", SCHEMA_STRING, C(system.activation_lock),
+            .def = "/run/nixos/switch-to-configuration.lock", ABSOLUTE_PATH),
+        KEY("activation-timeout", SCHEMA_UINT, C(system.activation_timeout), .def = "1800", .min = 1,
+            .max = 86400),
         {},
 };
 static const SchemaMapping system_mapping = { .keys = system_keys };
@@ -236,6 +248,7 @@ static const SchemaKey health_keys[] = {
         KEY("no-failed-units", SCHEMA_BOOL, C(health.no_failed_units), .def = "false"),
         KEY("settle", SCHEMA_UINT, C(health.settle), .def = "5", DURATION),
         KEY("timeout", SCHEMA_UINT, C(health.timeout), .def = "120", DURATION),
+        KEY("interval", SCHEMA_UINT, C(health.interval), .def = "2", .min = 1, .max = 3600),
         KEY("checks", SCHEMA_ARRAY, C(health.checks), .count_offset = C(health.n_checks),
             .elem_size = sizeof(HealthCheck), .max = HEALTH_CHECKS_MAX, .mapping = &check_mapping),
         {},

@@ -20,6 +20,12 @@ typedef enum SystemAction {
         SYSTEM_ACTION_BOOT,
 } SystemAction;
 
+/* How a built generation is activated (activation.h). */
+typedef enum ActivationMethod {
+        ACTIVATION_DIRECT,        /* the profile, then switch-to-configuration, as nixos-rebuild does */
+        ACTIVATION_NIXOS_REBUILD, /* nixos-rebuild ACTION --store-path PATH --no-reexec (nixos-rebuild-ng) */
+} ActivationMethod;
+
 typedef enum HealthCheckType {
         HEALTH_CHECK_HTTP,
         HEALTH_CHECK_TCP,
@@ -62,6 +68,9 @@ typedef struct Config {
                 SystemAction action;   /* default switch */
                 char **reboot_command; /* action boot: argv that reboots, default systemctl reboot */
                 char *reboot_window;   /* "HH:MM-HH:MM" local time; NULL: any time */
+                ActivationMethod activation; /* default direct */
+                char *activation_lock;       /* switch-to-configuration's lock, default /run/nixos/... */
+                unsigned activation_timeout; /* seconds an activation may take, ours or another's */
         } system;
 
         struct {
@@ -104,6 +113,7 @@ typedef struct Config {
                 bool no_failed_units; /* also: no systemd unit may be in the failed state */
                 unsigned settle;  /* seconds, default 5 */
                 unsigned timeout; /* seconds, default 120 */
+                unsigned interval; /* seconds between rounds once the first ones (0.1 s, doubling) failed */
                 HealthCheck *checks;
                 size_t n_checks;
         } health;

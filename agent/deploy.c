@@ -1,45 +1,53 @@
 /* SPDX-License-Identifier: MIT */
+/* The phases of a deployment after verification, each recorded in the state file before its
+ * side effect, and the recovery of a run that was interrupted in any of them. */
 #include <jansson.h>
-#include <stdarg.h>
+#include <signal.h>
+#include <string.h>
 
-#include "deploy.h"
+#include "activation.h"
+#include "deploy-internal.h"
 #include "event.h"
 #include "fileio.h"
 #include "health.h"
 #include "log.h"
-#include "process.h"
-#include "rebuild.h"
+#include "nix.h"
+#include "stop.h"
 
-#define BUILD_DIR "build"
+#define BUILD_LINK "build/result"
 
-/* A message that does not fit is cut: the start says the most. */
-static void msgf(char msg[static ERROR_MESSAGE_MAX], const char *fmt, ...) _printf_(2, 3);
-static void msgf(char msg[static ERROR_MESSAGE_MAX], const char *fmt, ...) {
-        va_list ap;
+/* A revision whose activation was interrupted this often in a row counts as failed: one that
+ * kills the agent (or its unit) must not loop. */
+#define ACTIVATIONS_MAX 2
 
-        va_start(ap, fmt);
-        (void) vsnprintf(msg, ERROR_MESSAGE_MAX, fmt, ap);
-        va_end(ap);
+ExitCode deploy_stopped(Run *run, const char *where) {
+        const Deployment *p = run->state->pending;
+        char msg[ERROR_MESSAGE_MAX];
+
+        msgf(msg, "stopped by %s while %s", sigabbrev_np(stop_signal()) ?: "a signal", where);
+        log_notice("Asked to stop (%s): stopping while %s; the next run finishes the job.",
+                   sigabbrev_np(stop_signal()) ? strsignal(stop_signal()) : "a signal", where);
+        return run_result(run, EXIT_STOPPED, RESULT_INTERRUPTED, p ? p->revision : NULL, msg);
 }
 
-/* Runs the health checks (settle, rounds, timeout); true when healthy or when no checks are
- * configured. The last round's results go to the pending deployment. */
-static bool check_health(Run *run, bool record) {
+HealthVerdict deploy_check_health(Run *run, bool record) {
         HealthReport report = {};
+        HealthVerdict v;
         Error e = {};
-        bool healthy;
         int r;
 
         if (run->config->health.n_checks == 0 && !run->config->health.no_failed_units)
-                return true;
+                return HEALTH_PASSED;
         run_phase(run, "check", "Checking the health of %s", strna(run->state->pending ? run->state->pending->generation : NULL));
         r = health_run(run->config, NULL, &report, &e);
+        if (r == -ECANCELED)
+                return HEALTH_STOPPED;
         if (r < 0) {
                 log_error("Cannot run the health checks: %s", error_message(&e) ?: strerror(-r));
-                return false;
+                return HEALTH_FAILED;
         }
-        healthy = report.healthy;
-        if (!healthy && run->state->pending) {
+        v = report.healthy ? HEALTH_PASSED : HEALTH_FAILED;
+        if (v == HEALTH_FAILED && run->state->pending) {
                 const Deployment *p = run->state->pending;
                 char failed[ERROR_MESSAGE_MAX] = "";
                 size_t n = 0;
@@ -58,171 +66,35 @@ static bool check_health(Run *run, bool record) {
                 run->state->pending->health = health_report_to_json(&report);
         }
         health_report_done(&report);
-        return healthy;
+        return v;
 }
 
-static int read_boot_id(char **ret) {
-        _cleanup_free_ char *id = NULL;
-        int r = read_full_file("/proc/sys/kernel/random/boot_id", 64, &id, NULL);
-
-        if (r < 0)
-                return r;
-        id[strcspn(id, "\n")] = 0;
-        *ret = TAKE_PTR(id);
-        return 0;
+/* The rollback could not be done: the machine runs what it runs, and that failed its checks or
+ * is unknown. */
+static ExitCode rollback_failed(Run *run, const char *msg) {
+        log_error("%s. The system needs a person.", msg);
+        return deploy_finish(run, RESULT_ROLLBACK_FAILED, msg, EXIT_ROLLBACK_FAILED);
 }
 
-/* Whether now (local time) is inside system.reboot-window "HH:MM-HH:MM" (which may wrap past
- * midnight); no window: always. */
-static bool in_reboot_window(const Config *c) {
-        unsigned h1, m1, h2, m2, start, end, now;
-        time_t t = time(NULL);
-        struct tm tm;
-
-        if (!c->system.reboot_window)
-                return true;
-        if (sscanf(c->system.reboot_window, "%u:%u-%u:%u", &h1, &m1, &h2, &m2) != 4 || !localtime_r(&t, &tm))
-                return false;
-        start = h1 * 60 + m1;
-        end = h2 * 60 + m2;
-        now = (unsigned) (tm.tm_hour * 60 + tm.tm_min);
-        return start <= end ? now >= start && now < end : now >= start || now < end;
-}
-
-static void reboot_now(const Config *c, const char *why) {
-        Error e = {};
-        int r;
-
-        log_notice("Rebooting (%s): %s", why, c->system.reboot_command[0]);
-        r = process_run(c->system.reboot_command, &(ProcessOptions) { .name = "reboot", .timeout = 120 * USEC_PER_SEC },
-                        NULL, &e);
-        if (r < 0)
-                log_error("The reboot command failed: %s", error_message(&e) ?: strerror(-r));
-}
-
-/* hooks.on-success / hooks.on-failure, with what happened in their environment. A hook
- * that fails is reported and changes nothing. */
-static void run_hook(const Config *c, const Deployment *d, RunResult result, const char *error) {
-        char **argv = result == RESULT_SUCCESS ? c->hooks.on_success : c->hooks.on_failure;
-        _cleanup_strv_free_ char **env = NULL;
-        char *extra[6] = {};
-        Error e = {};
-        size_t n = strv_length(environ), k = 0;
-        int r;
-
-        if (strv_length(argv) == 0)
-                return;
-        if (asprintf(&extra[k++], "ATTICD_REVISION=%s", strempty(d->revision)) < 0 ||
-            asprintf(&extra[k++], "ATTICD_GENERATION=%s", strempty(d->generation)) < 0 ||
-            asprintf(&extra[k++], "ATTICD_RESULT=%s", run_result_to_string(result)) < 0 ||
-            asprintf(&extra[k++], "ATTICD_ERROR=%s", strempty(error)) < 0 ||
-            asprintf(&extra[k++], "ATTICD_SOURCE=%s", strempty(d->source)) < 0) {
-                log_oom_exit();
-                for (size_t i = 0; i < k; i++)
-                        free(extra[i]);
-                return;
-        }
-        env = calloc(n + k + 1, sizeof(char *));
-        if (!env) {
-                for (size_t i = 0; i < k; i++)
-                        free(extra[i]);
-                return;
-        }
-        for (size_t i = 0; i < k; i++)
-                env[i] = extra[i];
-        for (size_t i = 0, j = k; i < n; i++)
-                if (strncmp(environ[i], "ATTICD_", 7) != 0)
-                        env[j++] = strdup(environ[i]);
-        r = process_run(argv, &(ProcessOptions) { .name = "hook", .env = env, .timeout = 60 * USEC_PER_SEC }, NULL, &e);
-        if (r < 0)
-                log_warning("The %s hook failed: %s", result == RESULT_SUCCESS ? "on-success" : "on-failure",
-                            error_message(&e) ?: strerror(-r));
-}
-
-/* The event that closes a deployment: healthy (and bundle-applied), build-failed,
- * rolled-back or rollback-failed. */
-static void emit_outcome(const Deployment *d, RunResult result, const char *error) {
-        json_t *b = d->bundle;
-        char seq[32] = "";
-        const char *bundle_id = json_string_value(json_object_get(b, "id"));
-
-        if (json_is_integer(json_object_get(b, "sequence")))
-                (void) snprintf(seq, sizeof(seq), "%lld", (long long) json_integer_value(json_object_get(b, "sequence")));
-#define FIELDS_OF(d, err)                                                                                           \
-        EVENT_FIELDS({ "REVISION", (d)->revision }, { "GENERATION", (d)->generation }, { "SOURCE", (d)->source },   \
-                     { "BUNDLE_ID", bundle_id }, { "BUNDLE_SEQUENCE", seq[0] ? seq : NULL }, { "ERROR", (err) })
-        switch (result) {
-        case RESULT_SUCCESS:
-                log_event(EVENT_HEALTHY, LOG_INFO, FIELDS_OF(d, NULL), "Revision %s is deployed and healthy as %s.",
-                          d->revision, strna(d->generation));
-                if (streq_ptr(d->source, "bundle"))
-                        log_event(EVENT_BUNDLE_APPLIED, LOG_INFO, FIELDS_OF(d, NULL),
-                                  "Bundle %s (sequence %s) applied: revision %s.", strna(bundle_id), seq, d->revision);
-                break;
-        case RESULT_BUILD_FAILED:
-                log_event(EVENT_BUILD_FAILED, LOG_ERR, FIELDS_OF(d, error), "Revision %s did not build: %s", d->revision,
-                          strna(error));
-                break;
-        case RESULT_ROLLED_BACK:
-        case RESULT_INTERRUPTED:
-                if (!d->generation && result == RESULT_INTERRUPTED)
-                        break;
-                log_event(EVENT_ROLLED_BACK, LOG_WARNING, FIELDS_OF(d, error), "Revision %s was rolled back: %s",
-                          d->revision, strna(error));
-                break;
-        case RESULT_ROLLBACK_FAILED:
-                log_event(EVENT_ROLLBACK_FAILED, LOG_CRIT, FIELDS_OF(d, error),
-                          "Revision %s failed and so did the rollback: %s", d->revision, strna(error));
-                break;
-        default:
-                break;
-        }
-#undef FIELDS_OF
-}
-
-static ExitCode finish(Run *run, RunResult result, const char *error, ExitCode code) {
-        const Deployment *p = run->state->pending;
-        _cleanup_free_ char *rev = p ? strdup(p->revision) : NULL;
-        Deployment copy = {};
-        int r;
-
-        if (p && deployment_copy(p, &copy) < 0)
-                return log_oom_exit();
-        if (p)
-                emit_outcome(&copy, result, error);
-        r = state_finish(run->state, result, error);
-        if (r < 0 || run_save_state(run) < 0) {
-                deployment_done(&copy);
-                return EXIT_USAGE;
-        }
-        if (result == RESULT_SUCCESS || result == RESULT_BUILD_FAILED || result == RESULT_ROLLED_BACK ||
-            result == RESULT_ROLLBACK_FAILED)
-                run_hook(run->config, &copy, result, error);
-        deployment_done(&copy);
-        return run_result(run, code, result, rev, error);
-}
-
-/* Back to the known-good generation (or, with none yet, to what the profile pointed to before
- * this deployment), activated, and healthy again. */
-static ExitCode rollback(Run *run, const char *why, RunResult result) {
+ExitCode deploy_rollback(Run *run, const char *why, RunResult result) {
         const Config *c = run->config;
         Deployment *p = run->state->pending;
         const char *target = run->state->good_generation ?: p->previous_generation;
+        bool after_boot = streq_ptr(p->action, "boot") && p->boot_id;
         char msg[ERROR_MESSAGE_MAX];
         Error e = {};
         int r;
 
         if (streq_ptr(p->source, "rollback"))
-                log_info("Rolling back by hand from %s.", strna(p->previous_generation));
+                log_info("Rolling back by hand to %s.", strna(target));
         else
                 log_error("Deployment of %s failed: %s", p->revision, why);
         if (!target) {
                 msgf(msg,
-                                "%s; there is no known-good or previous generation to roll back to: the system is on "
-                                "%s as far as the agent knows",
-                                why, strna(p->generation));
-                log_error("%s. The system needs a person.", msg);
-                return finish(run, RESULT_ROLLBACK_FAILED, msg, EXIT_ROLLBACK_FAILED);
+                     "%s; there is no known-good or previous generation to roll back to: the system is on %s as far as "
+                     "the agent knows",
+                     why, strna(p->generation));
+                return rollback_failed(run, msg);
         }
 
         run->state->phase = PHASE_ROLLING_BACK;
@@ -231,87 +103,126 @@ static ExitCode rollback(Run *run, const char *why, RunResult result) {
 
         run_phase(run, "rollback", "Rolling back to %s", target);
         log_warning("Rolling back to %s.", target);
-        r = profile_switch_to(c, target, &e);
-        if (r >= 0 && run->state->phase == PHASE_ROLLING_BACK && streq_ptr(p->action, "boot") && p->boot_id) {
-                /* A boot-activated generation that failed after its boot: the known-good one
-                 * becomes the boot entry again, and the machine boots into it. */
-                r = generation_activate(c, target, SYSTEM_ACTION_BOOT, &e);
-                if (r >= 0) {
-                        msgf(msg, "%s; rolled back to %s for the next boot", why, target);
-                        reboot_now(c, "back to the known-good generation");
-                        return finish(run, result, msg, EXIT_DEPLOY_FAILED);
-                }
-        } else if (r >= 0)
-                r = generation_activate(c, target, SYSTEM_ACTION_SWITCH, &e);
+        /* A boot-activated generation that failed after its boot: the known-good one becomes
+         * the boot entry again, and the machine boots into it. */
+        r = activation_run(c, target, after_boot ? SYSTEM_ACTION_BOOT : SYSTEM_ACTION_SWITCH, PROFILE_BACK, &e);
+        if (r < 0 && (stop_requested() || r == -ECANCELED))
+                return deploy_stopped(run, "rolling back");
         if (r < 0) {
                 _cleanup_free_ char *now = NULL;
 
-                (void) profile_generation(c, &now, NULL);
-                msgf(msg, "%s; the rollback to %s failed too (%s): the profile points to %s",
-                                why, target, error_message(&e) ?: strerror(-r), strna(now));
-                log_error("%s. The system needs a person.", msg);
-                return finish(run, RESULT_ROLLBACK_FAILED, msg, EXIT_ROLLBACK_FAILED);
+                (void) canonicalize_path(c->system.current_system, &now);
+                msgf(msg, "%s; the rollback to %s failed too (%s): the system runs %s", why, target,
+                     error_message(&e) ?: strerror(-r), strna(now));
+                return rollback_failed(run, msg);
         }
-        if (!check_health(run, false)) {
+        if (after_boot) {
+                msgf(msg, "%s; rolled back to %s for the next boot", why, target);
+                deploy_reboot(c, "back to the known-good generation");
+                return deploy_finish(run, result, msg, EXIT_DEPLOY_FAILED);
+        }
+        switch (deploy_check_health(run, false)) {
+        case HEALTH_STOPPED:
+                return deploy_stopped(run, "checking the health after the rollback");
+        case HEALTH_FAILED:
                 msgf(msg, "%s; rolled back to %s, but that is not healthy either", why, target);
-                log_error("%s. The system needs a person.", msg);
-                return finish(run, RESULT_ROLLBACK_FAILED, msg, EXIT_ROLLBACK_FAILED);
+                return rollback_failed(run, msg);
+        case HEALTH_PASSED:
+                break;
         }
 
         msgf(msg, "%s; rolled back to %s", why, target);
         log_warning("Rolled back to %s; the system is healthy again.", target);
-        return finish(run, result, msg, EXIT_DEPLOY_FAILED);
+        return deploy_finish(run, result, msg, EXIT_DEPLOY_FAILED);
 }
 
-/* action boot: the new generation is the next boot's; `confirm` after that boot decides. */
-static ExitCode pend_reboot(Run *run) {
-        Deployment *p = run->state->pending;
-
-        (void) read_boot_id(&p->boot_id);
-        run->state->phase = PHASE_PENDING_REBOOT;
-        if (run_save_state(run) < 0)
-                return EXIT_USAGE;
-        log_info("Revision %s is installed for the next boot as %s; `confirm` after the reboot decides.", p->revision,
-                 p->generation);
-        if (in_reboot_window(run->config))
-                reboot_now(run->config, "a new generation is installed for the next boot");
-        else
-                log_info("Outside the reboot window %s: rebooting later.", run->config->system.reboot_window);
-        return run_result(run, EXIT_OK, RESULT_PENDING_REBOOT, p->revision, NULL);
-}
-
-/* Activated (or about to be found so by recovery): health decides. */
+/* Activated (or found so by recovery): health decides. */
 static ExitCode check_and_record(Run *run) {
-        const Config *c = run->config;
         Deployment *p = run->state->pending;
 
         if (streq_ptr(p->action, "boot"))
-                return pend_reboot(run);
+                return deploy_pend_reboot(run);
 
-        if (c->health.n_checks > 0 || c->health.no_failed_units) {
-                run->state->phase = PHASE_CHECKING;
-                if (run_save_state(run) < 0)
-                        return EXIT_USAGE;
-                if (!check_health(run, true))
-                        return rollback(run, "the health checks did not pass in time", RESULT_ROLLED_BACK);
+        run->state->phase = PHASE_CHECKING;
+        if (run_save_state(run) < 0)
+                return EXIT_USAGE;
+        switch (deploy_check_health(run, true)) {
+        case HEALTH_STOPPED:
+                return deploy_stopped(run, "checking the health");
+        case HEALTH_FAILED:
+                return deploy_rollback(run, "the health checks did not pass in time", RESULT_ROLLED_BACK);
+        case HEALTH_PASSED:
+                break;
         }
-
-        return finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
+        return deploy_finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
 }
 
-ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const char *source) {
+/* Activates the pending generation (again, after an interruption): counted, recorded before it
+ * starts, and never judged when a stop interrupted it. The caller made sure that no other
+ * activation runs. */
+static ExitCode activate_pending(Run *run) {
         const Config *c = run->config;
-        _cleanup_free_ char *workdir = NULL, *toplevel = NULL, *now = NULL, *before = NULL;
+        Deployment *p = run->state->pending;
+        const char *action = p->action;
         char msg[ERROR_MESSAGE_MAX];
+        Error e = {};
+        int r;
+
+        p->activations++;
+        run->state->phase = PHASE_ACTIVATING;
+        if (run_save_state(run) < 0)
+                return EXIT_USAGE;
+
+        run_phase(run, "activate", "Activating %s (%s)", p->generation, action);
+        log_info("Activating %s (%s)%s.", p->generation, action, p->activations > 1 ? ", again" : "");
+        r = activation_run(c, p->generation, streq(action, "boot") ? SYSTEM_ACTION_BOOT : SYSTEM_ACTION_SWITCH,
+                           PROFILE_NEW, &e);
+        /* An activation that a stop (or the service manager's SIGTERM to the whole unit)
+         * interrupted says nothing about the revision: the next run activates it again. */
+        if (r < 0 && (stop_requested() || r == -ECANCELED))
+                return deploy_stopped(run, "activating");
+        if (r < 0) {
+                msgf(msg, "activation failed: %s", error_message(&e) ?: strerror(-r));
+                return deploy_rollback(run, msg, RESULT_ROLLED_BACK);
+        }
+        log_event(EVENT_ACTIVATED, LOG_INFO,
+                  EVENT_FIELDS({ "REVISION", p->revision }, { "GENERATION", p->generation }, { "SOURCE", p->source },
+                               { "ACTION", action }),
+                  "Activated revision %s as %s (%s).", p->revision, p->generation, action);
+        if (stop_requested())
+                return deploy_stopped(run, "activated, before the health checks");
+        return check_and_record(run);
+}
+
+/* Another activation may run (the detached one of a killed run, one started by hand): nothing
+ * starts before it ended. EXIT_OK once idle; otherwise the run ends here, the state as it is. */
+static ExitCode wait_for_activations(Run *run) {
+        const Deployment *p = run->state->pending;
+        Error e = {};
+        int r;
+
+        r = activation_wait_idle(run->config, &e);
+        if (r == -ECANCELED)
+                return deploy_stopped(run, "waiting for another activation");
+        if (r < 0) {
+                log_error("Cannot go on: %s; nothing was changed.", error_message(&e) ?: strerror(-r));
+                return run_result(run, EXIT_BUSY, RESULT_ERROR, p ? p->revision : NULL, error_message(&e));
+        }
+        return EXIT_OK;
+}
+
+ExitCode deploy_revision(Run *run, const DeployTarget *t) {
+        const Config *c = run->config;
+        _cleanup_free_ char *out_link = NULL, *before = NULL;
         Deployment *p;
         Error e = {};
         int r;
 
-        workdir = path_join(c->state_dir, BUILD_DIR);
-        if (!workdir)
+        out_link = path_join(c->state_dir, BUILD_LINK);
+        if (!out_link)
                 return log_oom_exit();
 
-        r = state_begin(run->state, PHASE_BUILDING, rev, c->repository.ref, source,
+        r = state_begin(run->state, PHASE_BUILDING, t->revision, c->repository.ref, t->source,
                         system_action_to_string(c->system.action));
         if (r < 0)
                 return log_oom_exit();
@@ -322,52 +233,79 @@ ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const cha
         if (!p->images || run_save_state(run) < 0)
                 return EXIT_USAGE;
 
-        run_phase(run, "build", "Building revision %s", rev);
-        log_info("Building revision %s for host '%s'.", rev, c->host);
-        r = rebuild_build(c, flake, workdir, streq_ptr(source, "bundle"), &toplevel, &e);
+        run_phase(run, "build", "Building revision %s", t->revision);
+        if (t->drv_path) {
+                log_info("Building revision %s for host '%s'.", t->revision, c->host);
+                r = nix_build_system(c, t->drv_path, t->toplevel, out_link, &e);
+        } else {
+                r = nix_store_has(c, t->toplevel, &e);
+                if (r == 0)
+                        r = error_set(&e, -ENOENT, "the store does not hold %s", t->toplevel);
+        }
+        if (r == -ECANCELED || stop_requested())
+                return deploy_finish(run, RESULT_INTERRUPTED, "stopped while building", EXIT_STOPPED);
         if (r < 0) {
-                log_error("Deployment of %s failed: %s", rev, error_message(&e) ?: strerror(-r));
-                return finish(run, RESULT_BUILD_FAILED, error_message(&e) ?: strerror(-r), EXIT_DEPLOY_FAILED);
+                log_error("Deployment of %s failed: %s", t->revision, error_message(&e) ?: strerror(-r));
+                return deploy_finish(run, RESULT_BUILD_FAILED, error_message(&e) ?: strerror(-r), EXIT_DEPLOY_FAILED);
+        }
+
+        /* Nothing on the system has changed so far: wait for another activation here, so that
+         * giving up leaves nothing to recover. */
+        r = activation_wait_idle(c, &e);
+        if (r == -ECANCELED)
+                return deploy_finish(run, RESULT_INTERRUPTED, "stopped while waiting for another activation",
+                                     EXIT_STOPPED);
+        if (r < 0) {
+                log_error("Cannot go on: %s; nothing was changed.", error_message(&e) ?: strerror(-r));
+                return deploy_finish(run, RESULT_INTERRUPTED, error_message(&e) ?: strerror(-r), EXIT_BUSY);
         }
 
         /* What the profile points to now is where a failure goes back to when nothing is
          * known good yet. */
         (void) profile_generation(c, &before, NULL);
-        p->generation = strdup(toplevel);
+        p->generation = strdup(t->toplevel);
         p->previous_generation = TAKE_PTR(before);
         if (!p->generation)
                 return log_oom_exit();
-        run->state->phase = PHASE_ACTIVATING;
-        if (run_save_state(run) < 0)
-                return EXIT_USAGE;
+        return activate_pending(run);
+}
 
-        run_phase(run, "activate", "Activating %s (%s)", toplevel, system_action_to_string(c->system.action));
-        log_info("Activating %s (%s).", toplevel, system_action_to_string(c->system.action));
-        r = rebuild_activate(c, flake, workdir, c->system.action, streq_ptr(source, "bundle"), &e);
-        if (r < 0) {
-                msgf(msg, "activation failed: %s", error_message(&e) ?: strerror(-r));
-                return rollback(run, msg, RESULT_ROLLED_BACK);
+ExitCode deploy_failed(Run *run, const char *revision, const char *source, const char *error) {
+        const Config *c = run->config;
+
+        if (state_begin(run->state, PHASE_BUILDING, revision, c->repository.ref, source,
+                        system_action_to_string(c->system.action)) < 0)
+                return log_oom_exit();
+        run->state->pending->signer = TAKE_PTR(run->signer);
+        run->state->pending->bundle = TAKE_PTR(run->bundle);
+        return deploy_finish(run, RESULT_BUILD_FAILED, error, EXIT_DEPLOY_FAILED);
+}
+
+/* A run was interrupted during the activation (or the system no longer runs the generation
+ * being checked): activated again to its end, then health decides. Twice interrupted in a row
+ * counts as failed. */
+static ExitCode resume_activation(Run *run) {
+        Deployment *p = run->state->pending;
+        ExitCode code;
+        char msg[ERROR_MESSAGE_MAX];
+
+        code = wait_for_activations(run);
+        if (code != EXIT_OK)
+                return code;
+        if (p->activations >= ACTIVATIONS_MAX) {
+                msgf(msg, "its activation was interrupted %u times in a row", p->activations);
+                return deploy_rollback(run, msg, RESULT_ROLLED_BACK);
         }
-
-        /* nixos-rebuild evaluated the flake a second time: what it installed must be what was
-         * built. */
-        r = profile_generation(c, &now, &e);
-        if (r < 0 || !streq(now, toplevel)) {
-                msgf(msg, "the profile '%s' points to '%s', not to the built '%s'",
-                                c->system.profile, strna(now), toplevel);
-                return rollback(run, msg, RESULT_ROLLED_BACK);
-        }
-        log_event(EVENT_ACTIVATED, LOG_INFO,
-                  EVENT_FIELDS({ "REVISION", rev }, { "GENERATION", toplevel }, { "SOURCE", source },
-                               { "ACTION", system_action_to_string(c->system.action) }),
-                  "Activated revision %s as %s (%s).", rev, toplevel, system_action_to_string(c->system.action));
-
-        return check_and_record(run);
+        log_warning("The previous run was stopped while activating %s (revision %s); activating it again.",
+                    p->generation, p->revision);
+        return activate_pending(run);
 }
 
 ExitCode deploy_recover(Run *run) {
+        const Config *c = run->config;
         Deployment *p = run->state->pending;
-        _cleanup_free_ char *now = NULL;
+        _cleanup_free_ char *current = NULL;
+        ExitCode code;
 
         switch (run->state->phase) {
         case PHASE_IDLE:
@@ -375,90 +313,89 @@ ExitCode deploy_recover(Run *run) {
 
         case PHASE_BUILDING:
                 log_warning("The previous run was stopped while building %s; nothing had changed.", p->revision);
-                return finish(run, RESULT_INTERRUPTED, "the agent was stopped while building", EXIT_OK);
+                return deploy_finish(run, RESULT_INTERRUPTED, "the agent was stopped while building", EXIT_OK);
 
         case PHASE_ACTIVATING:
+                return resume_activation(run);
+
         case PHASE_CHECKING:
-                log_warning("The previous run was stopped while %s %s; finishing its job.",
-                            phase_to_string(run->state->phase), p->revision);
-                (void) profile_generation(run->config, &now, NULL);
-                /* The activation did not get as far as the profile: not the revision's fault.
-                 * Make sure the system is on the known-good generation, and let the next
-                 * attempt try the revision again. */
-                if (!streq_ptr(now, p->generation))
-                        return rollback(run, "the agent was stopped during the activation", RESULT_INTERRUPTED);
+                code = wait_for_activations(run);
+                if (code != EXIT_OK)
+                        return code;
+                /* The health of what runs is the health of the generation only when it runs. */
+                (void) canonicalize_path(c->system.current_system, &current);
+                if (!streq_ptr(current, p->generation)) {
+                        log_warning("The previous run was stopped while checking %s, and the system now runs %s.",
+                                    p->generation, strna(current));
+                        return resume_activation(run);
+                }
+                log_warning("The previous run was stopped while checking %s; checking it again.", p->generation);
                 return check_and_record(run);
 
         case PHASE_PENDING_REBOOT:
                 return deploy_confirm(run);
 
         case PHASE_ROLLING_BACK:
+                code = wait_for_activations(run);
+                if (code != EXIT_OK)
+                        return code;
                 log_warning("The previous run was stopped while rolling back from %s; rolling back again.",
                             p->revision);
-                return rollback(run, "the agent was stopped during a rollback", RESULT_ROLLED_BACK);
+                return deploy_rollback(run, "the agent was stopped during a rollback", RESULT_ROLLED_BACK);
 
         default:
                 return EXIT_USAGE;
         }
 }
 
-ExitCode deploy_confirm(Run *run) {
-        const Config *c = run->config;
-        Deployment *p = run->state->pending;
-        _cleanup_free_ char *current = NULL, *boot = NULL;
-
-        if (run->state->phase != PHASE_PENDING_REBOOT) {
-                log_info("No boot-activated deployment is waiting for confirmation.");
-                return EXIT_OK;
-        }
-        (void) canonicalize_path(c->system.current_system, &current);
-        (void) read_boot_id(&boot);
-
-        if (streq_ptr(current, p->generation)) {
-                log_info("Booted into %s (revision %s): checking its health.", p->generation, p->revision);
-                if (!check_health(run, true))
-                        return rollback(run, "the health checks did not pass after the reboot", RESULT_ROLLED_BACK);
-                log_info("Confirmed revision %s (%s).", p->revision, p->generation);
-                return finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
-        }
-        if (p->boot_id && boot && !streq(p->boot_id, boot))
-                /* Rebooted, but not into the new generation: it did not come up. Never
-                 * confirmed, so rolled back. */
-                return rollback(run, "the machine rebooted, but not into the new generation", RESULT_ROLLED_BACK);
-
-        log_info("Revision %s waits for a reboot into %s (running: %s).", p->revision, p->generation, strna(current));
-        if (in_reboot_window(c))
-                reboot_now(c, "a new generation is installed for the next boot");
-        return run_result(run, EXIT_OK, RESULT_PENDING_REBOOT, p->revision, NULL);
-}
-
 ExitCode deploy_rollback_to_known_good(Run *run) {
         State *s = run->state;
+        ExitCode code;
         int r;
 
         if (!s->good_generation) {
                 log_error("There is no known-good generation to roll back to.");
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, NULL, "no known-good generation");
         }
-        r = state_begin(s, PHASE_ACTIVATING, s->good_revision, NULL, "rollback", "switch");
+        r = state_begin(s, PHASE_ROLLING_BACK, s->good_revision, NULL, "rollback", "switch");
         if (r < 0)
                 return log_oom_exit();
         s->pending->generation = strdup(s->good_generation);
         (void) profile_generation(run->config, &s->pending->previous_generation, NULL);
         if (!s->pending->generation || run_save_state(run) < 0)
                 return EXIT_USAGE;
-        return rollback(run, "rollback requested by hand", RESULT_ROLLED_BACK) == EXIT_DEPLOY_FAILED
-                       ? run_result(run, EXIT_OK, RESULT_ROLLED_BACK, s->good_revision, NULL)
-                       : EXIT_ROLLBACK_FAILED;
+        code = deploy_rollback(run, "rollback requested by hand", RESULT_ROLLED_BACK);
+        if (code == EXIT_DEPLOY_FAILED)
+                return run_result(run, EXIT_OK, RESULT_ROLLED_BACK, s->good_revision, NULL);
+        return code;
 }
 
 ExitCode deploy_begin(Run *run, const Config *c, const char *command) {
         ExitCode code;
+        Error e = {};
 
+        /* Before anything is changed: a deployment that could not be rolled back must not start. */
+        *run = (Run) { .config = c, .command = command, .lock_fd = -EBADF };
+        if (activation_check_tools(c, &e) < 0) {
+                log_error("%s; nothing was done.", error_message(&e));
+                return EXIT_USAGE;
+        }
         code = run_begin(run, c, command);
         if (code != EXIT_OK)
                 return code;
-        /* A recovery that ended in a known state (even a rollback) lets the command go on. */
+        /* A recovery that ended in a known state (even a rollback, failed or not: the state
+         * records it) lets the command go on; one that could not decide ends the run. */
         code = deploy_recover(run);
-        return code == EXIT_USAGE ? code : EXIT_OK;
+        return code == EXIT_USAGE || code == EXIT_BUSY || code == EXIT_STOPPED ? code : EXIT_OK;
+}
+
+ExitCode deploy_exit(Run *run, ExitCode code) {
+        const Unhealthy *u = run->state ? run->state->unhealthy : NULL;
+
+        if (!u || code == EXIT_USAGE || code == EXIT_BUSY || code == EXIT_STOPPED)
+                return code;
+        log_error("The system runs %s, which failed its checks (revision %s), and the rollback failed: %s. It needs a "
+                  "person: a healthy deployment or a successful `atticd-agent rollback` ends this.",
+                  strna(u->generation), u->revision, strna(u->error));
+        return EXIT_ROLLBACK_FAILED;
 }

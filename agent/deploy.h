@@ -9,23 +9,45 @@
  *                    +-------------+--> rolling-back -> rolled back (exit 1)
  *                                                     -> rollback failed (exit 5)
  *
- * and the recovery of a run that was interrupted in any of them. */
+ * and the recovery of a run that was interrupted in any of them. No phase evaluates the flake:
+ * the build realises the derivation that the one evaluation of the revision gave, and the
+ * activation activates exactly the store path that the build gave. */
 
 #include "run.h"
 
-/* Builds flake (a flake reference without #host) at revision rev, activates it, checks its
- * health and rolls back when activation or health fails. */
-ExitCode deploy_revision(Run *run, const char *flake, const char *rev, const char *source);
+/* What to deploy: one evaluation's result. */
+typedef struct DeployTarget {
+        const char *revision;
+        const char *source;   /* "pull" or "bundle" */
+        const char *drv_path; /* the derivation to build; NULL: toplevel is in the store already (a bundle) */
+        const char *toplevel; /* the generation */
+} DeployTarget;
 
-/* Finishes the job of an interrupted run (phase != idle): nothing to do for `building`;
- * after `activating` or `checking` the health decides between success and rollback; an
+/* Builds the target, activates it, checks its health and rolls back when activation or health
+ * fails. */
+ExitCode deploy_revision(Run *run, const DeployTarget *t);
+
+/* A revision that failed before its deployment began (its evaluation): recorded as build-failed
+ * in the history, remembered like a failed build; EXIT_DEPLOY_FAILED. */
+ExitCode deploy_failed(Run *run, const char *revision, const char *source, const char *error);
+
+/* Finishes the job of an interrupted run (phase != idle), after waiting for an activation that
+ * may still run: `building` changed nothing; after `activating`, the activation runs again to
+ * its end (a second interruption in a row counts as a failure) and health decides; after
+ * `checking`, health decides (an activation first when the generation no longer runs); an
  * interrupted rollback is done again. EXIT_OK when there was nothing to recover or the
- * recovery ended in a known state. */
+ * recovery ended in a known state; EXIT_BUSY when another activation did not end in time;
+ * EXIT_STOPPED. */
 ExitCode deploy_recover(Run *run);
 
 /* run_begin(), then deploy_recover(): a command that changes the system first finishes what
  * a killed run left. EXIT_OK to go on; otherwise the exit code to end the command with. */
 ExitCode deploy_begin(Run *run, const Config *c, const char *command);
+
+/* The exit code of a command that deploys, given the code of what it did: while the machine is
+ * left on a generation that failed its checks (a rollback failed: State.unhealthy), 5 (but for
+ * 2, 4 and a stop). */
+ExitCode deploy_exit(Run *run, ExitCode code);
 
 /* `confirm` (after a boot): a pending boot-activated deployment running now is checked and
  * confirmed, or rolled back (boot entry back to the known-good generation, and a reboot); one

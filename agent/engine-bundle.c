@@ -22,7 +22,8 @@
 #include "images.h"
 #include "log.h"
 #include "process.h"
-#include "rebuild.h"
+#include "nix.h"
+#include "stop.h"
 #include "state.h"
 
 #define STAGING_DIR "staging"
@@ -233,7 +234,8 @@ static ExitCode import_closure(Run *run, const BundleManifest *m, const char *st
         return EXIT_OK;
 }
 
-/* The images of the revision come from the bundle's layouts: each must be there. */
+/* The images of the revision come from the bundle's layouts: each must be there, and must be
+ * the image the manifest names (its digest). */
 static ExitCode images_from_bundle(Run *run, const BundleManifest *m, const char *staging) {
         for (size_t i = 0; i < run->images.n; i++) {
                 ImageCheck *ic = &run->images.images[i];
@@ -246,7 +248,8 @@ static ExitCode images_from_bundle(Run *run, const BundleManifest *m, const char
                         return run_refuse(run, "bundle-images", m->revision, "image '%s' (%s) of revision %s is not in the bundle",
                                           ic->name, ic->reference, m->revision);
                 ic->layout = path_join(staging, bi->layout);
-                if (!ic->layout)
+                ic->digest = strdup(bi->digest);
+                if (!ic->layout || !ic->digest)
                         return log_oom_exit();
         }
         return EXIT_OK;
@@ -266,6 +269,34 @@ static ExitCode import_images(Run *run, const char *rev) {
         return EXIT_OK;
 }
 
+/* apply --reevaluate: the bundled flake, evaluated here offline, must give the signed system and
+ * containers. Needs the flake's sources in the store (bundle create --with-sources). */
+static ExitCode reevaluate(Run *run, const BundleManifest *m, const char *flake) {
+        _cleanup_(system_eval_done) SystemEval sys = {};
+        Error e = {};
+        int r;
+
+        run_phase(run, "evaluate", "Evaluating revision %s offline", m->revision);
+        r = nix_evaluate_system(run->config, flake, &sys, &e);
+        if (r == -ECANCELED || stop_requested())
+                return run_result(run, EXIT_STOPPED, RESULT_INTERRUPTED, m->revision, "stopped while evaluating");
+        if (r < 0)
+                return run_refuse(run, "reevaluate", m->revision,
+                                  "--reevaluate: the bundled flake does not evaluate here (a bundle made without "
+                                  "--with-sources has no sources of its inputs): %s",
+                                  error_message(&e) ?: strerror(-r));
+        if (!streq(sys.toplevel, m->system))
+                return run_refuse(run, "reevaluate", m->revision,
+                                  "--reevaluate: revision %s evaluates to %s here, not to the signed %s", m->revision,
+                                  sys.toplevel, m->system);
+        if (!json_equal(sys.containers, m->containers))
+                return run_refuse(run, "reevaluate", m->revision,
+                                  "--reevaluate: the containers of revision %s here are not the signed ones",
+                                  m->revision);
+        log_info("Revision %s evaluates here to the signed %s.", m->revision, m->system);
+        return EXIT_OK;
+}
+
 static int record_bundle(Run *run, const BundleInfo *info, const char *path) {
         _cleanup_free_ char *abs = NULL;
 
@@ -275,11 +306,9 @@ static int record_bundle(Run *run, const BundleInfo *info, const char *path) {
         return run->bundle ? 0 : -ENOMEM;
 }
 
-ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOptions *o) {
-        _cleanup_(run_done) Run run = {};
+static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, const char *path, const BundleOptions *o) {
         _cleanup_(staging_done) Staging staging = { .fd = -EBADF };
         _cleanup_(bundle_info_done) BundleInfo info = {};
-        _cleanup_(cosign_keyring_freep) CosignKeyring *keys = NULL;
         _cleanup_git_source_ GitSource *git = NULL;
         _cleanup_free_ char *repo_path = NULL, *flake = NULL, *pack = NULL;
         const BundleManifest *m = &info.manifest;
@@ -288,30 +317,24 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
         Error e = {};
         int r;
 
-        code = preflight(c, path, &keys);
-        if (code != EXIT_OK)
-                return code;
-        code = deploy_begin(&run, c, "apply");
-        if (code != EXIT_OK)
-                return code;
-        if (run.state->phase == PHASE_PENDING_REBOOT) {
+        if (run->state->phase == PHASE_PENDING_REBOOT) {
                 log_error("A boot-activated deployment waits for its reboot and confirmation; apply the bundle after it.");
-                return run_result(&run, EXIT_BUSY, RESULT_ERROR, NULL, "a deployment waits for its reboot");
+                return run_result(run, EXIT_BUSY, RESULT_ERROR, NULL, "a deployment waits for its reboot");
         }
 
-        run_phase(&run, "bundle", "Verifying bundle %s", path);
+        run_phase(run, "bundle", "Verifying bundle %s", path);
         r = staging_create(c, &staging, &e);
         if (r < 0) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
-                return run_result(&run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
         }
 
-        code = read_bundle(c, keys, path, o, run.state->bundle_sequence, staging.fd, &info, &e, &r, &reason);
+        code = read_bundle(c, keys, path, o, run->state->bundle_sequence, staging.fd, &info, &e, &r, &reason);
         if (code == EXIT_REFUSED)
-                return run_refuse(&run, reason, NULL, "bundle '%s': %s", path, error_message(&e));
+                return run_refuse(run, reason, NULL, "bundle '%s': %s", path, error_message(&e));
         if (code != EXIT_OK) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
-                return run_result(&run, code, RESULT_ERROR, NULL, error_message(&e));
+                return run_result(run, code, RESULT_ERROR, NULL, error_message(&e));
         }
         rev = m->revision;
         {
@@ -321,78 +344,111 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
                 log_event(EVENT_UPDATE_FOUND, LOG_INFO,
                           EVENT_FIELDS({ "REVISION", rev }, { "SOURCE", "bundle" }, { "BUNDLE_ID", info.id },
                                        { "BUNDLE_SEQUENCE", seq }, { "BUNDLE_SIGNER", info.signer },
-                                       { "DEPLOYED_REVISION", run.state->deployed_revision }),
+                                       { "DEPLOYED_REVISION", run->state->deployed_revision }),
                           "Bundle '%s' verified: revision %s, sequence %" PRIu64 ", signed by %s (%s); deployed: %s.",
-                          path, rev, m->sequence, info.signer, info.signer_path, strna(run.state->deployed_revision));
+                          path, rev, m->sequence, info.signer, info.signer_path, strna(run->state->deployed_revision));
         }
 
         /* The history: into the mirror, then the same checks as a pulled revision. */
-        code = open_mirror(&run, &repo_path, &git);
+        code = open_mirror(run, &repo_path, &git);
         if (code != EXIT_OK)
-                return run_result(&run, code, RESULT_ERROR, rev, "cannot open the local mirror");
+                return run_result(run, code, RESULT_ERROR, rev, "cannot open the local mirror");
         pack = path_join(staging.path, m->repository);
         if (!pack)
                 return log_oom_exit();
         r = git_source_import_pack(git, pack, &e);
         if (r == -EBADMSG)
-                return run_refuse(&run, "bundle-integrity", rev, "bundle '%s': %s", path, error_message(&e));
+                return run_refuse(run, "bundle-integrity", rev, "bundle '%s': %s", path, error_message(&e));
         if (r < 0) {
                 log_error("Cannot import the repository pack: %s", error_message(&e) ?: strerror(-r));
-                return run_result(&run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
         {
                 char resolved[GIT_REV_HEX + 1];
 
                 r = git_source_resolve(git, rev, resolved, &e);
                 if (r < 0)
-                        return run_refuse(&run, "bundle-integrity", rev, "bundle '%s': the pack does not hold commit %s", path, rev);
+                        return run_refuse(run, "bundle-integrity", rev, "bundle '%s': the pack does not hold commit %s", path, rev);
         }
 
-        if (streq_ptr(rev, run.state->deployed_revision)) {
+        if (streq_ptr(rev, run->state->deployed_revision)) {
                 log_info("Revision %s is deployed already; nothing to do.", rev);
-                if (m->sequence > run.state->bundle_sequence) {
-                        run.state->bundle_sequence = m->sequence;
-                        if (run_save_state(&run) < 0)
+                if (m->sequence > run->state->bundle_sequence) {
+                        run->state->bundle_sequence = m->sequence;
+                        if (run_save_state(run) < 0)
                                 return EXIT_USAGE;
                 }
-                return run_result(&run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
+                return run_result(run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
         }
 
-        code = verify_revision(&run, git, rev);
+        code = verify_revision(run, git, rev);
         if (code != EXIT_OK)
                 return code;
         r = git_source_pin(git, rev, &e);
         if (r < 0 || flake_ref_for_revision(repo_path, GIT_DEPLOY_REF, rev, &flake) < 0) {
                 log_error("Failed to pin the revision: %s", error_message(&e) ?: strerror(-r));
-                return run_result(&run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
 
-        /* The flake's inputs come with the closure: import it before evaluating anything. */
         if (m->has_closure) {
-                code = import_closure(&run, m, staging.path);
+                code = import_closure(run, m, staging.path);
+                if (code != EXIT_OK)
+                        return code;
+        }
+        /* The system the manifest names is what gets activated: it must be here now. */
+        r = nix_store_has(c, m->system, &e);
+        if (r < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
+        }
+        if (r == 0)
+                return run_refuse(run, "bundle-closure", rev,
+                                  "bundle '%s' %s system %s, and the store does not hold it", path,
+                                  m->has_closure ? "does not carry the closure of its" : "carries no closure of its",
+                                  m->system);
+        if (o->reevaluate) {
+                code = reevaluate(run, m, flake);
                 if (code != EXIT_OK)
                         return code;
         }
 
-        code = list_images(&run, flake, rev);
-        if (code != EXIT_OK)
-                return code;
+        /* The images the manifest names, from the bundle's layouts (or, in a bundle without
+         * images, from their registries). */
+        r = image_set_from_containers(m->containers, &run->images, &e);
+        if (r < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
+        }
         if (m->has_images) {
-                code = images_from_bundle(&run, m, staging.path);
+                code = images_from_bundle(run, m, staging.path);
                 if (code != EXIT_OK)
                         return code;
         }
-        code = check_images(&run, rev);
+        code = check_images(run, rev);
         if (code != EXIT_OK)
                 return code;
         if (m->has_images) {
-                code = import_images(&run, rev);
+                code = import_images(run, rev);
                 if (code != EXIT_OK)
                         return code;
         }
 
-        if (record_bundle(&run, &info, path) < 0)
+        if (record_bundle(run, &info, path) < 0)
                 return log_oom_exit();
         staging_done(&staging); /* everything needed is imported */
-        return deploy_revision(&run, flake, rev, "bundle");
+        return deploy_revision(run, &(DeployTarget) { .revision = rev, .source = "bundle", .toplevel = m->system });
+}
+
+ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOptions *o) {
+        _cleanup_(run_done) Run run = {};
+        _cleanup_(cosign_keyring_freep) CosignKeyring *keys = NULL;
+        ExitCode code;
+
+        code = preflight(c, path, &keys);
+        if (code != EXIT_OK)
+                return code;
+        code = deploy_begin(&run, c, "apply");
+        if (code != EXIT_OK)
+                return deploy_exit(&run, code);
+        return deploy_exit(&run, apply(&run, c, keys, path, o));
 }

@@ -5,6 +5,7 @@
  * EXIT_OK, or the exit code of a run it has already recorded (refused, failed). */
 
 #include "git.h"
+#include "nix.h"
 #include "run.h"
 
 #define REPO_DIR "repo.git"
@@ -15,7 +16,10 @@ ExitCode open_mirror(Run *run, char **ret_path, GitSource **ret);
 /* Fast-forward from the deployed revision, and the commit signature when required. */
 ExitCode verify_revision(Run *run, GitSource *git, const char *rev);
 
-/* The images of the revision at flake into run->images; then their signatures, each from
- * the registry or from its OCI layout (ImageCheck.layout). */
-ExitCode list_images(Run *run, const char *flake, const char *rev);
+/* The one evaluation of the revision at flake: its toplevel (derivation and output) into ret,
+ * its images into run->images. A failure is recorded as the revision's (deploy_failed()). */
+ExitCode evaluate_revision(Run *run, const char *flake, const char *rev, SystemEval *ret);
+
+/* The signatures of run->images, each from the registry or from its OCI layout
+ * (ImageCheck.layout). */
 ExitCode check_images(Run *run, const char *rev);

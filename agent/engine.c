@@ -11,11 +11,17 @@
 #include "deploy.h"
 #include "health.h"
 #include "log.h"
-#include "rebuild.h"
+#include "activation.h"
+#include "nix.h"
 #include "sshsig.h"
 #include "run.h"
 #include "state.h"
+#include "stop.h"
 
+
+int engine_check_tools(const Config *c, Error *e) {
+        return activation_check_tools(c, e);
+}
 
 /* The local mirror of the client repository below state-dir. */
 ExitCode open_mirror(Run *run, char **ret_path, GitSource **ret) {
@@ -130,14 +136,21 @@ static void image_summary(const ImageSet *set, char *digests, size_t dsize, char
                                 sn += (size_t) snprintf(signers + sn, ssize - sn, "%s%s", sn ? "," : "", *k);
 }
 
-ExitCode list_images(Run *run, const char *flake, const char *rev) {
+ExitCode evaluate_revision(Run *run, const char *flake, const char *rev, SystemEval *ret) {
         Error e = {};
         int r;
 
-        r = images_of_revision(run->config, flake, &run->images, &e);
+        run_phase(run, "evaluate", "Evaluating revision %s", rev);
+        r = nix_evaluate_system(run->config, flake, ret, &e);
+        if (r == 0)
+                r = image_set_from_containers(ret->containers, &run->images, &e);
+        if (r == -ECANCELED || stop_requested())
+                return run_result(run, EXIT_STOPPED, RESULT_INTERRUPTED, rev, "stopped while evaluating");
         if (r < 0) {
-                log_error("Cannot list the images of revision %s: %s", rev, error_message(&e) ?: strerror(-r));
-                return run_result(run, EXIT_DEPLOY_FAILED, RESULT_BUILD_FAILED, rev, error_message(&e));
+                log_error("Cannot evaluate revision %s: %s", rev, error_message(&e) ?: strerror(-r));
+                /* Recorded and remembered like a failed build: an evaluation costs seconds and a
+                 * gigabyte, and the next timer tick would only pay it again. */
+                return deploy_failed(run, rev, "pull", error_message(&e) ?: strerror(-r));
         }
         return EXIT_OK;
 }
@@ -175,13 +188,6 @@ ExitCode check_images(Run *run, const char *rev) {
         return EXIT_OK;
 }
 
-/* Every image of the revision must be signed by the trusted keys, before anything is built. */
-static ExitCode verify_images(Run *run, const char *flake, const char *rev) {
-        ExitCode code = list_images(run, flake, rev);
-
-        return code != EXIT_OK ? code : check_images(run, rev);
-}
-
 static ExitCode source_error(Run *run, int r, const Error *e) {
         const char *msg = error_message(e) ?: strerror(-r);
 
@@ -205,34 +211,26 @@ static ExitCode source_error(Run *run, int r, const Error *e) {
         }
 }
 
-ExitCode engine_pull(const Config *c, const PullOptions *o) {
-        _cleanup_(run_done) Run run = {};
+static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
         _cleanup_git_source_ GitSource *git = NULL;
         _cleanup_free_ char *repo_path = NULL, *flake = NULL;
+        _cleanup_(system_eval_done) SystemEval sys = {};
         char rev[GIT_REV_HEX + 1];
         ExitCode code;
         Error e = {};
         int r;
 
-        if (!c->repository.present || !c->repository.url) {
-                log_error("%s: no repository.url: there is nothing to pull from.", c->path);
-                return EXIT_USAGE;
-        }
-
-        code = deploy_begin(&run, c, "pull");
-        if (code != EXIT_OK)
-                return code;
-        if (run.state->phase == PHASE_PENDING_REBOOT) {
+        if (run->state->phase == PHASE_PENDING_REBOOT) {
                 /* A boot-activated deployment waits for its reboot and confirmation: nothing
                  * new on top of it. */
                 return EXIT_OK;
         }
 
-        code = open_mirror(&run, &repo_path, &git);
+        code = open_mirror(run, &repo_path, &git);
         if (code != EXIT_OK)
-                return run_result(&run, code, RESULT_ERROR, NULL, "cannot open the local mirror");
+                return run_result(run, code, RESULT_ERROR, NULL, "cannot open the local mirror");
 
-        run_phase(&run, "fetch", "Fetching %s", c->repository.url);
+        run_phase(run, "fetch", "Fetching %s", c->repository.url);
         log_debug("Fetching %s", c->repository.url);
         r = git_source_fetch(git,
                              &(GitRemote) {
@@ -249,53 +247,123 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
                              },
                              &e);
         if (r < 0)
-                return source_error(&run, r, &e);
+                return source_error(run, r, &e);
 
         r = git_source_resolve(git, c->repository.ref, rev, &e);
         if (r < 0)
-                return source_error(&run, r, &e);
+                return source_error(run, r, &e);
+        if (stop_requested())
+                return run_result(run, EXIT_STOPPED, RESULT_INTERRUPTED, rev, "stopped after the fetch");
 
-        if (streq_ptr(rev, run.state->deployed_revision)) {
+        if (streq_ptr(rev, run->state->deployed_revision)) {
                 log_info("Revision %s ('%s') is deployed already; nothing to do.", rev, c->repository.ref);
-                return run_result(&run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
+                return run_result(run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
         }
 
-        if (streq_ptr(rev, run.state->failed_revision) && !o->retry) {
+        if (streq_ptr(rev, run->state->failed_revision) && !o->retry) {
                 log_warning("Revision %s ('%s') failed before; not trying it again until '%s' moves "
                             "(or pull --retry).", rev, c->repository.ref, c->repository.ref);
-                return run_result(&run, EXIT_OK, RESULT_KNOWN_BAD, rev, "failed before");
+                return run_result(run, EXIT_OK, RESULT_KNOWN_BAD, rev, "failed before");
         }
 
         log_event(EVENT_UPDATE_FOUND, LOG_INFO,
                   EVENT_FIELDS({ "REVISION", rev }, { "REF", c->repository.ref }, { "SOURCE", "pull" },
-                               { "DEPLOYED_REVISION", run.state->deployed_revision }),
-                  "New revision %s ('%s'), deployed: %s.", rev, c->repository.ref, strna(run.state->deployed_revision));
+                               { "DEPLOYED_REVISION", run->state->deployed_revision }),
+                  "New revision %s ('%s'), deployed: %s.", rev, c->repository.ref, strna(run->state->deployed_revision));
 
-        code = verify_revision(&run, git, rev);
+        code = verify_revision(run, git, rev);
         if (code != EXIT_OK)
                 return code;
 
         r = git_source_pin(git, rev, &e);
         if (r < 0) {
                 log_error("Failed to pin the revision: %s", error_message(&e));
-                return run_result(&run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
 
         r = flake_ref_for_revision(repo_path, GIT_DEPLOY_REF, rev, &flake);
         if (r < 0)
                 return log_oom_exit();
 
-        code = verify_images(&run, flake, rev);
+        code = evaluate_revision(run, flake, rev, &sys);
+        if (code != EXIT_OK)
+                return code;
+        code = check_images(run, rev);
         if (code != EXIT_OK)
                 return code;
 
-        return deploy_revision(&run, flake, rev, "pull");
+        return deploy_revision(run, &(DeployTarget) {
+                                            .revision = rev,
+                                            .source = "pull",
+                                            .drv_path = sys.drv_path,
+                                            .toplevel = sys.toplevel,
+                                    });
+}
+
+ExitCode engine_pull(const Config *c, const PullOptions *o) {
+        _cleanup_(run_done) Run run = {};
+        ExitCode code;
+
+        if (!c->repository.present || !c->repository.url) {
+                log_error("%s: no repository.url: there is nothing to pull from.", c->path);
+                return EXIT_USAGE;
+        }
+        code = deploy_begin(&run, c, "pull");
+        if (code != EXIT_OK)
+                return deploy_exit(&run, code);
+        return deploy_exit(&run, pull(&run, c, o));
+}
+
+/* The images of the revision to verify: the deployed revision's from its record (no
+ * evaluation); another's, or one without a usable record, from one evaluation. */
+static ExitCode images_to_verify(Run *run, const char *rev_arg, char rev[static GIT_REV_HEX + 1]) {
+        const State *s = run->state;
+        _cleanup_git_source_ GitSource *git = NULL;
+        _cleanup_free_ char *repo_path = NULL, *flake = NULL;
+        const Deployment *d;
+        ExitCode code;
+        Error e = {};
+        int r;
+
+        if (!rev_arg && !s->deployed_revision) {
+                log_error("Nothing is deployed yet; give a revision with --rev.");
+                return EXIT_USAGE;
+        }
+        if (!rev_arg || streq(rev_arg, s->deployed_revision)) {
+                (void) snprintf(rev, GIT_REV_HEX + 1, "%s", s->deployed_revision);
+                d = state_deployed_entry(s);
+                if (d && d->images && image_set_from_record(d->images, &run->images, &e) == 0) {
+                        log_debug("The images of revision %s as deployed: %zu.", rev, run->images.n);
+                        return EXIT_OK;
+                }
+                log_debug("No record of the images of revision %s: evaluating it.", rev);
+        }
+
+        code = open_mirror(run, &repo_path, &git);
+        if (code != EXIT_OK)
+                return code;
+        r = git_source_resolve(git, rev_arg ?: s->deployed_revision, rev, &e);
+        if (r < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
+        if (streq(rev, s->deployed_revision) && rev_arg && !streq(rev_arg, rev))
+                return images_to_verify(run, NULL, rev);
+        r = git_source_pin_ref(git, GIT_VERIFY_REF, rev, &e);
+        if (r < 0 || flake_ref_for_revision(repo_path, GIT_VERIFY_REF, rev, &flake) < 0) {
+                log_error("Failed to pin the revision: %s", error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
+        r = images_of_revision(run->config, flake, &run->images, &e);
+        if (r < 0) {
+                log_error("Cannot list the images of revision %s: %s", rev, error_message(&e) ?: strerror(-r));
+                return EXIT_DEPLOY_FAILED;
+        }
+        return EXIT_OK;
 }
 
 ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
         _cleanup_(run_done) Run run = {};
-        _cleanup_git_source_ GitSource *git = NULL;
-        _cleanup_free_ char *repo_path = NULL, *flake = NULL;
         char rev[GIT_REV_HEX + 1];
         ExitCode code;
         Error e = {};
@@ -304,30 +372,10 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
         code = run_begin(&run, c, "verify-images");
         if (code != EXIT_OK)
                 return code;
-
-        if (!rev_arg && !run.state->deployed_revision) {
-                log_error("Nothing is deployed yet; give a revision with --rev.");
-                return EXIT_USAGE;
-        }
-        code = open_mirror(&run, &repo_path, &git);
+        code = images_to_verify(&run, rev_arg, rev);
         if (code != EXIT_OK)
                 return code;
-        r = git_source_resolve(git, rev_arg ?: run.state->deployed_revision, rev, &e);
-        if (r < 0) {
-                log_error("%s", error_message(&e) ?: strerror(-r));
-                return EXIT_USAGE;
-        }
-        r = git_source_pin_ref(git, GIT_VERIFY_REF, rev, &e);
-        if (r < 0 || flake_ref_for_revision(repo_path, GIT_VERIFY_REF, rev, &flake) < 0) {
-                log_error("Failed to pin the revision: %s", error_message(&e) ?: strerror(-r));
-                return EXIT_USAGE;
-        }
 
-        r = images_of_revision(c, flake, &run.images, &e);
-        if (r < 0) {
-                log_error("Cannot list the images of revision %s: %s", rev, error_message(&e) ?: strerror(-r));
-                return EXIT_DEPLOY_FAILED;
-        }
         r = run.images.n > 0 ? images_verify(c, &run.images, &e) : 0;
         if (r == 0)
                 run.images_verified = (long) run.images.n;
@@ -430,6 +478,18 @@ ExitCode engine_check(const Config *c, bool json) {
         }
         r = report.healthy && !drifted;
         health_report_done(&report);
+        /* A generation that failed its checks and could not be rolled back is not made healthy
+         * by one good round: a person decides (a deployment or `rollback`). */
+        if (state->unhealthy) {
+                log_error("The system runs %s, which failed its checks (revision %s), and the rollback failed: %s.",
+                          strna(state->unhealthy->generation), state->unhealthy->revision, strna(state->unhealthy->error));
+                return EXIT_ROLLBACK_FAILED;
+        }
+        if (state->phase == PHASE_ROLLING_BACK) {
+                log_error("A rollback from revision %s was interrupted; the next pull, apply or rollback finishes it.",
+                          state->pending->revision);
+                return EXIT_ROLLBACK_FAILED;
+        }
         return r ? EXIT_OK : EXIT_DEPLOY_FAILED;
 }
 

@@ -12,11 +12,16 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "error.h"
 #include "exitcode.h"
 
 typedef struct PullOptions {
         bool retry; /* deploy a revision even though it failed before */
 } PullOptions;
+
+/* The programs that deployments and rollbacks run are there (activation_check_tools()): for
+ * `config check`; every command that may deploy checks it first, too. */
+int engine_check_tools(const Config *c, Error *reterr);
 
 /* `pull`: fetch the configured repository and deploy its revision when it is new. */
 ExitCode engine_pull(const Config *c, const PullOptions *o);
@@ -38,6 +43,7 @@ ExitCode engine_verify_images(const Config *c, const char *rev, bool json);
 typedef struct BundleOptions {
         bool allow_downgrade; /* accept a sequence not above the last one applied */
         bool quiet;           /* no progress on the terminal */
+        bool reevaluate;      /* apply: evaluate the bundled flake offline; it must give the signed system */
 } BundleOptions;
 
 /* `verify BUNDLE`: reads and verifies the whole bundle; writes nothing, not even

@@ -10,4 +10,9 @@ typedef enum ExitCode {
         EXIT_BUSY = 4,            /* another run holds the lock */
         EXIT_ROLLBACK_FAILED = 5, /* the rollback itself failed: the system needs a person */
         EXIT_TRANSIENT = 6,       /* the source was unreachable; try later */
+
+        /* Not in the contract: asked to stop (SIGTERM, SIGINT) and stopped at a safe point; the
+         * next run finishes the job. 128 + SIGTERM, as a shell reports a process SIGTERM ended;
+         * the NixOS module lists it in SuccessExitStatus=. */
+        EXIT_STOPPED = 143,
 } ExitCode;

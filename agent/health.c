@@ -4,14 +4,18 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <sys/socket.h>
-#include <systemd/sd-bus.h>
 
+#include "bus.h"
 #include "curl-dl.h"
 #include "health.h"
 #include "log.h"
 #include "process.h"
+#include "stop.h"
 
-#define ROUND_INTERVAL_DEFAULT (2 * USEC_PER_SEC)
+/* The first pauses between rounds: a system that is healthy a moment after its activation is
+ * seen so at once; then health.interval. */
+static const usec_t first_pauses[] = { 100 * USEC_PER_MSEC, 200 * USEC_PER_MSEC, 400 * USEC_PER_MSEC,
+                                       800 * USEC_PER_MSEC };
 
 /* A check gets the time left until the timeout, but never less than CHECK_TIME_MIN (the round
  * that runs at the timeout must still be able to pass) and never more than its type's maximum. */
@@ -26,10 +30,6 @@
 #define HTTP_BODY_MAX (1024 * 1024) /* kept of an answer, for the body check */
 #define DETAIL_LIST_MAX 8           /* units named in one detail */
 
-#define SYSTEMD_SERVICE "org.freedesktop.systemd1"
-#define SYSTEMD_PATH "/org/freedesktop/systemd1"
-#define SYSTEMD_MANAGER "org.freedesktop.systemd1.Manager"
-#define SYSTEMD_UNIT "org.freedesktop.systemd1.Unit"
 
 static char *strdupf(const char *fmt, ...) _printf_(1, 2);
 static char *strdupf(const char *fmt, ...) {
@@ -238,50 +238,14 @@ static bool check_tcp(const HealthCheck *hc, usec_t budget, char **detail) {
 
 /* ---- systemd-units, no-failed-units ---------------------------------------------------------- */
 
-static const char *system_bus_address(void) {
-        return getenv("DBUS_SYSTEM_BUS_ADDRESS") ?: "unix:path=/run/dbus/system_bus_socket";
-}
+/* system_bus_open() with its message as a check's detail. */
+static int open_bus(usec_t deadline, sd_bus **ret, char **detail) {
+        Error e = {};
+        int r = system_bus_open(deadline, ret, &e);
 
-/* Like sd_bus_open_system(), but bounded: sd-bus itself waits up to 90 s for a bus that accepts
- * the connection and then says nothing (a hung D-Bus daemon), and that even in sd_bus_flush(). */
-static int system_bus_open(usec_t deadline, sd_bus **ret, char **detail) {
-        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
-        int r;
-
-        r = sd_bus_new(&bus);
-        if (r >= 0)
-                r = sd_bus_set_address(bus, system_bus_address());
-        if (r >= 0)
-                r = sd_bus_set_bus_client(bus, true);
-        if (r >= 0)
-                r = sd_bus_start(bus);
-        while (r >= 0 && (r = sd_bus_is_ready(bus)) == 0) {
-                usec_t now;
-
-                r = sd_bus_process(bus, NULL);
-                if (r != 0)
-                        continue;
-                now = now_usec(CLOCK_MONOTONIC);
-                if (now >= deadline)
-                        r = -ETIMEDOUT;
-                else if ((r = sd_bus_wait(bus, deadline - now)) == -EINTR)
-                        r = 0;
-        }
-        if (r == -ETIMEDOUT)
-                *detail = strdupf("no answer on the system bus (%s)", system_bus_address());
-        else if (r < 0)
-                *detail = strdupf("cannot connect to the system bus (%s): %s", system_bus_address(), strerror(-r));
         if (r < 0)
-                return r;
-        *ret = TAKE_PTR(bus);
-        return 0;
-}
-
-/* Each call gets what is left until the deadline, so that several calls together keep to it. */
-static int bus_call_timeout(sd_bus *bus, usec_t deadline) {
-        usec_t now = now_usec(CLOCK_MONOTONIC);
-
-        return now >= deadline ? -ETIMEDOUT : sd_bus_set_method_call_timeout(bus, deadline - now);
+                *detail = strdup(error_message(&e) ?: strerror(-r));
+        return r;
 }
 
 /* The unit's ActiveState and, when that is not "active", its LoadState. LoadUnit rather than
@@ -324,7 +288,7 @@ static bool check_units(const HealthCheck *hc, usec_t budget, char **detail) {
         size_t size = 0, n = strv_length(hc->units), bad = 0;
         _cleanup_fclose_ FILE *f = NULL;
 
-        if (system_bus_open(deadline, &bus, detail) < 0)
+        if (open_bus(deadline, &bus, detail) < 0)
                 return false;
         f = open_memstream(&list, &size);
         if (!f)
@@ -379,7 +343,7 @@ static bool check_no_failed_units(usec_t budget, char **detail) {
         const char *name;
         int r;
 
-        if (system_bus_open(deadline, &bus, detail) < 0)
+        if (open_bus(deadline, &bus, detail) < 0)
                 return false;
         f = open_memstream(&list, &size);
         if (!f)
@@ -510,18 +474,21 @@ static int report_new(const Config *c, HealthReport *ret, Error *reterr) {
         return 0;
 }
 
-static void sleep_until(usec_t until) {
+/* Sleeps until `until`, or until a stop is requested (false then). */
+static bool sleep_until(usec_t until) {
         struct timespec ts = { .tv_sec = (time_t) (until / USEC_PER_SEC), .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
 
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-                ;
+        while (!stop_requested())
+                if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != EINTR)
+                        return true;
+        return false;
 }
 
 /* once: a single round, each check with its own maximum time. */
 static int run_rounds(const Config *c, usec_t settle, usec_t timeout, usec_t interval, bool once, HealthReport *ret,
                       Error *reterr) {
         _cleanup_(health_report_done) HealthReport rep = {};
-        usec_t deadline;
+        usec_t deadline, start;
         int r;
 
         r = report_new(c, &rep, reterr);
@@ -530,23 +497,33 @@ static int run_rounds(const Config *c, usec_t settle, usec_t timeout, usec_t int
 
         if (settle > 0) {
                 log_info("Waiting %.1f s for the system to settle before the health checks.", seconds(settle));
-                sleep_until(now_usec(CLOCK_MONOTONIC) + settle);
+                if (!sleep_until(now_usec(CLOCK_MONOTONIC) + settle))
+                        return error_set(reterr, -ECANCELED, "asked to stop before the health checks");
         }
-        deadline = once ? USEC_INFINITY : now_usec(CLOCK_MONOTONIC) + timeout;
+        start = now_usec(CLOCK_MONOTONIC);
+        deadline = once ? USEC_INFINITY : start + timeout;
         for (;;) {
-                usec_t now;
+                usec_t now, pause;
 
+                if (stop_requested() && !once)
+                        return error_set(reterr, -ECANCELED, "asked to stop during the health checks");
                 run_round(c, deadline, &rep);
+                rep.elapsed = now_usec(CLOCK_MONOTONIC) - start;
                 if (rep.healthy || once)
                         break;
                 now = now_usec(CLOCK_MONOTONIC);
                 if (now >= deadline)
                         break;
+                pause = rep.rounds <= ELEMENTSOF(first_pauses) ? MIN(first_pauses[rep.rounds - 1], interval) : interval;
                 /* The last pause ends at the timeout, and one more round runs then. */
-                sleep_until(MIN(now + interval, deadline));
+                if (!sleep_until(MIN(now + pause, deadline)))
+                        return error_set(reterr, -ECANCELED, "asked to stop during the health checks");
         }
 
-        if (rep.healthy)
+        if (rep.healthy && rep.rounds > 1)
+                log_info("Healthy: all %zu check(s) passed in round %u, %.2f s after the first.", rep.n, rep.rounds,
+                         seconds(rep.elapsed));
+        else if (rep.healthy)
                 log_info("Healthy: all %zu check(s) passed in round %u.", rep.n, rep.rounds);
         else if (once)
                 log_warning("Unhealthy: not every check passed.");
@@ -564,7 +541,7 @@ int health_run(const Config *c, const HealthOptions *o, HealthReport *ret, Error
         if (!o)
                 o = &defaults;
         return run_rounds(c, o->settle_set ? o->settle : c->health.settle * USEC_PER_SEC,
-                          o->timeout ?: c->health.timeout * USEC_PER_SEC, o->interval ?: ROUND_INTERVAL_DEFAULT, false,
+                          o->timeout ?: c->health.timeout * USEC_PER_SEC, o->interval ?: c->health.interval * USEC_PER_SEC, false,
                           ret, reterr);
 }
 

@@ -25,7 +25,8 @@ typedef struct HealthReport {
         HealthResult *results; /* the last round: one per check in configuration order, then no-failed-units */
         size_t n;
         unsigned rounds;
-        bool healthy; /* every check passed in the same round */
+        usec_t elapsed; /* from the start of the first round to the end of the last */
+        bool healthy;   /* every check passed in the same round */
 } HealthReport;
 
 /* Overrides for health_run(); NULL or all zero: the configuration's values. */
@@ -33,13 +34,16 @@ typedef struct HealthOptions {
         usec_t settle;   /* with settle_set: instead of health.settle (0 allowed) */
         bool settle_set;
         usec_t timeout;  /* > 0: instead of health.timeout */
-        usec_t interval; /* between rounds (capped by the time left); 0: 2 s */
+        usec_t interval; /* between rounds after the first ones (capped by the time left); 0:
+                          * health.interval */
 } HealthOptions;
 
-/* Waits settle, then runs rounds until every check passes in one round or the timeout runs out;
- * after the last pause (which ends at the timeout) one more round runs, so a system gets the
- * whole timeout to become healthy. Each result is logged as it comes (info: ok, warning: not).
- * Returns 0 with ret->healthy set either way; -ENOMEM (reterr set) when it cannot run. */
+/* Waits settle, then runs rounds until every check passes in one round or the timeout runs out.
+ * The pauses between rounds grow from 100 ms (100, 200, 400, 800 ms), then are the interval; after
+ * the last pause (which ends at the timeout) one more round runs, so a system gets the whole
+ * timeout to become healthy. Each result is logged as it comes (info: ok, warning: not).
+ * Returns 0 with ret->healthy set either way; -ECANCELED when a stop was requested (stop.h)
+ * before a verdict; -ENOMEM (reterr set) when it cannot run. */
 int health_run(const Config *c, const HealthOptions *o, HealthReport *ret, Error *reterr);
 
 /* One round now: no settle, no retries, each check with its own maximum time (for `check`). */

@@ -29,12 +29,75 @@ void image_set_done(ImageSet *s) {
         *s = (ImageSet) {};
 }
 
+int image_set_from_containers(const json_t *containers, ImageSet *ret, Error *e) {
+        ImageSet set = {};
+        const char *name;
+        json_t *v;
+
+        if (!json_is_object(containers))
+                return error_set(e, -EBADMSG, "the containers are not an object");
+        if (json_object_size(containers) > IMAGES_MAX)
+                return error_set(e, -EFBIG, "more than %d containers", IMAGES_MAX);
+        set.images = calloc(MAX(json_object_size(containers), 1u), sizeof(ImageCheck));
+        if (!set.images)
+                return -ENOMEM;
+        json_object_foreach((json_t *) containers, name, v) {
+                ImageCheck *ic = &set.images[set.n];
+
+                if (!json_is_string(v)) {
+                        image_set_done(&set);
+                        return error_set(e, -EBADMSG, "container '%s': image is not a string", name);
+                }
+                ic->name = strdup(name);
+                ic->reference = strdup(json_string_value(v));
+                set.n++;
+                if (!ic->name || !ic->reference) {
+                        image_set_done(&set);
+                        return -ENOMEM;
+                }
+        }
+        *ret = set;
+        return 0;
+}
+
+int image_set_from_record(const json_t *images, ImageSet *ret, Error *e) {
+        ImageSet set = {};
+        size_t i;
+        json_t *v;
+
+        if (!json_is_array(images))
+                return error_set(e, -EBADMSG, "the record holds no list of images");
+        set.images = calloc(MAX(json_array_size(images), 1u), sizeof(ImageCheck));
+        if (!set.images)
+                return -ENOMEM;
+        json_array_foreach((json_t *) images, i, v) {
+                ImageCheck *ic = &set.images[set.n];
+                const char *name = json_string_value(json_object_get(v, "name")),
+                           *reference = json_string_value(json_object_get(v, "reference")),
+                           *digest = json_string_value(json_object_get(v, "digest"));
+
+                if (!name || !reference || !digest || !image_digest_is_valid(digest)) {
+                        image_set_done(&set);
+                        return error_set(e, -EBADMSG, "image %zu of the record has no name, reference or digest", i);
+                }
+                ic->name = strdup(name);
+                ic->reference = strdup(reference);
+                ic->digest = strdup(digest);
+                ic->pinned = true;
+                set.n++;
+                if (!ic->name || !ic->reference || !ic->digest) {
+                        image_set_done(&set);
+                        return -ENOMEM;
+                }
+        }
+        *ret = set;
+        return 0;
+}
+
 int images_of_revision(const Config *c, const char *flake, ImageSet *ret, Error *e) {
         _cleanup_free_ char *installable = NULL, *out = NULL;
-        ImageSet set = {};
         json_error_t jerr;
-        const char *name;
-        json_t *j, *v;
+        json_t *j;
         int r;
 
         if (asprintf(&installable, "%s#nixosConfigurations.\"%s\".config.virtualisation.oci-containers.containers",
@@ -53,35 +116,9 @@ int images_of_revision(const Config *c, const char *flake, ImageSet *ret, Error 
                 json_decref(j);
                 return error_set(e, -EBADMSG, "nix eval did not print an object of containers: %s", jerr.text);
         }
-        if (json_object_size(j) > IMAGES_MAX) {
-                json_decref(j);
-                return error_set(e, -EFBIG, "more than %d containers", IMAGES_MAX);
-        }
-        set.images = calloc(MAX(json_object_size(j), 1u), sizeof(ImageCheck));
-        if (!set.images) {
-                json_decref(j);
-                return -ENOMEM;
-        }
-        json_object_foreach(j, name, v) {
-                ImageCheck *ic = &set.images[set.n];
-
-                if (!json_is_string(v)) {
-                        json_decref(j);
-                        image_set_done(&set);
-                        return error_set(e, -EBADMSG, "container '%s': image is not a string", name);
-                }
-                ic->name = strdup(name);
-                ic->reference = strdup(json_string_value(v));
-                set.n++;
-                if (!ic->name || !ic->reference) {
-                        json_decref(j);
-                        image_set_done(&set);
-                        return -ENOMEM;
-                }
-        }
+        r = image_set_from_containers(j, ret, e);
         json_decref(j);
-        *ret = set;
-        return 0;
+        return r;
 }
 
 /* ---- one image ---- */
@@ -305,7 +342,15 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         r = image_ref_parse(ic->reference, &ref, e);
         if (r < 0)
                 return r == -ENOMEM ? r : -EPERM;
-        if (c->images.require_digest && !ref.digest) {
+        if (ic->pinned) {
+                /* The recorded digest, whatever a tag points to now. */
+                free(ref.digest);
+                ref.digest = strdup(ic->digest);
+                if (!ref.digest) {
+                        image_ref_done(&ref);
+                        return -ENOMEM;
+                }
+        } else if (c->images.require_digest && !ref.digest) {
                 image_ref_done(&ref);
                 error_set(e, 0, "not pinned by digest, and images.require-digest is set");
                 return -EPERM;

@@ -22,6 +22,8 @@ typedef struct ImageCheck {
                           * (a bundle's record), the image must resolve to it */
         char *layout;    /* NULL: verified at the registry; else the OCI image layout directory that
                           * holds it and its signatures (an offline bundle, oci-layout.h) */
+        bool pinned;     /* verify digest itself (a deployment's record), not what the reference's
+                          * tag points to now */
         char **signers;  /* fingerprints of the trusted keys that signed it (NULL-terminated) */
         bool sbom;       /* a signed SBOM attestation was found */
         int result;      /* 0, or the -errno of its failure */
@@ -35,8 +37,17 @@ typedef struct ImageSet {
 
 void image_set_done(ImageSet *s);
 
+/* The set of {name: reference} (what an evaluation gives, or a bundle's manifest names). */
+struct json_t;
+int image_set_from_containers(const struct json_t *containers, ImageSet *ret, Error *reterr);
+
+/* The set of a deployment's record ([{name, reference, digest, ...}]): each image pinned to its
+ * recorded digest. -EBADMSG when an entry lacks one. */
+int image_set_from_record(const struct json_t *images, ImageSet *ret, Error *reterr);
+
 /* `nix eval --json FLAKE#nixosConfigurations."HOST".config.virtualisation.oci-containers.containers
- * --apply (map to .image)`. */
+ * --apply (map to .image)`: one evaluation, for a revision that is not deployed (verify-images
+ * --rev). */
 int images_of_revision(const Config *c, const char *flake, ImageSet *ret, Error *reterr);
 
 /* Verifies every image, each from its layout when it has one, else at its registry, with the
@@ -64,5 +75,4 @@ int images_export(const Config *c, ImageSet *set, const char *dir, Error *reterr
 int images_import(char *const *argv_template, const ImageSet *set, Error *reterr);
 
 /* The set as a JSON array for the state history: [{name, reference, digest, signers, sbom}]. */
-struct json_t;
 struct json_t *image_set_to_json(const ImageSet *s);

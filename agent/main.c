@@ -12,6 +12,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "status.h"
+#include "stop.h"
 #include "version.h"
 
 typedef struct Args {
@@ -28,12 +29,13 @@ static void help(void) {
                "Commands:\n"
                "  pull [--retry]          fetch the configured repository; deploy when there is a new revision\n"
                "                          (--retry: even one that failed before)\n"
-               "  apply BUNDLE [--allow-downgrade]\n"
-               "                          verify an offline bundle completely, then deploy it\n"
+               "  apply BUNDLE [--allow-downgrade] [--reevaluate]\n"
+               "                          verify an offline bundle completely, then deploy it (--reevaluate:\n"
+               "                          evaluate the bundled flake offline; it must give the signed system)\n"
                "  verify BUNDLE [--allow-downgrade]\n"
                "                          verify a bundle completely; change nothing\n"
                "  bundle create -o OUT --rev REV [--repo DIR] --key KEY [--sequence N] [--expires DURATION]\n"
-               "                          [--no-closure] [--no-images] [--host NAME]\n"
+               "                          [--no-closure] [--no-images] [--with-sources] [--host NAME]\n"
                "                          write a signed bundle for an air-gapped machine\n"
                "  verify-images [--rev REV]\n"
                "                          verify the Cosign signatures of every image of the deployed\n"
@@ -54,7 +56,8 @@ static void help(void) {
                "\n"
                "Exit codes: 0 success, 1 deployment failed and rolled back (check: unhealthy),\n"
                "2 usage or configuration error, 3 refused by a verification, 4 busy,\n"
-               "5 the rollback failed, 6 the source was unreachable.\n"
+               "5 the rollback failed, 6 the source was unreachable, 143 stopped by SIGTERM (the next\n"
+               "run finishes the job).\n"
                "See atticd-agent(8).\n",
                CONFIG_ENV, CONFIG_DEFAULT_PATH);
 }
@@ -159,6 +162,12 @@ static int cmd_config(const Args *a, int argc, char **argv) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
+        /* A configuration whose rollback cannot run is not a good one. */
+        r = engine_check_tools(c, &e);
+        if (r < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
+        }
         return EXIT_OK;
 }
 
@@ -191,6 +200,8 @@ static int cmd_verify_or_apply(const Args *a, int argc, char **argv) {
         for (int i = 1; i < argc; i++) {
                 if (streq(argv[i], "--allow-downgrade"))
                         o.allow_downgrade = true;
+                else if (streq(argv[i], "--reevaluate") && streq(argv[0], "apply"))
+                        o.reevaluate = true;
                 else if (argv[i][0] == '-' && argv[i][1] != 0)
                         return usage_error(argv[0], "unknown option", argv[i]);
                 else if (!path)
@@ -237,7 +248,7 @@ static int parse_duration(const char *s, uint64_t *ret) {
 }
 
 /* bundle create -o OUT --rev REV [--repo DIR] --key KEY [--sequence N] [--expires DURATION]
- *               [--no-closure] [--no-images] [--host NAME] */
+ *               [--no-closure] [--no-images] [--with-sources] [--host NAME] */
 static int cmd_bundle(const Args *a, int argc, char **argv) {
         _cleanup_config_ Config *c = NULL;
         BundleCreateOptions o = { .repo = ".", .expires_in = 30 * 86400, .closure = true, .images = true };
@@ -254,6 +265,8 @@ static int cmd_bundle(const Args *a, int argc, char **argv) {
                         o.closure = false;
                 else if (streq(s, "--no-images"))
                         o.images = false;
+                else if (streq(s, "--with-sources"))
+                        o.with_sources = true;
                 else if (!v)
                         return usage_error("bundle create", "unknown option or missing value after", s);
                 else if (streq(s, "-o") || streq(s, "--output"))
@@ -411,6 +424,11 @@ int main(int argc, char **argv) {
 
         if (optind >= argc) {
                 log_error("No command given. See 'atticd-agent --help'.");
+                return EXIT_USAGE;
+        }
+        /* SIGTERM and SIGINT end a run at its next safe point, never in the middle of a step. */
+        if (stop_install() < 0) {
+                log_error_errno(errno, "Cannot install the signal handlers: %m");
                 return EXIT_USAGE;
         }
 

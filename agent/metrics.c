@@ -14,7 +14,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "metrics.h"
-#include "rebuild.h"
+#include "nix.h"
 
 #define METRICS_FILE "metrics.json"
 #define METRICS_FILE_MAX (1024 * 1024)

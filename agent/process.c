@@ -9,6 +9,7 @@
 #include "log.h"
 #include "notify.h"
 #include "process.h"
+#include "stop.h"
 
 #define LINE_MAX_LEN 4096
 #define DEFAULT_KILL_GRACE (5 * USEC_PER_SEC)
@@ -208,7 +209,7 @@ int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *r
                 { .fd = -EBADF, .what = "stderr" },
         };
         usec_t start = now_usec(CLOCK_MONOTONIC), deadline, grace;
-        bool timed_out = false, killed = false, guard_gone = false;
+        bool timed_out = false, stopped = false, killed = false, guard_gone = false;
         ProcessResult result = {};
         Report rep = {};
         pid_t guard, agent = getpid();
@@ -216,6 +217,8 @@ int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *r
 
         if (!argv || !argv[0])
                 return -EINVAL;
+        if (stop_requested() && !o->keep_on_stop)
+                return error_set(reterr, -ECANCELED, "%s was not started: the agent was asked to stop", name);
 
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
                 r = -errno;
@@ -256,14 +259,19 @@ int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *r
          * drain what is left, but do not wait for EOF, since something the command started
          * in the background may still hold the pipes open. */
         while (!guard_gone) {
-                struct pollfd p[3];
+                struct pollfd p[4];
                 nfds_t n = 0;
                 int idx[2] = { -1, -1 };
                 int timeout_ms = -1;
                 usec_t now = now_usec(CLOCK_MONOTONIC);
 
-                if (now >= deadline) {
-                        if (!timed_out) {
+                if (!o->keep_on_stop && stop_requested() && !stopped && !timed_out) {
+                        /* Asked to stop: the command goes the way of a timeout. */
+                        stopped = true;
+                        (void) kill(-guard, SIGTERM);
+                        deadline = now + grace;
+                } else if (now >= deadline) {
+                        if (!timed_out && !stopped) {
                                 timed_out = true;
                                 (void) kill(-guard, SIGTERM);
                                 deadline = now + grace;
@@ -290,6 +298,8 @@ int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *r
                         }
                 if (pidfd >= 0)
                         p[n++] = (struct pollfd) { .fd = pidfd, .events = POLLIN };
+                if (!o->keep_on_stop && !stopped && stop_fd() >= 0)
+                        p[n++] = (struct pollfd) { .fd = stop_fd(), .events = POLLIN };
                 else if (timeout_ms < 0 || timeout_ms > 100)
                         timeout_ms = 100; /* no pidfd: look at the guard every 100 ms */
 
@@ -353,7 +363,9 @@ int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *r
         } else if (WIFSIGNALED(rep.value))
                 result.signal = WTERMSIG(rep.value);
 
-        if (timed_out)
+        if (stopped)
+                r = error_set(reterr, -ECANCELED, "%s was stopped: the agent was asked to stop", name);
+        else if (timed_out)
                 r = error_set(reterr, -ETIMEDOUT, "%s did not finish within %llu s and was killed", name,
                               (unsigned long long) (o->timeout / USEC_PER_SEC));
         else if (result.exited && result.exit_status != 0)

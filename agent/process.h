@@ -25,6 +25,8 @@ typedef struct ProcessOptions {
         char **capture;      /* non-NULL: stdout is collected here (NUL-terminated) */
         size_t capture_max;  /* cap on captured stdout; exceeding it kills the command */
         int log_level;       /* level of the command's output lines; 0: LOG_INFO */
+        bool keep_on_stop;   /* a stop request (stop.h) does not stop it: an activation the
+                              * agent started runs to its end, within its timeout */
 } ProcessOptions;
 
 typedef struct ProcessResult {
@@ -40,6 +42,8 @@ typedef struct ProcessResult {
  *   -ETIMEDOUT             it ran past the timeout and was killed
  *   -EFBIG                 its captured output went over capture_max
  *   -EPROTO                it exited with a non-zero status or was killed by a signal
+ *   -ECANCELED             a stop was requested (stop.h): it was stopped (SIGTERM, then
+ *                          SIGKILL after the grace period), or not started at all
  * reterr (may be NULL) gets a message such as "nixos-rebuild exited with status 1".
  * ret (may be NULL) gets the details. */
 int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *ret, Error *reterr);

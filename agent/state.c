@@ -67,6 +67,7 @@ int deployment_copy(const Deployment *src, Deployment *dst) {
                 .started = src->started,
                 .finished = src->finished,
                 .result = src->result,
+                .activations = src->activations,
                 .images = json_incref(src->images),
                 .bundle = json_incref(src->bundle),
                 .health = json_incref(src->health),
@@ -95,9 +96,19 @@ int state_new(State **ret) {
         return 0;
 }
 
+static void unhealthy_free(Unhealthy *u) {
+        if (!u)
+                return;
+        free(u->revision);
+        free(u->generation);
+        free(u->error);
+        free(u);
+}
+
 State *state_free(State *s) {
         if (!s)
                 return NULL;
+        unhealthy_free(s->unhealthy);
         free(s->deployed_revision);
         free(s->deployed_generation);
         free(s->good_revision);
@@ -126,7 +137,7 @@ static json_t *json_time_or_null(time_t t) {
 }
 
 static json_t *deployment_to_json(const Deployment *d) {
-        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
                          "id", (json_int_t) d->id,
                          "revision", d->revision,
                          "generation", json_string_or_null(d->generation),
@@ -142,7 +153,16 @@ static json_t *deployment_to_json(const Deployment *d) {
                          "previous-generation", json_string_or_null(d->previous_generation),
                          "health", d->health ? json_incref(d->health) : json_null(),
                          "boot-id", json_string_or_null(d->boot_id),
-                         "bundle", d->bundle ? json_incref(d->bundle) : json_null());
+                         "bundle", d->bundle ? json_incref(d->bundle) : json_null(),
+                         "activations", (json_int_t) d->activations);
+}
+
+static json_t *unhealthy_to_json(const Unhealthy *u) {
+        if (!u)
+                return json_null();
+        return json_pack("{s:s, s:o, s:o, s:o}", "revision", u->revision, "generation",
+                         json_string_or_null(u->generation), "error", json_string_or_null(u->error), "since",
+                         json_time_or_null(u->since));
 }
 
 static json_t *pair_to_json(const char *revision, const char *generation) {
@@ -162,7 +182,7 @@ json_t *state_to_json(const State *s) {
                         return NULL;
                 }
 
-        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}",
                          "version", STATE_VERSION,
                          "next-id", (json_int_t) s->next_id,
                          "deployed", pair_to_json(s->deployed_revision, s->deployed_generation),
@@ -170,6 +190,7 @@ json_t *state_to_json(const State *s) {
                          "phase", phase_to_string(s->phase),
                          "failed-revision", json_string_or_null(s->failed_revision),
                          "bundle-sequence", s->bundle_sequence > 0 ? json_integer((json_int_t) s->bundle_sequence) : json_null(),
+                         "unhealthy", unhealthy_to_json(s->unhealthy),
                          "pending", s->pending ? deployment_to_json(s->pending) : json_null(),
                          "history", history);
 }
@@ -225,20 +246,24 @@ static int images_from_json(json_t *a, const char *what, Error *e) {
 
 static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Error *e) {
         json_t *generation, *ref, *started, *finished, *error, *signer, *images, *previous, *health, *boot_id,
-                *bundle = NULL;
+                *bundle = NULL, *activations = NULL;
         const char *revision, *source, *action, *result;
         json_int_t id;
         json_error_t jerr;
         Deployment d = {};
         int r;
 
-        /* "bundle" came after the first files were written: optional. */
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s?o}",
+        /* "bundle" and "activations" came after the first files were written: optional. */
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s?o, s?o}",
                            "id", &id, "revision", &revision, "generation", &generation, "source", &source,
                            "ref", &ref, "action", &action, "started", &started, "finished", &finished,
                            "result", &result, "error", &error, "signer", &signer, "images", &images,
-                           "previous-generation", &previous, "health", &health, "boot-id", &boot_id, "bundle", &bundle) < 0)
+                           "previous-generation", &previous, "health", &health, "boot-id", &boot_id, "bundle", &bundle,
+                           "activations", &activations) < 0)
                 return error_set(e, -EINVAL, "%s: %s", what, jerr.text);
+        if (activations && !(json_is_integer(activations) && json_integer_value(activations) >= 0 &&
+                             json_integer_value(activations) <= 1000))
+                return error_set(e, -EINVAL, "%s: activations: expected an integer from 0 to 1000", what);
         if (bundle && !json_is_null(bundle) && !json_is_object(bundle))
                 return error_set(e, -EINVAL, "%s: bundle: expected an object or null", what);
         r = images_from_json(images, what, e);
@@ -258,6 +283,7 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
                 return error_set(e, -EINVAL, "%s: unknown action '%s'", what, action);
 
         d.id = (uint64_t) id;
+        d.activations = activations ? (unsigned) json_integer_value(activations) : 0;
         if (run_result_from_string(result, &d.result) < 0) {
                 r = error_set(e, -EINVAL, "%s: unknown result '%s'", what, result);
                 goto fail;
@@ -309,9 +335,40 @@ static int pair_from_json(json_t *j, const char *what, char **ret_revision, char
         return strdup_null(revision, ret_revision);
 }
 
+static int unhealthy_from_json(json_t *j, Unhealthy **ret, Error *e) {
+        json_t *generation, *error, *since;
+        const char *revision;
+        json_error_t jerr;
+        Unhealthy *u;
+        int r;
+
+        if (!j || json_is_null(j))
+                return 0;
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:s, s:o, s:o, s:o}", "revision", &revision, "generation",
+                           &generation, "error", &error, "since", &since) < 0)
+                return error_set(e, -EINVAL, "unhealthy: %s", jerr.text);
+        if (!is_commit_id(revision))
+                return error_set(e, -EINVAL, "unhealthy: revision '%s' is not a commit id", revision);
+        u = calloc(1, sizeof(Unhealthy));
+        if (!u)
+                return -ENOMEM;
+        u->revision = strdup(revision);
+        if (!u->revision)
+                r = -ENOMEM;
+        else if ((r = opt_string(generation, "unhealthy", &u->generation, e)) >= 0 &&
+                 (r = opt_string(error, "unhealthy", &u->error, e)) >= 0)
+                r = opt_time(since, "unhealthy", &u->since, e);
+        if (r < 0) {
+                unhealthy_free(u);
+                return r;
+        }
+        *ret = u;
+        return 0;
+}
+
 int state_from_json(json_t *j, State **ret, Error *e) {
         _cleanup_state_ State *s = NULL;
-        json_t *deployed, *good, *pending, *history, *v, *failed, *sequence = NULL;
+        json_t *deployed, *good, *pending, *history, *v, *failed, *sequence = NULL, *unhealthy = NULL;
         json_int_t version, next_id;
         const char *phase;
         json_error_t jerr;
@@ -325,10 +382,10 @@ int state_from_json(json_t *j, State **ret, Error *e) {
                 return error_set(e, -EPROTONOSUPPORT, "unsupported state version %lld (this agent reads version %d)",
                                  (long long) version, STATE_VERSION);
 
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s?o, s:o, s:o}",
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s?o, s?o, s:o, s:o}",
                            "version", &version, "next-id", &next_id, "deployed", &deployed, "known-good", &good,
-                           "phase", &phase, "failed-revision", &failed, "bundle-sequence", &sequence, "pending", &pending,
-                           "history", &history) < 0)
+                           "phase", &phase, "failed-revision", &failed, "bundle-sequence", &sequence, "unhealthy",
+                           &unhealthy, "pending", &pending, "history", &history) < 0)
                 return error_set(e, -EINVAL, "%s", jerr.text);
         if (sequence && !json_is_null(sequence) && !(json_is_integer(sequence) && json_integer_value(sequence) > 0))
                 return error_set(e, -EINVAL, "bundle-sequence: expected a positive integer or null");
@@ -343,6 +400,9 @@ int state_from_json(json_t *j, State **ret, Error *e) {
 
         if (phase_from_string(phase, &s->phase) < 0)
                 return error_set(e, -EINVAL, "unknown phase '%s'", phase);
+        r = unhealthy_from_json(unhealthy, &s->unhealthy, e);
+        if (r < 0)
+                return r;
 
         r = pair_from_json(deployed, "deployed", &s->deployed_revision, &s->deployed_generation, e);
         if (r < 0)
@@ -488,7 +548,34 @@ static int set_pair(char **revision, char **generation, const Deployment *d) {
         return 0;
 }
 
-int state_finish(State *s, RunResult result, const char *error) {
+static int set_unhealthy(State *s, const Deployment *d, const char *error, const char *running) {
+        Unhealthy *u = calloc(1, sizeof(Unhealthy));
+
+        if (!u)
+                return -ENOMEM;
+        u->since = time(NULL);
+        if (strdup_null(d->revision, &u->revision) < 0 || strdup_null(running, &u->generation) < 0 ||
+            strdup_null(error, &u->error) < 0) {
+                unhealthy_free(u);
+                return -ENOMEM;
+        }
+        unhealthy_free(s->unhealthy);
+        s->unhealthy = u;
+        return 0;
+}
+
+const Deployment *state_deployed_entry(const State *s) {
+        for (size_t i = s->n_history; i > 0; i--) {
+                const Deployment *d = &s->history[i - 1];
+
+                if (d->result == RESULT_SUCCESS && streq_ptr(d->revision, s->deployed_revision) &&
+                    streq_ptr(d->generation, s->deployed_generation))
+                        return d;
+        }
+        return NULL;
+}
+
+int state_finish(State *s, RunResult result, const char *error, const char *running) {
         Deployment *d = s->pending;
         int r;
 
@@ -508,6 +595,11 @@ int state_finish(State *s, RunResult result, const char *error) {
                 s->failed_revision = NULL;
                 if (result != RESULT_SUCCESS && strdup_null(d->revision, &s->failed_revision) < 0)
                         return -ENOMEM;
+        }
+        if (result == RESULT_ROLLBACK_FAILED && set_unhealthy(s, d, error, running) < 0)
+                return -ENOMEM;
+        if (result == RESULT_SUCCESS || result == RESULT_ROLLED_BACK) {
+                unhealthy_free(TAKE_PTR(s->unhealthy));
         }
         if (result == RESULT_SUCCESS) {
                 json_t *seq = json_object_get(d->bundle, "sequence");

@@ -68,9 +68,20 @@ typedef struct Deployment {
                                     * when there is no known-good generation yet */
         struct json_t *health;     /* [{name, ok, detail, duration_ms}] of the last round, or NULL */
         char *boot_id;             /* action boot: the boot it was installed in */
+        unsigned activations;      /* activations begun; one more than 1 means a run was interrupted
+                                    * during the activation (2: twice, and the revision counts as failed) */
         struct json_t *images; /* [{name, reference, digest, signers, sbom}], NULL before verified */
         struct json_t *bundle; /* source "bundle": {id, sequence, signer, file}; else NULL */
 } Deployment;
+
+/* The machine left on a generation that failed its checks, because the rollback failed too:
+ * until a healthy deployment or a successful rollback, pull and check exit 5. */
+typedef struct Unhealthy {
+        char *revision;   /* the revision whose deployment failed */
+        char *generation; /* what current-system pointed to when the rollback failed */
+        char *error;
+        time_t since;
+} Unhealthy;
 
 typedef struct State {
         uint64_t next_id;
@@ -82,6 +93,7 @@ typedef struct State {
         Deployment *pending;       /* the deployment in flight when phase != idle */
         char *failed_revision;     /* not tried again until the ref moves (or pull --retry) */
         uint64_t bundle_sequence;  /* the sequence of the last bundle applied successfully, 0: none */
+        Unhealthy *unhealthy;      /* NULL unless a rollback failed (see Unhealthy) */
         Deployment *history;       /* oldest first */
         size_t n_history;
 } State;
@@ -115,8 +127,14 @@ int state_begin(State *s, Phase phase, const char *revision, const char *ref, co
                 const char *action);
 /* Ends the pending deployment with a result, appends it to the history (dropping the oldest
  * past STATE_HISTORY_MAX) and returns to idle. On success it becomes the deployed one, and
- * the sequence of the bundle it came from (if any) becomes the last one applied. */
-int state_finish(State *s, RunResult result, const char *error);
+ * the sequence of the bundle it came from (if any) becomes the last one applied. A success or
+ * a successful rollback clears `unhealthy`; a failed rollback sets it, with running (what
+ * current-system points to) as its generation. */
+int state_finish(State *s, RunResult result, const char *error, const char *running);
+
+/* The deployment of the history that is deployed now (revision and generation of
+ * s->deployed_*), or NULL. */
+const Deployment *state_deployed_entry(const State *s);
 
 void deployment_done(Deployment *d);
 int deployment_copy(const Deployment *src, Deployment *dst);

@@ -16,7 +16,7 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
         state = state_to_json(s);
         if (!state)
                 return NULL;
-        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
+        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
                       "version", STATE_VERSION,
                       "host", c->host,
                       "state-dir", c->state_dir,
@@ -28,6 +28,7 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
                       "pending", json_object_get(state, "pending"),
                       "failed-revision", json_object_get(state, "failed-revision"),
                       "bundle-sequence", json_object_get(state, "bundle-sequence"),
+                      "unhealthy", json_object_get(state, "unhealthy"),
                       "last-run",
                         "command", l->command ? json_string(l->command) : json_null(),
                         "result", run_result_to_string(l->result),
@@ -47,12 +48,24 @@ static void print_table(const Config *c, const State *s, const LastRun *l) {
         if (s->deployed_generation)
                 printf("Generation:  %s\n", s->deployed_generation);
         printf("Known good:  %s\n", s->good_generation ?: "none");
+        if (s->unhealthy) {
+                char since[TIMESTAMP_MAX];
+
+                printf("UNHEALTHY:   the system runs %s, which failed its checks (revision %s), and the rollback\n"
+                       "             failed at %s: %s\n"
+                       "             A healthy deployment or a successful `atticd-agent rollback` ends this.\n",
+                       strna(s->unhealthy->generation), s->unhealthy->revision,
+                       format_timestamp(since, s->unhealthy->since), strna(s->unhealthy->error));
+        }
         if (s->failed_revision)
                 printf("Failed:      %s (not tried again until the ref moves; pull --retry)\n", s->failed_revision);
         if (s->bundle_sequence > 0)
                 printf("Bundle:      sequence %llu applied last\n", (unsigned long long) s->bundle_sequence);
-        printf("Phase:       %s%s%s\n", phase_to_string(s->phase), s->pending ? " " : "",
+        printf("Phase:       %s%s%s", phase_to_string(s->phase), s->pending ? " " : "",
                s->pending ? s->pending->revision : "");
+        if (s->pending && s->pending->activations > 1)
+                printf(" (activation %u: the run before was interrupted)", s->pending->activations);
+        printf("\n");
         if (l->result != RESULT_NONE)
                 printf("Last run:    %s %s at %s%s%s\n", strna(l->command), run_result_to_string(l->result),
                        format_timestamp(b1, l->time), l->error ? ": " : "", strempty(l->error));

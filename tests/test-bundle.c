@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "bundle.h"
 #include "fileio.h"
 
@@ -21,16 +23,25 @@
 #define DIGEST "sha256:" SHA
 
 /* A valid manifest, with one part replaceable: each test swaps in a broken piece. */
-static char *manifest(const char *host, const char *extra, const char *closure, const char *images,
-                      const char *members) {
+static char *manifest_with(const char *host, const char *extra, const char *closure, const char *images,
+                           const char *members, const char *system, const char *containers) {
         char *s;
         assert_true(asprintf(&s,
-                             "{\"format\": \"atticd-agent-bundle\", \"version\": 1, \"host\": \"%s\", "
-                             "\"revision\": \"" REV "\", \"sequence\": 5, \"created\": 100, \"expires\": 200, "
+                             "{\"format\": \"atticd-agent-bundle\", \"version\": 2, \"host\": \"%s\", "
+                             "\"revision\": \"" REV "\", \"system\": %s, \"containers\": %s, \"sequence\": 5, "
+                             "\"created\": 100, \"expires\": 200, "
                              "\"repository\": \"repository.pack\", \"closure\": %s, \"images\": %s, "
                              "\"members\": %s%s}",
-                             host, closure, images, members, extra) > 0);
+                             host, system, containers, closure, images, members, extra) > 0);
         return s;
+}
+
+#define SYSTEM "\"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h\""
+#define CONTAINERS "{\"web\": \"r.example/a:1\", \"worker\": \"r.example/a:1\"}"
+
+static char *manifest(const char *host, const char *extra, const char *closure, const char *images,
+                      const char *members) {
+        return manifest_with(host, extra, closure, images, members, SYSTEM, CONTAINERS);
 }
 
 #define MEMBERS                                                                        \
@@ -60,6 +71,9 @@ static void test_valid(void **state) {
         assert_true(b.has_images);
         assert_int_equal(b.n_images, 1);
         assert_int_equal(b.n_members, 3);
+        assert_string_equal(b.system, "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h");
+        assert_int_equal(json_object_size(b.containers), 2);
+        assert_string_equal(json_string_value(json_object_get(b.containers, "web")), "r.example/a:1");
         /* Sorted, found by name. */
         assert_non_null(bundle_manifest_find(&b, "repository.pack"));
         assert_non_null(bundle_manifest_find(&b, "nix/nix-cache-info"));
@@ -80,7 +94,7 @@ static void test_valid(void **state) {
 typedef struct Case {
         const char *name;
         const char *text; /* a whole manifest, or NULL to build one from the parts */
-        const char *host, *extra, *closure, *images, *members;
+        const char *host, *extra, *closure, *images, *members, *system, *containers;
         const char *message;
 } Case;
 
@@ -91,10 +105,25 @@ static void test_refused(void **state) {
                 { "empty", "", .message = "not valid JSON" },
                 { "duplicate key", "{\"format\": \"atticd-agent-bundle\", \"format\": \"x\"}", .message = "not valid JSON" },
                 { "other format", "{\"format\": \"rauc\", \"version\": 1}", .message = "not an atticd-agent-bundle" },
-                { "version 2", "{\"format\": \"atticd-agent-bundle\", \"version\": 2}", .message = "unsupported format version 2" },
+                { "version 1", "{\"format\": \"atticd-agent-bundle\", \"version\": 1}", .message = "unsupported format version 1" },
+                { "version 3", "{\"format\": \"atticd-agent-bundle\", \"version\": 3}", .message = "unsupported format version 3" },
+                { "system missing", .extra = "", .system = "null", .message = "'system' must be a store path" },
+                { "system not a string", .system = "[]", .message = "'system' must be a store path" },
+                { "system relative", .system = "\"nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h\"", .message = "'system' must be a store path" },
+                { "system outside the closure", .system = "\"/nix/store/11111111111111111111111111111111-nixos-system-h\"", .message = "'system' is not one of closure.paths" },
+                { "system of another store", .system = "\"/other/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h\"", .message = "'system' is not one of closure.paths" },
+                { "system traversal", .closure = "null", .system = "\"/nix/store/../0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h\"", .message = "'system' must be a store path" },
+                { "system short name", .closure = "null", .system = "\"/nix/store/abc\"", .message = "'system' must be a store path" },
+                { "system bad character", .closure = "null", .system = "\"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-a b\"", .message = "'system' must be a store path" },
+                { "containers not an object", .containers = "[]", .message = "'containers' must be an object" },
+                { "container image not a string", .containers = "{\"web\": 1}", .message = "containers.web" },
+                { "container image empty", .containers = "{\"web\": \"\"}", .message = "containers.web" },
+                { "container name empty", .containers = "{\"\": \"r.example/a:1\"}", .message = "a name is empty" },
+                { "container name control", .containers = "{\"w\\u001beb\": \"r.example/a:1\"}", .message = "printable ASCII" },
+                { "container image not in the bundle", .containers = "{\"web\": \"r.example/b:1\"}", .message = "its image 'r.example/b:1' is not in 'images'" },
                 { "version string", "{\"format\": \"atticd-agent-bundle\", \"version\": \"1\"}", .message = "unsupported format version" },
                 { "unknown key", .extra = ", \"signer\": \"me\"", .message = "signer" },
-                { "missing members", "{\"format\": \"atticd-agent-bundle\", \"version\": 1, \"host\": \"h\"}", .message = "manifest:" },
+                { "missing members", "{\"format\": \"atticd-agent-bundle\", \"version\": 2, \"host\": \"h\"}", .message = "manifest:" },
                 { "host not a string", .host = "\", \"x\": \"", .message = "manifest:" },
                 { "members not an array", .members = "{}", .message = "'members' must be an array" },
                 { "member unknown key", .members = "[{\"path\": \"repository.pack\", \"size\": 1, \"sha256\": \"" SHA "\", \"mode\": 1}]", .message = "members[0]" },
@@ -123,16 +152,16 @@ static void test_refused(void **state) {
                 { "image twice", .images = "[" "{\"reference\": \"r/a:1\", \"digest\": \"" DIGEST "\", \"layout\": \"images/0\"}," "{\"reference\": \"r/a:1\", \"digest\": \"" DIGEST "\", \"layout\": \"images/0\"}]", .message = "listed twice" },
                 { "image layout missing", .images = "[{\"reference\": \"r/a:1\", \"digest\": \"" DIGEST "\", \"layout\": \"images/9\"}]", .message = "no member lies below" },
                 { "image unknown key", .images = "[{\"reference\": \"r/a:1\", \"digest\": \"" DIGEST "\", \"layout\": \"images/0\", \"x\": 1}]", .message = "images[0]" },
-                { "expires before created", .text = "{\"format\": \"atticd-agent-bundle\", \"version\": 1, \"host\": \"h\", \"revision\": \"" REV "\", \"sequence\": 5, \"created\": 200, \"expires\": 200, \"repository\": \"repository.pack\", \"closure\": null, \"images\": null, \"members\": " MEMBERS "}", .message = "'expires' is not after 'created'" },
-                { "sequence zero", .text = "{\"format\": \"atticd-agent-bundle\", \"version\": 1, \"host\": \"h\", \"revision\": \"" REV "\", \"sequence\": 0, \"created\": 100, \"expires\": 200, \"repository\": \"repository.pack\", \"closure\": null, \"images\": null, \"members\": " MEMBERS "}", .message = "'sequence' is out of range" },
-                { "short revision", .text = "{\"format\": \"atticd-agent-bundle\", \"version\": 1, \"host\": \"h\", \"revision\": \"0123\", \"sequence\": 1, \"created\": 100, \"expires\": 200, \"repository\": \"repository.pack\", \"closure\": null, \"images\": null, \"members\": " MEMBERS "}", .message = "commit id" },
+                { "expires before created", .text = "{\"format\": \"atticd-agent-bundle\", \"version\": 2, \"host\": \"h\", \"system\": \"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h\", \"containers\": {}, \"revision\": \"" REV "\", \"sequence\": 5, \"created\": 200, \"expires\": 200, \"repository\": \"repository.pack\", \"closure\": null, \"images\": null, \"members\": " MEMBERS "}", .message = "'expires' is not after 'created'" },
+                { "sequence zero", .text = "{\"format\": \"atticd-agent-bundle\", \"version\": 2, \"host\": \"h\", \"system\": \"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h\", \"containers\": {}, \"revision\": \"" REV "\", \"sequence\": 0, \"created\": 100, \"expires\": 200, \"repository\": \"repository.pack\", \"closure\": null, \"images\": null, \"members\": " MEMBERS "}", .message = "'sequence' is out of range" },
+                { "short revision", .text = "{\"format\": \"atticd-agent-bundle\", \"version\": 2, \"host\": \"h\", \"system\": \"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h\", \"containers\": {}, \"revision\": \"0123\", \"sequence\": 1, \"created\": 100, \"expires\": 200, \"repository\": \"repository.pack\", \"closure\": null, \"images\": null, \"members\": " MEMBERS "}", .message = "commit id" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 const Case *c = &cases[i];
                 _cleanup_free_ char *m = c->text ? strdup(c->text) :
-                        manifest(c->host ?: "h", c->extra ?: "", c->closure ?: CLOSURE, c->images ?: IMAGES,
-                                 c->members ?: MEMBERS);
+                        manifest_with(c->host ?: "h", c->extra ?: "", c->closure ?: CLOSURE, c->images ?: IMAGES,
+                                      c->members ?: MEMBERS, c->system ?: SYSTEM, c->containers ?: CONTAINERS);
                 BundleManifest b = {};
                 Error e = {};
                 int r;
@@ -302,8 +331,8 @@ static void head(FILE *f) {
                         (void) snprintf(hex[i] + 2 * k, 3, "%02x", md[k]);
         }
         (void) snprintf(manifest, sizeof(manifest),
-                        "{\"format\": \"atticd-agent-bundle\", \"version\": 1, \"host\": \"h\", \"revision\": \"" REV "\", "
-                        "\"sequence\": 5, \"created\": 100, \"expires\": 200, \"repository\": \"repository.pack\", "
+                        "{\"format\": \"atticd-agent-bundle\", \"version\": 2, \"host\": \"h\", \"revision\": \"" REV "\", "
+                        "\"system\": \"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h\", \"containers\": {}, \"sequence\": 5, \"created\": 100, \"expires\": 200, \"repository\": \"repository.pack\", "
                         "\"closure\": null, \"images\": null, \"members\": [{\"path\": \"repository.pack\", \"size\": %zu, "
                         "\"sha256\": \"%s\"}, {\"path\": \"" OTHER_NAME "\", \"size\": 5, \"sha256\": \"%s\"}]}",
                         strlen(PACK), hex[0], hex[1]);
@@ -540,8 +569,8 @@ static void test_reader_large(void **state) {
         }
         memcpy(content[0], PACK, sizes[0]);
         (void) snprintf(manifest, sizeof(manifest),
-                        "{\"format\": \"atticd-agent-bundle\", \"version\": 1, \"host\": \"h\", \"revision\": \"" REV "\", "
-                        "\"sequence\": 5, \"created\": 100, \"expires\": 200, \"repository\": \"repository.pack\", "
+                        "{\"format\": \"atticd-agent-bundle\", \"version\": 2, \"host\": \"h\", \"revision\": \"" REV "\", "
+                        "\"system\": \"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-h\", \"containers\": {}, \"sequence\": 5, \"created\": 100, \"expires\": 200, \"repository\": \"repository.pack\", "
                         "\"closure\": null, \"images\": null, \"members\": [");
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
                 hex_sha256(content[i], sizes[i], hex);

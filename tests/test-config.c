@@ -202,7 +202,7 @@ static const FileCase file_cases[] = {
         { "unknown-repository.yaml", -EINVAL, "unknown-repository.yaml:4: repository.branch: unknown key" },
         { "unknown-images.yaml", -EINVAL, "unknown-images.yaml:4: images.key: unknown key" },
         { "unknown-bundle.yaml", -EINVAL, "unknown-bundle.yaml:3: bundle.key: unknown key" },
-        { "unknown-health.yaml", -EINVAL, "unknown-health.yaml:4: health.interval: unknown key" },
+        { "unknown-health.yaml", -EINVAL, "unknown-health.yaml:4: health.round-interval: unknown key" },
         { "unknown-check.yaml", -EINVAL, "unknown-check.yaml:7: health.checks[1].htp: unknown key" },
         { "unknown-http.yaml", -EINVAL, "unknown-http.yaml:7: health.checks[0].http.code: unknown key" },
         { "empty.yaml", -EINVAL, "empty.yaml:1: the file is empty" },

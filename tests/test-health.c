@@ -428,6 +428,28 @@ static void test_rounds_until_healthy(void **state) {
         server_stop(&late);
 }
 
+/* A service that is back 0.3 s after the start is seen by the round after it, not 2 s later:
+ * with the configured interval of 2 s, the pauses grow from 100 ms (rounds at 0, 0.1, 0.3 and
+ * 0.7 s), so the service is seen in round 3 or 4. */
+static void test_rounds_back_off_from_100ms(void **state) {
+        Server late = server_start(SERVER_HTTP, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                                   300 * MSEC);
+        HealthReport rep = {};
+        char checks[256];
+        double took;
+
+        (void) snprintf(checks, sizeof(checks), "    - name: web\n      http: {url: \"http://127.0.0.1:%d/\"}\n", late.port);
+        took = run_timed(checks, 10, &(HealthOptions) { .interval = 2 * USEC_PER_SEC }, &rep);
+        assert_true(rep.healthy);
+        if (rep.rounds < 3 || rep.rounds > 4)
+                fail_msg("healthy in round %u, not 3 or 4", rep.rounds);
+        assert_true(rep.elapsed >= 300 * MSEC);
+        if (took >= 2.0)
+                fail_msg("took %.2f s: the rounds did not back off from 100 ms", took);
+        health_report_done(&rep);
+        server_stop(&late);
+}
+
 /* With settle, the first round waits: the same late server is up by then. */
 static void test_settle(void **state) {
         Server late = server_start(SERVER_HTTP, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -461,11 +483,12 @@ static void test_never_healthy(void **state) {
                 fail_msg("took %.2f s", took);
         health_report_done(&rep);
 
-        /* an interval longer than the timeout is cut short: a round at 0 and one at 1 s */
+        /* the first pauses grow from 100 ms, and a pause past the timeout is cut short: rounds at 0,
+         * 0.1, 0.3, 0.7 and 1 s (not 1.5) */
         took = run_timed("    - name: never\n      command: [false]\n", 1, &(HealthOptions) { .interval = 10 * USEC_PER_SEC },
                          &rep);
         assert_false(rep.healthy);
-        assert_int_equal(rep.rounds, 2);
+        assert_int_equal(rep.rounds, 5);
         if (took < 1.0 || took > 1.7)
                 fail_msg("took %.2f s", took);
         health_report_done(&rep);
@@ -551,6 +574,7 @@ int main(void) {
                 cmocka_unit_test(test_units_without_bus),
                 cmocka_unit_test(test_units_hung_bus),
                 cmocka_unit_test(test_rounds_until_healthy),
+                cmocka_unit_test(test_rounds_back_off_from_100ms),
                 cmocka_unit_test(test_settle),
                 cmocka_unit_test(test_never_healthy),
                 cmocka_unit_test(test_same_round),

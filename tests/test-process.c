@@ -10,6 +10,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "process.h"
+#include "stop.h"
 
 static bool pid_gone(pid_t pid) {
         char path[64], st[512] = {};
@@ -165,6 +166,78 @@ static void test_agent_killed_takes_command_along(void **state) {
         (void) rm_rf(dir);
 }
 
+/* Sends SIGTERM to pid after delay_ms, from a process of its own. */
+static void term_later(pid_t pid, unsigned delay_ms) {
+        pid_t p = fork();
+
+        assert_true(p >= 0);
+        if (p == 0) {
+                usleep(delay_ms * 1000);
+                (void) kill(pid, SIGTERM);
+                _exit(0);
+        }
+}
+
+/* The checks of test_stop_request, in a child of its own (a stop request lasts for the
+ * process): returns which check failed, 0 when none did. */
+static int stop_request_checks(const char *pidfile) {
+        _cleanup_free_ char *script = NULL, *pid_s = NULL;
+        usec_t start;
+        Error e = {};
+        int r;
+
+        if (stop_install() < 0)
+                return 1;
+        /* A command that runs when SIGTERM comes is stopped, with what it started. */
+        if (asprintf(&script, "sleep 1000 & echo $! > %s; wait", pidfile) < 0)
+                return 2;
+        char *argv[] = { (char *) "sh", (char *) "-c", script, NULL };
+        term_later(getpid(), 300);
+        start = now_usec(CLOCK_MONOTONIC);
+        r = process_run(argv, &(ProcessOptions) { .kill_grace = 500 * USEC_PER_MSEC }, NULL, &e);
+        if (r != -ECANCELED || !strstr(e.message, "asked to stop"))
+                return 3;
+        if (now_usec(CLOCK_MONOTONIC) - start > 4 * USEC_PER_SEC)
+                return 4;
+        if (read_full_file(pidfile, 64, &pid_s, NULL) < 0)
+                return 5;
+        for (int i = 0; i < 300 && !pid_gone((pid_t) strtol(pid_s, NULL, 10)); i++)
+                usleep(10000);
+        if (!pid_gone((pid_t) strtol(pid_s, NULL, 10)))
+                return 6;
+        /* After the request, nothing new starts... */
+        char *t[] = { (char *) "true", NULL };
+        if (process_run(t, NULL, NULL, &e) != -ECANCELED)
+                return 7;
+        /* ...but an activation runs to its end. */
+        char *s05[] = { (char *) "sleep", (char *) "0.5", NULL };
+        start = now_usec(CLOCK_MONOTONIC);
+        if (process_run(s05, &(ProcessOptions) { .keep_on_stop = true }, NULL, &e) != 0)
+                return 8;
+        if (now_usec(CLOCK_MONOTONIC) - start < 400 * USEC_PER_MSEC)
+                return 9;
+        return stop_requested() && stop_signal() == SIGTERM ? 0 : 10;
+}
+
+static void test_stop_request(void **state) {
+        char dir[] = "/tmp/test-process-XXXXXX";
+        _cleanup_free_ char *pidfile = NULL;
+        pid_t child;
+        int status;
+
+        assert_non_null(mkdtemp(dir));
+        pidfile = path_join(dir, "pid");
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0)
+                _exit(stop_request_checks(pidfile));
+        assert_int_equal(waitpid(child, &status, 0), child);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) != 0)
+                fail_msg("check %d failed", WEXITSTATUS(status));
+        (void) rm_rf(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_success),
@@ -177,6 +250,7 @@ int main(void) {
                 cmocka_unit_test(test_cwd_and_env),
                 cmocka_unit_test(test_background_holder_does_not_hang),
                 cmocka_unit_test(test_agent_killed_takes_command_along),
+                cmocka_unit_test(test_stop_request),
         };
 
         log_set_max_level(LOG_WARNING);

@@ -55,9 +55,9 @@ static void test_round_trip(void **state) {
         assert_string_equal(t->pending->generation, "/nix/store/aaa-system");
         t = state_free(t);
 
-        assert_int_equal(state_finish(s, RESULT_SUCCESS, NULL), 0);
+        assert_int_equal(state_finish(s, RESULT_SUCCESS, NULL, NULL), 0);
         assert_int_equal(state_begin(s, PHASE_BUILDING, REV2, "v2", "pull", "boot"), 0);
-        assert_int_equal(state_finish(s, RESULT_BUILD_FAILED, "nixos-rebuild exited with status 1"), 0);
+        assert_int_equal(state_finish(s, RESULT_BUILD_FAILED, "nixos-rebuild exited with status 1", NULL), 0);
         assert_int_equal(state_save(s, dir), 0);
 
         assert_int_equal(state_load(dir, &t, &e), 0);
@@ -80,13 +80,54 @@ static void test_round_trip(void **state) {
         assert_int_equal(rm_rf(dir), 0);
 }
 
+/* A failed rollback marks the machine unhealthy (naming what runs); the count of activations
+ * survives a reload; a success or a successful rollback clears the mark. */
+static void test_unhealthy_and_activations(void **state) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_state_ State *s = NULL, *t = NULL;
+        Error e = {};
+
+        assert_int_equal(state_new(&s), 0);
+        assert_int_equal(state_begin(s, PHASE_ACTIVATING, REV1, "main", "pull", "switch"), 0);
+        s->pending->activations = 2;
+        assert_int_equal(state_save(s, dir), 0);
+        assert_int_equal(state_load(dir, &t, &e), 0);
+        assert_int_equal(t->pending->activations, 2);
+        t = state_free(t);
+
+        assert_int_equal(state_finish(s, RESULT_ROLLBACK_FAILED, "not healthy either", "/nix/store/bbb-system"), 0);
+        assert_non_null(s->unhealthy);
+        assert_int_equal(state_save(s, dir), 0);
+        assert_int_equal(state_load(dir, &t, &e), 0);
+        assert_non_null(t->unhealthy);
+        assert_string_equal(t->unhealthy->revision, REV1);
+        assert_string_equal(t->unhealthy->generation, "/nix/store/bbb-system");
+        assert_string_equal(t->unhealthy->error, "not healthy either");
+        assert_true(t->unhealthy->since > 0);
+        assert_int_equal(t->history[0].activations, 2);
+        t = state_free(t);
+
+        /* a build failure changes nothing about it */
+        assert_int_equal(state_begin(s, PHASE_BUILDING, REV2, "main", "pull", "switch"), 0);
+        assert_int_equal(state_finish(s, RESULT_BUILD_FAILED, "x", NULL), 0);
+        assert_non_null(s->unhealthy);
+        /* a successful rollback ends it */
+        assert_int_equal(state_begin(s, PHASE_ROLLING_BACK, REV1, NULL, "rollback", "switch"), 0);
+        assert_int_equal(state_finish(s, RESULT_ROLLED_BACK, "rolled back", NULL), 0);
+        assert_null(s->unhealthy);
+        assert_int_equal(state_save(s, dir), 0);
+        assert_int_equal(state_load(dir, &t, &e), 0);
+        assert_null(t->unhealthy);
+        assert_int_equal(rm_rf(dir), 0);
+}
+
 static void test_history_cap(void **state) {
         _cleanup_state_ State *s = NULL;
 
         assert_int_equal(state_new(&s), 0);
         for (int i = 0; i < STATE_HISTORY_MAX + 5; i++) {
                 assert_int_equal(state_begin(s, PHASE_BUILDING, REV1, NULL, "pull", "switch"), 0);
-                assert_int_equal(state_finish(s, RESULT_BUILD_FAILED, "x"), 0);
+                assert_int_equal(state_finish(s, RESULT_BUILD_FAILED, "x", NULL), 0);
         }
         assert_int_equal(s->n_history, STATE_HISTORY_MAX);
         assert_int_equal(s->history[0].id, 6);
@@ -160,6 +201,24 @@ static void test_corrupt(void **state) {
         expect_corrupt("{\"version\": 1, \"version\": 1}", "duplicate");
         expect_corrupt(VALID_HEAD "\"deployed\": null, \"known-good\": null, \"phase\": \"idle\", \"pending\": null, "
                        "\"history\": [{\"id\": 1}]}", "history[0]");
+        /* unhealthy: an object of exactly its keys, or null */
+        expect_corrupt(VALID_HEAD "\"deployed\": null, \"known-good\": null, \"phase\": \"idle\", \"pending\": null, "
+                       "\"unhealthy\": true, \"history\": []}", "unhealthy");
+        expect_corrupt(VALID_HEAD "\"deployed\": null, \"known-good\": null, \"phase\": \"idle\", \"pending\": null, "
+                       "\"unhealthy\": {\"revision\": \"" REV1 "\", \"generation\": null, \"error\": null, \"since\": null, "
+                       "\"x\": 1}, \"history\": []}", "unhealthy");
+        expect_corrupt(VALID_HEAD "\"deployed\": null, \"known-good\": null, \"phase\": \"idle\", \"pending\": null, "
+                       "\"unhealthy\": {\"revision\": \"abc\", \"generation\": null, \"error\": null, \"since\": null}, "
+                       "\"history\": []}", "not a commit id");
+        expect_corrupt(VALID_HEAD "\"deployed\": null, \"known-good\": null, \"phase\": \"idle\", \"pending\": null, "
+                       "\"unhealthy\": {\"revision\": \"" REV1 "\", \"generation\": 5, \"error\": null, \"since\": null}, "
+                       "\"history\": []}", "expected a string");
+        /* activations: a small count */
+        expect_corrupt(VALID_HEAD "\"deployed\": null, \"known-good\": null, \"phase\": \"idle\", \"pending\": null, "
+                       "\"history\": [{\"id\": 1, \"revision\": \"" REV1 "\", \"generation\": null, \"source\": \"pull\", "
+                       "\"ref\": null, \"action\": \"switch\", \"started\": null, \"finished\": null, \"result\": \"success\", "
+                       "\"error\": null, \"signer\": null, \"images\": null, \"previous-generation\": null, \"health\": null, "
+                       "\"boot-id\": null, \"activations\": -1}]}", "activations");
 }
 
 static void test_oversize(void **state) {
@@ -196,6 +255,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_missing_is_empty),
                 cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_unhealthy_and_activations),
                 cmocka_unit_test(test_history_cap),
                 cmocka_unit_test(test_valid_literal),
                 cmocka_unit_test(test_corrupt),

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FORMAT = "atticd-agent-bundle"
-VERSION = 1
+VERSION = 2
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 MANIFEST_MAX = 4 * 1024 * 1024
@@ -292,6 +292,17 @@ def git_pack(repo: str | os.PathLike, rev: str, env: dict | None = None) -> byte
     return pack
 
 
+def build_system(run, flake: str, host: str) -> str:
+    """The connected side's build of a host: `nix build` of
+    nixosConfigurations.<host>.config.system.build.toplevel of flake (a flake reference), with
+    run(argv) running a command where the nix store is; returns the toplevel's store path."""
+    r = run(["nix", "build", "--no-link", "--json",
+             f"{flake}#nixosConfigurations.\"{host}\".config.system.build.toplevel"])
+    if r.returncode != 0:
+        raise RuntimeError(f"nix build failed: {r.stderr}")
+    return json.loads(r.stdout)[0]["outputs"]["out"]
+
+
 def manifest_json(obj) -> bytes:
     """The manifest bytes: compact JSON, UTF-8 (any valid JSON would do)."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
@@ -308,6 +319,8 @@ class Bundle:
     created: int | None = None
     expires: int | None = None
     repository: str = "repository.pack"
+    system: str | None = None        # the toplevel's store path (section 3, "system")
+    containers: dict = field(default_factory=dict)  # {name: image reference}
     closure: dict | None = None
     images: list | None = None
     # path -> content of the listed members (after manifest.sig), in archive order
@@ -358,6 +371,8 @@ class Bundle:
             "version": VERSION,
             "host": self.host,
             "revision": self.revision,
+            "system": self.system,
+            "containers": self.containers,
             "sequence": self.sequence,
             "created": self.created,
             "expires": self.expires,

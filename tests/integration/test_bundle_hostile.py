@@ -86,7 +86,9 @@ class Machine:
             self.outside = self.w.tmp / "outside"   # targets of links out of the staging directory
             self.outside.mkdir()
             configure(self.w, [self.key.public])
-            b = Bundle(HOST, self.r1, key=self.key, sequence=DEPLOYED_SEQUENCE).add_pack(self.repo.work)
+            self.systems: dict[str, str] = {}
+            b = Bundle(HOST, self.r1, key=self.key, sequence=DEPLOYED_SEQUENCE,
+                       system=self.system_of(self.r1)).add_pack(self.repo.work)
             r = self.w.agent("apply", str(b.write(self.out / "base.tar")))
             if r.returncode != 0:
                 raise RuntimeError(f"the valid base bundle was not applied ({r.returncode}):\n{r.stderr}")
@@ -95,6 +97,13 @@ class Machine:
         except BaseException:
             self.w.close()
             raise
+
+    def system_of(self, rev: str) -> str:
+        """The toplevel of rev, built here as the connected side would (the store is shared:
+        bundles without a closure name a system this machine holds)."""
+        if rev not in self.systems:
+            self.systems[rev] = bw.build_system(self.w.run, self.w.deploy_ref(rev), HOST)
+        return self.systems[rev]
 
     def close(self):
         self.w.close()
@@ -126,6 +135,7 @@ class HostileBundleTest(unittest.TestCase):
         """A valid bundle of r2 (a fast-forward of the deployed r1), sequence above it."""
         kw.setdefault("key", self.m.key)
         kw.setdefault("sequence", 100)
+        kw.setdefault("system", self.m.system_of(rev or self.m.r2))
         b = Bundle(HOST, rev or self.m.r2, **kw)
         b.add(b.repository, self.m.pack2)
         return b
@@ -1063,6 +1073,7 @@ class ValidBundleTest(unittest.TestCase):
     def bundle(self, rev=None, **kw) -> Bundle:
         kw.setdefault("key", self.key)
         kw.setdefault("sequence", 20)
+        kw.setdefault("system", bw.build_system(self.w.run, self.w.deploy_ref(rev or self.r1), HOST))
         b = Bundle(HOST, rev or self.r1, **kw)
         return b.add_pack(self.repo.work)
 

@@ -64,7 +64,7 @@ class ImagesTest(unittest.TestCase):
         for n in needles:
             self.assertIn(n, r.stderr)
         self.assertEqual(self.state(), before)
-        self.assertEqual(w.rebuild_calls(), [], "nothing may be built")
+        self.assertEqual(w.system_builds(), [], "nothing may be built")
         return r
 
     def image(self, repo="app/web", tag="1.0"):
@@ -120,7 +120,7 @@ class ImagesTest(unittest.TestCase):
         r = w.agent("pull", env=dict(env, http_proxy="http://127.0.0.1:9"))
         self.assertEqual(r.returncode, 6, r.stderr[-3000:])
         self.assertEqual(self.state(), before)
-        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual(w.system_builds(), [])
 
     def test_multi_arch_index_verified_at_index_digest(self):
         a, b = self.image("app/multi", "amd64"), self.image("app/multi", "arm64")
@@ -194,7 +194,7 @@ class ImagesTest(unittest.TestCase):
                 r = self.pull(3)
                 self.assertIn(web, r.stderr)
                 self.assertEqual(self.state(), before)
-                self.assertEqual(w.rebuild_calls(), [])
+                self.assertEqual(w.system_builds(), [])
 
     def test_require_digest(self):
         web = self.image()
@@ -279,7 +279,7 @@ class ImagesTest(unittest.TestCase):
                 for n in needles:
                     self.assertIn(n, r.stderr)
                 self.assertEqual(self.state(), before)
-                self.assertEqual(self.w.rebuild_calls(), [], "nothing may be built")
+                self.assertEqual(self.w.system_builds(), [], "nothing may be built")
                 bad.stop()
         print("\nbad registries, seconds per pull: " + ", ".join(f"{m} {t:.1f}" for m, t in took.items()),
               file=sys.stderr)
@@ -294,7 +294,7 @@ class ImagesTest(unittest.TestCase):
         self.configure(bad, **{"connect-timeout": 2, "stall-timeout": 2})
         with self.assertRaises(subprocess.TimeoutExpired):
             self.w.agent("pull", timeout=6)
-        self.assertEqual(self.w.rebuild_calls(), [])
+        self.assertEqual(self.w.system_builds(), [])
 
     def test_bundle_create_drip_layer(self):
         """bundle create fetches layers, which may be large: a layer gets request-timeout for

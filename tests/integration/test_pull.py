@@ -7,14 +7,14 @@ loopback (tests/world)."""
 import json
 import os
 import signal
-import stat
 import sys
 import time
 import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from world import World, REBUILD_STANDIN  # noqa: E402
+from world import World  # noqa: E402
+from held import BUILD, HeldNix, pid_gone  # noqa: E402
 
 
 class PullTest(unittest.TestCase):
@@ -72,12 +72,15 @@ class PullTest(unittest.TestCase):
             self.assertEqual(h["ref"], "main")
             self.assertEqual(h["action"], "switch")
             self.assertLessEqual(h["started"], h["finished"])
-        # Exactly what was asked of nixos-rebuild: a build, then a switch, at the exact commit.
-        calls = w.rebuild_calls()
-        self.assertEqual(len(calls), 4, calls)
-        for call, verb, rev in zip(calls, ["build", "switch", "build", "switch"], [r1, r1, r2, r2]):
-            self.assertTrue(call.startswith(f"nixos-rebuild {verb} --flake git+file://"), call)
-            self.assertTrue(call.endswith(f"&rev={rev}#testhost"), call)
+        # One evaluation per revision, at the exact commit; then the build of what it gave and
+        # the activation of what was built: no nixos-rebuild (which would evaluate again).
+        evals = w.evaluation_calls()
+        self.assertEqual(len(evals), 2, evals)
+        for call, rev in zip(evals, [r1, r2]):
+            self.assertTrue(call.startswith("nix eval --json git+file://"), call)
+            self.assertIn(f"&rev={rev}#nixosConfigurations", call)
+        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual(w.activations(), [f"switch {gen1} 0", f"switch {s['generation']} 0"])
 
         table = w.agent("status")
         self.assertEqual(table.returncode, 0)
@@ -113,7 +116,7 @@ class PullTest(unittest.TestCase):
         self.assertEqual(w.profile_target(), gen)
         self.assertEqual(w.current_system(), gen)
         self.assertEqual(w.activations(), [])
-        self.assertEqual([c.split()[1] for c in w.rebuild_calls()], ["build"])
+        self.assertEqual(w.evaluations(), 1)
         self.assertEqual(w.health(), 200)
         s = self.status()
         self.assertEqual(s["revision"], good)
@@ -121,7 +124,32 @@ class PullTest(unittest.TestCase):
         self.assertEqual(s["history"][-1]["revision"], bad)
         self.assertEqual(s["history"][-1]["result"], "build-failed")
         self.assertIsNone(s["history"][-1]["generation"])
-        self.assertIn("nixos-rebuild", s["history"][-1]["error"])
+        self.assertIn("nix build", s["history"][-1]["error"])
+
+        # remembered: the next tick neither evaluates nor builds it again
+        w.reset_call_logs()
+        r = self.pull(0)
+        self.assertIn("failed before", r.stderr)
+        self.assertEqual(w.nix_calls(), [])
+
+    def test_evaluation_failure_is_recorded_and_not_paid_again(self):
+        w = self.w
+        w.commit()
+        self.pull(0)
+        gen = w.profile_target()
+        bad = w.commit(files={"flake.nix": "{ outputs = { self }: { nixosConfigurations = throw \"broken\"; }; }\n"})
+        w.reset_call_logs()
+        r = self.pull(1)
+        self.assertIn("broken", r.stderr)
+        self.assertEqual(w.evaluations(), 1)
+        self.assertEqual(w.activations(), [])
+        self.assertEqual(w.current_system(), gen)
+        s = self.status()
+        self.assertEqual((s["history"][-1]["revision"], s["history"][-1]["result"]), (bad, "build-failed"))
+        self.assertEqual(s["failed-revision"], bad)
+        w.reset_call_logs()
+        self.pull(0)
+        self.assertEqual(w.evaluations(), 0)
 
     def test_first_build_fails(self):
         w = self.w
@@ -184,7 +212,8 @@ class PullTest(unittest.TestCase):
         self.assertIsNone(w.current_system(), "boot must not activate now")
         self.assertEqual(s["last-run"]["result"], "pending-reboot")
         self.assertEqual(reboots.read_text(), "reboot\n")
-        self.assertEqual([c.split()[1] for c in w.rebuild_calls()], ["build", "boot"])
+        self.assertEqual(w.evaluations(), 1)
+        self.assertEqual(w.activations(), [f"boot {w.profile_target()} 0"])
 
     def test_unreachable_remote_changes_nothing(self):
         w = self.w
@@ -196,7 +225,7 @@ class PullTest(unittest.TestCase):
         r = self.pull(6)
         self.assertIn("unreachable", r.stderr)
         self.assertEqual(self.state_bytes(), before)
-        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual(w.nix_calls(), [])
         self.assertEqual(self.status()["last-run"]["result"], "transient")
 
     def test_unknown_ref_is_refused(self):
@@ -206,7 +235,7 @@ class PullTest(unittest.TestCase):
         r = self.pull(3)
         self.assertIn("no-such-branch", r.stderr)
         self.assertIsNone(self.state_bytes())
-        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual(w.nix_calls(), [])
 
     def test_damaged_mirror_is_cloned_again(self):
         w = self.w
@@ -221,38 +250,25 @@ class PullTest(unittest.TestCase):
         self.assertNotEqual(r1, r2)
 
     def test_killed_during_build_then_finished_by_next_run(self):
-        """SIGKILL while nixos-rebuild builds: the build must die with the agent (no orphan
-        goes on behind the next run's back), the state file must say where it stopped, and
-        the next run records it as interrupted and deploys."""
+        """SIGKILL while nix builds: the build must die with the agent (no orphan goes on
+        behind the next run's back), the state file must say where it stopped, and the next
+        run records it as interrupted and deploys."""
         w = self.w
-        pidfile = w.tmp / "slow.pid"
-        slow = w.tmp / "slow-rebuild"
-        slow.write_text(f"#!/bin/sh\necho $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}\n"
-                        f"sleep 60\nexec {REBUILD_STANDIN} \"$@\"\n")
-        slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
+        held = HeldNix(w, BUILD)
         rev = w.commit()
-        w.write_config(system={"rebuild-command": str(slow)})
+        w.write_config(system={"nix-command": str(held.path)})
 
         import subprocess
         p = subprocess.Popen([str(w.agent_bin()), "-c", str(w.config_path), "pull"], env=w.env,
                              cwd=w.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.assertTrue(w.wait_for(pidfile.exists, timeout=30), "the rebuild never started")
-        child = int(pidfile.read_text())
+        self.assertTrue(w.wait_for(held.held, timeout=30), "the build never started")
         state = json.loads((w.state_dir / "state.json").read_text())
         self.assertEqual(state["phase"], "building")
         self.assertEqual(state["pending"]["revision"], rev)
         p.send_signal(signal.SIGKILL)
         p.wait()
+        self.assertTrue(w.wait_for(lambda: pid_gone(held.pid()), timeout=10), "the build outlived the agent")
 
-        def gone():
-            try:
-                with open(f"/proc/{child}/stat") as f:
-                    return ") Z " in f.read()
-            except FileNotFoundError:
-                return True
-        self.assertTrue(w.wait_for(gone, timeout=10), "the build outlived the agent")
-
-        w.write_config(system={"rebuild-command": str(REBUILD_STANDIN)})
         r = self.pull(0)
         self.assertIn("stopped while building", r.stderr)
         s = self.assert_deployed(rev, 1)

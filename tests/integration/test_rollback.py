@@ -6,9 +6,7 @@ killed with SIGKILL at each phase of a deployment, then run again."""
 
 import json
 import os
-import shutil
 import signal
-import stat
 import subprocess
 import sys
 import unittest
@@ -16,7 +14,8 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from world import World, REBUILD_STANDIN  # noqa: E402
+from world import World  # noqa: E402
+from held import BUILD, PROFILE_BACK, HeldNix, pid_gone  # noqa: E402
 
 
 class RollbackTest(unittest.TestCase):
@@ -84,7 +83,7 @@ class RollbackTest(unittest.TestCase):
         w.reset_call_logs()
         r = self.pull(0)
         self.assertIn("failed before", r.stderr)
-        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual(w.system_builds(), [])
         self.assertEqual(self.status()["last-run"]["result"], "known-bad")
 
         # --retry tries it anyway (and rolls back again)
@@ -225,7 +224,7 @@ class RollbackTest(unittest.TestCase):
         w.commit()
         w.reset_call_logs()
         self.pull(0)
-        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual(w.system_builds(), [])
         w.repo.reset(rev)
         w.repo.push(rev, "main", force=True)
 
@@ -317,18 +316,6 @@ class RollbackTest(unittest.TestCase):
 
     # -- crash safety -----------------------------------------------------------------------
 
-    def slow_rebuild(self, verb):
-        """A nixos-rebuild that announces itself and sleeps before `verb`."""
-        w = self.w
-        pidfile = w.tmp / f"slow-{verb}.pid"
-        script = w.tmp / f"slow-{verb}"
-        script.write_text(f"""#!/bin/sh
-if [ "$1" = "{verb}" ]; then echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; sleep 60; fi
-exec {REBUILD_STANDIN} "$@"
-""")
-        script.chmod(script.stat().st_mode | stat.S_IXUSR)
-        return script, pidfile
-
     def kill_agent_when(self, predicate):
         w = self.w
         p = subprocess.Popen([str(w.agent_bin()), "-c", str(w.config_path), "pull"], env=w.env, cwd=w.cwd,
@@ -351,8 +338,12 @@ exec {REBUILD_STANDIN} "$@"
         return json.loads((self.w.state_dir / "state.json").read_text())["phase"]
 
     def test_killed_at_each_phase(self):
+        """SIGKILL in each phase, then the next run: the build dies with the agent and the
+        revision is built again; an activation cut in half (a slow switch-to-configuration,
+        service stopped meanwhile) is activated again to its end; an interrupted health check
+        is done again; the record then names what runs, and a healthy revision is deployed."""
         cases = [
-            # (what to make slow, the phase the state file must show when killed, new rev healthy?)
+            # (what to hold, the phase the state file must show when killed, new rev healthy?)
             ("build", "building", True),
             ("switch", "activating", True),
             ("settle", "checking", True),
@@ -363,14 +354,22 @@ exec {REBUILD_STANDIN} "$@"
                 w = self.w
                 good, gen = self.deploy_good()
                 new = w.commit(**({} if healthy else {"health_status": 500}))
-                if how in ("build", "switch"):
-                    script, pidfile = self.slow_rebuild(how)
-                    self.configure()
-                    w.write_config(system={"rebuild-command": str(script)},
+                if how == "build":
+                    held = HeldNix(w, BUILD)
+                    w.write_config(system={"nix-command": str(held.path)},
                                    health={"settle": 0, "timeout": 3, "checks": [{"name": "web", "http": {
                                        "url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
-                    self.kill_agent_when(pidfile.exists)
-                    self.assert_gone(int(pidfile.read_text()), "the rebuild outlived the agent")
+                    self.kill_agent_when(held.held)
+                    self.assertTrue(w.wait_for(lambda: pid_gone(held.pid()), timeout=10),
+                                    "the build outlived the agent")
+                elif how == "switch":
+                    w.activation_seconds = 3
+                    self.configure()
+                    self.kill_agent_when(lambda: any(sp["end"] is None and sp["toplevel"] != gen
+                                                     for sp in w.activation_spans()) and w.health(timeout=0.2) is None)
+                    self.assertTrue(w.wait_activation_idle(10), "the activation outlived the agent")
+                    self.assertIsNone(w.health(), "killed while the services were stopped")
+                    w.activation_seconds = 0
                 else:
                     self.configure(settle=30)
                     self.kill_agent_when(lambda: (w.state_dir / "state.json").exists() and self.phase() == phase)
@@ -386,50 +385,45 @@ exec {REBUILD_STANDIN} "$@"
                     self.assertEqual(s["revision"], new)
                     self.assertEqual(w.health(), 200)
                     self.assertEqual(w.current_system(), s["generation"])
+                    self.assertEqual(w.service_marker(), w.marker_of(s["generation"]))
+                    self.assertIsNone(s["failed-revision"])
                 else:
                     self.assertEqual(r.returncode, 0, r.stderr[-2000:])  # recovered, then: known bad
                     self.assert_back_on(good, gen)
                     self.assertEqual(s["history"][-1]["result"], "rolled-back")
+                    self.assertEqual(s["failed-revision"], new)
+                self.assertEqual(w.activation_conflicts(), [])
                 # a fresh world for the next case
                 w.close()
                 self.w = World.for_test(self)
                 self.w.make_repo()
 
     def test_killed_while_rolling_back(self):
-        """SIGKILL while the agent rolls back: the rollback's nix-env is held (a nix-env next to
-        the configured nix, as the agent finds it, that sleeps before the real one). The state
-        file says rolling-back, the held nix-env dies with the agent, and the next run does the
-        rollback again: known-good generation, healthy, the bad revision remembered."""
+        """SIGKILL while the agent rolls back: the rollback's profile operation (nix profile
+        rollback, through system.nix-command) is held. The state file says rolling-back, the
+        held nix dies with the agent, and the next run does the rollback again: known-good
+        generation, healthy, the bad revision remembered."""
         w = self.w
         good, gen = self.deploy_good()
         bad = w.commit(health_status=500)
-        path = w.env.get("PATH", os.environ["PATH"])
-        real_nix, real_nix_env = shutil.which("nix", path=path), shutil.which("nix-env", path=path)
-        bindir = w.tmp / "slow-nix" / "bin"
-        bindir.mkdir(parents=True)
-        (bindir / "nix").symlink_to(real_nix)
-        pidfile = w.tmp / "slow-nix-env.pid"
-        script = bindir / "nix-env"
-        script.write_text(f"""#!/bin/sh
-case " $* " in
-*" --switch-generation "* | *" --set "*) echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; sleep 60 ;;
-esac
-exec {real_nix_env} "$@"
-""")
-        script.chmod(0o755)
-        w.write_config(system={"nix-command": str(bindir / "nix")},
+        held = HeldNix(w, PROFILE_BACK)
+        w.write_config(system={"nix-command": str(held.path)},
                        health={"settle": 0, "timeout": 3, "checks": [{"name": "web", "http": {
                            "url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
-        self.kill_agent_when(pidfile.exists)
-        self.assert_gone(int(pidfile.read_text()), "the rollback's nix-env outlived the agent")
+        self.kill_agent_when(held.held)
+        self.assertTrue(w.wait_for(lambda: pid_gone(held.pid()), timeout=10),
+                        "the rollback's nix outlived the agent")
         self.assertEqual(self.phase(), "rolling-back")
-        self.assertNotEqual(w.profile_target(), gen, "the profile went back before the held nix-env ran")
+        self.assertNotEqual(w.profile_target(), gen, "the profile went back before the held nix ran")
         self.assertEqual(w.health(), 500, "the bad revision still runs: the rollback was cut off")
+
+        # `check` meanwhile: a rollback is owed, the machine is not fine
+        self.assertEqual(w.agent("check").returncode, 5)
 
         self.configure()
         r = w.agent("pull")
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])  # the rollback redone, then: known bad
-        self.assertIn("stopped during a rollback", r.stderr)
+        self.assertIn("stopped while rolling back", r.stderr)
         s = self.assert_back_on(good, gen)
         h = s["history"][-1]
         self.assertEqual((h["revision"], h["result"]), (bad, "rolled-back"))

@@ -53,7 +53,7 @@ class TransportTest(unittest.TestCase):
         r = self.pull(expect, **repository)
         self.assertIn(needle, r.stderr)
         self.assertEqual(p.read_bytes() if p.exists() else None, before)
-        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual(w.system_builds(), [])
         return time.monotonic() - start
 
     def test_git_daemon(self):
@@ -63,7 +63,7 @@ class TransportTest(unittest.TestCase):
         self.assertEqual(self.deployed(), rev)
         self.w.reset_call_logs()
         self.pull(0, url=d.url("client.git"))
-        self.assertEqual(self.w.rebuild_calls(), [])
+        self.assertEqual(self.w.system_builds(), [])
         rev2 = self.w.commit()
         self.pull(0, url=d.url("client.git"))
         self.assertEqual(self.deployed(), rev2)

@@ -653,6 +653,8 @@ class World:
                 "profile": str(self.profile),
                 "current-system": str(self.root / "run" / "current-system"),
                 "action": "switch",
+                # The world's switch-to-configuration lock, which the agent waits on.
+                "activation-lock": str(self.stc_lock_path),
             },
         }
         if self.repo is not None:
@@ -746,6 +748,14 @@ class World:
             return p.read_text().splitlines()
         except FileNotFoundError:
             return []
+
+    def system_builds(self) -> list[str]:
+        """What built (or would build) a system in this world: nix builds of a derivation or of
+        a flake's output (not profile operations: `nix build --profile P PATH` of a built
+        path), and every run of the nixos-rebuild stand-in."""
+        builds = [c for c in self.nix_calls() if c.startswith("nix build ")
+                  and ("#" in c or ".drv" in c) and " --profile " not in c]
+        return builds + self.rebuild_calls()
 
     def rebuild_calls(self, reexecs: bool = True) -> list[str]:
         """One line "nixos-rebuild ARGS..." per run of the stand-in. A run that re-executed

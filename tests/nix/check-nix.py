@@ -268,7 +268,7 @@ def check_deploy_unit(s, name, summary, command):
           f"eval: {name}: path has nix, git and nixos-rebuild ({svc['path']})")
     check(sc.get("ExecStart") == f"{summary['agent']}/bin/atticd-agent --config /etc/atticd-agent/config.yaml {command}",
           f"eval: {name}: ExecStart runs '{command}' of the package with /etc/atticd-agent/config.yaml ({sc.get('ExecStart')})")
-    check(sc.get("SuccessExitStatus") == "4 6", f"eval: {name}: exit 4 and 6 do not fail the unit")
+    check(sc.get("SuccessExitStatus") == "4 6 143", f"eval: {name}: exit 4, 6 and 143 (stopped) do not fail the unit")
     # Activation must be able to write everywhere and mount for the whole system.
     forbidden = [k for k in ("ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateMounts",
                              "ProtectHostname", "SystemCallFilter", "RestrictSUIDSGID", "NoNewPrivileges",
@@ -357,8 +357,8 @@ def check_eval_cases(ev):
         tc = s["timers"]["atticd-agent-pull"]["timerConfig"]
         check(tc["OnCalendar"] == "*:0/15" and tc["RandomizedDelaySec"] == "0", "eval: schedule and randomizedDelaySec")
         check(s["timers"]["atticd-agent-recheck"]["timerConfig"]["OnCalendar"] == "daily", "eval: recheck.schedule")
-        check(all("SuccessExitStatus" not in u["serviceConfig"] for u in s["services"].values()),
-              "eval: failOnTransient: exit 4 and 6 fail the units")
+        check(all(u["serviceConfig"].get("SuccessExitStatus") == "143" for u in s["services"].values()),
+              "eval: failOnTransient: exit 4 and 6 fail the units, 143 (stopped) does not")
 
     s, err = ev.summary("boot-no-confirm")
     if check(s is not None, "eval: boot activation evaluates" + (f"\n{err}" if s is None else "")):

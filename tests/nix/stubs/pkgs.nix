@@ -28,6 +28,18 @@ let
 
   # A package that only has to exist: its store path appears in units, it is never built.
   stub = name: mkDrv "${name}-stub" "echo ${name} is a stub >&2; exit 1" { };
+
+  # A package of programs that must exist (the build-time `config check` looks for them on the
+  # units' PATH) but are never run: each fails.
+  tool =
+    name: programs:
+    mkDrv "${name}-stub" ''
+      mkdir -p "$out/bin"
+      for p in ${lib.concatStringsSep " " programs}; do
+        printf '#!/bin/sh\necho "%s is a stub" >&2\nexit 1\n' "$p" > "$out/bin/$p"
+        chmod +x "$out/bin/$p"
+      done
+    '' { };
 in
 rec {
   formats.yaml =
@@ -76,8 +88,12 @@ rec {
         chmod +x "$out/bin/atticd-agent"
       '' { inherit agentBin; };
 
-  nix = stub "nix";
-  git = stub "git";
+  nix = tool "nix" [ "nix" ];
+  git = tool "git" [ "git" ];
   jq = stub "jq";
-  nixos-rebuild = stub "nixos-rebuild";
+  nixos-rebuild = tool "nixos-rebuild" [ "nixos-rebuild" ];
+  systemd = tool "systemd" [
+    "systemctl"
+    "systemd-run"
+  ];
 }

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <jansson.h>
+#include <libgen.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "nix.h"
+#include "process.h"
+
+#define NIX_OUTPUT_MAX (1024 * 1024)
+#define CONTAINERS_MAX 1024
+
+/* Everything one deployment needs from a configuration, in one evaluation: on NixOS most of
+ * its cost (seconds, a gigabyte) is the module system, which these attributes share. (Not
+ * "outPath" as a name: nix prints a set that has one as that string.) */
+#define EVAL_EXPRESSION                                                                                          \
+        "config: let t = config.system.build.toplevel; in { "                                                   \
+        "drv = t.drvPath; toplevel = t.outPath; "                                                               \
+        "containers = builtins.mapAttrs (name: c: c.image) "                                                    \
+        "(config.virtualisation.oci-containers.containers or { }); }"
+
+int flake_ref_for_revision(const char *repo_path, const char *ref, const char *rev, char **ret) {
+        if (asprintf(ret, "git+file://%s?ref=%s&rev=%s", repo_path, ref, rev) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+void system_eval_done(SystemEval *s) {
+        if (!s)
+                return;
+        free(s->drv_path);
+        free(s->toplevel);
+        json_decref(s->containers);
+        *s = (SystemEval) {};
+}
+
+static bool is_store_path(const char *p) {
+        return p && p[0] == '/' && !strstr(p, "/../") && !strstr(p, "/./") && strlen(p) < 4096;
+}
+
+/* Runs nix with argv and parses what it prints as JSON. */
+static int nix_json(char **argv, const char *what, json_t **ret, Error *e) {
+        _cleanup_free_ char *out = NULL;
+        json_error_t jerr;
+        int r;
+
+        r = process_run(argv, &(ProcessOptions) { .name = what, .capture = &out, .capture_max = NIX_OUTPUT_MAX },
+                        NULL, e);
+        if (r < 0)
+                return r;
+        *ret = json_loads(out, JSON_REJECT_DUPLICATES, &jerr);
+        if (!*ret)
+                return error_set(e, -EBADMSG, "%s printed no JSON: %s", what, jerr.text);
+        return 0;
+}
+
+int nix_evaluate_system(const Config *c, const char *flake, SystemEval *ret, Error *e) {
+        _cleanup_free_ char *installable = NULL;
+        SystemEval s = {};
+        json_t *j = NULL, *containers, *v;
+        const char *drv, *out, *name;
+        json_error_t jerr;
+        int r;
+
+        if (asprintf(&installable, "%s#nixosConfigurations.\"%s\".config", flake, c->host) < 0)
+                return -ENOMEM;
+        char *argv[] = { c->system.nix_command, (char *) "eval", (char *) "--json", installable,
+                         (char *) "--apply", (char *) EVAL_EXPRESSION, NULL };
+
+        log_info("Evaluating %s.", installable);
+        r = nix_json(argv, "nix eval", &j, e);
+        if (r < 0)
+                return error_prefix(e, r, "the evaluation of host '%s' failed", c->host);
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:s, s:s, s:o}", "drv", &drv, "toplevel", &out, "containers",
+                           &containers) < 0) {
+                json_decref(j);
+                return error_set(e, -EBADMSG, "nix eval printed an unexpected object: %s", jerr.text);
+        }
+        if (!is_store_path(drv) || strlen(drv) < 5 || !streq(drv + strlen(drv) - 4, ".drv") || !is_store_path(out)) {
+                json_decref(j);
+                return error_set(e, -EBADMSG, "the toplevel's derivation '%s' or output '%s' is not a store path", drv,
+                                 out);
+        }
+        if (!json_is_object(containers) || json_object_size(containers) > CONTAINERS_MAX) {
+                json_decref(j);
+                return error_set(e, -EBADMSG, "the containers are not an object of at most %d images", CONTAINERS_MAX);
+        }
+        json_object_foreach(containers, name, v)
+                if (!json_is_string(v)) {
+                        json_decref(j);
+                        return error_set(e, -EBADMSG, "container '%s': image is not a string", name);
+                }
+
+        s.drv_path = strdup(drv);
+        s.toplevel = strdup(out);
+        s.containers = json_incref(containers);
+        json_decref(j);
+        if (!s.drv_path || !s.toplevel) {
+                system_eval_done(&s);
+                return -ENOMEM;
+        }
+        log_info("Host '%s' is %s (%zu container image(s)).", c->host, s.toplevel, json_object_size(s.containers));
+        *ret = s;
+        return 0;
+}
+
+/* Nix 2.13 added DRV^OUTPUTS for store derivations; 2.15 made a bare DRV mean the file
+ * itself. So the outputs of a derivation are DRV^* from 2.13 on and DRV before. */
+static int nix_has_drv_outputs_syntax(const Config *c, bool *ret, Error *e) {
+        static int cached = -1;
+        _cleanup_free_ char *out = NULL;
+        const char *v;
+        unsigned major = 0, minor = 0;
+        int r;
+
+        if (cached >= 0) {
+                *ret = cached;
+                return 0;
+        }
+        char *argv[] = { c->system.nix_command, (char *) "--version", NULL };
+        r = process_run(argv, &(ProcessOptions) { .name = "nix --version", .capture = &out, .capture_max = 4096 }, NULL,
+                        e);
+        if (r < 0)
+                return r;
+        /* "nix (Nix) 2.8.0", "nix (Lix, like Nix) 2.91.1": the last word. */
+        out[strcspn(out, "\n")] = 0;
+        v = strrchr(out, ' ');
+        v = v ? v + 1 : out;
+        if (sscanf(v, "%u.%u", &major, &minor) != 2)
+                return error_set(e, -EBADMSG, "cannot read the version of nix from '%s'", out);
+        cached = major > 2 || (major == 2 && minor >= 13);
+        *ret = cached;
+        return 0;
+}
+
+int nix_build_system(const Config *c, const char *drv_path, const char *expected, const char *out_link, Error *e) {
+        _cleanup_free_ char *installable = NULL, *dir = NULL, *link_copy = strdup(out_link);
+        const char *built;
+        bool caret = false;
+        json_t *j = NULL;
+        int r;
+
+        if (!link_copy)
+                return -ENOMEM;
+        r = nix_has_drv_outputs_syntax(c, &caret, e);
+        if (r < 0)
+                return r;
+        if (asprintf(&installable, "%s%s", drv_path, caret ? "^*" : "") < 0)
+                return -ENOMEM;
+        dir = strdup(dirname(link_copy));
+        if (!dir)
+                return -ENOMEM;
+        r = mkdir_parents(dir, 0755);
+        if (r < 0)
+                return error_set(e, r, "cannot create '%s': %s", dir, strerror(-r));
+        /* A link left by an earlier build must never be taken for this one. */
+        if (unlink(out_link) < 0 && errno != ENOENT)
+                return error_set(e, -errno, "cannot remove '%s': %m", out_link);
+
+        char *argv[] = { c->system.nix_command, (char *) "build", (char *) "--json", (char *) "--out-link",
+                         (char *) out_link, installable, NULL };
+        log_info("Building %s.", drv_path);
+        r = nix_json(argv, "nix build", &j, e);
+        if (r < 0)
+                return r;
+        built = json_string_value(json_object_get(json_object_get(json_array_get(j, 0), "outputs"), "out"));
+        if (!built || !streq(built, expected)) {
+                r = error_set(e, -EPROTO, "building %s gave '%s', not the evaluated '%s'", drv_path, strna(built),
+                              expected);
+                json_decref(j);
+                return r;
+        }
+        json_decref(j);
+        return 0;
+}
+
+int nix_store_has(const Config *c, const char *path, Error *e) {
+        ProcessResult res = {};
+        Error pe = {};
+        int r;
+
+        char *argv[] = { c->system.nix_command, (char *) "path-info", (char *) path, NULL };
+        r = process_run(argv, &(ProcessOptions) { .name = "nix path-info", .log_level = LOG_DEBUG }, &res, &pe);
+        if (r == 0)
+                return 1;
+        if (r == -EPROTO && res.exited && res.exit_status == 1)
+                return 0;
+        return error_set(e, r, "cannot ask nix about '%s': %s", path, error_message(&pe) ?: strerror(-r));
+}
+
+int profile_generation(const Config *c, char **ret, Error *e) {
+        int r = canonicalize_path(c->system.profile, ret);
+
+        if (r < 0)
+                return error_set(e, r, "cannot resolve the system profile '%s': %s", c->system.profile,
+                                 strerror(-r));
+        return 0;
+}
+
+/* The number of the profile generation whose link points at generation, or 0. Generation
+ * links are <profile>-<N>-link beside the profile. */
+static unsigned find_generation_number(const Config *c, const char *generation) {
+        _cleanup_free_ char *copy = strdup(c->system.profile), *copy2 = strdup(c->system.profile);
+        _cleanup_(closedirp) DIR *d = NULL;
+        const char *dir, *base;
+        struct dirent *de;
+        unsigned found = 0;
+        size_t bl;
+
+        if (!copy || !copy2)
+                return 0;
+        dir = dirname(copy);
+        base = basename(copy2);
+        bl = strlen(base);
+        d = opendir(dir);
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *link = NULL, *target = NULL;
+                char *end;
+                unsigned long n;
+
+                if (strncmp(de->d_name, base, bl) != 0 || de->d_name[bl] != '-')
+                        continue;
+                n = strtoul(de->d_name + bl + 1, &end, 10);
+                if (n == 0 || !streq(end, "-link"))
+                        continue;
+                link = path_join(dir, de->d_name);
+                if (link && readlink_malloc(link, &target) >= 0 && streq(target, generation) && n > found)
+                        found = (unsigned) n;
+        }
+        return found;
+}
+
+int profile_set(const Config *c, const char *generation, Error *e) {
+        char *argv[] = { c->system.nix_command, (char *) "build", (char *) "--no-link", (char *) "--profile",
+                         c->system.profile, (char *) generation, NULL };
+
+        log_info("Pointing the system profile at %s.", generation);
+        return process_run(argv, &(ProcessOptions) { .name = "nix build --profile", .timeout = 300 * USEC_PER_SEC },
+                           NULL, e);
+}
+
+int profile_switch_to(const Config *c, const char *generation, Error *e) {
+        unsigned n = find_generation_number(c, generation);
+        char number[16];
+
+        if (n == 0)
+                return profile_set(c, generation, e);
+        (void) snprintf(number, sizeof(number), "%u", n);
+        char *argv[] = { c->system.nix_command, (char *) "profile", (char *) "rollback", (char *) "--profile",
+                         c->system.profile, (char *) "--to", number, NULL };
+        log_info("Pointing the system profile back at generation %u (%s).", n, generation);
+        return process_run(argv, &(ProcessOptions) { .name = "nix profile", .timeout = 300 * USEC_PER_SEC }, NULL, e);
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The system as nix sees it: one evaluation of a revision, the build of exactly what it gave,
+ * the store, and the system profile. Every call goes through system.nix-command (`nix`); no
+ * other nix program is run, so a wrapper given there serves every operation. Nothing here
+ * knows where a revision came from. */
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "error.h"
+
+/* The flake reference of a host at an exact commit of a local bare repository:
+ * git+file:///abs/repo.git?ref=<ref>&rev=<rev> (without "#host"). */
+int flake_ref_for_revision(const char *repo_path, const char *ref, const char *rev, char **ret);
+
+/* What one evaluation of nixosConfigurations.<host>.config gives. */
+typedef struct SystemEval {
+        char *drv_path;            /* the store derivation of system.build.toplevel */
+        char *toplevel;            /* its output: the generation, once built */
+        struct json_t *containers; /* {name: image reference} of virtualisation.oci-containers */
+} SystemEval;
+
+void system_eval_done(SystemEval *s);
+
+/* `nix eval --json FLAKE#nixosConfigurations."HOST".config --apply ...`: the toplevel's
+ * derivation and output path and the containers' images, in one evaluation (the derivation
+ * is written to the store as a side effect, as every evaluation of a drvPath does). -EBADMSG
+ * when the output is not what the expression gives; process_run()'s errors otherwise. */
+int nix_evaluate_system(const Config *c, const char *flake, SystemEval *ret, Error *reterr);
+
+/* Realises drv_path (no evaluation) with a GC root at out_link; its output must be
+ * expected_toplevel (-EPROTO otherwise). */
+int nix_build_system(const Config *c, const char *drv_path, const char *expected_toplevel, const char *out_link,
+                     Error *reterr);
+
+/* 1 when the store holds path (valid, with its closure), 0 when it does not, <0 when nix could
+ * not be asked. */
+int nix_store_has(const Config *c, const char *path, Error *reterr);
+
+/* The store path the system profile points to now. */
+int profile_generation(const Config *c, char **ret, Error *reterr);
+
+/* Points the system profile at generation as nixos-rebuild does: a new profile generation
+ * (`nix build --profile`), unless the newest one holds it already. */
+int profile_set(const Config *c, const char *generation, Error *reterr);
+
+/* Points the system profile back at the generation number that holds generation, when one
+ * does (`nix profile rollback --to N`: no new number); else as profile_set(). */
+int profile_switch_to(const Config *c, const char *generation, Error *reterr);

@@ -1,0 +1,562 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""How a revision becomes the running system (issue 15): one evaluation per new revision and
+none where nothing new is built; the activation of exactly what was built; recovery after a
+kill at many points (a slow activation that stops the service before it starts the new one,
+a gap between the profile and switch-to-configuration) that never records what does not run,
+never blocks a healthy revision for one interruption and never leaves the system unhealthy;
+rollbacks that fail and say so every time; activations that outlive the agent (the detached
+switch-to-configuration of nixos-rebuild-ng) waited for, never two at once; SIGTERM ending a
+run at a safe point; health seen as soon as it holds.
+
+Real parts: the agent binary, real nix with a private store and real profile generations, real
+git, the test service on loopback, and the world's nixos-rebuild stand-in (tests/world)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from world import World  # noqa: E402
+from held import PROFILE_BACK, PROFILE_SET, HeldNix, pid_gone  # noqa: E402
+from registry import Registry, make_cosign_keypair, push_image, sign_classic  # noqa: E402
+
+
+def health_conf(port, timeout=5, settle=0):
+    return {"settle": settle, "timeout": timeout,
+            "checks": [{"name": "web", "http": {"url": f"http://127.0.0.1:{port}/health", "status": 200}}]}
+
+
+class Base(unittest.TestCase):
+    world_kw: dict = {}
+
+    def setUp(self):
+        self.w = World.for_test(self, **self.world_kw)
+        self.w.make_repo()
+
+    def configure(self, system=None, **kw):
+        w = self.w
+        sysconf = {"activation-lock": str(w.stc_lock_path)}
+        sysconf.update(system or {})
+        kw.setdefault("health", health_conf(w.port))
+        return w.write_config(system=sysconf, **kw)
+
+    def status(self):
+        r = self.w.agent("status", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def state(self):
+        p = self.w.state_dir / "state.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def phase(self):
+        s = self.state()
+        return s["phase"] if s else None
+
+    def run_agent(self, *args, expect=None, timeout=120):
+        r = self.w.agent(*args, timeout=timeout)
+        if expect is not None:
+            self.assertEqual(r.returncode, expect, f"{args}:\nstdout:\n{r.stdout}\nstderr:\n{r.stderr[-4000:]}")
+        return r
+
+    def start_agent(self, *args):
+        w = self.w
+        return subprocess.Popen([str(w.agent_bin()), "-c", str(w.config_path), *args], env=w.env, cwd=w.cwd,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def kill_when(self, p, predicate, sig=signal.SIGKILL, timeout=60):
+        """Sends sig to the agent once predicate() holds (polled every 10 ms). Returns whether it
+        held before the agent ended by itself."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                p.send_signal(sig)
+                return True
+            if p.poll() is not None:
+                return False
+            time.sleep(0.01)
+        p.kill()
+        return False
+
+    def assert_truthful(self):
+        """The record names what runs, and what runs is healthy."""
+        w = self.w
+        s = self.status()
+        self.assertEqual(s["phase"], "idle", s["pending"])
+        self.assertIsNone(s["unhealthy"])
+        self.assertEqual(s["generation"], w.current_system(), "the record does not name what runs")
+        self.assertEqual(w.profile_target(), w.current_system())
+        self.assertEqual(w.health(), 200)
+        self.assertEqual(w.service_marker(), w.marker_of(w.current_system()))
+        self.assertEqual(w.activation_conflicts(), [], "two activations overlapped")
+        return s
+
+
+class EvaluationTest(Base):
+    """Every evaluation of the client flake is counted (tests/world/README.md: a nix call with
+    a flake installable)."""
+
+    def test_evaluations_of_each_command(self):
+        w = self.w
+        reg = Registry(w.tmp)
+        self.addCleanup(reg.stop)
+        key, pub = make_cosign_keypair(w.tmp, "ecdsa-p256", name="release")
+        digest = push_image(reg, "app/web", "1.0")
+        sign_classic(reg, "app/web", digest, key)
+        ref = f"{reg.host}/app/web:1.0"
+        images = {"keys": [str(pub)], "insecure-registries": [reg.host]}
+
+        # A new revision by pull: one evaluation, one build of what it gave, one activation.
+        r1 = w.commit(images={"web": ref})
+        self.configure(images=images)
+        w.reset_call_logs()
+        self.run_agent("pull", expect=0)
+        self.assertEqual(w.evaluations(), 1, w.evaluation_calls())
+        s = self.assert_truthful()
+        self.assertEqual(s["revision"], r1)
+        self.assertEqual(w.activations(), [f"switch {s['generation']} 0"])
+        self.assertEqual(w.rebuild_calls(), [])
+        self.assertEqual([i["digest"] for i in s["history"][-1]["images"]], [digest])
+
+        # Nothing new: none.
+        for args in (["pull"], ["verify-images"], ["--json", "verify-images"], ["check"], ["status"],
+                     ["confirm"], ["verify-images", "--rev", r1], ["verify-images", "--rev", "main"]):
+            with self.subTest(command=args):
+                w.reset_call_logs()
+                self.run_agent(*args, expect=0)
+                self.assertEqual(w.evaluations(), 0, w.evaluation_calls())
+        r = self.run_agent("--json", "verify-images", expect=0)
+        self.assertEqual(json.loads(r.stdout)["images"][0]["digest"], digest)
+
+        # The deployed revision's images are checked as deployed: the recorded digest, even
+        # when the tag has moved since (what runs is what was verified).
+        moved = push_image(reg, "app/web", "1.0", seed="moved")
+        self.assertNotEqual(moved, digest)
+        w.reset_call_logs()
+        r = self.run_agent("--json", "verify-images", expect=0)
+        self.assertEqual(json.loads(r.stdout)["images"][0]["digest"], digest)
+        self.assertEqual(w.evaluations(), 0)
+
+        # Another revision: one evaluation (it has no record).
+        r2 = w.commit()
+        w.git("-C", str(w.state_dir / "repo.git"), "fetch", "-q", w.repo.remote_url, "+refs/heads/*:refs/heads/*")
+        w.reset_call_logs()
+        self.run_agent("verify-images", "--rev", r2, expect=0)
+        self.assertEqual(w.evaluations(), 1)
+
+        # rollback: none.
+        w.reset_call_logs()
+        self.run_agent("rollback", expect=0)
+        self.assertEqual(w.evaluations(), 0)
+
+    def test_one_evaluation_with_either_nixos_rebuild(self):
+        """activation: nixos-rebuild with a nixos-rebuild-ng that has --store-path: still one
+        evaluation (no re-exec, nothing evaluated by nixos-rebuild)."""
+        w = self.w
+        w.rebuild_flavor = "ng"
+        rev = w.commit()
+        self.configure(system={"activation": "nixos-rebuild"})
+        w.reset_call_logs()
+        self.run_agent("pull", expect=0)
+        s = self.assert_truthful()
+        self.assertEqual(s["revision"], rev)
+        self.assertEqual(w.evaluations(), 1, w.evaluation_calls())
+        self.assertEqual(w.rebuild_calls(), [f"nixos-rebuild switch --store-path {s['generation']} --no-reexec"])
+
+
+class KillMatrix(Base):
+    """SIGKILL at many points of a deployment, each followed by the next run (and, only if
+    that one could not, the run after). 0 false records, 0 healthy revisions left blocked, 0
+    unhealthy systems."""
+
+    world_kw = {"activation_seconds": 1.5}
+    system: dict = {}
+
+    def setUp(self):
+        super().setUp()
+        w = self.w
+        # The profile is set 0.5 s before switch-to-configuration runs.
+        self.gap = HeldNix(w, PROFILE_SET, name="gap", seconds=0.5, every=True, after=True)
+        self.sysconf = {"nix-command": str(self.gap.path), **self.system}
+        self.configure(system=self.sysconf)
+        self.good = w.commit()
+        self.run_agent("pull", expect=0)
+        self.good_gen = self.assert_truthful()["generation"]
+
+    def toplevel_of_pending(self):
+        s = self.state()
+        return s["pending"]["generation"] if s and s["pending"] else None
+
+    def span_of(self, toplevel, ended=False):
+        for sp in reversed(self.w.activation_spans()):
+            if sp["toplevel"] == toplevel and sp["begin"] is not None:
+                return sp if not ended or sp["end"] is not None else None
+        return None
+
+    def points(self):
+        """(name, predicate, healthy revision?) for each kill point."""
+        w = self.w
+
+        def phase_is(ph):
+            return lambda: self.phase() == ph
+
+        def after(pred, seconds):
+            seen = []
+
+            def f():
+                if not seen and pred():
+                    seen.append(time.monotonic())
+                return bool(seen) and time.monotonic() - seen[0] >= seconds
+            return f
+
+        def new_profile():
+            t = self.toplevel_of_pending()
+            return t is not None and w.profile_target() == t and self.span_of(t) is None
+
+        def stc_begun():
+            t = self.toplevel_of_pending()
+            return t is not None and self.span_of(t) is not None
+
+        def stc_service_down():
+            return stc_begun() and w.health(timeout=0.2) is None
+
+        def stc_ended():
+            t = self.toplevel_of_pending()
+            return t is not None and self.span_of(t, ended=True) is not None
+
+        def rollback_stc_begun():
+            sp = self.span_of(self.good_gen)
+            return self.phase() == "rolling-back" and sp is not None and sp["begin"] > self.t0
+
+        def rollback_stc_ended():
+            sp = self.span_of(self.good_gen, ended=True)
+            return self.phase() == "rolling-back" and sp is not None and sp["begin"] > self.t0
+
+        def evaluating():
+            return any(" eval " in c for c in w.nix_calls())
+
+        return [
+            ("evaluating", evaluating, True),
+            ("building", phase_is("building"), True),
+            ("activating, before the profile", phase_is("activating"), True),
+            ("between the profile and switch-to-configuration", new_profile, True),
+            ("switch-to-configuration began", stc_begun, True),
+            ("switch-to-configuration, services stopped", stc_service_down, True),
+            ("switch-to-configuration, 1 s in", after(stc_begun, 1.0), True),
+            ("switch-to-configuration ended", stc_ended, True),
+            ("checking", phase_is("checking"), True),
+            ("checking, 0.2 s in", after(phase_is("checking"), 0.2), True),
+            ("an unhealthy revision, checking", phase_is("checking"), False),
+            ("an unhealthy revision, rolling back", phase_is("rolling-back"), False),
+            ("an unhealthy revision, the rollback's switch-to-configuration", rollback_stc_begun, False),
+            ("an unhealthy revision, the rollback's switch-to-configuration ended", rollback_stc_ended, False),
+            ("an unhealthy revision, its switch-to-configuration", stc_begun, False),
+        ]
+
+    def test_kill_points(self):
+        w = self.w
+        outcomes = []
+        for name, predicate, healthy in self.points():
+            with self.subTest(kill=name):
+                rev = w.commit(**({} if healthy else {"health_status": 500}))
+                w.reset_call_logs()
+                self.t0 = time.time()
+                p = self.start_agent("pull")
+                hit = self.kill_when(p, predicate)
+                p.wait(timeout=60)
+                self.assertTrue(hit, f"the kill point was never reached: {p.stderr.read()[-3000:]}")
+                self.assertTrue(w.wait_activation_idle(30))
+
+                # The next run, and only if it could not, the one after.
+                runs = [self.run_agent("pull")]
+                if self.status()["revision"] != rev and healthy:
+                    runs.append(self.run_agent("pull"))
+                for r in runs:
+                    self.assertIn(r.returncode, (0, 1), r.stderr[-3000:])
+                s = self.assert_truthful()
+                if healthy:
+                    self.assertEqual(s["revision"], rev, "a healthy revision was not deployed")
+                    self.assertNotEqual(s["failed-revision"], rev, "a healthy revision was blocked")
+                else:
+                    self.assertEqual(s["revision"], self.good, "an unhealthy revision was recorded")
+                    self.assertEqual(s["generation"], self.good_gen)
+                    self.assertEqual(s["failed-revision"], rev)
+                outcomes.append((name, len(runs)))
+                if healthy:
+                    self.good, self.good_gen = rev, s["generation"]
+        print(f"\n{type(self).__name__}: {len(outcomes)} kill points, runs to recover: {outcomes}", file=sys.stderr)
+        self.assertGreaterEqual(len(outcomes), 12)
+
+
+class KillMatrixDetached(KillMatrix):
+    """The same with activation: nixos-rebuild and a nixos-rebuild-ng that runs
+    switch-to-configuration detached (systemd-run): a killed agent leaves it running, and the
+    next run must wait for it."""
+
+    world_kw = {"activation_seconds": 1.5, "detached_activation": True, "profile_gap": 0.5,
+                "rebuild_flavor": "ng"}
+    system = {"activation": "nixos-rebuild"}
+
+
+class FailedRollbackTest(Base):
+    """A revision that fails its checks, and a rollback that cannot be done (the profile
+    operation fails): exit 5, and 5 again on every pull and check until a person ends it."""
+
+    def test_failed_rollback_exits_5_until_resolved(self):
+        w = self.w
+        self.configure()
+        good = w.commit()
+        self.run_agent("pull", expect=0)
+        good_gen = self.assert_truthful()["generation"]
+
+        broken = HeldNix(w, PROFILE_BACK, name="broken", seconds=0, every=True, fail=True)
+        self.configure(system={"nix-command": str(broken.path)})
+        bad = w.commit(health_status=500)
+        r = self.run_agent("pull", expect=5)
+        self.assertIn("needs a person", r.stderr)
+        s = self.status()
+        self.assertEqual(s["unhealthy"]["revision"], bad)
+        self.assertEqual(s["unhealthy"]["generation"], w.current_system())
+        self.assertNotEqual(w.current_system(), good_gen)
+        self.assertEqual(s["revision"], good)
+        self.assertEqual(s["history"][-1]["result"], "rollback-failed")
+        table = self.run_agent("status", expect=0).stdout
+        self.assertIn("UNHEALTHY", table)
+
+        for args in (["pull"], ["pull"], ["check"], ["pull", "--retry"]):
+            with self.subTest(args=args):
+                r = self.run_agent(*args, expect=5)
+                self.assertIn("rollback failed", r.stderr)
+
+        # The tooling repaired, a rollback by hand ends it.
+        self.configure()
+        self.run_agent("rollback", expect=0)
+        s = self.assert_truthful()
+        self.assertEqual(s["generation"], good_gen)
+        self.run_agent("pull", expect=0)
+        self.run_agent("check", expect=0)
+
+    def test_rollback_target_unhealthy_too(self):
+        """Rolled back to a generation that is not healthy either (its service no longer
+        answers): exit 5, not 1."""
+        w = self.w
+        self.configure()
+        w.commit()
+        self.run_agent("pull", expect=0)
+        # from now on the known-good generation's service is not what the check asks for
+        self.configure(health={"settle": 0, "timeout": 2, "checks": [
+            {"name": "never", "command": ["false"]}]})
+        w.commit()
+        r = self.run_agent("pull", expect=5)
+        self.assertIn("not healthy either", r.stderr)
+        self.assertIsNotNone(self.status()["unhealthy"])
+        self.run_agent("pull", expect=5)
+
+
+class FailedRollbackKillMatrix(KillMatrix):
+    """Kills during a deployment of a revision that fails its checks while the rollback cannot
+    be done: the next run exits 5 every time, and the pull after it 5 again."""
+
+    def test_kill_points(self):
+        w = self.w
+        broken = HeldNix(w, PROFILE_BACK, name="broken", seconds=0, every=True, fail=True)
+        n = 0
+        for name, predicate, healthy in self.points():
+            if "rolling back" in name or "the rollback's" in name:
+                continue  # the rollback fails at once: no time to kill it in
+            with self.subTest(kill=name):
+                self.configure(system={"nix-command": str(broken.path)})
+                bad = w.commit(health_status=500)
+                w.reset_call_logs()
+                self.t0 = time.time()
+                p = self.start_agent("pull")
+                hit = self.kill_when(p, predicate)
+                p.wait(timeout=60)
+                if not hit:
+                    # The run ended by itself before the point: it must have said 5.
+                    self.assertEqual(p.returncode, 5, p.stderr.read()[-3000:])
+                self.assertTrue(w.wait_activation_idle(30))
+                r = self.run_agent("pull")
+                self.assertEqual(r.returncode, 5, r.stderr[-3000:])
+                s = self.status()
+                self.assertEqual(s["unhealthy"]["revision"], bad)
+                self.assertEqual(s["unhealthy"]["generation"], w.current_system())
+                self.assertEqual(s["phase"], "idle")
+                self.assertEqual(self.run_agent("pull").returncode, 5)
+                self.assertEqual(self.run_agent("check").returncode, 5)
+                n += 1
+                # A person repairs the tooling and rolls back; the next case starts healthy.
+                self.configure(system=self.sysconf)
+                self.run_agent("rollback", expect=0)
+                self.assert_truthful()
+        self.assertGreaterEqual(n, 10)
+
+
+class DetachedActivationTest(Base):
+    world_kw = {"detached_activation": True, "activation_seconds": 3, "rebuild_flavor": "ng"}
+
+    def test_next_run_waits_for_a_running_activation(self):
+        """The agent is killed while nixos-rebuild-ng's detached switch-to-configuration runs;
+        the next run starts at once, finds it running, waits for it to end, activates again
+        and decides: never two activations at once."""
+        w = self.w
+        self.configure(system={"activation": "nixos-rebuild"})
+        w.commit()
+        self.run_agent("pull", expect=0)
+        rev = w.commit()
+        p = self.start_agent("pull")
+        self.assertTrue(self.kill_when(p, lambda: any(sp["end"] is None for sp in w.activation_spans())))
+        p.wait()
+        running = [sp for sp in w.activation_spans() if sp["end"] is None]
+        self.assertEqual(len(running), 1)
+        self.assertFalse(pid_gone(running[0]["pid"]), "the detached activation died with the agent")
+
+        r = self.run_agent("pull", expect=0)
+        self.assertIn("An activation runs", r.stderr)
+        self.assertIn("activating it again", r.stderr)
+        s = self.assert_truthful()
+        self.assertEqual(s["revision"], rev)
+        spans = w.activation_spans()
+        for a, b in zip(spans, spans[1:]):
+            self.assertLessEqual(a["end"], b["begin"], f"activations overlapped: {a} {b}")
+        self.assertEqual(w.activation_conflicts(), [])
+
+    def test_a_hand_made_activation_is_waited_for(self):
+        """An activation started by hand (nixos-rebuild switch) is running when the agent
+        wants to activate: the agent waits, then activates its own."""
+        w = self.w
+        self.configure()
+        w.commit()
+        self.run_agent("pull", expect=0)
+        gen = self.status()["generation"]
+        hand = subprocess.Popen([f"{gen}/bin/switch-to-configuration", "test"], env=w.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(hand.wait)
+        self.assertTrue(w.wait_for(lambda: any(sp["end"] is None for sp in w.activation_spans())))
+        rev = w.commit()
+        r = self.run_agent("pull", expect=0)
+        self.assertIn("An activation runs", r.stderr)
+        self.assertEqual(self.assert_truthful()["revision"], rev)
+
+
+class StopTest(Base):
+    """SIGTERM (systemctl stop) ends a run at its next safe point: exit 143, the run recorded
+    as interrupted, the children stopped; an activation the agent started runs to its end."""
+
+    def test_sigterm_during_build(self):
+        w = self.w
+        from held import BUILD
+        held = HeldNix(w, BUILD)
+        self.configure(system={"nix-command": str(held.path)})
+        rev = w.commit()
+        p = self.start_agent("pull")
+        self.assertTrue(self.kill_when(p, held.held, sig=signal.SIGTERM))
+        self.assertEqual(p.wait(timeout=30), 143, p.stderr.read())
+        self.assertTrue(w.wait_for(lambda: pid_gone(held.pid()), timeout=10), "the build went on")
+        s = self.status()
+        self.assertEqual(s["phase"], "idle")
+        self.assertEqual((s["history"][-1]["revision"], s["history"][-1]["result"]), (rev, "interrupted"))
+        self.assertEqual(s["last-run"]["result"], "interrupted")
+        self.assertIsNone(w.current_system())
+        self.configure()
+        self.run_agent("pull", expect=0)
+        self.assertEqual(self.assert_truthful()["revision"], rev)
+
+    def test_sigterm_during_activation_lets_it_finish(self):
+        w = self.w
+        w.activation_seconds = 2
+        self.configure()
+        w.commit()
+        self.run_agent("pull", expect=0)
+        rev = w.commit()
+        p = self.start_agent("pull")
+        self.assertTrue(self.kill_when(p, lambda: any(sp["end"] is None for sp in w.activation_spans()),
+                                       sig=signal.SIGTERM))
+        err = p.communicate(timeout=60)[1]
+        self.assertEqual(p.returncode, 143, err)
+        spans = w.activation_spans()
+        self.assertIsNotNone(spans[-1]["end"], "the activation was cut off")
+        self.assertEqual(spans[-1]["exit"], 0)
+        self.assertEqual(self.phase(), "checking", "activated, the health checks owed")
+        self.assertEqual(self.status()["last-run"]["result"], "interrupted")
+        w.activation_seconds = 0
+        r = self.run_agent("pull", expect=0)
+        self.assertIn("checking it again", r.stderr)
+        self.assertEqual(self.assert_truthful()["revision"], rev)
+
+    def test_sigterm_during_health_checks(self):
+        w = self.w
+        self.configure(health=health_conf(w.port, settle=30))
+        rev = w.commit()
+        p = self.start_agent("pull")
+        self.assertTrue(self.kill_when(p, lambda: self.phase() == "checking", sig=signal.SIGTERM))
+        self.assertEqual(p.wait(timeout=10), 143, p.stderr.read())
+        self.assertEqual(self.phase(), "checking")
+        self.configure()
+        self.run_agent("pull", expect=0)
+        self.assertEqual(self.assert_truthful()["revision"], rev)
+
+
+class HealthTimingTest(Base):
+    world_kw = {"service_delay": 0.3}
+
+    def test_service_back_0_3_s_after_activation_is_seen_at_once(self):
+        """The service answers 0.3 s after switch-to-configuration returned; with health.interval
+        2 s the rounds back off from 100 ms, so the round that passes is the third or fourth
+        (rounds at 0, 0.1, 0.3, 0.7 s), not one 2 s later."""
+        w = self.w
+        self.configure(health={"settle": 0, "timeout": 10, "interval": 2, "checks": [
+            {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
+        w.commit()
+        r = self.run_agent("pull", expect=0)
+        self.assert_truthful()
+        import re
+        m = re.search(r"passed in round (\d+), ([0-9.]+) s after the first", r.stderr)
+        self.assertIsNotNone(m, r.stderr[-2000:])
+        self.assertIn(int(m.group(1)), (3, 4), r.stderr[-2000:])
+        print(f"\nhealthy {m.group(2)} s after the first round (round {m.group(1)})", file=sys.stderr)
+
+
+class ToolsTest(Base):
+    def test_rollback_needs_only_the_nix_command(self):
+        """nix-command is a wrapper in a directory of its own (no nix-env beside it): deploying
+        and rolling back go through it alone."""
+        w = self.w
+        wrapper = HeldNix(w, "*never-matches*", name="wrapper")
+        self.configure(system={"nix-command": str(wrapper.path)})
+        good = w.commit()
+        self.run_agent("pull", expect=0)
+        w.commit(health_status=500)
+        r = self.run_agent("pull", expect=1)
+        self.assertIn("rolled back", r.stderr)
+        s = self.assert_truthful()
+        self.assertEqual(s["revision"], good)
+        self.run_agent("rollback", expect=0)
+
+    def test_config_check_refuses_what_cannot_roll_back(self):
+        w = self.w
+        for system, key in (({"nix-command": str(w.tmp / "no-such-nix")}, "system.nix-command"),
+                            ({"nix-command": "no-such-nix-on-path"}, "system.nix-command"),
+                            ({"activation": "nixos-rebuild", "rebuild-command": str(w.tmp / "none")},
+                             "system.rebuild-command"),
+                            ({"action": "boot", "reboot-command": [str(w.tmp / "none")]}, "system.reboot-command")):
+            with self.subTest(system=system):
+                path = self.configure(system=system)
+                r = self.run_agent("config", "check", str(path), expect=2)
+                self.assertIn(key, r.stderr)
+                w.commit()
+                r = self.run_agent("pull", expect=2)
+                self.assertIn(key, r.stderr)
+                self.assertIsNone(self.state(), "a pull began")
+        path = self.configure()
+        self.run_agent("config", "check", str(path), expect=0)
+
+
+if __name__ == "__main__":
+    unittest.main()
