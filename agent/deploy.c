@@ -189,8 +189,13 @@ static ExitCode activate_pending(Run *run) {
                   EVENT_FIELDS({ "REVISION", p->revision }, { "GENERATION", p->generation }, { "SOURCE", p->source },
                                { "ACTION", action }),
                   "Activated revision %s as %s (%s).", p->revision, p->generation, action);
-        if (stop_requested())
+        if (stop_requested() && !streq(action, "boot")) {
+                /* Activated: what is owed is the health checks, which the next run does. */
+                run->state->phase = PHASE_CHECKING;
+                if (run_save_state(run) < 0)
+                        return EXIT_USAGE;
                 return deploy_stopped(run, "activated, before the health checks");
+        }
         return check_and_record(run);
 }
 
