@@ -236,19 +236,14 @@ static int collect_flake_paths(json_t *j, char ***paths, unsigned depth) {
  * --with-sources, the sources of the flake and its inputs (for apply --reevaluate). */
 static int write_closure(const Config *c, const BundleCreateOptions *o, const char *flake, const SystemEval *sys,
                          const char *work, json_t **ret, Error *e) {
-        _cleanup_free_ char *cache_dir = path_join(work, CACHE_NAME), *to = NULL, *store_dir = NULL,
-                           *out_link = path_join(work, "system");
+        _cleanup_free_ char *cache_dir = path_join(work, CACHE_NAME), *to = NULL, *store_dir = NULL;
         _cleanup_strv_free_ char **paths = NULL, **argv = NULL;
         json_t *j = NULL, *a;
         int r;
 
-        if (!cache_dir || !out_link || asprintf(&to, "file://%s?compression=none", cache_dir) < 0)
+        if (!cache_dir || asprintf(&to, "file://%s?compression=none", cache_dir) < 0)
                 return -ENOMEM;
 
-        log_info("Building the system of '%s' to put its closure in the bundle.", c->host);
-        r = nix_build_system(c, sys->drv_path, sys->toplevel, out_link, e);
-        if (r < 0)
-                return error_prefix(e, r, "the system does not build");
         if (strv_extend(&paths, sys->toplevel) < 0)
                 return -ENOMEM;
         store_dir = strdup(sys->toplevel);
@@ -533,6 +528,18 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         r = nix_evaluate_system(c, flake, &sys, e);
         if (r < 0)
                 goto finish;
+        /* Built here, closure or not: a bundle names the system it was signed for, and signing
+         * one that does not build helps nobody. */
+        {
+                _cleanup_free_ char *out_link = path_join(work, "system");
+
+                log_info("Building the system of '%s'.", o->host);
+                r = out_link ? nix_build_system(c, sys.drv_path, sys.toplevel, out_link, false, e) : -ENOMEM;
+                if (r < 0) {
+                        error_prefix(e, r, "the system does not build");
+                        goto finish;
+                }
+        }
         if (o->closure) {
                 r = write_closure(c, o, flake, &sys, work, &closure, e);
                 if (r < 0)

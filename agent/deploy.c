@@ -241,7 +241,7 @@ ExitCode deploy_revision(Run *run, const DeployTarget *t) {
         run_phase(run, "build", "Building revision %s", t->revision);
         if (t->drv_path) {
                 log_info("Building revision %s for host '%s'.", t->revision, c->host);
-                r = nix_build_system(c, t->drv_path, t->toplevel, out_link, &e);
+                r = nix_build_system(c, t->drv_path, t->toplevel, out_link, streq(t->source, "bundle"), &e);
         } else {
                 r = nix_store_has(c, t->toplevel, &e);
                 if (r == 0)

@@ -19,7 +19,8 @@
 typedef struct DeployTarget {
         const char *revision;
         const char *source;   /* "pull" or "bundle" */
-        const char *drv_path; /* the derivation to build; NULL: toplevel is in the store already (a bundle) */
+        const char *drv_path; /* the derivation to build (offline for a bundle); NULL: toplevel is in
+                               * the store already */
         const char *toplevel; /* the generation */
 } DeployTarget;
 

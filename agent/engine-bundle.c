@@ -270,9 +270,10 @@ static ExitCode import_images(Run *run, const char *rev) {
 }
 
 /* apply --reevaluate: the bundled flake, evaluated here offline, must give the signed system and
- * containers. Needs the flake's sources in the store (bundle create --with-sources). */
-static ExitCode reevaluate(Run *run, const BundleManifest *m, const char *flake) {
-        _cleanup_(system_eval_done) SystemEval sys = {};
+ * containers. Needs the sources of the flake's inputs in the store (bundle create
+ * --with-sources). */
+static ExitCode reevaluate(Run *run, const BundleManifest *m, const char *flake, SystemEval *ret) {
+        SystemEval sys = {};
         Error e = {};
         int r;
 
@@ -285,15 +286,21 @@ static ExitCode reevaluate(Run *run, const BundleManifest *m, const char *flake)
                                   "--reevaluate: the bundled flake does not evaluate here (a bundle made without "
                                   "--with-sources has no sources of its inputs): %s",
                                   error_message(&e) ?: strerror(-r));
-        if (!streq(sys.toplevel, m->system))
-                return run_refuse(run, "reevaluate", m->revision,
-                                  "--reevaluate: revision %s evaluates to %s here, not to the signed %s", m->revision,
-                                  sys.toplevel, m->system);
-        if (!json_equal(sys.containers, m->containers))
+        if (!streq(sys.toplevel, m->system)) {
+                ExitCode code = run_refuse(run, "reevaluate", m->revision,
+                                           "--reevaluate: revision %s evaluates to %s here, not to the signed %s",
+                                           m->revision, sys.toplevel, m->system);
+                system_eval_done(&sys);
+                return code;
+        }
+        if (!json_equal(sys.containers, m->containers)) {
+                system_eval_done(&sys);
                 return run_refuse(run, "reevaluate", m->revision,
                                   "--reevaluate: the containers of revision %s here are not the signed ones",
                                   m->revision);
+        }
         log_info("Revision %s evaluates here to the signed %s.", m->revision, m->system);
+        *ret = sys;
         return EXIT_OK;
 }
 
@@ -311,8 +318,10 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
         _cleanup_(bundle_info_done) BundleInfo info = {};
         _cleanup_git_source_ GitSource *git = NULL;
         _cleanup_free_ char *repo_path = NULL, *flake = NULL, *pack = NULL;
+        _cleanup_(system_eval_done) SystemEval sys = {};
         const BundleManifest *m = &info.manifest;
         const char *rev, *reason = NULL;
+        int has_system;
         ExitCode code;
         Error e = {};
         int r;
@@ -395,22 +404,23 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 if (code != EXIT_OK)
                         return code;
         }
-        /* The system the manifest names is what gets activated: it must be here now. */
-        r = nix_store_has(c, m->system, &e);
-        if (r < 0) {
-                log_error("%s", error_message(&e) ?: strerror(-r));
+        /* The system the manifest names is what gets activated: it must be here now, or (with
+         * --reevaluate, whose evaluation must give exactly it) be built here. */
+        has_system = nix_store_has(c, m->system, &e);
+        if (has_system < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-has_system));
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
-        if (r == 0)
-                return run_refuse(run, "bundle-closure", rev,
-                                  "bundle '%s' %s system %s, and the store does not hold it", path,
-                                  m->has_closure ? "does not carry the closure of its" : "carries no closure of its",
-                                  m->system);
         if (o->reevaluate) {
-                code = reevaluate(run, m, flake);
+                code = reevaluate(run, m, flake, &sys);
                 if (code != EXIT_OK)
                         return code;
-        }
+        } else if (has_system == 0)
+                return run_refuse(run, "bundle-closure", rev,
+                                  "bundle '%s' %s system %s, and the store does not hold it (apply --reevaluate "
+                                  "builds it here from the bundled flake)",
+                                  path, m->has_closure ? "does not carry the closure of its" : "carries no closure of its",
+                                  m->system);
 
         /* The images the manifest names, from the bundle's layouts (or, in a bundle without
          * images, from their registries). */
@@ -436,7 +446,12 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
         if (record_bundle(run, &info, path) < 0)
                 return log_oom_exit();
         staging_done(&staging); /* everything needed is imported */
-        return deploy_revision(run, &(DeployTarget) { .revision = rev, .source = "bundle", .toplevel = m->system });
+        return deploy_revision(run, &(DeployTarget) {
+                                            .revision = rev,
+                                            .source = "bundle",
+                                            .drv_path = has_system ? NULL : sys.drv_path,
+                                            .toplevel = m->system,
+                                    });
 }
 
 ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOptions *o) {

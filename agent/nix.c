@@ -134,7 +134,8 @@ static int nix_has_drv_outputs_syntax(const Config *c, bool *ret, Error *e) {
         return 0;
 }
 
-int nix_build_system(const Config *c, const char *drv_path, const char *expected, const char *out_link, Error *e) {
+int nix_build_system(const Config *c, const char *drv_path, const char *expected, const char *out_link, bool offline,
+                     Error *e) {
         _cleanup_free_ char *installable = NULL, *dir = NULL, *link_copy = strdup(out_link);
         const char *built;
         bool caret = false;
@@ -159,8 +160,9 @@ int nix_build_system(const Config *c, const char *drv_path, const char *expected
                 return error_set(e, -errno, "cannot remove '%s': %m", out_link);
 
         char *argv[] = { c->system.nix_command, (char *) "build", (char *) "--json", (char *) "--out-link",
-                         (char *) out_link, installable, NULL };
-        log_info("Building %s.", drv_path);
+                         (char *) out_link, installable, offline ? (char *) "--option" : NULL, (char *) "substituters",
+                         (char *) "", NULL };
+        log_info("Building %s%s.", drv_path, offline ? " (offline: no substituter)" : "");
         r = nix_json(argv, "nix build", &j, e);
         if (r < 0)
                 return r;

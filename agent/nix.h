@@ -31,9 +31,10 @@ void system_eval_done(SystemEval *s);
 int nix_evaluate_system(const Config *c, const char *flake, SystemEval *ret, Error *reterr);
 
 /* Realises drv_path (no evaluation) with a GC root at out_link; its output must be
- * expected_toplevel (-EPROTO otherwise). */
+ * expected_toplevel (-EPROTO otherwise). offline: no substituter (what a signed bundle left
+ * out is built here, never fetched). */
 int nix_build_system(const Config *c, const char *drv_path, const char *expected_toplevel, const char *out_link,
-                     Error *reterr);
+                     bool offline, Error *reterr);
 
 /* 1 when the store holds path (valid, with its closure), 0 when it does not, <0 when nix could
  * not be asked. */

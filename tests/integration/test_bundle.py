@@ -122,11 +122,15 @@ class BundleTest(unittest.TestCase):
     def test_round_trip_onto_a_fresh_machine(self):
         w = self.w
         rev = w.commit()
+        w.reset_call_logs()
         bundle = self.create(rev, "b.tar", "--sequence", "7")
+        self.assertEqual(w.evaluations(), 1, w.evaluation_calls())
         m = self.manifest(bundle)
         self.assertEqual((m["format"], m["version"], m["host"], m["revision"], m["sequence"]),
-                         ("atticd-agent-bundle", 1, "testhost", rev, 7))
-        toplevel = m["closure"]["paths"][0]
+                         ("atticd-agent-bundle", 2, "testhost", rev, 7))
+        toplevel = m["system"]
+        self.assertEqual(m["closure"]["paths"], [toplevel], "no flake sources without --with-sources")
+        self.assertEqual(m["containers"], {})
         self.assertEqual(m["images"], [])  # carried, but the test flake has no containers
         self.assertEqual(m["closure"]["store-dir"], str(w.store_dir))
 
@@ -139,10 +143,10 @@ class BundleTest(unittest.TestCase):
         w.reset_call_logs()
         r = self.agent("apply", str(bundle), expect=0)
         self.assertIn("Importing the closure", r.stderr)
-        calls = w.rebuild_calls()
-        self.assertEqual(len(calls), 2, calls)  # build, then switch: neither may substitute
-        for call in calls:
-            self.assertIn("--option substituters", call)
+        # Nothing evaluated, nothing built: the signed system, imported, is what is activated.
+        self.assertEqual(w.evaluations(), 0, w.evaluation_calls())
+        self.assertEqual(w.system_builds(), [])
+        self.assertEqual(w.activations(), [f"switch {toplevel} 0"])
         self.assertEqual(w.current_system(), toplevel)
         self.assertEqual(w.profile_target(), toplevel)
         self.assertEqual(w.health(), 200)
@@ -233,11 +237,26 @@ class BundleTest(unittest.TestCase):
         m = self.manifest(bundle)
         self.assertEqual({i["reference"]: i["digest"] for i in m["images"]},
                          {f"{reg.host}/app/web:1.0": web, f"{reg.host}/app/multi@{multi}": multi})
+        self.assertEqual(m["containers"], {"web": f"{reg.host}/app/web:1.0", "multi": f"{reg.host}/app/multi@{multi}"})
+
+        # The same members, validly signed, but the manifest names another digest for web than
+        # its layout holds: apply must refuse (each image must be the one the manifest names).
+        import bundlewriter as bw
+        forged = bw.Bundle("testhost", rev, key=bw.Key(self.key, self.pub, "ec"), sequence=m["sequence"],
+                           system=m["system"], containers=m["containers"], closure=m["closure"],
+                           images=[dict(i, digest=multi if i["digest"] == web else i["digest"]) for i in m["images"]])
+        for name, data in bw.read_members(bundle.read_bytes())[2:]:
+            forged.add(name, data)
+        forged = forged.write(self.out / "forged.tar")
 
         reg.stop()
         self.wipe_machine()
         imported.mkdir()
+        r = self.assert_refused(forged, "not to " + multi, verify=False)
+        self.assertEqual(list(imported.iterdir()), [], "an image was imported")
+        w.reset_call_logs()
         r = self.agent("apply", str(bundle), expect=0)
+        self.assertEqual(w.evaluations(), 0, w.evaluation_calls())
         self.assertEqual(w.health(), 200)
         for name, digest in (("web", web), ("multi", multi)):
             got = (imported / name / "manifest.json").read_bytes()
@@ -306,7 +325,10 @@ class BundleTest(unittest.TestCase):
         # The sequence never goes down.
         self.assertEqual(json.loads(self.state_bytes())["bundle-sequence"], 5)
 
-    def test_without_closure_the_machine_builds_it(self):
+    def test_without_closure(self):
+        """A bundle without the closure: apply activates its system only when the store holds
+        it; otherwise it refuses, changing nothing, unless --reevaluate, which evaluates the
+        bundled flake here (it must give the signed system) and builds it, offline."""
         w = self.w
         rev = w.commit()
         bundle = self.create(rev, "b.tar", "--no-closure", "--no-images")
@@ -314,9 +336,49 @@ class BundleTest(unittest.TestCase):
         self.assertIsNone(m["closure"])
         self.assertEqual([x["path"] for x in m["members"]], ["repository.pack"])
         self.wipe_machine()
-        self.agent("apply", str(bundle), expect=0)
+        r = self.assert_refused(bundle, "carries no closure of its system", verify=False)
+        self.assertIn("--reevaluate", r.stderr)
+        self.assertIsNone(w.current_system())
+        w.reset_call_logs()
+        self.agent("apply", str(bundle), "--reevaluate", expect=0)
+        self.assertEqual(w.evaluations(), 1)
         self.assertEqual(w.health(), 200)
+        self.assertEqual(w.current_system(), m["system"])
         self.assertEqual(self.status()["revision"], rev)
+
+    def test_reevaluate(self):
+        """apply --reevaluate: the signed system must be what the bundled flake evaluates to
+        here. A bundle whose signer named another system (here: the system of another revision,
+        validly signed by the same trusted key) is refused with it, and applied without it (the
+        signer is trusted for what it signs)."""
+        import bundlewriter as bw
+        w = self.w
+        r1 = w.commit()
+        r2 = w.commit()
+        good = self.create(r2, "good.tar", "--with-sources")
+        m = self.manifest(good)
+        self.assertEqual(len(m["closure"]["paths"]), 2, "the toplevel and the flake's source")
+        plain = self.create(r2, "plain.tar", "--sequence", "1")
+        sizes = (good.stat().st_size, plain.stat().st_size)
+        print(f"\nbundle sizes: {sizes[0]} bytes with --with-sources, {sizes[1]} without", file=sys.stderr)
+        self.assertLess(sizes[1], sizes[0])
+
+        # Another revision's system, in a bundle of r2 signed by the trusted key.
+        other = bw.build_system(w.run, w.deploy_ref(r1), "testhost")
+        key = bw.Key(self.key, self.pub, "ec")
+        b = bw.Bundle("testhost", r2, key=key, sequence=50, system=other).add_pack(w.repo.work)
+        forged = b.write(self.out / "other-system.tar")
+        before = self.state_bytes()
+        r = self.agent("apply", str(forged), "--reevaluate", expect=3)
+        self.assertIn("not to the signed", r.stderr)
+        self.assertEqual(self.state_bytes(), before)
+        self.assertIsNone(w.current_system())
+
+        w.reset_call_logs()
+        self.agent("apply", str(good), "--reevaluate", expect=0)
+        self.assertEqual(w.evaluations(), 1)
+        self.assertEqual(w.current_system(), m["system"])
+        self.assertEqual(self.status()["revision"], r2)
 
     def test_same_revision_records_the_sequence(self):
         rev = self.w.commit()

@@ -679,10 +679,54 @@ class HostileBundleTest(unittest.TestCase):
         b.manifest_overrides["members"] = DROP
         self.assert_refused(b.build(), "manifest.*members")
 
-    def test_version_2(self):
+    def test_version_1(self):
+        """The first format named no system: the machine would have to evaluate to know what
+        to activate. Refused."""
         b = self.bundle()
-        b.manifest_overrides["version"] = 2
-        self.assert_refused(b.build(), "version 2")
+        b.manifest_overrides["version"] = 1
+        b.manifest_overrides["system"] = DROP
+        b.manifest_overrides["containers"] = DROP
+        self.assert_refused(b.build(), "version 1")
+
+    def test_version_3(self):
+        b = self.bundle()
+        b.manifest_overrides["version"] = 3
+        self.assert_refused(b.build(), "version 3")
+
+    def test_missing_system(self):
+        b = self.bundle()
+        b.manifest_overrides["system"] = DROP
+        self.assert_refused(b.build(), "manifest.*system")
+
+    def test_system_not_a_store_path(self):
+        for system in ("relative/x", "/", "/nix/store/../etc/" + "0" * 32 + "-x", "/nix/store//" + "0" * 32 + "-x",
+                       "/nix/store/short", 7, None, ["/nix/store/x"]):
+            with self.subTest(system=system):
+                b = self.bundle()
+                b.manifest_overrides["system"] = system
+                self.assert_refused(b.build(), "'system' must be a store path")
+
+    def test_system_outside_the_closure(self):
+        """A closure that does not hold the system it names: refused before anything is
+        imported."""
+        b = self.bundle()
+        sd = str(self.w.store_dir)
+        b.add("nix/nix-cache-info", f"StoreDir: {sd}\n".encode())
+        b.closure = {"store-dir": sd, "cache": "nix", "paths": [f"{sd}/{'1' * 32}-nixos-system-testhost-world"]}
+        self.assert_refused(b.build(), "'system' is not one of closure.paths")
+
+    def test_container_image_not_in_the_bundle(self):
+        b = self.bundle()
+        b.containers = {"web": "registry.example/app:1"}
+        b.images = []
+        self.assert_refused(b.build(), "containers.web: its image 'registry.example/app:1' is not in 'images'")
+
+    def test_containers_not_an_object(self):
+        for containers in ([], "web", None, {"web": 5}, {"": "r/a:1"}, {"w\x1beb": "r/a:1"}):
+            with self.subTest(containers=containers):
+                b = self.bundle()
+                b.manifest_overrides["containers"] = containers
+                self.assert_refused(b.build(), "manifest.*containers")
 
     def test_version_as_string(self):
         b = self.bundle()
@@ -691,8 +735,8 @@ class HostileBundleTest(unittest.TestCase):
 
     def test_version_as_real(self):
         b = self.bundle()
-        m = b.manifest_bytes().replace(b'"version":1,', b'"version":1.0,')
-        self.assertIn(b"1.0", m)
+        m = b.manifest_bytes().replace(b'"version":2,', b'"version":2.0,')
+        self.assertIn(b"2.0", m)
         self.assert_refused(self.signed(b, m), "manifest.*version")
 
     def test_wrong_format(self):
@@ -814,7 +858,7 @@ class HostileBundleTest(unittest.TestCase):
         self.assert_refused(b.build(), "'expires' is not after 'created'")
 
     def test_other_host(self):
-        b = Bundle("otherhost", self.m.r2, key=self.m.key, sequence=100)
+        b = Bundle("otherhost", self.m.r2, key=self.m.key, sequence=100, system=self.m.system_of(self.m.r2))
         b.add(b.repository, self.m.pack2)
         self.assert_refused(b.build(), "for host 'otherhost'")
 
@@ -823,6 +867,7 @@ class HostileBundleTest(unittest.TestCase):
         b.add("nix/nix-cache-info", b"StoreDir: /nix/store\n")
         b.closure = {"store-dir": "/nix/store", "cache": "nix",
                      "paths": ["/nix/store/" + "0" * 32 + "-nixos-system-testhost-world"]}
+        b.system = b.closure["paths"][0]
         self.assert_refused(b.build(), "store '/nix/store'")
 
     def test_sequence_lower(self):
