@@ -46,7 +46,7 @@ int run_save_state(Run *run);
 /* Logs a refusal (the "refused" event), records it, returns EXIT_REFUSED. reason is a short
  * word for metrics and filters: "non-fast-forward", "downgrade", "commit-signature",
  * "image-signature", "source", "bundle-signature", "bundle-integrity", "expired", "sequence",
- * "host", "bundle-images". */
+ * "host", "bundle-images", "bundle-closure", "reevaluate". */
 ExitCode run_refuse(Run *run, const char *reason, const char *rev, const char *fmt, ...) _printf_(4, 5);
 
 ExitCode log_oom_exit(void);
