@@ -45,8 +45,10 @@ def main():
         r1 = w.commit("platform 1.0")
         print(f"  commit {r1}")
 
-        step("pull: fetch, build, switch, record")
+        step("pull: fetch, verify, evaluate once, build that, switch to exactly it, check, record")
+        w.reset_call_logs()
         agent(w, "pull", expect=0)
+        print(f"  evaluations of the flake: {w.evaluations()}, activations: {len(w.activations())}")
         print(f"  current-system -> {w.current_system()}")
         print(f"  GET /health -> {w.health()}")
 
@@ -59,7 +61,7 @@ def main():
         step("The timer fires again: nothing new, nothing started")
         w.reset_call_logs()
         agent(w, "pull", expect=0)
-        print(f"  nixos-rebuild calls: {len(w.rebuild_calls())}, nix calls: {len(w.nix_calls())}")
+        print(f"  evaluations: {w.evaluations()}, nix calls: {len(w.nix_calls())}")
 
         step("Revision 3 does not build: nothing is switched")
         w.commit("broken", build_fail=True)
@@ -74,7 +76,7 @@ def main():
         step("The same bad revision again: not retried")
         w.reset_call_logs()
         agent(w, "pull", expect=0)
-        print(f"  nixos-rebuild calls: {len(w.rebuild_calls())}")
+        print(f"  evaluations: {w.evaluations()}, nix calls: {len(w.nix_calls())}")
 
         step("check: the health checks against the running system")
         agent(w, "check", expect=0)
@@ -107,9 +109,10 @@ def main():
         tampered.write_bytes(bytes(data))
         agent(w, "apply", str(tampered), expect=3)
 
-        step("apply: verify while extracting, import, build offline, switch, check")
+        step("apply: verify while extracting, import, switch to the signed system (no evaluation), check")
+        w.reset_call_logs()
         agent(w, "apply", str(bundle), expect=0)
-        print(f"  current-system -> {w.current_system()}, GET /health -> {w.health()}")
+        print(f"  current-system -> {w.current_system()}, GET /health -> {w.health()}, evaluations: {w.evaluations()}")
 
         step("The same bundle again: a replay, refused")
         agent(w, "apply", str(bundle), expect=3)
