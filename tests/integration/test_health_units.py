@@ -34,7 +34,8 @@ def skip(reason):
 class RealSystemd:
     """systemd booted by systemd-nspawn; stop() shuts it down."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, binds=(), private_network=True):
+        """binds: (host path, container path, read-only?) to bind into the container too."""
         self.dir = tmp / "nspawn"
         self.units = self.dir / "units"         # the container's /etc/systemd/system
         (self.dir / "dbus").mkdir(parents=True)
@@ -53,10 +54,11 @@ class RealSystemd:
             skip("systemd is not installed (Debian package systemd)")
         self.log_path = self.dir / "nspawn.log"
         self.log = open(self.log_path, "wb")
+        extra = [f"--bind{'-ro' if ro else ''}={src}:{dst}" for src, dst, ro in binds]
         self.proc = subprocess.Popen(
-            [nspawn, "--register=no", "--keep-unit", "--private-network", "-D", "/", "--volatile=yes",
-             f"--bind={self.dir / 'dbus'}:/run/dbus", f"--bind={self.units}:/etc/systemd/system",
-             "-b", "--", "systemd.firstboot=off", "systemd.unit=basic.target"],
+            [nspawn, "--register=no", "--keep-unit", *(["--private-network"] if private_network else []), "-D", "/",
+             "--volatile=yes", f"--bind={self.dir / 'dbus'}:/run/dbus", f"--bind={self.units}:/etc/systemd/system",
+             *extra, "-b", "--", "systemd.firstboot=off", "systemd.unit=basic.target"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -82,6 +84,18 @@ class RealSystemd:
                 self.proc.wait()
         if self.log and not self.log.closed:
             self.log.close()
+
+    def leader(self) -> int:
+        """The container's PID 1, as the host sees it."""
+        r = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return int(r.stdout.split()[0])
+
+    def inside(self, *argv, **kw):
+        """argv run in the container's mount and PID namespaces (its /run, its systemd)."""
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run(["nsenter", "-t", str(self.leader()), "-m", "-u", "-i", "-p", "--",
+                               *[str(a) for a in argv]], **kw)
 
     def busctl(self, *args):
         return subprocess.run(["busctl", f"--address={self.address}", *args],

@@ -362,6 +362,11 @@ class _EnvSetting:
     def __set__(self, obj, value):
         obj.env[self.var] = self.fmt(value)
         setattr(obj, self.slot, value)
+        # For a switch-to-configuration that runs in a clean environment (a systemd unit).
+        obj.root.mkdir(parents=True, exist_ok=True)
+        (obj.root / "world.env").write_text("".join(
+            f"{k}={v}\n" for k, v in sorted(obj.env.items())
+            if k in ("WORLD_ACTIVATION_SECONDS", "WORLD_SERVICE_DELAY")))
 
 
 class World:

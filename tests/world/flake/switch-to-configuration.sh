@@ -25,6 +25,13 @@
 #   WORLD_SERVICE_DELAY       the new service listens only that long after its start, and this
 #                             script does not wait for it to listen
 #
+# Run in a clean environment (a transient systemd unit, as the agent and nixos-rebuild-ng run
+# it), it finds its world from where it lives (<tmp>/nix/store/... -> <tmp>/root) and the two
+# settings in $WORLD_ROOT/world.env, which world.py writes. Under systemd (a unit, on a machine
+# that systemd runs) the service becomes a unit of its own (world-health-<port>), as a NixOS
+# activation starts services through systemd: a process it left in its own unit would be
+# killed when that unit ends.
+#
 # Every run that took the lock appends "<action> <toplevel> <exit>" to $WORLD_ROOT/activation.log
 # and, to $WORLD_ROOT/activation-spans.log, "begin <epoch.ns> <pid> <action> <toplevel>" once it
 # holds the lock and "end <epoch.ns> <pid> <action> <toplevel> <exit>" when it exits (a killed
@@ -37,7 +44,15 @@ die() {
 }
 
 action="${1:-}"
-[ -n "${WORLD_ROOT:-}" ] || die "WORLD_ROOT is not set (the test world must set it)"
+if [ -z "${WORLD_ROOT:-}" ]; then
+        # <tmp>/nix/store/<toplevel>/bin/switch-to-configuration -> <tmp>/root
+        WORLD_ROOT="$(dirname "$(dirname "$(dirname "$(dirname "$(dirname "$(readlink -f "$0")")")")")")/root"
+        [ -d "$WORLD_ROOT" ] || die "WORLD_ROOT is not set, and '$WORLD_ROOT' is no world (the test world must set it)"
+        if [ -f "$WORLD_ROOT/world.env" ]; then
+                # shellcheck disable=SC1091  # written by world.py
+                . "$WORLD_ROOT/world.env"
+        fi
+fi
 case "$action" in
 switch | test | boot | dry-activate) ;;
 *) die "usage: switch-to-configuration switch|test|boot|dry-activate (got '$action')" ;;
@@ -99,18 +114,33 @@ stop_service() {
         kill -9 "$pid" 2>/dev/null || true
 }
 
+# In a unit, on a machine that systemd runs.
+under_systemd() {
+        [ -n "${INVOCATION_ID:-}" ] && [ -d /run/systemd/system ] && command -v systemd-run >/dev/null
+}
+
 start_service() {
         local python port status pid
         python="$(read_value python)"
         port="$(read_value port)"
         status="$(read_value health-status)"
-        # setsid: a session of its own, so it outlives the caller; stdio goes to a log file so
-        # that no pipe of the caller (the agent reads ours to EOF) stays open.
-        setsid "$python" "$toplevel/libexec/health-service.py" \
-                --port "$port" --status "$status" --pid-file "$pidfile" \
-                --marker "$(read_value marker)" --delay "$service_delay" \
-                </dev/null >>"$logfile" 2>&1 {lock_fd}>&- &
-        pid=$!
+        if under_systemd; then
+                systemctl stop "world-health-$port.service" 2>/dev/null || true
+                systemd-run --quiet --collect --unit="world-health-$port" -p StandardOutput="append:$logfile" \
+                        -p StandardError="append:$logfile" \
+                        "$python" "$toplevel/libexec/health-service.py" \
+                        --port "$port" --status "$status" --pid-file "$pidfile" \
+                        --marker "$(read_value marker)" --delay "$service_delay" {lock_fd}>&-
+                pid="$(systemctl show -p MainPID --value "world-health-$port.service")"
+        else
+                # setsid: a session of its own, so it outlives the caller; stdio goes to a log
+                # file so that no pipe of the caller (the agent reads ours to EOF) stays open.
+                setsid "$python" "$toplevel/libexec/health-service.py" \
+                        --port "$port" --status "$status" --pid-file "$pidfile" \
+                        --marker "$(read_value marker)" --delay "$service_delay" \
+                        </dev/null >>"$logfile" 2>&1 {lock_fd}>&- &
+                pid=$!
+        fi
         # The service writes its pid file once it listens, or at once when it has a delay
         # (then nobody waits for it to listen: it comes back later, on its own).
         for _ in $(seq 200); do
