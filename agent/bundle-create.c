@@ -30,7 +30,6 @@
 #define IMAGES_NAME "images"
 #define MIRROR_NAME "repo.git" /* in the work directory, not a member */
 #define COPY_BLOCK (1024 * 1024)
-#define NIX_OUTPUT_MAX (4 * 1024 * 1024)
 
 static void evp_pkey_freep(EVP_PKEY **p) {
         EVP_PKEY_free(*p);
@@ -199,46 +198,13 @@ static int write_repository(const BundleCreateOptions *o, const char *work, char
         return flake_ref_for_revision(mirror, GIT_DEPLOY_REF, rev, ret_flake);
 }
 
-static int nix_json(const Config *c, char **argv, const char *what, json_t **ret, Error *e) {
-        _cleanup_free_ char *out = NULL;
-        json_error_t jerr;
-        int r;
-
-        r = process_run(argv, &(ProcessOptions) { .name = what, .capture = &out, .capture_max = NIX_OUTPUT_MAX }, NULL,
-                        e);
-        if (r < 0)
-                return error_prefix(e, r, "%s failed", what);
-        *ret = json_loads(out, 0, &jerr);
-        if (!*ret)
-                return error_set(e, -EBADMSG, "%s printed no JSON: %s", what, jerr.text);
-        return 0;
-}
-
-/* The sources of a flake and of its inputs, as `nix flake archive --json` prints them:
- * {"path": ..., "inputs": {name: {"path": ..., "inputs": {...}}}}. */
-static int collect_flake_paths(json_t *j, char ***paths, unsigned depth) {
-        json_t *path = json_object_get(j, "path"), *inputs = json_object_get(j, "inputs"), *v;
-        const char *k;
-
-        if (depth > 32)
-                return -ELOOP;
-        if (json_is_string(path) && strv_extend(paths, json_string_value(path)) < 0)
-                return -ENOMEM;
-        json_object_foreach(inputs, k, v) {
-                int r = collect_flake_paths(v, paths, depth + 1);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
 /* The closure of the toplevel (built here from the evaluation's derivation) and, with
  * --with-sources, the sources of the flake and its inputs (for apply --reevaluate). */
 static int write_closure(const Config *c, const BundleCreateOptions *o, const char *flake, const SystemEval *sys,
                          const char *work, json_t **ret, Error *e) {
         _cleanup_free_ char *cache_dir = path_join(work, CACHE_NAME), *to = NULL, *store_dir = NULL;
         _cleanup_strv_free_ char **paths = NULL, **argv = NULL;
-        json_t *j = NULL, *a;
+        json_t *a;
         int r;
 
         if (!cache_dir || asprintf(&to, "file://%s?compression=none", cache_dir) < 0)
@@ -252,13 +218,7 @@ static int write_closure(const Config *c, const BundleCreateOptions *o, const ch
         *strrchr(store_dir, '/') = 0;
 
         if (o->with_sources) {
-                char *archive[] = { c->system.nix_command, (char *) "flake", (char *) "archive", (char *) "--json",
-                                    (char *) "--to", to, (char *) flake, NULL };
-                r = nix_json(c, archive, "nix flake archive", &j, e);
-                if (r < 0)
-                        return r;
-                r = collect_flake_paths(j, &paths, 0);
-                json_decref(j);
+                r = nix_flake_archive(c, flake, to, &paths, e);
                 if (r < 0)
                         return r;
         }

@@ -191,6 +191,38 @@ int nix_store_has(const Config *c, const char *path, Error *e) {
         return error_set(e, r, "cannot ask nix about '%s': %s", path, error_message(&pe) ?: strerror(-r));
 }
 
+/* The sources of a flake and of its inputs, as `nix flake archive --json` prints them:
+ * {"path": ..., "inputs": {name: {"path": ..., "inputs": {...}}}}. */
+static int collect_flake_paths(json_t *j, char ***paths, unsigned depth) {
+        json_t *path = json_object_get(j, "path"), *inputs = json_object_get(j, "inputs"), *v;
+        const char *k;
+
+        if (depth > 32)
+                return -ELOOP;
+        if (json_is_string(path) && strv_extend(paths, json_string_value(path)) < 0)
+                return -ENOMEM;
+        json_object_foreach(inputs, k, v) {
+                int r = collect_flake_paths(v, paths, depth + 1);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int nix_flake_archive(const Config *c, const char *flake, const char *to, char ***paths, Error *e) {
+        json_t *j = NULL;
+        int r;
+
+        char *argv[] = { c->system.nix_command, (char *) "flake", (char *) "archive", (char *) "--json",
+                         (char *) "--to", (char *) to, (char *) flake, NULL };
+        r = nix_json(argv, "nix flake archive", &j, e);
+        if (r < 0)
+                return error_prefix(e, r, "nix flake archive failed");
+        r = collect_flake_paths(j, paths, 0);
+        json_decref(j);
+        return r;
+}
+
 int profile_generation(const Config *c, char **ret, Error *e) {
         int r = canonicalize_path(c->system.profile, ret);
 

@@ -36,6 +36,10 @@ int nix_evaluate_system(const Config *c, const char *flake, SystemEval *ret, Err
 int nix_build_system(const Config *c, const char *drv_path, const char *expected_toplevel, const char *out_link,
                      bool offline, Error *reterr);
 
+/* `nix flake archive --to TO FLAKE`: the sources of the flake and of every input, copied to the
+ * store TO; their store paths are added to *paths. */
+int nix_flake_archive(const Config *c, const char *flake, const char *to, char ***paths, Error *reterr);
+
 /* 1 when the store holds path (valid, with its closure), 0 when it does not, <0 when nix could
  * not be asked. */
 int nix_store_has(const Config *c, const char *path, Error *reterr);
