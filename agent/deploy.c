@@ -249,6 +249,14 @@ ExitCode deploy_revision(Run *run, const DeployTarget *t) {
         }
         if (r == -ECANCELED || stop_requested())
                 return deploy_finish(run, RESULT_INTERRUPTED, "stopped while building", EXIT_STOPPED);
+        /* Nothing roots the derivation between the evaluation and the build: a garbage
+         * collection meanwhile is the machine's doing, not the revision's. */
+        if (r < 0 && t->drv_path && access(t->drv_path, F_OK) < 0 && errno == ENOENT) {
+                log_error("The derivation %s was collected before it was built; the next run evaluates again.",
+                          t->drv_path);
+                return deploy_finish(run, RESULT_INTERRUPTED, "the derivation was garbage-collected before the build",
+                                     EXIT_TRANSIENT);
+        }
         if (r < 0) {
                 log_error("Deployment of %s failed: %s", t->revision, error_message(&e) ?: strerror(-r));
                 return deploy_finish(run, RESULT_BUILD_FAILED, error_message(&e) ?: strerror(-r), EXIT_DEPLOY_FAILED);

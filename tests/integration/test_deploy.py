@@ -365,6 +365,38 @@ class ToolsTest(Base):
         self.assertEqual(s["revision"], good)
         self.run_agent("rollback", expect=0)
 
+    def test_derivation_collected_before_the_build_is_not_the_revisions_fault(self):
+        """A garbage collection between the evaluation and the build deletes the derivation
+        (nothing roots it yet): the build fails, but that is the machine's doing. Exit 6, the
+        revision not remembered as failed, and the next run evaluates again and deploys."""
+        import shutil
+        w = self.w
+        real = shutil.which("nix", path=w.env["PATH"])
+        done = w.tmp / "collected"
+        gc = w.tmp / "gc-nix"
+        gc.write_text(f"""#!/bin/sh
+case " $* " in
+*" build --json --out-link "*)
+  if [ ! -e "{done}" ]; then
+    : > "{done}"
+    for a in "$@"; do case "$a" in *.drv*) nix-store --delete "${{a%^*}}" >&2 || exit 99 ;; esac; done
+  fi ;;
+esac
+exec "{real}" "$@"
+""")
+        gc.chmod(0o755)
+        self.configure(system={"nix-command": str(gc)})
+        rev = w.commit()
+        r = self.run_agent("pull", expect=6)
+        self.assertIn("collected before it was built", r.stderr)
+        s = self.status()
+        self.assertEqual((s["history"][-1]["revision"], s["history"][-1]["result"]), (rev, "interrupted"))
+        self.assertIsNone(s["failed-revision"])
+        w.reset_call_logs()
+        self.run_agent("pull", expect=0)
+        self.assertEqual(w.evaluations(), 1)
+        self.assertEqual(self.assert_truthful()["revision"], rev)
+
     def test_config_check_refuses_what_cannot_roll_back(self):
         w = self.w
         for system, key in (({"nix-command": str(w.tmp / "no-such-nix")}, "system.nix-command"),
