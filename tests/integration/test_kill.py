@@ -124,7 +124,9 @@ class KillMatrix(Base):
                 p = self.start_agent("pull")
                 hit = self.kill_when(p, predicate)
                 p.wait(timeout=60)
-                self.assertTrue(hit, f"the kill point was never reached: {p.stderr.read()[-3000:]}")
+                err = p.stderr.read()
+                p.stderr.close()
+                self.assertTrue(hit, f"the kill point was never reached: {err[-3000:]}")
                 self.assertTrue(w.wait_activation_idle(30))
 
                 # The next run, and only if it could not, the one after.
@@ -175,9 +177,11 @@ class FailedRollbackKillMatrix(KillMatrix):
                 p = self.start_agent("pull")
                 hit = self.kill_when(p, predicate)
                 p.wait(timeout=60)
+                err = p.stderr.read()
+                p.stderr.close()
                 if not hit:
                     # The run ended by itself before the point: it must have said 5.
-                    self.assertEqual(p.returncode, 5, p.stderr.read()[-3000:])
+                    self.assertEqual(p.returncode, 5, err[-3000:])
                 self.assertTrue(w.wait_activation_idle(30))
                 r = self.run_agent("pull")
                 self.assertEqual(r.returncode, 5, r.stderr[-3000:])
