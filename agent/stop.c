@@ -21,12 +21,14 @@ void stop_request(int sig) {
 }
 
 int stop_install(void) {
-        struct sigaction sa = { .sa_handler = stop_request };
+        /* SA_RESTART: a read, write or wait in progress goes on (code that never expected EINTR
+         * keeps working); what waits for long — poll (process.c watches stop_fd() too) and
+         * nanosleep — returns early with EINTR anyway, and looks at stop_requested(). */
+        struct sigaction sa = { .sa_handler = stop_request, .sa_flags = SA_RESTART };
         static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
 
         if (pipe_fds[0] < 0 && pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) < 0)
                 return -errno;
-        /* No SA_RESTART: a sleep or a poll in progress returns early and looks again. */
         sigemptyset(&sa.sa_mask);
         for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
                 if (sigaction(signals[i], &sa, NULL) < 0)
