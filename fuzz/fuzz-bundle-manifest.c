@@ -7,7 +7,11 @@
  * What must hold for a manifest that parses: the rules of section 3, checked here apart from
  * the parser: every member name valid and not reserved, members sorted without duplicates and
  * found by bundle_manifest_find(), the repository listed, sizes and the sequence in range,
- * expires after created, a member below the closure's cache and below each image layout. */
+ * expires after created, a member below the closure's cache and below each image layout, a
+ * system without "." components that the closure (when there is one) lists, containers an
+ * object. */
+
+#include <jansson.h>
 
 #include "bundle.h"
 #include "cosign.h"
@@ -46,6 +50,18 @@ static void check(const BundleManifest *m) {
         }
         if (!bundle_manifest_find(m, m->repository))
                 fuzz_fail("repository '%s' is not a member", m->repository);
+        if (!m->system || m->system[0] != '/' || strstr(m->system, "/.") || strstr(m->system, "//"))
+                fuzz_fail("system '%s' parsed", strna(m->system));
+        if (!json_is_object(m->containers) || json_object_size(m->containers) > BUNDLE_IMAGES_MAX)
+                fuzz_fail("containers that are not an object of at most %u parsed", BUNDLE_IMAGES_MAX);
+        if (m->has_closure) {
+                bool listed = false;
+
+                for (char **p = m->paths; p && *p; p++)
+                        listed = listed || streq(*p, m->system);
+                if (!listed)
+                        fuzz_fail("system '%s' is not one of the closure's paths", m->system);
+        }
         if (m->has_closure) {
                 if (!m->store_dir || m->store_dir[0] != '/' || !m->cache || !m->paths || !m->paths[0])
                         fuzz_fail("a closure without store-dir, cache or paths parsed");
