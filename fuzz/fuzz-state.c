@@ -64,13 +64,13 @@ static void state_file(const uint8_t *data, size_t size) {
         /* What the engine does next: a run finds the deployment in flight and finishes it (as
          * interrupted), or starts a new one and finishes it. */
         if (s->pending) {
-                if (state_finish(s, RESULT_INTERRUPTED, "interrupted") < 0)
+                if (state_finish(s, RESULT_INTERRUPTED, "interrupted", NULL) < 0)
                         fuzz_fail("state_finish() of the pending deployment failed");
         } else {
                 if (state_begin(s, PHASE_BUILDING, "0123456789abcdef0123456789abcdef01234567", "main", "pull",
                                 "switch") < 0)
                         fuzz_fail("state_begin() failed on an idle state");
-                if (state_finish(s, RESULT_SUCCESS, NULL) < 0)
+                if (state_finish(s, RESULT_SUCCESS, NULL, NULL) < 0)
                         fuzz_fail("state_finish() failed");
         }
         json_decref(round_trip(s, "after the next deployment"));
