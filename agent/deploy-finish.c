@@ -8,6 +8,7 @@
 #include "event.h"
 #include "fileio.h"
 #include "log.h"
+#include "nix.h"
 #include "process.h"
 
 void msgf(char msg[static ERROR_MESSAGE_MAX], const char *fmt, ...) {
@@ -95,6 +96,38 @@ static void emit_outcome(const Deployment *d, RunResult result, const char *erro
 #undef FIELDS_OF
 }
 
+/* One root: link -> want (NULL: no root). Unchanged links cost a readlink. */
+static void sync_root(const Config *c, const char *name, const char *want) {
+        _cleanup_free_ char *link = path_join(c->state_dir, name), *now = NULL;
+        Error e = {};
+        int r;
+
+        if (!link)
+                return;
+        if (readlink_malloc(link, &now) >= 0 && streq_ptr(now, want))
+                return;
+        if (!want) {
+                if (unlink(link) < 0 && errno != ENOENT)
+                        log_warning_errno(errno, "Cannot remove the garbage-collector root '%s': %m", link);
+                return;
+        }
+        r = nix_add_root(c, link, want, &e);
+        if (r < 0)
+                log_warning("Cannot make '%s' a garbage-collector root of %s: %s", link, want,
+                            error_message(&e) ?: strerror(-r));
+}
+
+void deploy_sync_roots(Run *run) {
+        const State *s = run->state;
+        _cleanup_free_ char *legacy = path_join(run->config->state_dir, "build/result");
+
+        sync_root(run->config, DEPLOY_ROOT_KNOWN_GOOD, s->good_generation);
+        sync_root(run->config, DEPLOY_ROOT_PENDING, s->pending ? s->pending->generation : NULL);
+        /* Where builds were rooted before: nothing needs it. */
+        if (legacy)
+                (void) unlink(legacy);
+}
+
 ExitCode deploy_finish(Run *run, RunResult result, const char *error, ExitCode code) {
         const Deployment *p = run->state->pending;
         _cleanup_free_ char *rev = p ? strdup(p->revision) : NULL, *running = NULL;
@@ -113,6 +146,7 @@ ExitCode deploy_finish(Run *run, RunResult result, const char *error, ExitCode c
                 deployment_done(&copy);
                 return EXIT_USAGE;
         }
+        deploy_sync_roots(run);
         if (result == RESULT_SUCCESS || result == RESULT_BUILD_FAILED || result == RESULT_ROLLED_BACK ||
             result == RESULT_ROLLBACK_FAILED)
                 run_hook(run->config, &copy, result, error);

@@ -7,6 +7,12 @@
 #include "deploy.h"
 #include "error.h"
 
+/* Garbage-collector roots below state-dir (indirect roots of nix): the known-good generation,
+ * and the generation of the deployment in flight, so that no garbage collection can take what
+ * a rollback needs, or what waits for its reboot. */
+#define DEPLOY_ROOT_KNOWN_GOOD "gcroots/known-good"
+#define DEPLOY_ROOT_PENDING "gcroots/pending"
+
 typedef enum HealthVerdict {
         HEALTH_PASSED,
         HEALTH_FAILED,
@@ -19,6 +25,10 @@ void msgf(char msg[static ERROR_MESSAGE_MAX], const char *fmt, ...) _printf_(2, 
 /* Ends the pending deployment with result: the state file (history, deployed, known good,
  * failed revision, unhealthy), the event, the hooks, last-run.json; returns code. */
 ExitCode deploy_finish(Run *run, RunResult result, const char *error, ExitCode code);
+
+/* The roots follow the state: known-good -> State.good_generation, pending -> the pending
+ * deployment's generation; a root of anything else is dropped. Failures are logged. */
+void deploy_sync_roots(Run *run);
 
 /* A stop was requested: the state stays as it is (the next run finishes the job), the run is
  * recorded as interrupted; EXIT_STOPPED. */

@@ -14,7 +14,6 @@
 #include "nix.h"
 #include "stop.h"
 
-#define BUILD_LINK "build/result"
 
 /* A revision whose activation was interrupted this often in a row counts as failed: one that
  * kills the agent (or its unit) must not loop. */
@@ -223,7 +222,7 @@ ExitCode deploy_revision(Run *run, const DeployTarget *t) {
         Error e = {};
         int r;
 
-        out_link = path_join(c->state_dir, BUILD_LINK);
+        out_link = path_join(c->state_dir, DEPLOY_ROOT_PENDING);
         if (!out_link)
                 return log_oom_exit();
 
@@ -246,6 +245,8 @@ ExitCode deploy_revision(Run *run, const DeployTarget *t) {
                 r = nix_store_has(c, t->toplevel, &e);
                 if (r == 0)
                         r = error_set(&e, -ENOENT, "the store does not hold %s", t->toplevel);
+                if (r > 0)
+                        r = nix_add_root(c, out_link, t->toplevel, &e);
         }
         if (r == -ECANCELED || stop_requested())
                 return deploy_finish(run, RESULT_INTERRUPTED, "stopped while building", EXIT_STOPPED);
@@ -399,6 +400,9 @@ ExitCode deploy_begin(Run *run, const Config *c, const char *command) {
         /* A recovery that ended in a known state (even a rollback, failed or not: the state
          * records it) lets the command go on; one that could not decide ends the run. */
         code = deploy_recover(run);
+        /* State files written by an agent that kept no roots get them now. */
+        if (code != EXIT_STOPPED)
+                deploy_sync_roots(run);
         return code == EXIT_USAGE || code == EXIT_BUSY || code == EXIT_STOPPED ? code : EXIT_OK;
 }
 

@@ -191,6 +191,20 @@ int nix_store_has(const Config *c, const char *path, Error *e) {
         return error_set(e, r, "cannot ask nix about '%s': %s", path, error_message(&pe) ?: strerror(-r));
 }
 
+int nix_add_root(const Config *c, const char *link, const char *path, Error *e) {
+        _cleanup_free_ char *copy = strdup(link);
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        r = mkdir_parents(dirname(copy), 0755);
+        if (r < 0)
+                return error_set(e, r, "cannot create the directory of '%s': %s", link, strerror(-r));
+        char *argv[] = { c->system.nix_command, (char *) "build", (char *) "--out-link", (char *) link, (char *) path,
+                         NULL };
+        return process_run(argv, &(ProcessOptions) { .name = "nix build --out-link", .log_level = LOG_DEBUG }, NULL, e);
+}
+
 /* The sources of a flake and of its inputs, as `nix flake archive --json` prints them:
  * {"path": ..., "inputs": {name: {"path": ..., "inputs": {...}}}}. */
 static int collect_flake_paths(json_t *j, char ***paths, unsigned depth) {

@@ -36,6 +36,10 @@ int nix_evaluate_system(const Config *c, const char *flake, SystemEval *ret, Err
 int nix_build_system(const Config *c, const char *drv_path, const char *expected_toplevel, const char *out_link,
                      bool offline, Error *reterr);
 
+/* Makes link a garbage-collector root of path (a store path nix holds already): `nix build
+ * --out-link LINK PATH`, which builds nothing and registers link as an indirect root. */
+int nix_add_root(const Config *c, const char *link, const char *path, Error *reterr);
+
 /* `nix flake archive --to TO FLAKE`: the sources of the flake and of every input, copied to the
  * store TO; their store paths are added to *paths. */
 int nix_flake_archive(const Config *c, const char *flake, const char *to, char ***paths, Error *reterr);

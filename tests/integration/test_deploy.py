@@ -13,6 +13,7 @@ Real parts: the agent binary, real nix with a private store and real profile gen
 git, the test service on loopback, and the world's nixos-rebuild stand-in (tests/world)."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -347,6 +348,72 @@ class HealthTimingTest(Base):
         self.assertIsNotNone(m, r.stderr[-2000:])
         self.assertIn(int(m.group(1)), (3, 4), r.stderr[-2000:])
         print(f"\nhealthy {m.group(2)} s after the first round (round {m.group(1)})", file=sys.stderr)
+
+
+class GcRootsTest(Base):
+    """The known-good generation and a pending one are garbage-collector roots of the agent's
+    (below state-dir): a collection that deletes every old profile generation, as
+    `nix-collect-garbage -d` does, cannot take what a rollback needs."""
+
+    def gc_old_generations(self):
+        w = self.w
+        r = w.run(["nix-env", "-p", str(w.profile), "--delete-generations", "old"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = w.run(["nix-store", "--gc"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_rollback_after_a_collection_while_a_boot_deployment_waits(self):
+        w = self.w
+        self.configure()
+        w.commit()
+        self.run_agent("pull", expect=0)
+        good_gen = self.status()["generation"]
+        roots = w.state_dir / "gcroots"
+        self.assertEqual(os.readlink(roots / "known-good"), good_gen)
+        self.assertFalse((roots / "pending").exists())
+
+        reboots = w.tmp / "reboots"
+        self.configure(system={"action": "boot", "reboot-command": ["sh", "-c", f"echo reboot >> {reboots}"]})
+        bad = w.commit(health_status=500)
+        self.run_agent("pull", expect=0)
+        s = self.status()
+        self.assertEqual(s["phase"], "pending-reboot")
+        new_gen = s["pending"]["generation"]
+        self.assertEqual(os.readlink(roots / "pending"), new_gen)
+
+        self.gc_old_generations()
+        self.assertNotIn(good_gen, w.profile_generations().values(), "the old generation's link is gone")
+        self.assertTrue(Path(good_gen).exists(), "the known-good generation was collected")
+
+        # The reboot into the new generation, which is unhealthy: confirm rolls back to a
+        # generation that only the agent's root kept.
+        w.stop_service()
+        r = w.run([f"{new_gen}/bin/switch-to-configuration", "test"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.run_agent("confirm", expect=1)
+        self.assertIn("rolled back", r.stderr)
+        s = self.status()
+        self.assertEqual((s["history"][-1]["revision"], s["history"][-1]["result"]), (bad, "rolled-back"))
+        self.assertEqual(w.profile_target(), good_gen)
+        self.assertEqual(w.boot_next(), good_gen)
+        self.assertEqual(os.readlink(roots / "known-good"), good_gen)
+        self.assertFalse((roots / "pending").exists(), "the root of the failed generation stays")
+
+    def test_roots_follow_the_known_good_generation(self):
+        w = self.w
+        self.configure()
+        w.commit()
+        self.run_agent("pull", expect=0)
+        first = self.status()["generation"]
+        w.commit()
+        self.run_agent("pull", expect=0)
+        second = self.status()["generation"]
+        roots = w.state_dir / "gcroots"
+        self.assertEqual(os.readlink(roots / "known-good"), second)
+        self.assertEqual(sorted(p.name for p in roots.iterdir()), ["known-good"])
+        self.gc_old_generations()
+        self.assertFalse(Path(first).exists(), "a generation nothing needs is not kept")
+        self.assertTrue(Path(second).exists())
 
 
 class ToolsTest(Base):
