@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Proves the test world works on its own, without the agent: real nix builds in a private
-store, real profile generations, the nixos-rebuild stand-in, the test service.
+store, real profile generations, the nixos-rebuild stand-in, the test service, the boot loader
+and booting.
 
 Run from the repository root: python3 tests/integration/test_world_selftest.py [-v]
 """
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from world import (DEPLOY_REF, EVAL_COST_1S, REBUILD_STANDIN, World, flake_ref,  # noqa: E402
-                   is_evaluation, pid_alive, to_yaml)
+from world import (BLESS_BOOT, BOOTCTL, DEPLOY_REF, EVAL_COST_1S, GRUB_REBOOT, REBUILD_STANDIN,  # noqa: E402
+                   World, bootloader, flake_ref, is_evaluation, pid_alive, to_yaml)
 
 HOST = "testhost"
 TIMEOUT = 60  # per command; a stand-in run takes well under a second
@@ -286,6 +288,7 @@ class RealToolsTest(unittest.TestCase):
     def test_activation_lock_refuses_a_second_activation(self):
         w = self.world()
         top = self.toplevel(w, w.deploy_ref(w.commit()))
+        self.assertEqual(w.run(["nix-env", "-p", w.profile, "--set", top]).returncode, 0)
         stc = Path(top, "bin", "switch-to-configuration")
         first = w.popen([stc, "switch"], env={"WORLD_ACTIVATION_SECONDS": "2"})
         self.wait_span_begin(w, top)
@@ -486,6 +489,357 @@ class EvalCostTest(unittest.TestCase):
         self.assertEqual(results[0, "virtualisation.oci-containers.containers"], {"web": {"image": "r/web:1"}})
 
 
+class BootLoaderTest(unittest.TestCase):
+    """The boot loader model: entries for the profile's generations, the default, one-shot
+    entries through bootctl and grub-reboot, boot counting, and power cuts that boot what the
+    loader chooses (tests/world/README.md, "Boot loader")."""
+
+    SD = "nixos-generation-{}.conf"
+
+    def world(self, **kw) -> World:
+        kw.setdefault("rebuild_flavor", "ng")
+        return World.for_test(self, **kw)
+
+    def switch(self, w: World, **params) -> str:
+        """nixos-rebuild switch of a new commit; returns its toplevel (the profile's newest)."""
+        r = w.rebuild("switch", "--fast", "--flake", f"{w.deploy_ref(w.commit(**params))}#{HOST}", timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return w.profile_target()
+
+    def build(self, w: World, **params) -> str:
+        r = w.rebuild("build", "--fast", "--flake", f"{w.deploy_ref(w.commit(**params))}#{HOST}", timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return os.readlink(w.cwd / "result")
+
+    def add_generation(self, w: World, toplevel: str) -> int:
+        """A new generation of the system profile, as nix-env --set makes it (no activation)."""
+        r = w.run(["nix-env", "-p", w.profile, "--set", toplevel])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return w.profile_generation()
+
+    def stc(self, w: World, toplevel: str, action: str, ok: bool = True) -> subprocess.CompletedProcess:
+        r = w.run([Path(toplevel, "bin", "switch-to-configuration"), action], timeout=TIMEOUT)
+        if ok:
+            self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+    def test_switch_moves_the_default_boot_only_the_default_test_nothing(self):
+        w = self.world()
+        self.assertEqual((w.boot_entries(), w.boot_default(), w.boot_next(), w.boot_state()), ({}, None, None, None))
+        top1 = self.switch(w)
+        self.assertEqual(w.boot_entries(), {self.SD.format(1): top1})
+        self.assertEqual((w.boot_default_id(), w.boot_default(), w.boot_next()), (self.SD.format(1), top1, top1))
+        self.assertEqual(w.boot_entry_id(1), self.SD.format(1))
+
+        # boot: a new generation becomes the default; the running system stays.
+        r = w.rebuild("boot", "--fast", "--flake", f"{w.deploy_ref(w.commit(health_status=503))}#{HOST}",
+                      timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        top2 = w.profile_target()
+        self.assertEqual(w.boot_entries(), {self.SD.format(2): top2, self.SD.format(1): top1})
+        self.assertEqual((w.boot_default(), w.boot_next()), (top2, top2))
+        self.assertEqual((w.current_system(), w.health()), (top1, 200))
+
+        # test: activates, and moves nothing of the boot loader (nor the profile).
+        before = w.boot_state()
+        top3 = self.build(w, health_status=500)
+        r = w.rebuild("test", "--fast", "--flake", f"{w.deploy_ref(w.commit(health_status=500))}#{HOST}",
+                      timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotEqual(w.current_system(), top2)
+        self.assertEqual(w.health(), 500)
+        self.assertEqual(w.boot_state(), before)
+        self.assertEqual((list(w.profile_generations()), w.boot_next()), ([1, 2], top2))
+        self.stc(w, top3, "test")
+        self.assertEqual(w.boot_state(), before)
+
+        # switch (here of generation 1, nixos-rebuild --rollback switch): both move.
+        r = w.rebuild("--rollback", "switch", timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual((w.current_system(), w.health()), (top1, 200))
+        self.assertEqual((w.boot_default_id(), w.boot_default(), w.boot_next()), (self.SD.format(1), top1, top1))
+        self.assertEqual(list(w.boot_entries()), [self.SD.format(2), self.SD.format(1)])
+        # The loader's own files follow: loader.conf's default, one file per entry.
+        self.assertIn(f"default {self.SD.format(1)}\n", (w.root / "boot/loader/loader.conf").read_text())
+        self.assertEqual(sorted(os.listdir(w.root / "boot/loader/entries")), [self.SD.format(1), self.SD.format(2)])
+        self.assertEqual([a.split()[0] for a in w.activations()], ["switch", "boot", "test", "test", "switch"])
+
+    def test_entries_follow_the_profile_generations(self):
+        w = self.world()
+        top1, top2, top3 = self.switch(w), self.switch(w), self.switch(w)
+        self.assertEqual(w.boot_entries(), {self.SD.format(3): top3, self.SD.format(2): top2, self.SD.format(1): top1})
+        # A deleted generation loses its entry at the next installation.
+        r = w.run(["nix-env", "-p", w.profile, "--delete-generations", "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(w.boot_entries()), 3, "nothing changes before the next installation")
+        self.stc(w, top3, "boot")
+        self.assertEqual(w.boot_entries(), {self.SD.format(3): top3, self.SD.format(2): top2})
+        # Several generations of one toplevel: the newest is the default.
+        self.assertEqual(self.add_generation(w, top2), 4)
+        self.stc(w, top2, "boot")
+        self.assertEqual(list(w.boot_entries()), [self.SD.format(n) for n in (4, 3, 2)])
+        self.assertEqual((w.boot_default_id(), w.boot_next()), (self.SD.format(4), top2))
+        # A toplevel that is no generation of the profile: exit 1, nothing changes, and
+        # switch does not activate it either.
+        top5 = self.build(w)
+        before = w.boot_state()
+        for action in ("boot", "switch"):
+            r = self.stc(w, top5, action, ok=False)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f"cannot make {top5} the boot default: it is no generation of the system profile",
+                          r.stderr)
+            self.assertEqual(w.boot_state(), before)
+            self.assertEqual((w.current_system(), w.boot_next()), (top3, top2))
+        # In a clean environment (a systemd unit's), world.env has the settings it needs.
+        w.boot_loader = "extlinux"
+        r = subprocess.run([Path(top3, "bin", "switch-to-configuration"), "boot"], env={"PATH": os.environ["PATH"]},
+                           cwd=w.cwd, capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(w.boot_state()["loader"], "extlinux")
+        self.assertEqual((w.boot_default_id(), w.boot_next()), ("nixos-default", top3))
+
+    def test_oneshot_through_bootctl(self):
+        w = self.world()
+        top1 = self.switch(w)
+        top2 = self.build(w, health_status=503)
+        # What a boot-once deployment does: the new generation gets an entry, the old one stays
+        # the default (its switch-to-configuration boot), and the next boot alone starts the new.
+        self.assertEqual(self.add_generation(w, top2), 2)
+        self.stc(w, top1, "boot")
+        self.assertEqual((w.boot_default(), w.boot_next(), list(w.boot_entries())),
+                         (top1, top1, [self.SD.format(2), self.SD.format(1)]))
+        r = w.bootctl("set-oneshot", self.SD.format(9))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"no boot loader entry '{self.SD.format(9)}'", r.stderr)
+        self.assertIsNone(w.boot_oneshot())
+        r = w.bootctl("--no-pager", "set-oneshot", self.SD.format(2))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual((w.boot_oneshot(), w.boot_next(), w.boot_default()), (self.SD.format(2), top2, top1))
+        # bootctl list marks the entry the next boot starts (default) and the booted one (selected).
+        r = w.bootctl("list", "--json=short")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual({e["id"]: (e["isDefault"], e["toplevel"]) for e in json.loads(r.stdout)},
+                         {self.SD.format(2): (True, top2), self.SD.format(1): (False, top1)})
+        r = w.bootctl("--no-pager", "list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, rf"(?m)^ +title: NixOS \(Generation 2 .*\) \(default\)\n +id: {re.escape(self.SD.format(2))}$")
+
+        first_id = w.boot_id()
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.toplevel, b.how, b.up, b.oneshot), (self.SD.format(2), top2, "oneshot", True,
+                                                                          self.SD.format(2)))
+        self.assertNotEqual(b.boot_id, first_id)
+        self.assertEqual((w.current_system(), w.booted_system(), w.health()), (top2, top2, 503))
+        self.assertEqual((w.boot_oneshot(), w.boot_next(), w.booted_entry()), (None, top1, self.SD.format(2)))
+        r = w.bootctl("list")
+        self.assertRegex(r.stdout, r"title: NixOS \(Generation 2 [^\n]*\) \(selected\)\n")
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.how, b.oneshot, w.current_system(), w.health()),
+                         (self.SD.format(1), "default", None, top1, 200))
+
+        # set-default (LoaderEntryDefault) overrides what the installer writes, until removed.
+        r = w.bootctl("set-default", self.SD.format(2))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual((w.boot_default(), w.boot_next()), (top2, top2))
+        self.stc(w, top1, "boot")
+        self.assertEqual((w.boot_state()["default"], w.boot_default()), (self.SD.format(1), top2))
+        r = w.bootctl("set-oneshot", "@default")
+        self.assertEqual((r.returncode, w.boot_oneshot()), (0, self.SD.format(2)), r.stderr)
+        self.assertEqual(w.bootctl("set-default", "").returncode, 0)
+        self.assertEqual(w.bootctl("set-oneshot", "").returncode, 0)
+        self.assertEqual((w.boot_default(), w.boot_oneshot(), w.boot_next()), (top1, None, top1))
+        self.assertEqual(w.bootloader_calls(), [
+            f"bootctl set-oneshot {self.SD.format(9)}", f"bootctl --no-pager set-oneshot {self.SD.format(2)}",
+            "bootctl list --json=short", "bootctl --no-pager list", "bootctl list",
+            f"bootctl set-default {self.SD.format(2)}", "bootctl set-oneshot @default",
+            "bootctl set-default ", "bootctl set-oneshot "])
+        r = w.bootctl("frobnicate")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Unknown command verb", r.stderr)
+        r = w.grub_reboot(self.SD.format(2))
+        self.assertEqual(r.returncode, 1, "grub-reboot on a systemd-boot machine")
+        self.assertIn("grubenv", r.stderr)
+
+    def test_oneshot_through_grub_reboot(self):
+        w = self.world(boot_loader="grub")
+        top1 = self.switch(w)
+        top2 = self.build(w, health_status=503)
+        self.add_generation(w, top2)
+        self.stc(w, top1, "boot")
+        ids = list(w.boot_entries())
+        self.assertEqual(ids[0], "NixOS")
+        self.assertEqual([w.boot_entries()[i] for i in ids], [top1, top2, top1])
+        self.assertRegex(ids[1], r"^NixOS - All configurations>NixOS - Configuration 2 \(\d{4}-\d\d-\d\d - "
+                                 r"24\.05\.world \(Atticd test world\)\)$")
+        self.assertEqual((w.boot_entry_id(2), w.boot_entry_id(1)), (ids[1], ids[2]))
+        self.assertEqual((w.boot_default_id(), w.boot_default(), w.boot_next()), ("NixOS", top1, top1))
+        grub_cfg = (w.root / "boot/grub/grub.cfg").read_text()
+        self.assertIn('submenu "NixOS - All configurations"', grub_cfg)
+        self.assertIn(f'menuentry "{ids[1].split(">", 1)[1]}"', grub_cfg)
+        r = w.bootctl("set-oneshot", "NixOS")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Not booted with a supported boot loader", r.stderr)
+
+        r = w.grub_reboot(w.boot_entry_id(2))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual((w.boot_oneshot(), w.boot_next()), (ids[1], top2))
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.how, b.up, w.current_system(), w.health()), (ids[1], "oneshot", True, top2, 503))
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.how, w.current_system(), w.health()), ("NixOS", "default", top1, 200))
+        # The title alone is no menu path in GRUB: nothing matches, the default boots, and the
+        # setting is gone all the same (grub-reboot checks nothing, as the real one).
+        title = ids[1].split(">", 1)[1]
+        r = w.grub_reboot(title)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(w.boot_next(), top1)
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.oneshot, w.boot_oneshot(), w.current_system()), ("NixOS", title, None, top1))
+        # By number: 1>0 is the first entry of the submenu, the newest generation.
+        self.assertEqual(w.grub_reboot("1>0").returncode, 0)
+        self.assertEqual(w.power_cut().toplevel, top2)
+        r = w.grub_reboot()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Entry not specified.", r.stderr)
+        self.assertEqual(w.bootloader_calls(), ["bootctl set-oneshot NixOS", f"grub-reboot {ids[1]}",
+                                                f"grub-reboot {title}", "grub-reboot 1>0", "grub-reboot"])
+
+    def test_extlinux_has_no_oneshot(self):
+        w = self.world(boot_loader="extlinux")
+        top1, top2 = self.switch(w), self.switch(w, health_status=503)
+        self.assertEqual(w.boot_entries(), {"nixos-default": top2, "nixos-2-default": top2, "nixos-1-default": top1})
+        self.assertEqual((w.boot_default_id(), w.boot_entry_id(1)), ("nixos-default", "nixos-1-default"))
+        self.assertIn("DEFAULT nixos-default\n", (w.root / "boot/extlinux/extlinux.conf").read_text())
+        for r in (w.bootctl("set-oneshot", "nixos-1-default"), w.grub_reboot("nixos-1-default")):
+            self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIsNone(w.boot_oneshot())
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.toplevel, w.health()), ("nixos-default", top2, 503))
+
+    def test_panic_at_boot(self):
+        w = self.world()
+        top1 = self.switch(w)
+        top2 = self.build(w, boot_panic=True)
+        self.add_generation(w, top2)
+        self.stc(w, top1, "boot")
+        self.assertEqual(w.bootctl("set-oneshot", self.SD.format(2)).returncode, 0)
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.toplevel, b.up, b.activation_exit), (self.SD.format(2), top2, False, None))
+        self.assertEqual((w.current_system(), w.booted_system(), w.health(), w.service_pids()), (None, None, None, []))
+        self.assertEqual(w.boot_next(), top1, "the one-shot entry was used")
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.up, b.activation_exit, w.current_system(), w.health()),
+                         (self.SD.format(1), True, 0, top1, 200))
+        # It activates all right; it is the default that panics at every boot (no boot counting).
+        self.stc(w, top2, "switch")
+        self.assertEqual((w.current_system(), w.health(), w.boot_next()), (top2, 200, top2))
+        self.assertEqual([w.power_cut().up for _ in range(2)], [False, False])
+        self.assertEqual([(x["entry"], x["up"]) for x in w.boots()],
+                         [(self.SD.format(2), False), (self.SD.format(1), True), (self.SD.format(2), False),
+                          (self.SD.format(2), False)])
+        self.assertEqual(len({x["boot_id"] for x in w.boots()}), 4)
+
+    def test_boot_counting(self):
+        w = self.world(boot_counting=2)
+        top1 = self.switch(w)
+        self.assertEqual(w.boot_tries(), {self.SD.format(1): (2, 0)})
+        self.assertEqual(os.listdir(w.root / "boot/loader/entries"), ["nixos-generation-1+2.conf"])
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.up, b.tries), (self.SD.format(1), True, {"left": 1, "done": 1}))
+        self.assertEqual(w.bless_boot("status").stdout, "indeterminate\n")
+        r = w.bless_boot("good")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Marked boot as 'good'", r.stderr)
+        self.assertEqual((w.boot_tries(), w.bless_boot("status").stdout), ({}, "good\n"))
+
+        # A generation that panics at boot: two tries, then the loader falls back.
+        top2 = self.switch(w, boot_panic=True)
+        self.assertEqual(w.boot_tries(), {self.SD.format(2): (2, 0)}, "the blessed entry stays blessed")
+        self.assertEqual([(b.entry, b.up, b.tries) for b in (w.power_cut(), w.power_cut())],
+                         [(self.SD.format(2), False, {"left": 1, "done": 1}),
+                          (self.SD.format(2), False, {"left": 0, "done": 2})])
+        self.assertEqual(w.boot_next(), top1)
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.how, b.up, w.current_system(), w.health()),
+                         (self.SD.format(1), "fallback", True, top1, 200))
+        self.assertEqual((w.boot_default_id(), w.boot_tries()), (self.SD.format(2), {self.SD.format(2): (0, 2)}))
+        self.assertEqual(sorted(os.listdir(w.root / "boot/loader/entries")),
+                         ["nixos-generation-1.conf", "nixos-generation-2+0-2.conf"])
+        r = w.bootctl("list")
+        self.assertLess(r.stdout.index(f"id: {self.SD.format(1)}"), r.stdout.index(f"id: {self.SD.format(2)}"),
+                        "an entry without tries left is sorted last")
+        self.assertIn("tries: 0 left; 2 done", r.stdout)
+        self.assertEqual(w.power_cut().entry, self.SD.format(1), "the blessed entry boots again")
+        r = w.bless_boot("good")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Not booted with boot counting in effect.", r.stderr)
+        self.assertEqual(w.bless_boot("status").stdout, "clean\n")
+
+        # One that comes up but is marked bad (its checks failed): the next boot falls back.
+        top3 = self.switch(w)
+        b = w.power_cut()
+        self.assertEqual((b.entry, b.toplevel, b.up, b.tries), (self.SD.format(3), top3, True, {"left": 1, "done": 1}))
+        self.assertEqual(w.bless_boot("bad").returncode, 0)
+        self.assertEqual((w.boot_tries()[self.SD.format(3)], w.bless_boot("status").stdout), ((0, 1), "bad\n"))
+        self.assertEqual(w.boot_next(), top1)
+        self.assertEqual(w.power_cut().how, "fallback")
+        self.assertEqual(w.bootloader_calls(), [
+            "systemd-bless-boot status", "systemd-bless-boot good", "systemd-bless-boot status", "bootctl list",
+            "systemd-bless-boot good", "systemd-bless-boot status", "systemd-bless-boot bad",
+            "systemd-bless-boot status"])
+        # Boot counting is systemd-boot's.
+        w.boot_loader = "grub"
+        r = self.stc(w, top1, "boot", ok=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("boot counting (WORLD_BOOT_COUNTING=2) is systemd-boot's", r.stderr)
+        self.assertEqual(w.boot_state()["loader"], "systemd-boot")
+
+    def test_power_cut_and_reboot_stop_everything(self):
+        w = self.world()
+        with self.assertRaises(bootloader.Fail):
+            w.power_cut()  # nothing installed a boot loader: nothing to boot
+        first_id = (w.boot_id_path.read_text())
+        self.assertRegex(first_id, r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}\n$")
+        top1 = self.switch(w)
+        top2 = self.build(w)
+        # A slow activation, and any other process of the machine.
+        w.activation_seconds = 60
+        stc = w.popen([Path(top2, "bin", "switch-to-configuration"), "test"])
+        self.assertTrue(w.wait_for(lambda: w.activation_spans()[-1]["toplevel"] == top2, timeout=20))
+        other = w.popen(["sleep", "300"])
+        old_service = w.service_pids()
+        w.activation_seconds = 0
+        b = w.power_cut()
+        self.assertEqual(stc.wait(timeout=10), -signal.SIGKILL)
+        self.assertEqual(other.wait(timeout=10), -signal.SIGKILL)
+        stc.communicate()
+        other.communicate()
+        self.assertEqual((b.entry, b.toplevel, b.up, b.activation_exit), (self.SD.format(1), top1, True, 0))
+        self.assertNotEqual(w.boot_id(), first_id.strip())
+        self.assertEqual(w.boot_id(), b.boot_id)
+        self.assertFalse(any(pid_alive(p) for p in old_service))
+        self.assertEqual(len(w.service_pids()), 1)
+        self.assertEqual((w.current_system(), w.health()), (top1, 200))
+        self.assertEqual(w.activation_pids(), [])
+        self.assertFalse((w.root / "run" / "detached-activation").exists(), "run/ is a tmpfs: empty at boot")
+
+        # reboot: SIGTERM first, and time to end.
+        ready, termed = w.tmp / "ready", w.tmp / "termed"
+        prog = (f"import signal, sys, time\n"
+                f"signal.signal(signal.SIGTERM, lambda *a: (open({str(termed)!r}, 'w').write('TERM'), sys.exit(0)))\n"
+                f"open({str(ready)!r}, 'w').close()\ntime.sleep(300)\n")
+        p = w.popen([sys.executable, "-c", prog])
+        self.assertTrue(w.wait_for(ready.exists, timeout=10))
+        b2 = w.reboot(grace=10)
+        self.assertEqual(p.wait(timeout=10), 0)
+        p.communicate()
+        self.assertEqual(termed.read_text(), "TERM")
+        self.assertNotEqual(b2.boot_id, b.boot_id)
+        self.assertEqual((w.health(), [x["boot_id"] for x in w.boots()]), (200, [b.boot_id, b2.boot_id]))
+        for tool in (BOOTCTL, GRUB_REBOOT, BLESS_BOOT):
+            self.assertTrue(os.access(tool, os.X_OK), tool)
+
+
 class WorldTest(unittest.TestCase):
     def test_private_nix_and_cleanup(self):
         w = World()
@@ -525,19 +879,28 @@ class WorldTest(unittest.TestCase):
 
     def test_settings_are_environment(self):
         with World(rebuild_flavor="bash", detached_activation=True, activation_seconds=0.25,
-                   profile_gap=1, service_delay=1.5, eval_cost=7) as w:
+                   profile_gap=1, service_delay=1.5, eval_cost=7, boot_loader="grub", boot_counting=3) as w:
             self.assertEqual({k: w.env[k] for k in w.env if k.startswith("WORLD_") and k not in (
-                "WORLD_ROOT", "WORLD_PROFILE", "WORLD_NIX_LOG", "WORLD_REAL_NIX_DIR")},
+                "WORLD_ROOT", "WORLD_PROFILE", "WORLD_NIX_LOG", "WORLD_REAL_NIX_DIR", "WORLD_PYTHON")},
                 {"WORLD_REBUILD_FLAVOR": "bash", "WORLD_DETACHED_ACTIVATION": "1",
                  "WORLD_ACTIVATION_SECONDS": "0.25", "WORLD_PROFILE_GAP": "1",
-                 "WORLD_SERVICE_DELAY": "1.5"})
+                 "WORLD_SERVICE_DELAY": "1.5", "WORLD_BOOT_LOADER": "grub", "WORLD_BOOT_COUNTING": "3"})
             w.rebuild_flavor, w.detached_activation, w.activation_seconds = "ng", False, 0
             self.assertEqual((w.env["WORLD_REBUILD_FLAVOR"], w.env["WORLD_DETACHED_ACTIVATION"],
                               w.env["WORLD_ACTIVATION_SECONDS"]), ("ng", "0", "0"))
+            w.boot_loader, w.boot_counting = "extlinux", 0
+            # world.env: what a switch-to-configuration in a clean environment reads.
+            self.assertEqual((w.root / "world.env").read_text(),
+                             f"WORLD_ACTIVATION_SECONDS=0\nWORLD_BOOT_COUNTING=0\nWORLD_BOOT_LOADER=extlinux\n"
+                             f"WORLD_PROFILE={w.profile}\nWORLD_SERVICE_DELAY=1.5\n")
             with self.assertRaises(ValueError):
                 w.rebuild_flavor = "perl"
             with self.assertRaises(ValueError):
                 w.profile_gap = -1
+            with self.assertRaises(ValueError):
+                w.boot_loader = "lilo"
+            with self.assertRaises(ValueError):
+                w.boot_counting = -1
             self.assertEqual(w.stc_lock_path, w.root / "run" / "nixos" / "switch-to-configuration.lock")
             w.commit()
             self.assertEqual(json.loads((w.repo.work / "world.json").read_text())["eval_cost"], 7)

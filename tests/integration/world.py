@@ -27,10 +27,21 @@ and memory (world.json eval_cost). World(...) keywords choose them:
     profile_gap=0                WORLD_PROFILE_GAP: seconds between the profile and activation
     service_delay=0              WORLD_SERVICE_DELAY: the service listens that long after its start
     eval_cost=0                  world.json eval_cost of commits that do not give one
+    boot_loader="systemd-boot"   WORLD_BOOT_LOADER: "systemd-boot", "grub" or "extlinux"
+    boot_counting=0              WORLD_BOOT_COUNTING: tries of a new boot entry (systemd-boot's
+                                 boot counting), 0: off
 
 Each is also an attribute; setting it later updates self.env (the variables are always set,
 the defaults too). Observe with evaluations(), activation_spans(), activation_conflicts(),
 wait_activation_idle().
+
+The boot loader (tests/world/README.md, "Boot loader"): switch-to-configuration boot|switch
+writes one entry per generation of the system profile and makes the toplevel's the default;
+tests/world/bootctl, grub-reboot and systemd-bless-boot are the tools the agent runs
+(BOOTCTL, GRUB_REBOOT, BLESS_BOOT); power_cut() and reboot() stop everything that runs and
+boot what the loader chooses, with a new boot id in boot_id_path. Observe with
+boot_entries(), boot_default(), boot_oneshot(), boot_tries(), boot_next(), boots(),
+bootloader_calls(), boot_id().
 
 Typical use in a unittest.TestCase:
 
@@ -49,7 +60,9 @@ counting wrappers), ATTICD_WORLD_REBUILD_FLAVOR=bash (the default flavour of eve
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
+import importlib.util
 import itertools
 import json
 import os
@@ -73,6 +86,10 @@ FLAKE_TEMPLATE = WORLD_DIR / "flake"
 HEALTH_SERVICE = WORLD_DIR / "health-service.py"
 REBUILD_STANDIN = WORLD_DIR / "nixos-rebuild"
 NIX_COUNTING_WRAPPER = WORLD_DIR / "nix-counting-wrapper"
+BOOTLOADER = FLAKE_TEMPLATE / "bootloader.py"  # the boot loader model, also in every toplevel
+BOOTCTL = WORLD_DIR / "bootctl"
+GRUB_REBOOT = WORLD_DIR / "grub-reboot"
+BLESS_BOOT = WORLD_DIR / "systemd-bless-boot"
 
 # The programs the counting wrapper stands in for (those that exist next to the real nix).
 NIX_PROGRAMS = ("nix", "nix-env", "nix-store", "nix-build", "nix-instantiate", "nix-collect-garbage")
@@ -108,6 +125,29 @@ _GIT_EPOCH = 1_700_000_000  # commit dates count up from here, one second per co
 EVAL_COST_1S = 1_500_000
 
 REBUILD_FLAVORS = ("ng", "bash")
+
+BOOT_LOADERS = ("systemd-boot", "grub", "extlinux")
+
+# The variables world.env holds, for a switch-to-configuration in a clean environment.
+WORLD_ENV_KEYS = ("WORLD_ACTIVATION_SECONDS", "WORLD_SERVICE_DELAY", "WORLD_PROFILE", "WORLD_BOOT_LOADER",
+                  "WORLD_BOOT_COUNTING")
+
+
+def _load_bootloader():
+    """tests/world/flake/bootloader.py as a module, without writing __pycache__ into the flake
+    template (every file there is copied into each revision)."""
+    spec = importlib.util.spec_from_file_location("world_bootloader", BOOTLOADER)
+    module = importlib.util.module_from_spec(spec)
+    saved = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = saved
+    return module
+
+
+bootloader = _load_bootloader()
 
 
 def nix_system() -> str:
@@ -298,7 +338,8 @@ class ClientRepo:
             p["eval_cost"] = self.world.eval_cost
         p.update(params)
         for src in list(FLAKE_TEMPLATE.iterdir()) + [HEALTH_SERVICE]:
-            shutil.copy2(src, self.work / src.name)
+            if src.is_file():
+                shutil.copy2(src, self.work / src.name)
         (self.work / "world.json").write_text(json.dumps(p, indent=2, sort_keys=True) + "\n")
         for rel, text in (files or {}).items():
             dst = self.work / rel
@@ -346,6 +387,32 @@ def _flavor(value) -> str:
     return value
 
 
+def _boot_loader(value) -> str:
+    if value not in BOOT_LOADERS:
+        raise ValueError(f"boot_loader must be one of {BOOT_LOADERS}, not {value!r}")
+    return value
+
+
+def _tries(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"boot_counting must be a number of tries >= 0, not {value!r}")
+    return str(value)
+
+
+@dataclasses.dataclass
+class Boot:
+    """What World.power_cut() or World.reboot() booted."""
+    entry: str                   # the boot entry's id
+    generation: int              # the profile generation of the entry
+    toplevel: str                # what it boots
+    up: bool                     # False: it panicked at boot (world.json boot_panic), nothing runs
+    how: str                     # "oneshot", "default" or "fallback" (the default had no tries left)
+    oneshot: str | None          # the one-shot setting this boot consumed (matching an entry or not)
+    tries: dict | None           # {"left", "done"} after this boot; None without boot counting
+    boot_id: str                 # the new boot id (also in World.boot_id_path)
+    activation_exit: int | None  # exit status of its switch-to-configuration test (None: not up)
+
+
 class _EnvSetting:
     """An attribute of World that is an environment variable of its env: setting it updates
     world.env[var] (to fmt(value)), so every later run sees it."""
@@ -365,8 +432,7 @@ class _EnvSetting:
         # For a switch-to-configuration that runs in a clean environment (a systemd unit).
         obj.root.mkdir(parents=True, exist_ok=True)
         (obj.root / "world.env").write_text("".join(
-            f"{k}={v}\n" for k, v in sorted(obj.env.items())
-            if k in ("WORLD_ACTIVATION_SECONDS", "WORLD_SERVICE_DELAY")))
+            f"{k}={v}\n" for k, v in sorted(obj.env.items()) if k in WORLD_ENV_KEYS))
 
 
 class World:
@@ -377,11 +443,13 @@ class World:
     activation_seconds = _EnvSetting("WORLD_ACTIVATION_SECONDS", _seconds)
     profile_gap = _EnvSetting("WORLD_PROFILE_GAP", _seconds)
     service_delay = _EnvSetting("WORLD_SERVICE_DELAY", _seconds)
+    boot_loader = _EnvSetting("WORLD_BOOT_LOADER", _boot_loader)
+    boot_counting = _EnvSetting("WORLD_BOOT_COUNTING", _tries)
 
     def __init__(self, tmpdir: str | os.PathLike | None = None, *, count_nix: bool | None = None,
                  rebuild_flavor: str | None = None, detached_activation: bool = False,
                  activation_seconds: float = 0, profile_gap: float = 0, service_delay: float = 0,
-                 eval_cost: int = 0):
+                 eval_cost: int = 0, boot_loader: str = "systemd-boot", boot_counting: int = 0):
         if tmpdir is None:
             tmpdir = tempfile.mkdtemp(prefix="atticd-world-")
         self.tmp = Path(tmpdir).resolve()
@@ -445,6 +513,8 @@ class World:
             "NO_PROXY": "127.0.0.1,localhost",
             "WORLD_ROOT": str(self.root),
             "WORLD_PROFILE": str(self.profile),
+            # The interpreter of the boot loader stand-ins (tests/world/bootctl, ...).
+            "WORLD_PYTHON": sys.executable,
         })
         if count_nix:
             env["WORLD_NIX_LOG"] = str(self.nix_log)
@@ -457,7 +527,10 @@ class World:
         self.activation_seconds = activation_seconds
         self.profile_gap = profile_gap
         self.service_delay = service_delay
+        self.boot_loader = boot_loader
+        self.boot_counting = boot_counting
         self.eval_cost = int(eval_cost)
+        self._new_boot_id()  # the machine runs: its first boot
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -552,14 +625,127 @@ class World:
     def wipe_machine(self) -> None:
         """Make this world a fresh machine at the same paths (nix store paths name their store
         directory, so a bundle's closure needs the same one): no store, no nix database, no
-        agent state, no profile, nothing running. The client repositories stay (they are
-        elsewhere, on the connected side)."""
+        agent state, no profile, no boot loader entries, nothing running, another boot id. The
+        client repositories stay (they are elsewhere, on the connected side)."""
         self.kill_activations()
         self.stop_service()
         for d in (self.store_dir, self.tmp / "nix" / "var", self.state_dir, self.profile.parent,
-                  self.root / "run"):
+                  self.root / "run", self.root / "boot"):
             _make_writable_and_remove(d)
             d.mkdir(parents=True)
+        self._new_boot_id()
+
+    # -- power and booting ------------------------------------------------------------------
+
+    @property
+    def boot_id_path(self) -> Path:
+        """The boot id file ($WORLD_ROOT/boot_id: a uuid and a newline, as
+        /proc/sys/kernel/random/boot_id); a new one at each boot."""
+        return self.root / "boot_id"
+
+    def boot_id(self) -> str | None:
+        try:
+            return self.boot_id_path.read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def _new_boot_id(self) -> str:
+        boot_id = str(uuid.uuid4())
+        tmp = self.boot_id_path.with_name(".boot_id.tmp")
+        tmp.write_text(boot_id + "\n")
+        os.replace(tmp, self.boot_id_path)
+        return boot_id
+
+    def machine_pids(self) -> list[int]:
+        """Every process of this machine: switch-to-configuration runs, test services, and any
+        process whose environment has this world's WORLD_ROOT (what world.run, popen and agent
+        start, and all they start: the agent, nixos-rebuild, nix, ...). Never this process or
+        one of its ancestors."""
+        spare, pid = set(), os.getpid()
+        while pid > 1:
+            spare.add(pid)
+            try:
+                pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                break
+        needle = b"\0WORLD_ROOT=" + os.fsencode(self.root) + b"\0"
+        pids = set(self.activation_pids()) | set(self.service_pids())
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                environ = Path("/proc", entry, "environ").read_bytes()
+            except OSError:
+                continue
+            if needle in b"\0" + environ + b"\0" and pid_alive(int(entry)):
+                pids.add(int(entry))
+        return sorted(p for p in pids - spare if pid_alive(p))
+
+    def _halt(self, grace: float | None) -> None:
+        """Stop every process of the machine: SIGTERM and up to grace seconds to end (a
+        reboot), then SIGKILL for what is left (at once with grace None: a power cut)."""
+        if grace is not None:
+            pids = self.machine_pids()
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            self.wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=grace)
+        for _ in range(50):
+            self.kill_activations()
+            pids = self.machine_pids()
+            if not pids:
+                break
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=5, interval=0.01)
+        else:
+            raise RuntimeError(f"processes of the world survive SIGKILL: {self.machine_pids()}")
+        self.stop_service()
+
+    def power_cut(self) -> Boot:
+        """The power goes and comes back: every process of the machine (machine_pids) is
+        SIGKILLed at once, then the machine boots (see _boot)."""
+        self._halt(None)
+        return self._boot()
+
+    def reboot(self, grace: float = 10) -> Boot:
+        """An orderly reboot: every process of the machine gets SIGTERM and up to grace seconds
+        to end (then SIGKILL), then the machine boots (see _boot)."""
+        self._halt(grace)
+        return self._boot()
+
+    def _boot(self) -> Boot:
+        """Boot: run/ is empty again (a tmpfs), a new boot id, the boot loader chooses the entry
+        (one-shot first, consumed; else the default; with boot counting, a default without tries
+        left falls back to the newest entry that has some; bootloader.boot). A toplevel whose
+        world/boot-panic says 1 panics: nothing runs, run/current-system does not exist. Else
+        run/booted-system and, through its switch-to-configuration test, run/current-system
+        point at it and its service starts. Appends the boot to boots.log."""
+        run = self.root / "run"
+        _make_writable_and_remove(run)
+        run.mkdir(parents=True)
+        boot_id = self._new_boot_id()
+        chosen = bootloader.boot(self.root)
+        toplevel = chosen["toplevel"]
+        try:
+            panic = Path(toplevel, "world", "boot-panic").read_text().strip() == "1"
+        except FileNotFoundError:
+            panic = False
+        rc = None
+        if not panic:
+            os.symlink(toplevel, run / "booted-system")
+            rc = self.run([Path(toplevel, "bin", "switch-to-configuration"), "test"], timeout=300).returncode
+        b = Boot(entry=chosen["entry"], generation=chosen["generation"], toplevel=toplevel, up=not panic,
+                 how=chosen["how"], oneshot=chosen["oneshot"], tries=chosen["tries"], boot_id=boot_id,
+                 activation_exit=rc)
+        with open(self.root / "boots.log", "a") as f:
+            f.write(json.dumps(dataclasses.asdict(b), sort_keys=True) + "\n")
+        return b
 
     # -- running things ---------------------------------------------------------------------
 
@@ -660,6 +846,12 @@ class World:
                 "action": "switch",
                 # The world's switch-to-configuration lock, which the agent waits on.
                 "activation-lock": str(self.stc_lock_path),
+                # The world's boot loader and its tools, never this machine's.
+                "boot-loader": self.boot_loader,
+                "bootctl-command": [str(BOOTCTL)],
+                "grub-reboot-command": [str(GRUB_REBOOT)],
+                "boot-directory": str(self.root / "boot"),
+                "boot-id-file": str(self.boot_id_path),
             },
         }
         if self.repo is not None:
@@ -717,11 +909,95 @@ class World:
             return None
 
     def boot_next(self) -> str | None:
-        """The toplevel that `switch-to-configuration boot` made the next boot entry."""
+        """The toplevel the machine would boot next (boot/next-system): the one-shot entry's if
+        one is set (and matches), else the default's (with boot counting: unless it has no tries
+        left). Written by switch-to-configuration boot|switch and at every change of the boot
+        loader's state."""
         try:
             return (self.root / "boot" / "next-system").read_text().strip()
         except FileNotFoundError:
             return None
+
+    def boot_state(self) -> dict | None:
+        """The boot loader's state (boot/loader.json; tests/world/README.md), None before
+        anything installed a boot loader."""
+        return bootloader.load(self.root)
+
+    def boot_entries(self) -> dict[str, str]:
+        """{entry id: toplevel} in the loader's menu order (GRUB and extlinux: the default
+        entry first, then one per generation, newest first)."""
+        st = self.boot_state()
+        return {e["id"]: e["toplevel"] for e in bootloader.ordered(st)} if st else {}
+
+    def boot_entry_id(self, generation: int) -> str | None:
+        """The id of generation N's own entry: nixos-generation-N.conf (systemd-boot), "NixOS -
+        All configurations>NixOS - Configuration N (DATE - VERSION)" (GRUB, what grub-reboot
+        needs), nixos-N-default (extlinux)."""
+        st = self.boot_state()
+        for e in (st["entries"] if st else []):
+            if e["generation"] == generation and e["id"] not in ("NixOS", "nixos-default"):
+                return e["id"]
+        return None
+
+    def boot_default_id(self) -> str | None:
+        """The id of the default entry: systemd-boot's LoaderEntryDefault (bootctl set-default)
+        when set and found, else what switch-to-configuration boot|switch made the default
+        ("NixOS" with GRUB, "nixos-default" with extlinux). Neither the one-shot entry nor boot
+        counting changes it: boot_next() says what boots."""
+        st = self.boot_state()
+        e = bootloader.default_entry(st) if st else None
+        return e["id"] if e else None
+
+    def boot_default(self) -> str | None:
+        """The toplevel of the default entry (boot_default_id)."""
+        st = self.boot_state()
+        e = bootloader.default_entry(st) if st else None
+        return e["toplevel"] if e else None
+
+    def boot_oneshot(self) -> str | None:
+        """The one-shot setting (bootctl set-oneshot, grub-reboot) the next boot consumes."""
+        st = self.boot_state()
+        return st.get("oneshot") if st else None
+
+    def boot_tries(self) -> dict[str, tuple[int, int]]:
+        """{entry id: (tries left, tries done)} of the entries that count their boots (boot
+        counting; a blessed entry, or one written without counting, is not in it)."""
+        st = self.boot_state()
+        return {e["id"]: (e["tries"]["left"], e["tries"]["done"])
+                for e in (st["entries"] if st else []) if e.get("tries") is not None}
+
+    def booted_entry(self) -> str | None:
+        """The entry the last boot started (systemd-boot's LoaderEntrySelected)."""
+        st = self.boot_state()
+        return (st.get("booted") or {}).get("id") if st else None
+
+    def booted_system(self) -> str | None:
+        """Target of run/booted-system (the toplevel this boot started), None before the first
+        power_cut()/reboot() or after a panic."""
+        try:
+            return os.readlink(self.root / "run" / "booted-system")
+        except FileNotFoundError:
+            return None
+
+    def boots(self) -> list[dict]:
+        """Every power_cut()/reboot() of this world, oldest first (boots.log; the fields of Boot)."""
+        return [json.loads(x) for x in self._lines(self.root / "boots.log")]
+
+    def bootloader_calls(self) -> list[str]:
+        """One line "PROGRAM ARGS..." per run of tests/world/bootctl, grub-reboot and
+        systemd-bless-boot in this world (bootloader.log)."""
+        return self._lines(self.root / "bootloader.log")
+
+    def bootctl(self, *args: str) -> subprocess.CompletedProcess:
+        return self.run([BOOTCTL, *args])
+
+    def grub_reboot(self, *args: str) -> subprocess.CompletedProcess:
+        return self.run([GRUB_REBOOT, *args])
+
+    def bless_boot(self, verb: str = "good") -> subprocess.CompletedProcess:
+        """tests/world/systemd-bless-boot VERB: on NixOS systemd-bless-boot.service runs `good`
+        once boot-complete.target is reached; in the world nothing does unless a test does."""
+        return self.run([BLESS_BOOT, verb])
 
     def profile_target(self) -> str | None:
         """Store path the system profile points to, None when there is no profile yet."""
@@ -849,7 +1125,7 @@ class World:
     def reset_call_logs(self) -> None:
         """Forget the calls so far (e.g. before a run that should call nothing)."""
         for p in (self.root / "rebuild.log", self.root / "activation.log",
-                  self.root / "activation-spans.log", self.nix_log):
+                  self.root / "activation-spans.log", self.root / "bootloader.log", self.nix_log):
             p.unlink(missing_ok=True)
 
     def wait_for(self, predicate, timeout: float = 10, interval: float = 0.05):

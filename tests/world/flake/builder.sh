@@ -21,8 +21,12 @@ printf '%s\n' "24.05.world (Atticd test world)" >"$out/nixos-version"
 cp "$switchScript" "$out/bin/switch-to-configuration"
 chmod 0555 "$out/bin/switch-to-configuration"
 cp "$serviceScript" "$out/libexec/health-service.py"
+# The boot loader installer that switch-to-configuration boot|switch runs.
+cp "$bootloaderScript" "$out/libexec/bootloader.py"
 printf '%s\n' "$healthStatus" >"$out/world/health-status"
 printf '%s\n' "$activationExit" >"$out/world/activation-exit"
 printf '%s\n' "$port" >"$out/world/port"
 printf '%s\n' "$python" >"$out/world/python"
 printf '%s\n' "$marker" >"$out/world/marker"
+# Read by the world's boot (World.power_cut, World.reboot), not by switch-to-configuration.
+printf '%s\n' "$bootPanic" >"$out/world/boot-panic"

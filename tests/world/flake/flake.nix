@@ -9,6 +9,8 @@
 #   marker           written to configuration-revision; makes each revision a new store path
 #   health_status    HTTP status the test service answers on GET /health
 #   activation_exit  exit status of switch-to-configuration switch|test
+#   boot_panic       when true the system "panics at boot": World.power_cut()/reboot() into it
+#                    starts nothing (switch-to-configuration switch|test still activate it)
 #   build_fail       when true the toplevel's builder fails
 #   port             loopback TCP port of the test service
 #   python           interpreter that runs the test service (default "python3" from PATH)
@@ -45,12 +47,14 @@
         marker = toString (get "marker" "unset");
         healthStatus = toString (get "health_status" 200);
         activationExit = toString (get "activation_exit" 0);
+        bootPanic = if get "boot_panic" false then "1" else "0";
         buildFail = if get "build_fail" false then "1" else "0";
         port = toString (get "port" 8080);
         python = get "python" "python3";
 
         switchScript = ./switch-to-configuration.sh;
         serviceScript = ./health-service.py;
+        bootloaderScript = ./bootloader.py;
       };
 
       # What `system.build.nixos-rebuild` is on NixOS: the target's own nixos-rebuild, which

@@ -4,11 +4,19 @@
 # switch-to-configuration of the atticd-agent test world (installed as
 # <toplevel>/bin/switch-to-configuration).  Usage: switch-to-configuration switch|test|boot|dry-activate
 #
-#   switch, test   stop the test service of the running system, (WORLD_ACTIVATION_SECONDS)
+#   test           activate: stop the test service of the running system, (WORLD_ACTIVATION_SECONDS)
 #                  point $WORLD_ROOT/run/current-system at this toplevel, start this system's
 #                  test service on 127.0.0.1:<port> (detached), wait until it listens (unless
 #                  WORLD_SERVICE_DELAY is set), then exit with this system's activation_exit.
-#   boot           write this toplevel into $WORLD_ROOT/boot/next-system (the boot entry).
+#   boot           install the boot loader (libexec/bootloader.py install, what NixOS runs as
+#                  installBootLoader): one entry per generation of the system profile
+#                  ($WORLD_PROFILE-N-link), the default that of this toplevel (the newest
+#                  generation pointing at it); $WORLD_ROOT/boot/next-system is the toplevel the
+#                  next boot would start. Not a generation of the profile: exit 1, nothing changed.
+#                  WORLD_BOOT_LOADER (systemd-boot|grub|extlinux) and WORLD_BOOT_COUNTING (tries)
+#                  choose the loader (tests/world/README.md, "Boot loader").
+#   switch         boot, then test (as on NixOS: the boot loader first; if that fails, exit 1
+#                  without activating).
 #
 # Like the real one (NixOS 24.05+), every action first takes an exclusive lock,
 # $WORLD_ROOT/run/nixos/switch-to-configuration.lock (the real one:
@@ -26,7 +34,7 @@
 #                             script does not wait for it to listen
 #
 # Run in a clean environment (a transient systemd unit, as the agent and nixos-rebuild-ng run
-# it), it finds its world from where it lives (<tmp>/nix/store/... -> <tmp>/root) and the two
+# it), it finds its world from where it lives (<tmp>/nix/store/... -> <tmp>/root) and its
 # settings in $WORLD_ROOT/world.env, which world.py writes. Under systemd (a unit, on a machine
 # that systemd runs) the service becomes a unit of its own (world-health-<port>), as a NixOS
 # activation starts services through systemd: a process it left in its own unit would be
@@ -49,10 +57,14 @@ if [ -z "${WORLD_ROOT:-}" ]; then
         WORLD_ROOT="$(dirname "$(dirname "$(dirname "$(dirname "$(dirname "$(readlink -f "$0")")")")")")/root"
         [ -d "$WORLD_ROOT" ] || die "WORLD_ROOT is not set, and '$WORLD_ROOT' is no world (the test world must set it)"
         if [ -f "$WORLD_ROOT/world.env" ]; then
+                # Exported: the boot loader installer reads them too.
+                set -a
                 # shellcheck disable=SC1091  # written by world.py
                 . "$WORLD_ROOT/world.env"
+                set +a
         fi
 fi
+export WORLD_ROOT
 case "$action" in
 switch | test | boot | dry-activate) ;;
 *) die "usage: switch-to-configuration switch|test|boot|dry-activate (got '$action')" ;;
@@ -161,8 +173,18 @@ start_service() {
         die "the test service did not listen on 127.0.0.1:$port within 10 s; see $logfile"
 }
 
+# The boot loader: entries for the profile's generations, this toplevel the default. Closes
+# the lock for the installer like for any child.
+install_boot_loader() {
+        local installer="$toplevel/libexec/bootloader.py"
+        [ -f "$installer" ] || die "no boot loader installer in $toplevel (libexec/bootloader.py)"
+        "$(read_value python)" -B "$installer" install "$toplevel" {lock_fd}>&- ||
+                die "Failed to install bootloader"
+}
+
 case "$action" in
 switch | test)
+        [ "$action" = test ] || install_boot_loader
         stop_service
         if [ "$activation_seconds" != 0 ]; then
                 echo "switch-to-configuration: activating for $activation_seconds s (WORLD_ACTIVATION_SECONDS)" >&2
@@ -173,7 +195,7 @@ switch | test)
         rc="$(read_value activation-exit)"
         ;;
 boot)
-        echo "$toplevel" >"$WORLD_ROOT/boot/next-system"
+        install_boot_loader
         rc=0
         ;;
 dry-activate)
