@@ -32,6 +32,20 @@ let
     ;
 
   cfg = config.services.atticd-agent;
+
+  # What config.boot.loader says; `or`: an evaluation without NixOS's boot options (the tests').
+  loader = config.boot.loader or { };
+  bootLoader =
+    if loader.systemd-boot.enable or false then
+      "systemd-boot"
+    else if loader.grub.enable or false then
+      "grub"
+    else if loader.generic-extlinux-compatible.enable or false then
+      "extlinux"
+    else
+      null;
+  grubPackage = loader.grub.package or pkgs.grub2 or null;
+  loaderBootCounting = loader.systemd-boot.bootCounting.enable or false;
   format = pkgs.formats.yaml { };
 
   # The file every unit and every hand-run command reads (the agent's default path).
@@ -154,6 +168,49 @@ let
       };
       reboot-window = nullable types.str "`action = \"boot\"`: reboot only between these local times, `HH:MM-HH:MM`." {
         example = "02:00-04:30";
+      };
+      boot-default = nullable (types.enum [
+        "after-health"
+        "at-activation"
+      ]) ''
+        `action = "switch"`: when a new generation becomes the boot default. `after-health` (the
+        agent's default): it is activated with `switch-to-configuration test`, and only once its
+        health checks passed does it become the profile generation and the boot default; a power
+        cut before that boots the known-good generation. `at-activation`: at once, as
+        `nixos-rebuild switch` does.
+      '' { };
+      trial-boot = nullable types.bool ''
+        `action = "boot"`: boot a new generation once (systemd-boot's one-shot entry, GRUB's
+        `grub-reboot`) while the default entry stays the known-good generation, and make it the
+        default only after `confirm` found it healthy (the agent's default: true). A loader
+        without a one-shot entry (extlinux) cannot: setting this to true with one fails an
+        assertion.
+      '' { };
+      boot-loader = mkOption {
+        type = types.nullOr (types.enum [
+          "auto"
+          "systemd-boot"
+          "grub"
+          "extlinux"
+          "other"
+        ]);
+        default = bootLoader;
+        defaultText = literalExpression ''
+          "systemd-boot", "grub" or "extlinux", as config.boot.loader says; else null (the agent's
+          default, auto)'';
+        description = "The boot loader the trial boot uses; set from `boot.loader`.";
+      };
+      grub-reboot-command = mkOption {
+        type = types.nullOr (types.listOf types.str);
+        default =
+          if bootLoader != "grub" then
+            null
+          else if grubPackage == null then
+            [ "grub-reboot" ]
+          else
+            [ "${grubPackage}/bin/grub-reboot" ];
+        defaultText = literalExpression ''[ "''${config.boot.loader.grub.package}/bin/grub-reboot" ] with GRUB'';
+        description = "How the agent runs `grub-reboot` (GRUB's tools are not on the units' PATH).";
       };
     };
 
@@ -416,6 +473,19 @@ in
       };
     };
 
+    bootCounting.enable = mkOption {
+      type = types.bool;
+      default = loaderBootCounting;
+      defaultText = literalExpression "config.boot.loader.systemd-boot.bootCounting.enable";
+      description = ''
+        Tie systemd-boot's boot counting to the health checks: atticd-agent-confirm.service is
+        ordered before `boot-complete.target`, which requires it, so that systemd-bless-boot
+        marks a boot entry good only after `confirm` passed; a generation that fails its checks
+        (or hangs before them) uses up its tries and systemd-boot falls back by itself. Needs
+        systemd-boot with `boot.loader.systemd-boot.bootCounting.enable` and `confirm.enable`.
+      '';
+    };
+
     failOnTransient = mkOption {
       type = types.bool;
       default = false;
@@ -442,15 +512,45 @@ in
           message = "services.atticd-agent.pull.enable needs services.atticd-agent.settings.repository.url.";
         }
       ]
+      ++ [
+        {
+          assertion = cfg.bootCounting.enable -> (bootLoader == "systemd-boot" && loaderBootCounting);
+          message = "services.atticd-agent.bootCounting.enable needs systemd-boot with boot.loader.systemd-boot.bootCounting.enable: only systemd-boot counts boots.";
+        }
+        {
+          assertion = cfg.bootCounting.enable -> cfg.confirm.enable;
+          message = "services.atticd-agent.bootCounting.enable needs confirm.enable: confirm is what boot-complete.target waits for.";
+        }
+        {
+          assertion =
+            (cfg.settings.system.trial-boot == true)
+            -> !(builtins.elem cfg.settings.system.boot-loader [
+              "extlinux"
+              "other"
+            ]);
+          message = "services.atticd-agent.settings.system.trial-boot is true, but the boot loader (${toString cfg.settings.system.boot-loader}) has no one-shot entry: a generation cannot be booted once.";
+        }
+      ]
       ++ lib.mapAttrsToList (key: path: {
         assertion = path == null || !isInStore path;
         message = "services.atticd-agent.settings.${key} is '${toString path}', in the nix store, which every user of the machine can read. Give the path of a file outside the store (e.g. below /run/secrets or /etc/atticd-agent), deployed by a secrets manager.";
       }) secrets;
 
-    warnings = lib.optional (cfg.settings.system.action == "boot" && !cfg.confirm.enable) (
-      "services.atticd-agent: system.action is \"boot\" but confirm.enable is false: a deployment "
-      + "is only confirmed (or rolled back) by the next `pull` after the reboot."
-    );
+    warnings =
+      lib.optional (cfg.settings.system.action == "boot" && !cfg.confirm.enable) (
+        "services.atticd-agent: system.action is \"boot\" but confirm.enable is false: a deployment "
+        + "is only confirmed (or rolled back) by the next `pull` after the reboot."
+      )
+      ++ lib.optional
+        (
+          cfg.settings.system.action == "boot"
+          && cfg.settings.system.trial-boot == null
+          && cfg.settings.system.boot-loader == "extlinux"
+        )
+        (
+          "services.atticd-agent: system.action is \"boot\" and the boot loader is extlinux, which has no "
+          + "one-shot entry: a new generation becomes the boot default before it has booted once."
+        );
 
     environment.systemPackages = [ cfg.package ];
 
@@ -509,7 +609,19 @@ in
           RemainAfterExit = true;
         } // transientExitStatus;
       }
+      // lib.optionalAttrs cfg.bootCounting.enable {
+        # systemd-bless-boot marks the boot entry good once boot-complete.target is reached:
+        # only after the health checks of confirm passed. A confirm that fails (an unhealthy
+        # generation, rolled back) fails the target, and the entry counts down its tries.
+        before = [ "boot-complete.target" ];
+        requiredBy = [ "boot-complete.target" ];
+      }
     );
+
+    systemd.targets.boot-complete = mkIf (cfg.confirm.enable && cfg.bootCounting.enable) {
+      requires = [ "atticd-agent-confirm.service" ];
+      after = [ "atticd-agent-confirm.service" ];
+    };
 
     systemd.services.atticd-agent-recheck = mkIf cfg.recheck.enable {
       description = "atticd-agent: re-check health and image signatures of the running system";

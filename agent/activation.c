@@ -18,6 +18,18 @@
 #define BUS_TIME_MAX (5 * USEC_PER_SEC)
 #define LOCKS_MAX (4 * 1024 * 1024)
 
+const char *activation_verb_to_string(ActivationVerb v) {
+        switch (v) {
+        case ACTIVATE_SWITCH:
+                return "switch";
+        case ACTIVATE_BOOT:
+                return "boot";
+        case ACTIVATE_TEST:
+                return "test";
+        }
+        return NULL;
+}
+
 /* The units that run an activation: nixos-rebuild-ng's (with or without a suffix) and ours. */
 static const char *const activation_units[] = {
         "nixos-rebuild-switch-to-configuration*.service",
@@ -151,10 +163,10 @@ static int extend_env_flags(char ***argv) {
         return 0;
 }
 
-static int switch_to_configuration(const Config *c, const char *generation, SystemAction action, Error *e) {
+static int switch_to_configuration(const Config *c, const char *generation, ActivationVerb v, Error *e) {
         _cleanup_free_ char *script = path_join(generation, "bin/switch-to-configuration"), *description = NULL;
         _cleanup_strv_free_ char **argv = NULL;
-        const char *verb = system_action_to_string(action);
+        const char *verb = activation_verb_to_string(v);
         bool unit = sd_booted() > 0;
 
         if (!script || asprintf(&description, "atticd-agent: %s %s", verb, generation) < 0)
@@ -184,8 +196,8 @@ static int switch_to_configuration(const Config *c, const char *generation, Syst
                            NULL, e);
 }
 
-static int nixos_rebuild_store_path(const Config *c, const char *generation, SystemAction action, Error *e) {
-        const char *verb = system_action_to_string(action);
+static int nixos_rebuild_store_path(const Config *c, const char *generation, ActivationVerb v, Error *e) {
+        const char *verb = activation_verb_to_string(v);
         char *argv[] = { c->system.rebuild_command, (char *) verb, (char *) "--store-path", (char *) generation,
                          (char *) "--no-reexec", NULL };
 
@@ -199,7 +211,7 @@ static int nixos_rebuild_store_path(const Config *c, const char *generation, Sys
                            NULL, e);
 }
 
-int activation_run(const Config *c, const char *generation, SystemAction action, ProfileUpdate p, Error *e) {
+int activation_run(const Config *c, const char *generation, ActivationVerb verb, ProfileUpdate p, Error *e) {
         _cleanup_free_ char *current = NULL;
         int r;
 
@@ -208,16 +220,17 @@ int activation_run(const Config *c, const char *generation, SystemAction action,
                 return r;
 
         if (c->system.activation == ACTIVATION_NIXOS_REBUILD)
-                r = nixos_rebuild_store_path(c, generation, action, e);
+                r = nixos_rebuild_store_path(c, generation, verb, e);
         else {
-                r = p == PROFILE_BACK ? profile_switch_to(c, generation, e) : profile_set(c, generation, e);
+                if (verb != ACTIVATE_TEST)
+                        r = p == PROFILE_BACK ? profile_switch_to(c, generation, e) : profile_set(c, generation, e);
                 if (r >= 0)
-                        r = switch_to_configuration(c, generation, action, e);
+                        r = switch_to_configuration(c, generation, verb, e);
         }
         if (r < 0)
                 return r;
 
-        if (action != SYSTEM_ACTION_SWITCH)
+        if (verb == ACTIVATE_BOOT)
                 return 0;
         /* The record must name what runs: switch-to-configuration that exits 0 without making the
          * generation current did not activate it. */

@@ -22,6 +22,15 @@
 #include "config.h"
 #include "error.h"
 
+/* What switch-to-configuration (and nixos-rebuild) is asked to do. */
+typedef enum ActivationVerb {
+        ACTIVATE_SWITCH, /* the running system and the boot default */
+        ACTIVATE_BOOT,   /* the boot default only */
+        ACTIVATE_TEST,   /* the running system only: the boot default does not move */
+} ActivationVerb;
+
+const char *activation_verb_to_string(ActivationVerb v);
+
 typedef enum ProfileUpdate {
         PROFILE_NEW,  /* a new profile generation, as nixos-rebuild makes (a deployment) */
         PROFILE_BACK, /* back to the generation number that holds it (a rollback) */
@@ -32,11 +41,11 @@ typedef enum ProfileUpdate {
  * unit is active. 0 once idle; -ETIMEDOUT; -ECANCELED when a stop was requested meanwhile. */
 int activation_wait_idle(const Config *c, Error *reterr);
 
-/* Activates generation with action; for switch, current-system must then point at it
- * (-EPROTO otherwise). Waits for another activation first. A stop request does not
+/* Activates generation: for switch and boot the profile first (p), then switch-to-configuration
+ * VERB (test never touches the profile); for switch and test, current-system must then point at
+ * it (-EPROTO otherwise). Waits for another activation first. A stop request does not
  * interrupt it; system.activation-timeout does (-ETIMEDOUT). */
-int activation_run(const Config *c, const char *generation, SystemAction action, ProfileUpdate p,
-                   Error *reterr);
+int activation_run(const Config *c, const char *generation, ActivationVerb verb, ProfileUpdate p, Error *reterr);
 
 /* Whether every program that a deployment and its rollback run can be run: system.nix-command
  * (build, profile, rollback), the rebuild-command with activation nixos-rebuild, and the

@@ -23,6 +23,27 @@
 
 _Static_assert(sizeof(SystemAction) == sizeof(int), "SCHEMA_ENUM stores an int");
 _Static_assert(sizeof(ActivationMethod) == sizeof(int), "SCHEMA_ENUM stores an int");
+_Static_assert(sizeof(BootDefault) == sizeof(int), "SCHEMA_ENUM stores an int");
+_Static_assert(sizeof(BootLoader) == sizeof(int), "SCHEMA_ENUM stores an int");
+
+static const char *const boot_loader_table[] = {
+        [BOOT_LOADER_AUTO] = "auto",
+        [BOOT_LOADER_SYSTEMD_BOOT] = "systemd-boot",
+        [BOOT_LOADER_GRUB] = "grub",
+        [BOOT_LOADER_EXTLINUX] = "extlinux",
+        [BOOT_LOADER_OTHER] = "other",
+        NULL,
+};
+
+const char *boot_loader_to_string(BootLoader l) {
+        return (size_t) l < _BOOT_LOADER_MAX ? boot_loader_table[l] : NULL;
+}
+
+static const char *const boot_default_table[] = {
+        [BOOT_DEFAULT_AFTER_HEALTH] = "after-health",
+        [BOOT_DEFAULT_AT_ACTIVATION] = "at-activation",
+        NULL,
+};
 
 static const char *const activation_method_table[] = {
         [ACTIVATION_DIRECT] = "direct",
@@ -93,6 +114,15 @@ static const SchemaKey system_keys[] = {
             .flags = SCHEMA_NON_EMPTY),
         KEY("reboot-window", SCHEMA_STRING, C(system.reboot_window), .check = check_reboot_window),
         KEY("activation", SCHEMA_ENUM, C(system.activation), .def = "direct", .values = activation_method_table),
+        KEY("boot-default", SCHEMA_ENUM, C(system.boot_default), .def = "after-health", .values = boot_default_table),
+        KEY("trial-boot", SCHEMA_BOOL, C(system.trial_boot), .def = "true"),
+        KEY("boot-loader", SCHEMA_ENUM, C(system.boot_loader), .def = "auto", .values = boot_loader_table),
+        KEY("bootctl-command", SCHEMA_STRV, C(system.bootctl_command), .def = "[bootctl]", .flags = SCHEMA_NON_EMPTY),
+        KEY("grub-reboot-command", SCHEMA_STRV, C(system.grub_reboot_command), .def = "[grub-reboot]",
+            .flags = SCHEMA_NON_EMPTY),
+        KEY("boot-directory", SCHEMA_STRING, C(system.boot_directory), .def = "/boot", ABSOLUTE_PATH),
+        KEY("boot-id-file", SCHEMA_STRING, C(system.boot_id_file), .def = "/proc/sys/kernel/random/boot_id",
+            ABSOLUTE_PATH),
         KEY("activation-lock", SCHEMA_STRING, C(system.activation_lock),
             .def = "/run/nixos/switch-to-configuration.lock", ABSOLUTE_PATH),
         KEY("activation-timeout", SCHEMA_UINT, C(system.activation_timeout), .def = "1800", .min = 1,

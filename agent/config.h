@@ -26,6 +26,23 @@ typedef enum ActivationMethod {
         ACTIVATION_NIXOS_REBUILD, /* nixos-rebuild ACTION --store-path PATH --no-reexec (nixos-rebuild-ng) */
 } ActivationMethod;
 
+/* The machine's boot loader, for a trial boot (system.action boot): what names a generation's
+ * entry and sets the one-shot entry. */
+typedef enum BootLoader {
+        BOOT_LOADER_AUTO,         /* systemd-boot when it booted the machine, GRUB when its grub.cfg exists */
+        BOOT_LOADER_SYSTEMD_BOOT, /* bootctl set-oneshot nixos-generation-N.conf */
+        BOOT_LOADER_GRUB,         /* grub-reboot "NixOS - All configurations>NixOS - Configuration N (...)" */
+        BOOT_LOADER_EXTLINUX,     /* no one-shot entry */
+        BOOT_LOADER_OTHER,        /* no one-shot entry */
+        _BOOT_LOADER_MAX,
+} BootLoader;
+
+/* When a switched generation becomes the boot default. */
+typedef enum BootDefault {
+        BOOT_DEFAULT_AFTER_HEALTH,  /* switch-to-configuration test, health checks, then the profile and boot */
+        BOOT_DEFAULT_AT_ACTIVATION, /* switch-to-configuration switch (what nixos-rebuild switch does) */
+} BootDefault;
+
 typedef enum HealthCheckType {
         HEALTH_CHECK_HTTP,
         HEALTH_CHECK_TCP,
@@ -69,6 +86,13 @@ typedef struct Config {
                 char **reboot_command; /* action boot: argv that reboots, default systemctl reboot */
                 char *reboot_window;   /* "HH:MM-HH:MM" local time; NULL: any time */
                 ActivationMethod activation; /* default direct */
+                BootDefault boot_default;    /* default after-health */
+                bool trial_boot;             /* action boot: boot it once (one-shot entry), default true */
+                BootLoader boot_loader;      /* default auto */
+                char **bootctl_command;      /* default [bootctl] */
+                char **grub_reboot_command;  /* default [grub-reboot] */
+                char *boot_directory;        /* default /boot */
+                char *boot_id_file;          /* default /proc/sys/kernel/random/boot_id */
                 char *activation_lock;       /* switch-to-configuration's lock, default /run/nixos/... */
                 unsigned activation_timeout; /* seconds an activation may take, ours or another's */
         } system;
@@ -147,3 +171,4 @@ static inline void config_freep(Config **c) {
 #define _cleanup_config_ _cleanup_(config_freep)
 
 const char *system_action_to_string(SystemAction a);
+const char *boot_loader_to_string(BootLoader l);

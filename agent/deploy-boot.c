@@ -2,14 +2,17 @@
 /* Boot activation (system.action: boot): the new generation is installed for the next boot,
  * the machine reboots inside system.reboot-window, and `confirm` after the boot checks it and
  * confirms it or rolls it back. */
+#include "activation.h"
+#include "bootloader.h"
 #include "deploy-internal.h"
 #include "fileio.h"
 #include "log.h"
+#include "nix.h"
 #include "process.h"
 
-static int read_boot_id(char **ret) {
+static int read_boot_id(const Config *c, char **ret) {
         _cleanup_free_ char *id = NULL;
-        int r = read_full_file("/proc/sys/kernel/random/boot_id", 64, &id, NULL);
+        int r = read_full_file(c->system.boot_id_file, 64, &id, NULL);
 
         if (r < 0)
                 return r;
@@ -46,16 +49,69 @@ void deploy_reboot(const Config *c, const char *why) {
                 log_error("The reboot command failed: %s", error_message(&e) ?: strerror(-r));
 }
 
+int deploy_install_for_boot(Run *run, Error *e) {
+        const Config *c = run->config;
+        Deployment *p = run->state->pending;
+        const char *known_good = run->state->good_generation ?: p->previous_generation;
+        BootLoader l = bootloader_kind(c);
+        _cleanup_free_ char *entry = NULL;
+        unsigned n, good_n;
+        int r;
+
+        free(p->trial_entry);
+        p->trial_entry = NULL;
+        if (!c->system.trial_boot || !bootloader_can_boot_once(l) || !known_good || streq(known_good, p->generation)) {
+                if (c->system.trial_boot && !bootloader_can_boot_once(l))
+                        log_notice("The boot loader (%s) has no one-shot entry: %s becomes the boot default now, before "
+                                   "it has booted once.",
+                                   boot_loader_to_string(l), p->generation);
+                return activation_run(c, p->generation, ACTIVATE_BOOT, PROFILE_NEW, e);
+        }
+
+        /* A profile generation of its own, so that the boot loader writes its entry; then the
+         * profile goes back to the known-good generation, which stays the default entry. A power
+         * cut anywhere in between boots the known-good generation: the loader's default moves
+         * only through switch-to-configuration boot, which runs for the known-good one. */
+        log_info("Installing %s for one trial boot; the boot default stays %s.", p->generation, known_good);
+        r = profile_set(c, p->generation, e);
+        if (r < 0)
+                return r;
+        n = profile_generation_number(c, p->generation);
+        if (n == 0)
+                return error_set(e, -ENOENT, "no generation of the profile %s holds %s", c->system.profile,
+                                 p->generation);
+        r = activation_run(c, known_good, ACTIVATE_BOOT, PROFILE_BACK, e);
+        if (r < 0)
+                return r;
+        good_n = profile_generation_number(c, known_good);
+        r = bootloader_boot_once(c, l, n, &entry, e);
+        if (r < 0) {
+                Error e2 = {};
+
+                /* Whatever the tool left behind: the next boot starts the default. */
+                if (bootloader_cancel_once(c, l, good_n, &e2) < 0)
+                        log_warning("Cannot remove the one-shot boot entry: %s", strna(error_message(&e2)));
+                return r;
+        }
+        p->trial_entry = TAKE_PTR(entry);
+        return 0;
+}
+
 /* action boot: the new generation is the next boot's; `confirm` after that boot decides. */
 ExitCode deploy_pend_reboot(Run *run) {
         Deployment *p = run->state->pending;
 
-        (void) read_boot_id(&p->boot_id);
+        (void) read_boot_id(run->config, &p->boot_id);
         run->state->phase = PHASE_PENDING_REBOOT;
         if (run_save_state(run) < 0)
                 return EXIT_USAGE;
-        log_info("Revision %s is installed for the next boot as %s; `confirm` after the reboot decides.", p->revision,
-                 p->generation);
+        if (p->trial_entry)
+                log_info("Revision %s (%s) boots once at the next boot (%s); `confirm` after that boot decides, and "
+                         "only a healthy generation becomes the boot default.",
+                         p->revision, p->generation, p->trial_entry);
+        else
+                log_info("Revision %s is installed for the next boot as %s; `confirm` after the reboot decides.",
+                         p->revision, p->generation);
         if (in_reboot_window(run->config))
                 deploy_reboot(run->config, "a new generation is installed for the next boot");
         else
@@ -73,7 +129,7 @@ ExitCode deploy_confirm(Run *run) {
                 return EXIT_OK;
         }
         (void) canonicalize_path(c->system.current_system, &current);
-        (void) read_boot_id(&boot);
+        (void) read_boot_id(c, &boot);
 
         if (streq_ptr(current, p->generation)) {
                 log_info("Booted into %s (revision %s): checking its health.", p->generation, p->revision);
@@ -85,6 +141,8 @@ ExitCode deploy_confirm(Run *run) {
                 case HEALTH_PASSED:
                         break;
                 }
+                if (p->trial_entry)
+                        return deploy_commit_boot_default(run);
                 log_info("Confirmed revision %s (%s).", p->revision, p->generation);
                 return deploy_finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
         }

@@ -43,6 +43,16 @@ HealthVerdict deploy_check_health(Run *run, bool record);
  * when that works (EXIT_DEPLOY_FAILED), else rollback-failed (EXIT_ROLLBACK_FAILED). */
 ExitCode deploy_rollback(Run *run, const char *why, RunResult result);
 
+/* action boot: installs the pending generation for the next boot. With a loader that has a
+ * one-shot entry (and system.trial-boot), for that boot only: the default entry stays the
+ * known-good generation, and Deployment.trial_entry names the one-shot entry. Else it becomes
+ * the boot default. */
+int deploy_install_for_boot(Run *run, Error *reterr);
+
+/* Healthy and running: the pending generation becomes the boot default (phase committing: the
+ * profile, then switch-to-configuration boot), and the deployment succeeds. */
+ExitCode deploy_commit_boot_default(Run *run);
+
 /* Activated for the next boot: phase pending-reboot, and a reboot inside the window. */
 ExitCode deploy_pend_reboot(Run *run);
 

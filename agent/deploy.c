@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "activation.h"
+#include "bootloader.h"
 #include "deploy-internal.h"
 #include "event.h"
 #include "fileio.h"
@@ -104,7 +105,7 @@ ExitCode deploy_rollback(Run *run, const char *why, RunResult result) {
         log_warning("Rolling back to %s.", target);
         /* A boot-activated generation that failed after its boot: the known-good one becomes
          * the boot entry again, and the machine boots into it. */
-        r = activation_run(c, target, after_boot ? SYSTEM_ACTION_BOOT : SYSTEM_ACTION_SWITCH, PROFILE_BACK, &e);
+        r = activation_run(c, target, after_boot ? ACTIVATE_BOOT : ACTIVATE_SWITCH, PROFILE_BACK, &e);
         if (r < 0 && (stop_requested() || r == -ECANCELED))
                 return deploy_stopped(run, "rolling back");
         if (r < 0) {
@@ -116,6 +117,25 @@ ExitCode deploy_rollback(Run *run, const char *why, RunResult result) {
                 return rollback_failed(run, msg);
         }
         if (after_boot) {
+                _cleanup_free_ char *now = NULL;
+
+                if (p->trial_entry) {
+                        BootLoader l = bootloader_kind(c);
+
+                        /* The trial boot may not have happened yet: it must not happen. */
+                        r = bootloader_cancel_once(c, l, profile_generation_number(c, target), &e);
+                        if (r < 0) {
+                                msgf(msg, "%s; %s is the boot default again, but the one-shot boot entry %s could not be "
+                                     "removed (%s): the next boot may start the failed generation once",
+                                     why, target, p->trial_entry, error_message(&e) ?: strerror(-r));
+                                return rollback_failed(run, msg);
+                        }
+                }
+                (void) canonicalize_path(c->system.current_system, &now);
+                if (streq_ptr(now, target)) {
+                        msgf(msg, "%s; %s, which runs, is the boot default", why, target);
+                        return deploy_finish(run, result, msg, EXIT_DEPLOY_FAILED);
+                }
                 msgf(msg, "%s; rolled back to %s for the next boot", why, target);
                 deploy_reboot(c, "back to the known-good generation");
                 return deploy_finish(run, result, msg, EXIT_DEPLOY_FAILED);
@@ -133,6 +153,37 @@ ExitCode deploy_rollback(Run *run, const char *why, RunResult result) {
         msgf(msg, "%s; rolled back to %s", why, target);
         log_warning("Rolled back to %s; the system is healthy again.", target);
         return deploy_finish(run, result, msg, EXIT_DEPLOY_FAILED);
+}
+
+/* system.boot-default: after-health: a switch runs switch-to-configuration test, and only a
+ * generation that passed its health checks becomes the boot default. */
+static bool health_first(const Config *c, const Deployment *p) {
+        return c->system.boot_default == BOOT_DEFAULT_AFTER_HEALTH && !streq_ptr(p->action, "boot");
+}
+
+/* Recorded before; a run that finds it interrupted does it again. */
+ExitCode deploy_commit_boot_default(Run *run) {
+        Deployment *p = run->state->pending;
+        char msg[ERROR_MESSAGE_MAX];
+        Error e = {};
+        int r;
+
+        run->state->phase = PHASE_COMMITTING;
+        if (run_save_state(run) < 0)
+                return EXIT_USAGE;
+        run_phase(run, "commit", "Making %s the boot default", p->generation);
+        log_info("Healthy: making %s the boot default.", p->generation);
+        r = activation_run(run->config, p->generation, ACTIVATE_BOOT, PROFILE_NEW, &e);
+        if (r < 0 && (stop_requested() || r == -ECANCELED))
+                return deploy_stopped(run, "making the generation the boot default");
+        if (r < 0) {
+                /* It runs, but the machine would not boot it (a full /boot, a broken loader):
+                 * not deployed. */
+                msgf(msg, "the generation is healthy, but it could not be made the boot default: %s",
+                     error_message(&e) ?: strerror(-r));
+                return deploy_rollback(run, msg, RESULT_ROLLED_BACK);
+        }
+        return deploy_finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
 }
 
 /* Activated (or found so by recovery): health decides. */
@@ -153,6 +204,8 @@ static ExitCode check_and_record(Run *run) {
         case HEALTH_PASSED:
                 break;
         }
+        if (health_first(run->config, p))
+                return deploy_commit_boot_default(run);
         return deploy_finish(run, RESULT_SUCCESS, NULL, EXIT_OK);
 }
 
@@ -163,6 +216,7 @@ static ExitCode activate_pending(Run *run) {
         const Config *c = run->config;
         Deployment *p = run->state->pending;
         const char *action = p->action;
+        ActivationVerb verb = streq(action, "boot") ? ACTIVATE_BOOT : health_first(c, p) ? ACTIVATE_TEST : ACTIVATE_SWITCH;
         char msg[ERROR_MESSAGE_MAX];
         Error e = {};
         int r;
@@ -172,10 +226,14 @@ static ExitCode activate_pending(Run *run) {
         if (run_save_state(run) < 0)
                 return EXIT_USAGE;
 
-        run_phase(run, "activate", "Activating %s (%s)", p->generation, action);
-        log_info("Activating %s (%s)%s.", p->generation, action, p->activations > 1 ? ", again" : "");
-        r = activation_run(c, p->generation, streq(action, "boot") ? SYSTEM_ACTION_BOOT : SYSTEM_ACTION_SWITCH,
-                           PROFILE_NEW, &e);
+        run_phase(run, "activate", "Activating %s (%s)", p->generation, activation_verb_to_string(verb));
+        log_info("Activating %s (%s%s)%s.", p->generation, activation_verb_to_string(verb),
+                 verb == ACTIVATE_TEST ? ": the boot default moves once it is healthy" : "",
+                 p->activations > 1 ? ", again" : "");
+        if (verb == ACTIVATE_BOOT)
+                r = deploy_install_for_boot(run, &e);
+        else
+                r = activation_run(c, p->generation, verb, PROFILE_NEW, &e);
         /* An activation that a stop (or the service manager's SIGTERM to the whole unit)
          * interrupted says nothing about the revision: the next run activates it again. */
         if (r < 0 && (stop_requested() || r == -ECANCELED))
@@ -333,20 +391,31 @@ ExitCode deploy_recover(Run *run) {
                 return resume_activation(run);
 
         case PHASE_CHECKING:
+        case PHASE_COMMITTING: {
+                bool checking = run->state->phase == PHASE_CHECKING;
+
                 code = wait_for_activations(run);
                 if (code != EXIT_OK)
                         return code;
-                /* The health of what runs is the health of the generation only when it runs. */
+                /* The health of what runs is the health of the generation only when it runs.
+                 * Something switched meanwhile, or a power cut booted the default, which had not
+                 * moved yet: activated again first. */
                 (void) canonicalize_path(c->system.current_system, &current);
                 if (!streq_ptr(current, p->generation)) {
-                        log_warning("The previous run was stopped while checking %s, and the system now runs %s.",
-                                    p->generation, strna(current));
+                        log_warning("The previous run was stopped while %s %s, and the system now runs %s.",
+                                    checking ? "checking" : "making the boot default", p->generation, strna(current));
                         return resume_activation(run);
                 }
-                log_warning("The previous run was stopped while checking %s; checking it again.", p->generation);
-                return check_and_record(run);
+                log_warning("The previous run was stopped while %s %s; %s.",
+                            checking ? "checking" : "making the boot default", p->generation,
+                            checking ? "checking it again" : "doing it again");
+                return checking ? check_and_record(run) : deploy_commit_boot_default(run);
+        }
 
         case PHASE_PENDING_REBOOT:
+                /* `rollback` cancels it (deploy_rollback_to_known_good), without a reboot first. */
+                if (streq_ptr(run->command, "rollback"))
+                        return EXIT_OK;
                 return deploy_confirm(run);
 
         case PHASE_ROLLING_BACK:
@@ -367,6 +436,16 @@ ExitCode deploy_rollback_to_known_good(Run *run) {
         ExitCode code;
         int r;
 
+        if (s->phase == PHASE_PENDING_REBOOT) {
+                /* A boot deployment that waits for its reboot, or for its confirmation: it is
+                 * cancelled, and the known-good generation is the next boot's. */
+                log_notice("Cancelling the deployment of %s, which waits for a reboot or its confirmation.",
+                           s->pending->revision);
+                code = deploy_rollback(run, "rollback requested by hand", RESULT_ROLLED_BACK);
+                if (code == EXIT_DEPLOY_FAILED)
+                        return run_result(run, EXIT_OK, RESULT_ROLLED_BACK, s->good_revision, NULL);
+                return code;
+        }
         if (!s->good_generation) {
                 log_error("There is no known-good generation to roll back to.");
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, NULL, "no known-good generation");

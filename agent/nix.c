@@ -246,9 +246,7 @@ int profile_generation(const Config *c, char **ret, Error *e) {
         return 0;
 }
 
-/* The number of the profile generation whose link points at generation, or 0. Generation
- * links are <profile>-<N>-link beside the profile. */
-static unsigned find_generation_number(const Config *c, const char *generation) {
+unsigned profile_generation_number(const Config *c, const char *generation) {
         _cleanup_free_ char *copy = strdup(c->system.profile), *copy2 = strdup(c->system.profile);
         _cleanup_(closedirp) DIR *d = NULL;
         const char *dir, *base;
@@ -291,7 +289,7 @@ int profile_set(const Config *c, const char *generation, Error *e) {
 }
 
 int profile_switch_to(const Config *c, const char *generation, Error *e) {
-        unsigned n = find_generation_number(c, generation);
+        unsigned n = profile_generation_number(c, generation);
         char number[16];
 
         if (n == 0)

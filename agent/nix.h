@@ -55,6 +55,10 @@ int profile_generation(const Config *c, char **ret, Error *reterr);
  * (`nix build --profile`), unless the newest one holds it already. */
 int profile_set(const Config *c, const char *generation, Error *reterr);
 
+/* The number of the newest profile generation whose link points at generation, or 0.
+ * Generation links are <profile>-<N>-link beside the profile. */
+unsigned profile_generation_number(const Config *c, const char *generation);
+
 /* Points the system profile back at the generation number that holds generation, when one
  * does (`nix profile rollback --to N`: no new number); else as profile_set(). */
 int profile_switch_to(const Config *c, const char *generation, Error *reterr);

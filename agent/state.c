@@ -13,6 +13,7 @@ static const char *const phase_table[_PHASE_MAX] = {
         [PHASE_CHECKING] = "checking",
         [PHASE_ROLLING_BACK] = "rolling-back",
         [PHASE_PENDING_REBOOT] = "pending-reboot",
+        [PHASE_COMMITTING] = "committing",
 };
 
 static const char *const result_table[_RESULT_MAX] = {
@@ -46,6 +47,7 @@ void deployment_done(Deployment *d) {
         free(d->signer);
         free(d->previous_generation);
         free(d->boot_id);
+        free(d->trial_entry);
         json_decref(d->images);
         json_decref(d->bundle);
         json_decref(d->health);
@@ -78,7 +80,8 @@ int deployment_copy(const Deployment *src, Deployment *dst) {
             strdup_null(src->action, &d.action) < 0 || strdup_null(src->error, &d.error) < 0 ||
             strdup_null(src->signer, &d.signer) < 0 ||
             strdup_null(src->previous_generation, &d.previous_generation) < 0 ||
-            strdup_null(src->boot_id, &d.boot_id) < 0) {
+            strdup_null(src->boot_id, &d.boot_id) < 0 ||
+            strdup_null(src->trial_entry, &d.trial_entry) < 0) {
                 deployment_done(&d);
                 return -ENOMEM;
         }
@@ -137,7 +140,7 @@ static json_t *json_time_or_null(time_t t) {
 }
 
 static json_t *deployment_to_json(const Deployment *d) {
-        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
+        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
                          "id", (json_int_t) d->id,
                          "revision", d->revision,
                          "generation", json_string_or_null(d->generation),
@@ -153,6 +156,7 @@ static json_t *deployment_to_json(const Deployment *d) {
                          "previous-generation", json_string_or_null(d->previous_generation),
                          "health", d->health ? json_incref(d->health) : json_null(),
                          "boot-id", json_string_or_null(d->boot_id),
+                         "trial-entry", json_string_or_null(d->trial_entry),
                          "bundle", d->bundle ? json_incref(d->bundle) : json_null(),
                          "activations", (json_int_t) d->activations);
 }
@@ -246,20 +250,22 @@ static int images_from_json(json_t *a, const char *what, Error *e) {
 
 static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Error *e) {
         json_t *generation, *ref, *started, *finished, *error, *signer, *images, *previous, *health, *boot_id,
-                *bundle = NULL, *activations = NULL;
+                *bundle = NULL, *activations = NULL, *trial_entry = NULL;
         const char *revision, *source, *action, *result;
         json_int_t id;
         json_error_t jerr;
         Deployment d = {};
         int r;
 
-        /* "bundle" and "activations" came after the first files were written: optional. */
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s?o, s?o}",
+        /* "bundle", "activations" and "trial-entry" came after the first files were written:
+         * optional. */
+        if (json_unpack_ex(j, &jerr, JSON_STRICT,
+                           "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s?o, s?o, s?o}",
                            "id", &id, "revision", &revision, "generation", &generation, "source", &source,
                            "ref", &ref, "action", &action, "started", &started, "finished", &finished,
                            "result", &result, "error", &error, "signer", &signer, "images", &images,
                            "previous-generation", &previous, "health", &health, "boot-id", &boot_id, "bundle", &bundle,
-                           "activations", &activations) < 0)
+                           "activations", &activations, "trial-entry", &trial_entry) < 0)
                 return error_set(e, -EINVAL, "%s: %s", what, jerr.text);
         if (activations && !(json_is_integer(activations) && json_integer_value(activations) >= 0 &&
                              json_integer_value(activations) <= 1000))
@@ -299,6 +305,7 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
             (r = opt_string(error, what, &d.error, e)) < 0 || (r = opt_string(signer, what, &d.signer, e)) < 0 ||
             (r = opt_string(previous, what, &d.previous_generation, e)) < 0 ||
             (r = opt_string(boot_id, what, &d.boot_id, e)) < 0 ||
+            (trial_entry && (r = opt_string(trial_entry, what, &d.trial_entry, e)) < 0) ||
             (r = opt_time(started, what, &d.started, e)) < 0 ||
             (r = opt_time(finished, what, &d.finished, e)) < 0)
                 goto fail;

@@ -32,6 +32,7 @@ typedef enum Phase {
         PHASE_CHECKING,     /* activated; health checks running */
         PHASE_ROLLING_BACK, /* going back to pending->previous_generation */
         PHASE_PENDING_REBOOT, /* action boot: installed for the next boot, to be confirmed after it */
+        PHASE_COMMITTING,   /* healthy: being made the boot default (profile, boot entry) */
         _PHASE_MAX,
 } Phase;
 
@@ -68,6 +69,8 @@ typedef struct Deployment {
                                     * when there is no known-good generation yet */
         struct json_t *health;     /* [{name, ok, detail, duration_ms}] of the last round, or NULL */
         char *boot_id;             /* action boot: the boot it was installed in */
+        char *trial_entry;         /* action boot: the boot entry that boots it once (one-shot), NULL
+                                    * when it was made the boot default at once */
         unsigned activations;      /* activations begun; one more than 1 means a run was interrupted
                                     * during the activation (2: twice, and the revision counts as failed) */
         struct json_t *images; /* [{name, reference, digest, signers, sbom}], NULL before verified */

@@ -66,6 +66,14 @@ static void print_table(const Config *c, const State *s, const LastRun *l) {
         if (s->pending && s->pending->activations > 1)
                 printf(" (activation %u: the run before was interrupted)", s->pending->activations);
         printf("\n");
+        if (s->pending && s->pending->trial_entry)
+                printf("Trial boot:  %s boots once at the next boot (entry %s); the default stays the known-good "
+                       "generation until `confirm` finds it healthy\n",
+                       strna(s->pending->generation), s->pending->trial_entry);
+        else if (s->pending && s->phase == PHASE_PENDING_REBOOT)
+                printf("Boot:        %s is the boot default already (no trial boot: the boot loader has no one-shot "
+                       "entry, or system.trial-boot is false)\n",
+                       strna(s->pending->generation));
         if (l->result != RESULT_NONE)
                 printf("Last run:    %s %s at %s%s%s\n", strna(l->command), run_result_to_string(l->result),
                        format_timestamp(b1, l->time), l->error ? ": " : "", strempty(l->error));

@@ -578,6 +578,29 @@ int schema_parse(const char *file, const char *data, size_t size, const SchemaMa
         return 0;
 }
 
+/* A list's default is written as a YAML flow sequence ("[systemctl, reboot]"), as the
+ * documentation shows it: read with the same parser as the file. */
+static int strv_from_default(const SchemaKey *k, void *base) {
+        _cleanup_(walker_done) SchemaWalker w = {
+                .file = "(default)",
+                .data = k->def,
+                .size = strlen(k->def),
+        };
+        _cleanup_event_ yaml_event_t stream = {}, doc = {}, seq = {};
+        int r;
+
+        if (walker_start(&w) < 0)
+                return -ENOMEM;
+        r = next_event(&w, &stream);
+        if (r >= 0)
+                r = next_event(&w, &doc);
+        if (r >= 0)
+                r = next_event(&w, &seq);
+        if (r >= 0)
+                r = parse_strv(&w, &seq, k, base);
+        return r < 0 ? -EINVAL : 0;
+}
+
 int schema_apply_defaults(const SchemaMapping *m, void *base) {
         int r;
 
@@ -594,7 +617,11 @@ int schema_apply_defaults(const SchemaMapping *m, void *base) {
                         break;
                 case SCHEMA_STRV: {
                         char ***field = FIELD(base, k->offset, char **);
-                        if (!*field) {
+                        if (k->def) {
+                                r = strv_from_default(k, base);
+                                if (r < 0)
+                                        return r;
+                        } else if (!*field) {
                                 *field = calloc(1, sizeof(char *));
                                 if (!*field)
                                         return -ENOMEM;

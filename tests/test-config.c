@@ -62,6 +62,16 @@ static void assert_defaults(const Config *c) {
         assert_string_equal(c->system.profile, "/nix/var/nix/profiles/system");
         assert_string_equal(c->system.current_system, "/run/current-system");
         assert_int_equal(c->system.action, SYSTEM_ACTION_SWITCH);
+        assert_true(c->system.trial_boot);
+        assert_int_equal(c->system.boot_loader, BOOT_LOADER_AUTO);
+        assert_strv(c->system.bootctl_command, "bootctl", NULL);
+        assert_strv(c->system.grub_reboot_command, "grub-reboot", NULL);
+        assert_string_equal(c->system.boot_directory, "/boot");
+        assert_string_equal(c->system.boot_id_file, "/proc/sys/kernel/random/boot_id");
+        /* List defaults apply too (a missing reboot-command once left argv[0] NULL). */
+        assert_strv(c->system.reboot_command, "systemctl", "reboot", NULL);
+        assert_strv(c->bundle.image_import_command, "skopeo", "copy", "oci:{layout}:image",
+                    "containers-storage:{reference}", NULL);
         assert_false(c->repository.present);
         assert_null(c->repository.url);
         assert_string_equal(c->repository.ref, "main");
@@ -115,6 +125,12 @@ static void test_full(_unused_ void **state) {
         assert_string_equal(c->system.profile, "/nix/var/nix/profiles/test");
         assert_string_equal(c->system.current_system, "/run/test-system");
         assert_int_equal(c->system.action, SYSTEM_ACTION_BOOT);
+        assert_false(c->system.trial_boot);
+        assert_int_equal(c->system.boot_loader, BOOT_LOADER_GRUB);
+        assert_strv(c->system.bootctl_command, "/opt/stub/bootctl", "--quiet", NULL);
+        assert_strv(c->system.grub_reboot_command, "/opt/stub/grub-reboot", NULL);
+        assert_string_equal(c->system.boot_directory, "/boot/efi");
+        assert_string_equal(c->system.boot_id_file, "/run/test-boot-id");
 
         assert_true(c->repository.present);
         assert_string_equal(c->repository.url, "https://git.example.org/client.git");
@@ -136,21 +152,21 @@ static void test_full(_unused_ void **state) {
 
         k = &c->health.checks[0];
         assert_string_equal(k->name, "web");
-        assert_int_equal(k->line, 33);
+        assert_int_equal(k->line, 39);
         assert_int_equal(k->type, HEALTH_CHECK_HTTP);
         assert_string_equal(k->http_url, "http://127.0.0.1:8080/health");
         assert_int_equal(k->http_status, 204);
 
         k = &c->health.checks[1];
         assert_string_equal(k->name, "web-default-status");
-        assert_int_equal(k->line, 35);
+        assert_int_equal(k->line, 41);
         assert_int_equal(k->type, HEALTH_CHECK_HTTP);
         assert_string_equal(k->http_url, "https://[::1]:8443/");
         assert_int_equal(k->http_status, 200);
 
         k = &c->health.checks[2];
         assert_string_equal(k->name, "db");
-        assert_int_equal(k->line, 38);
+        assert_int_equal(k->line, 44);
         assert_int_equal(k->type, HEALTH_CHECK_TCP);
         assert_string_equal(k->tcp_address, "127.0.0.1:5432");
         assert_null(k->http_url);
@@ -167,7 +183,7 @@ static void test_full(_unused_ void **state) {
 
         k = &c->health.checks[5];
         assert_string_equal(k->name, "smoke");
-        assert_int_equal(k->line, 44);
+        assert_int_equal(k->line, 50);
         assert_int_equal(k->type, HEALTH_CHECK_COMMAND);
         assert_strv(k->command, "/run/current-system/sw/bin/true", "--with space", NULL);
 }
@@ -294,6 +310,19 @@ static const Case cases[] = {
         { "action-enum", H "system:\n  action: reboot\n", 0, "3: system.action: ",
           "expected one of: switch, boot, got 'reboot'" },
         { "action-list", H "system:\n  action: [switch]\n", 0, "3: system.action: ", "got a list" },
+        { "boot-loader-enum", H "system:\n  boot-loader: lilo\n", 0, "3: system.boot-loader: ",
+          "expected one of: auto, systemd-boot, grub, extlinux, other, got 'lilo'" },
+        { "trial-boot-string", H "system:\n  trial-boot: sometimes\n", 0, "3: system.trial-boot: ", "" },
+        { "bootctl-command-empty", H "system:\n  bootctl-command: []\n", 0, "3: system.bootctl-command: ",
+          "must not be an empty list" },
+        { "grub-reboot-command-string", H "system:\n  grub-reboot-command: grub-reboot\n", 0,
+          "3: system.grub-reboot-command: ", "expected a list of strings" },
+        { "boot-directory-relative", H "system:\n  boot-directory: boot\n", 0, "3: system.boot-directory: ",
+          "must be an absolute path" },
+        { "boot-id-file-relative", H "system:\n  boot-id-file: boot_id\n", 0, "3: system.boot-id-file: ",
+          "must be an absolute path" },
+        { "boot-default-enum", H "system:\n  boot-default: never\n", 0, "3: system.boot-default: ",
+          "expected one of: after-health, at-activation, got 'never'" },
         { "action-null", H "system:\n  action:\n", 0, "3: system.action: ", "got null" },
         { "duplicate-action", H "system:\n  action: boot\n  profile: /p\n  action: switch\n", 0, "5: system.action: ",
           "duplicate key (first at line 3)" },

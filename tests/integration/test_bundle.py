@@ -146,8 +146,10 @@ class BundleTest(unittest.TestCase):
         # Nothing evaluated, nothing built: the signed system, imported, is what is activated.
         self.assertEqual(w.evaluations(), 0, w.evaluation_calls())
         self.assertEqual(w.system_builds(), [])
-        self.assertEqual(w.activations(), [f"switch {toplevel} 0"])
+        # Health first: activated (test), then, healthy, the boot default (boot).
+        self.assertEqual(w.activations(), [f"test {toplevel} 0", f"boot {toplevel} 0"])
         self.assertEqual(w.current_system(), toplevel)
+        self.assertEqual(w.boot_default(), toplevel)
         self.assertEqual(w.profile_target(), toplevel)
         self.assertEqual(w.health(), 200)
         # Imported from the bundle, not built here: nix marks what it built itself "ultimate".

@@ -92,6 +92,7 @@ class Base(unittest.TestCase):
         self.assertIsNone(s["unhealthy"])
         self.assertEqual(s["generation"], w.current_system(), "the record does not name what runs")
         self.assertEqual(w.profile_target(), w.current_system())
+        self.assertEqual(w.boot_next(), w.current_system(), "the boot default is not what runs")
         self.assertEqual(w.health(), 200)
         self.assertEqual(w.service_marker(), w.marker_of(w.current_system()))
         self.assertEqual(w.activation_conflicts(), [], "two activations overlapped")
@@ -120,7 +121,7 @@ class EvaluationTest(Base):
         self.assertEqual(w.evaluations(), 1, w.evaluation_calls())
         s = self.assert_truthful()
         self.assertEqual(s["revision"], r1)
-        self.assertEqual(w.activations(), [f"switch {s['generation']} 0"])
+        self.assertEqual(w.activations(), [f"test {s['generation']} 0", f"boot {s['generation']} 0"])
         self.assertEqual(w.rebuild_calls(), [])
         self.assertEqual([i["digest"] for i in s["history"][-1]["images"]], [digest])
 
@@ -167,7 +168,8 @@ class EvaluationTest(Base):
         s = self.assert_truthful()
         self.assertEqual(s["revision"], rev)
         self.assertEqual(w.evaluations(), 1, w.evaluation_calls())
-        self.assertEqual(w.rebuild_calls(), [f"nixos-rebuild switch --store-path {s['generation']} --no-reexec"])
+        self.assertEqual(w.rebuild_calls(), [f"nixos-rebuild test --store-path {s['generation']} --no-reexec",
+                                             f"nixos-rebuild boot --store-path {s['generation']} --no-reexec"])
 
 
 class FailedRollbackTest(Base):
@@ -362,7 +364,16 @@ class GcRootsTest(Base):
         r = w.run(["nix-store", "--gc"])
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_rollback_after_a_collection_while_a_trial_boot_waits(self):
+        self.collect_while_a_boot_deployment_waits(trial=True)
+
     def test_rollback_after_a_collection_while_a_boot_deployment_waits(self):
+        """Without a trial boot (system.trial-boot false, or a loader without a one-shot
+        entry), the profile and the default move to the new generation: the collection takes
+        the known-good generation's link, and only the agent's root keeps it."""
+        self.collect_while_a_boot_deployment_waits(trial=False)
+
+    def collect_while_a_boot_deployment_waits(self, trial):
         w = self.w
         self.configure()
         w.commit()
@@ -373,7 +384,8 @@ class GcRootsTest(Base):
         self.assertFalse((roots / "pending").exists())
 
         reboots = w.tmp / "reboots"
-        self.configure(system={"action": "boot", "reboot-command": ["sh", "-c", f"echo reboot >> {reboots}"]})
+        self.configure(system={"action": "boot", "trial-boot": trial,
+                               "reboot-command": ["sh", "-c", f"echo reboot >> {reboots}"]})
         bad = w.commit(health_status=500)
         self.run_agent("pull", expect=0)
         s = self.status()
@@ -381,23 +393,29 @@ class GcRootsTest(Base):
         new_gen = s["pending"]["generation"]
         self.assertEqual(os.readlink(roots / "pending"), new_gen)
 
+        # A trial boot keeps the profile on the known-good generation: the collection takes the
+        # new generation's profile link. Without one, it takes the known-good one's.
+        self.assertEqual(w.profile_target(), good_gen if trial else new_gen)
         self.gc_old_generations()
-        self.assertNotIn(good_gen, w.profile_generations().values(), "the old generation's link is gone")
+        self.assertNotIn(new_gen if trial else good_gen, w.profile_generations().values(), "the old link stays")
+        self.assertTrue(Path(new_gen).exists(), "the pending generation was collected")
         self.assertTrue(Path(good_gen).exists(), "the known-good generation was collected")
 
-        # The reboot into the new generation, which is unhealthy: confirm rolls back to a
-        # generation that only the agent's root kept.
-        w.stop_service()
-        r = w.run([f"{new_gen}/bin/switch-to-configuration", "test"])
-        self.assertEqual(r.returncode, 0, r.stderr)
+        # The reboot into the new generation (a trial's entry stays until the next
+        # installation), which is unhealthy: confirm rolls back.
+        b = w.reboot()
+        self.assertEqual((b.toplevel, b.how), (new_gen, "oneshot" if trial else "default"))
         r = self.run_agent("confirm", expect=1)
         self.assertIn("rolled back", r.stderr)
         s = self.status()
         self.assertEqual((s["history"][-1]["revision"], s["history"][-1]["result"]), (bad, "rolled-back"))
         self.assertEqual(w.profile_target(), good_gen)
         self.assertEqual(w.boot_next(), good_gen)
+        self.assertEqual(w.boot_default(), good_gen)
         self.assertEqual(os.readlink(roots / "known-good"), good_gen)
         self.assertFalse((roots / "pending").exists(), "the root of the failed generation stays")
+        self.assertEqual(w.reboot().toplevel, good_gen)
+        self.assertEqual(w.health(), 200)
 
     def test_roots_follow_the_known_good_generation(self):
         w = self.w

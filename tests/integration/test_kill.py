@@ -11,6 +11,7 @@ next pull.
 Real parts: the agent binary, real nix with a private store and real profile generations, real
 git, the test service on loopback, and the world's nixos-rebuild stand-in (tests/world)."""
 
+import signal
 import sys
 import time
 import unittest
@@ -19,6 +20,36 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from held import PROFILE_BACK, PROFILE_SET, HeldNix  # noqa: E402
 from test_deploy import Base, health_conf  # noqa: E402
+
+
+class Frozen:
+    """A point that polling cannot hit (the agent goes on within milliseconds): the agent is
+    stopped (SIGSTOP) once begun() holds, and the point is reached when ended() holds."""
+
+    def __init__(self, begun, ended):
+        self.begun, self.ended = begun, ended
+
+    def reach(self, w, p):
+        if not w.wait_for(lambda: self.begun() or p.poll() is not None, timeout=60, interval=0.005) \
+                or p.poll() is not None:
+            return False
+        p.send_signal(signal.SIGSTOP)
+        return bool(w.wait_for(self.ended, timeout=60))
+
+
+def reach(w, p, predicate):
+    """Waits until predicate (a function, or a Frozen) holds while the agent p runs."""
+    if isinstance(predicate, Frozen):
+        return predicate.reach(w, p)
+    hit = []
+
+    def f():
+        if predicate():
+            hit.append(True)
+            return True
+        return p.poll() is not None
+    w.wait_for(f, timeout=60, interval=0.01)
+    return bool(hit)
 
 
 class KillMatrix(Base):
@@ -37,6 +68,7 @@ class KillMatrix(Base):
         self.sysconf = {"nix-command": str(self.gap.path), **self.system}
         # settle 1 s: the health checks take long enough to be killed in
         self.configure(system=self.sysconf, health=health_conf(w.port, settle=1))
+        self.t0 = 0.0
         self.good = w.commit()
         self.run_agent("pull", expect=0)
         self.good_gen = self.assert_truthful()["generation"]
@@ -45,9 +77,11 @@ class KillMatrix(Base):
         s = self.state()
         return s["pending"]["generation"] if s and s["pending"] else None
 
-    def span_of(self, toplevel, ended=False):
+    def span_of(self, toplevel, ended=False, action=None):
+        """The last switch-to-configuration of toplevel (with that action) begun in this case."""
         for sp in reversed(self.w.activation_spans()):
-            if sp["toplevel"] == toplevel and sp["begin"] is not None:
+            if sp["toplevel"] == toplevel and sp["begin"] is not None and sp["begin"] > self.t0 \
+                    and action in (None, sp["action"]):
                 return sp if not ended or sp["end"] is not None else None
         return None
 
@@ -67,28 +101,28 @@ class KillMatrix(Base):
                 return bool(seen) and time.monotonic() - seen[0] >= seconds
             return f
 
+        # The healthy generation is activated with `test`; once healthy, the profile moves and
+        # `boot` makes it the boot default (system.boot-default: after-health).
         def new_profile():
             t = self.toplevel_of_pending()
-            return t is not None and w.profile_target() == t and self.span_of(t) is None
+            return t is not None and w.profile_target() == t and self.span_of(t, action="boot") is None
 
-        def stc_begun():
+        def stc_begun(action="test"):
             t = self.toplevel_of_pending()
-            return t is not None and self.span_of(t) is not None
+            return t is not None and self.span_of(t, action=action) is not None
 
         def stc_service_down():
             return stc_begun() and w.health(timeout=0.2) is None
 
-        def stc_ended():
+        def stc_ended(action="test"):
             t = self.toplevel_of_pending()
-            return t is not None and self.span_of(t, ended=True) is not None
+            return t is not None and self.span_of(t, ended=True, action=action) is not None
 
         def rollback_stc_begun():
-            sp = self.span_of(self.good_gen)
-            return self.phase() == "rolling-back" and sp is not None and sp["begin"] > self.t0
+            return self.phase() == "rolling-back" and self.span_of(self.good_gen) is not None
 
         def rollback_stc_ended():
-            sp = self.span_of(self.good_gen, ended=True)
-            return self.phase() == "rolling-back" and sp is not None and sp["begin"] > self.t0
+            return self.phase() == "rolling-back" and self.span_of(self.good_gen, ended=True) is not None
 
         def evaluating():
             return any(" eval " in c for c in w.nix_calls())
@@ -96,14 +130,19 @@ class KillMatrix(Base):
         return [
             ("evaluating", evaluating, True),
             ("building", phase_is("building"), True),
-            ("activating, before the profile", phase_is("activating"), True),
-            ("between the profile and switch-to-configuration", new_profile, True),
-            ("switch-to-configuration began", stc_begun, True),
-            ("switch-to-configuration, services stopped", stc_service_down, True),
-            ("switch-to-configuration, 1 s in", after(stc_begun, 1.0), True),
-            ("switch-to-configuration ended", stc_ended, True),
+            ("activating", phase_is("activating"), True),
+            ("switch-to-configuration test began", stc_begun, True),
+            ("switch-to-configuration test, services stopped", stc_service_down, True),
+            ("switch-to-configuration test, 1 s in", after(stc_begun, 1.0), True),
+            ("switch-to-configuration test ended", stc_ended, True),
             ("checking", phase_is("checking"), True),
             ("checking, 0.2 s in", after(phase_is("checking"), 0.2), True),
+            ("committing", phase_is("committing"), True),
+            ("between the profile and switch-to-configuration boot", new_profile, True),
+            ("switch-to-configuration boot began", lambda: stc_begun("boot"), True),
+            # The agent is frozen (SIGSTOP) while switch-to-configuration boot runs, and cut off
+            # once it has ended: the gap before the agent reads its exit status and records it.
+            ("switch-to-configuration boot ended", Frozen(lambda: stc_begun("boot"), lambda: stc_ended("boot")), True),
             ("an unhealthy revision, checking", phase_is("checking"), False),
             ("an unhealthy revision, rolling back", phase_is("rolling-back"), False),
             ("an unhealthy revision, the rollback's switch-to-configuration", rollback_stc_begun, False),
@@ -111,23 +150,28 @@ class KillMatrix(Base):
             ("an unhealthy revision, its switch-to-configuration", stc_begun, False),
         ]
 
+    def interrupt(self, p, predicate, name):
+        """At the point: SIGKILL to the agent. Returns what to log of it."""
+        hit = reach(self.w, p, predicate)
+        p.kill()
+        p.wait(timeout=60)
+        err = p.stderr.read()
+        p.stderr.close()
+        self.assertTrue(hit, f"the kill point was never reached: {err[-3000:]}")
+        self.assertTrue(self.w.wait_activation_idle(30))
+        return None
+
     def test_kill_points(self):
         w = self.w
         outcomes = []
         for name, predicate, healthy in self.points():
-            with self.subTest(kill=name):
+            with self.subTest(point=name):
                 s = self.status()
                 self.good, self.good_gen = s["revision"], s["generation"]
                 rev = w.commit(**({} if healthy else {"health_status": 500}))
                 w.reset_call_logs()
                 self.t0 = time.time()
-                p = self.start_agent("pull")
-                hit = self.kill_when(p, predicate)
-                p.wait(timeout=60)
-                err = p.stderr.read()
-                p.stderr.close()
-                self.assertTrue(hit, f"the kill point was never reached: {err[-3000:]}")
-                self.assertTrue(w.wait_activation_idle(30))
+                what = self.interrupt(self.start_agent("pull"), predicate, name)
 
                 # The next run, and only if it could not, the one after.
                 runs = [self.run_agent("pull")]
@@ -143,9 +187,117 @@ class KillMatrix(Base):
                     self.assertEqual(s["revision"], self.good, "an unhealthy revision was recorded")
                     self.assertEqual(s["generation"], self.good_gen)
                     self.assertEqual(s["failed-revision"], rev)
-                outcomes.append((name, len(runs)))
-        print(f"\n{type(self).__name__}: {len(outcomes)} kill points, runs to recover: {outcomes}", file=sys.stderr)
+                if what:
+                    self.assertEqual(w.reboot().toplevel, s["generation"], "the next boot is not what the record names")
+                outcomes.append((name, len(runs)) + ((what,) if what else ()))
+        print(f"\n{type(self).__name__}: {len(outcomes)} points, (point, runs to recover[, booted]): {outcomes}",
+              file=sys.stderr)
         self.assertGreaterEqual(len(outcomes), 12)
+
+
+class PowerCutMatrix(KillMatrix):
+    """The power goes at each of the same points (every process of the machine dies, and it
+    boots what its boot loader chooses): until the healthy generation has passed its checks
+    and switch-to-configuration boot made it the default, the machine boots the known-good
+    generation; the next run then leaves the same truthful record, which the next boot
+    agrees with."""
+
+    def interrupt(self, p, predicate, name):
+        w = self.w
+        hit = reach(w, p, predicate)
+        new = self.toplevel_of_pending()
+        boot = w.power_cut() if hit else None
+        p.wait(timeout=60)
+        err = p.stderr.read()
+        p.stderr.close()
+        self.assertTrue(hit, f"the point was never reached: {err[-3000:]}")
+        self.assertTrue(boot.up)
+        if "switch-to-configuration boot ended" in name:
+            self.assertEqual(boot.toplevel, new, "the healthy generation is the default, and boots")
+        elif "switch-to-configuration boot began" not in name:
+            self.assertEqual(boot.toplevel, self.good_gen, "the machine booted an unverified generation")
+        return "known-good" if boot.toplevel == self.good_gen else "new"
+
+
+class TrialBootPowerCut(Base):
+    """action boot: the power goes at each step of installing a trial boot. Before the one-shot
+    entry is set the machine boots the known-good generation, after it the new one once; the
+    agent (confirm after each boot, as the module runs it) then ends with the new generation
+    running, the default, and recorded."""
+
+    world_kw = {"activation_seconds": 0.5}
+
+    def test_power_cut_points(self):
+        w = self.w
+        self.configure()
+        w.commit()
+        self.run_agent("pull", expect=0)
+        # The profile is held at the new generation for 0.5 s before it goes back.
+        gap = HeldNix(w, PROFILE_SET, name="gap", seconds=0.5, every=True, after=True)
+        self.configure(system={"action": "boot", "reboot-command": ["true"], "nix-command": str(gap.path)})
+
+        def pending():
+            s = self.state()
+            return s["pending"]["generation"] if s and s["pending"] else None
+
+        def step(pred):
+            return lambda: pending() is not None and pred(pending())
+
+        points = [
+            ("activating", lambda: self.phase() == "activating", False),
+            ("the profile at the new generation", step(lambda t: w.profile_target() == t), False),
+            ("switch-to-configuration boot of the known-good generation",
+             lambda: self.phase() == "activating" and any(
+                 sp["action"] == "boot" and sp["begin"] and sp["begin"] > t0 for sp in w.activation_spans()), False),
+            # bootctl logs its call before it sets the entry: either boot is right here.
+            ("bootctl set-oneshot called", lambda: self.phase() == "activating" and w.bootloader_calls() != [], None),
+            ("pending-reboot", lambda: self.phase() == "pending-reboot", True),
+        ]
+        outcomes = []
+        for name, predicate, oneshot_set in points:
+            with self.subTest(power_cut=name):
+                s = self.status()
+                good_gen = s["generation"]
+                rev = w.commit()
+                w.reset_call_logs()
+                t0 = time.time()
+                p = self.start_agent("pull")
+                hit = w.wait_for(predicate, timeout=60, interval=0.005)
+                new = pending()
+                boot = w.power_cut() if hit else None
+                p.wait(timeout=60)
+                err = p.stderr.read()
+                p.stderr.close()
+                self.assertTrue(hit, f"the point was never reached: {err[-3000:]}")
+                if oneshot_set:
+                    self.assertEqual(boot.toplevel, new, "the trial boot did not try the new generation")
+                    self.assertEqual(boot.how, "oneshot")
+                elif oneshot_set is None:
+                    self.assertIn(boot.toplevel, (new, good_gen))
+                else:
+                    self.assertEqual(boot.toplevel, good_gen, "the machine booted an untried generation by default")
+                self.assertEqual(w.boot_default(), good_gen, "the default moved before confirm")
+
+                boots = 1
+                for _ in range(4):
+                    r = self.run_agent("confirm")
+                    self.assertIn(r.returncode, (0, 1), r.stderr[-3000:])
+                    s = self.status()
+                    if s["phase"] == "idle" and s["revision"] == rev:
+                        break
+                    if s["phase"] == "pending-reboot":
+                        w.reboot()
+                        boots += 1
+                    else:
+                        self.run_agent("pull")
+                s = self.status()
+                self.assertEqual((s["phase"], s["revision"], s["generation"]), ("idle", rev, new))
+                self.assertNotEqual(s["failed-revision"], rev, "one power cut blocked a good revision")
+                self.assertEqual((w.current_system(), w.boot_default(), w.profile_target()), (new, new, new))
+                self.assertEqual(w.health(), 200)
+                self.assertEqual(w.reboot().toplevel, new)
+                outcomes.append((name, "new" if boot.toplevel == new else "known-good", boots))
+        print(f"\nTrialBootPowerCut: (point, booted, boots until deployed): {outcomes}", file=sys.stderr)
 
 
 class KillMatrixDetached(KillMatrix):
@@ -175,7 +327,8 @@ class FailedRollbackKillMatrix(KillMatrix):
                 w.reset_call_logs()
                 self.t0 = time.time()
                 p = self.start_agent("pull")
-                hit = self.kill_when(p, predicate)
+                hit = reach(w, p, predicate)
+                p.kill()
                 p.wait(timeout=60)
                 err = p.stderr.read()
                 p.stderr.close()

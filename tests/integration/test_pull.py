@@ -80,7 +80,10 @@ class PullTest(unittest.TestCase):
             self.assertTrue(call.startswith("nix eval --json git+file://"), call)
             self.assertIn(f"&rev={rev}#nixosConfigurations", call)
         self.assertEqual(w.rebuild_calls(), [])
-        self.assertEqual(w.activations(), [f"switch {gen1} 0", f"switch {s['generation']} 0"])
+        # switch-to-configuration test, the health checks, then boot: the boot default moves
+        # only once the generation is healthy.
+        self.assertEqual(w.activations(), [f"test {gen1} 0", f"boot {gen1} 0",
+                                           f"test {s['generation']} 0", f"boot {s['generation']} 0"])
 
         table = w.agent("status")
         self.assertEqual(table.returncode, 0)

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import unittest
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -137,8 +136,13 @@ class RollbackTest(unittest.TestCase):
         self.assertEqual(self.status()["history"][-1]["result"], "rolled-back")
 
     def test_rollback_lands_on_known_good_not_previous_number(self):
+        """With boot-default at-activation (nixos-rebuild switch's way) every activation makes a
+        profile generation; a rollback goes back to the known-good one by its number, not to the
+        previous number."""
         w = self.w
         good, gen = self.deploy_good()                 # generation 1: good
+        w.write_config(system={"boot-default": "at-activation"}, health={"settle": 0, "timeout": 3, "checks": [
+            {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
         w.commit(activation_exit=3)
         self.pull(1)                                   # generation 2: activation failed
         self.assertEqual(w.profile_generation(), 1)
@@ -148,6 +152,55 @@ class RollbackTest(unittest.TestCase):
         self.assertEqual(sorted(w.profile_generations()), [1, 2, 3])
         self.assertEqual(w.profile_generation(), 1, "back on generation 1, not 2 (the previous number)")
         self.assert_back_on(good, gen)
+
+    def test_health_first_never_moves_the_boot_default_of_a_failure(self):
+        """The default (boot-default after-health): a generation whose activation or health
+        failed never became a profile generation or the boot default."""
+        w = self.w
+        good, gen = self.deploy_good()
+        self.assertEqual(w.boot_next(), gen)
+        w.commit(activation_exit=3)
+        self.pull(1)
+        w.commit(health_status=500)
+        self.pull(1)
+        self.assertEqual(sorted(w.profile_generations()), [1], "a failed generation was made a profile generation")
+        self.assertEqual(w.boot_next(), gen, "the boot default moved")
+        self.assert_back_on(good, gen)
+
+    def test_power_cut_during_the_health_checks_of_a_switch(self):
+        """The power goes while a switched generation is being checked: the machine boots the
+        known-good generation (the default never moved), and the next run activates the new
+        one again and decides by its health: a healthy one becomes the default, an unhealthy
+        one is rolled back."""
+        w = self.w
+        for healthy in (True, False):
+            with self.subTest(healthy=healthy):
+                good, gen = self.deploy_good()
+                rev = w.commit(**({} if healthy else {"health_status": 500}))
+                self.configure(settle=2, timeout=4)
+                p = w.popen([w.agent_bin(), "-c", str(w.config_path), "pull"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                try:
+                    self.assertTrue(w.wait_for(lambda: self.phase() == "checking", timeout=60),
+                                    "the health checks never began")
+                    new_gen = json.loads((w.state_dir / "state.json").read_text())["pending"]["generation"]
+                    self.assertEqual(w.current_system(), new_gen)
+                    b = w.power_cut()
+                finally:
+                    p.wait(timeout=30)
+                self.assertEqual((b.toplevel, b.how, b.up), (gen, "default", True))
+                self.assertEqual(w.current_system(), gen)
+                self.assertEqual(w.boot_default(), gen)
+                self.assertEqual(self.phase(), "checking")
+
+                # The recovery decides; the pull itself then finds nothing new (0), or reports the
+                # rolled-back revision (1).
+                r = w.agent("pull")
+                self.assertIn(r.returncode, (0,) if healthy else (0, 1), r.stderr[-3000:])
+                s = self.assert_agree(rev, new_gen) if healthy else self.assert_agree(good, gen)
+                self.assertEqual(s["history"][-1]["result"], "success" if healthy else "rolled-back")
+                self.assertEqual(w.reboot().toplevel, new_gen if healthy else gen)
+                self.configure()
 
     def test_first_deployment_unhealthy_has_nothing_to_roll_back_to(self):
         w = self.w
@@ -189,8 +242,8 @@ class RollbackTest(unittest.TestCase):
 
     def pull_for_next_boot(self, good, gen):
         """With action boot, a pull of the new commit: it waits for its reboot, the machine
-        still runs good's generation gen, and the new one is the boot entry. Returns the
-        reboots log and the new generation."""
+        still runs good's generation gen, the new one boots once at the next boot (the one-shot
+        entry) and the default entry stays gen. Returns the reboots log and the new generation."""
         w = self.w
         reboots = self.configure_boot()
         self.pull(0)
@@ -199,26 +252,34 @@ class RollbackTest(unittest.TestCase):
         self.assertEqual(s["revision"], good, "not deployed before the reboot")
         self.assertEqual(w.current_system(), gen)
         new_gen = s["pending"]["generation"]
-        self.assertEqual(w.boot_next(), new_gen)
+        self.assertEqual(w.boot_next(), new_gen, "the next boot does not try the new generation")
+        self.assertEqual(w.boot_default(), gen, "the untried generation became the boot default")
+        self.assertEqual(s["pending"]["trial-entry"], w.boot_oneshot())
+        self.assertIn(f"Trial boot:  {new_gen} boots once at the next boot (entry {w.boot_oneshot()})",
+                      w.agent("status").stdout)
         return reboots, new_gen
 
-    def simulate_reboot(self):
-        """What a reboot does to the test world: the service stops, the boot entry's
-        generation becomes the running system (its activation starts its service)."""
+    def assert_agree(self, rev, gen):
+        """The running system, the boot default, the profile and status --json name the same."""
         w = self.w
-        w.stop_service()
-        nxt = w.boot_next()
-        r = subprocess.run([f"{nxt}/bin/switch-to-configuration", "test"], env=w.env, capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        s = self.status()
+        self.assertEqual((s["phase"], s["revision"], s["generation"]), ("idle", rev, gen))
+        self.assertEqual(w.current_system(), gen)
+        self.assertEqual(w.boot_default(), gen)
+        self.assertEqual(w.boot_next(), gen)
+        self.assertEqual(w.profile_target(), gen)
+        return s
 
     def test_boot_confirm_healthy_and_unhealthy(self):
         w = self.w
         good, gen = self.deploy_good()
 
-        # a healthy revision, activated at the next boot
+        # a healthy revision, tried once at the next boot
         rev = w.commit()
         reboots, new_gen = self.pull_for_next_boot(good, gen)
         self.assertEqual(reboots.read_text().count("reboot"), 1)
+        entry = self.status()["pending"]["trial-entry"]
+        self.assertEqual(w.bootloader_calls(), [f"bootctl set-oneshot {entry}"])
 
         # a pull before the reboot starts nothing on top of it
         w.commit()
@@ -228,19 +289,21 @@ class RollbackTest(unittest.TestCase):
         w.repo.reset(rev)
         w.repo.push(rev, "main", force=True)
 
-        self.simulate_reboot()
+        b = w.reboot()
+        self.assertEqual((b.toplevel, b.how), (new_gen, "oneshot"))
+        self.assertEqual(w.boot_default(), gen, "the default moved before confirm")
         r = w.agent("confirm")
         self.assertEqual(r.returncode, 0, r.stderr)
-        s = self.status()
-        self.assertEqual((s["phase"], s["revision"], s["generation"]), ("idle", rev, new_gen))
+        s = self.assert_agree(rev, new_gen)
         self.assertEqual(s["history"][-1]["result"], "success")
         self.assertEqual(w.health(), 200)
 
-        # an unhealthy one: confirm rolls it back for the next boot, and reboots
+        # an unhealthy one: confirm rolls it back; the default never moved
         bad = w.commit(health_status=500)
         self.pull(0)
         self.assertEqual(self.status()["phase"], "pending-reboot")
-        self.simulate_reboot()
+        self.assertEqual(w.boot_default(), new_gen)
+        w.reboot()
         self.assertEqual(w.health(), 500)
         r = w.agent("confirm")
         self.assertEqual(r.returncode, 1, r.stderr)
@@ -248,31 +311,24 @@ class RollbackTest(unittest.TestCase):
         self.assertEqual(s["phase"], "idle")
         self.assertEqual(s["history"][-1]["revision"], bad)
         self.assertEqual(s["history"][-1]["result"], "rolled-back")
-        self.assertEqual(w.boot_next(), new_gen, "the known-good generation is the boot entry again")
+        self.assertEqual(s["failed-revision"], bad)
+        self.assertEqual(w.boot_default(), new_gen, "the known-good generation is the boot default")
+        self.assertEqual(w.boot_next(), new_gen)
         self.assertEqual(w.profile_target(), new_gen)
         self.assertEqual(reboots.read_text().count("reboot"), 4)
-        self.simulate_reboot()
+        w.reboot()
         self.assertEqual(w.health(), 200)
         self.assertEqual(w.agent("confirm").returncode, 0)
+        self.assert_agree(rev, new_gen)
 
-    def test_rebooted_but_not_into_the_new_generation(self):
-        """A boot-activated generation that did not come up: the machine rebooted (another boot
-        id) but runs the old generation. `confirm` rolls it back without waiting: the known-good
-        generation is the boot entry again, the machine reboots into it, and the revision is
-        remembered as bad. The new boot id is /proc/sys/kernel/random/boot_id with a file
-        bind-mounted over it, in a mount namespace of the agent's own (unshare)."""
+    def test_boot_generation_that_never_reaches_confirm(self):
+        """A boot deployment whose generation panics at boot: the one-shot entry was used up by
+        that boot, so the next reset boots the known-good generation with no agent code
+        running; `confirm` there finds another boot and not the new generation, and remembers
+        the revision as failed, without another reboot."""
         w = self.w
-        fake = w.tmp / "boot_id"
-        fake.write_text(str(uuid.uuid4()) + "\n")
-        with_boot_id = ["unshare", "--mount", "sh", "-c",
-                        'mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"', str(fake)]
-        probe = subprocess.run(with_boot_id + ["cat", "/proc/sys/kernel/random/boot_id"],
-                               capture_output=True, text=True)
-        if probe.returncode != 0 or probe.stdout != fake.read_text():
-            self.skipTest(f"cannot bind-mount over the boot id here: {probe.stderr.strip()[-200:]}")
-
         good, gen = self.deploy_good()
-        bad = w.commit()
+        bad = w.commit(boot_panic=True)
         reboots, new_gen = self.pull_for_next_boot(good, gen)
 
         # the same boot: still waiting (no rollback)
@@ -281,20 +337,78 @@ class RollbackTest(unittest.TestCase):
         self.assertIn("waits for a reboot", r.stderr)
         self.assertEqual(self.status()["phase"], "pending-reboot")
 
-        # another boot, into the old generation
-        r = subprocess.run(with_boot_id + [str(w.agent_bin()), "-c", str(w.config_path), "confirm"],
-                           env=w.env, cwd=w.cwd, capture_output=True, text=True)
+        b = w.reboot()
+        self.assertEqual((b.toplevel, b.up, b.how), (new_gen, False, "oneshot"))
+        b = w.power_cut()  # the watchdog, or a person
+        self.assertEqual((b.toplevel, b.up, b.how), (gen, True, "default"))
+
+        n = reboots.read_text().count("reboot")
+        r = w.agent("confirm")
         self.assertEqual(r.returncode, 1, r.stderr[-3000:])
         self.assertIn("rebooted, but not into the new generation", r.stderr)
-        s = self.status()
-        self.assertEqual((s["phase"], s["revision"], s["generation"]), ("idle", good, gen))
+        s = self.assert_agree(good, gen)
         self.assertEqual((s["history"][-1]["revision"], s["history"][-1]["result"]), (bad, "rolled-back"))
         self.assertEqual(s["failed-revision"], bad)
-        self.assertEqual(w.boot_next(), gen, "the known-good generation is the boot entry again")
-        self.assertEqual(w.profile_target(), gen)
-        # after the pull, after the first confirm (no window: it reboots again), after the rollback
-        self.assertEqual(reboots.read_text().count("reboot"), 3)
+        self.assertEqual(reboots.read_text().count("reboot"), n, "rebooted although the known-good generation runs")
         self.assertEqual(w.health(), 200)
+        # it is not tried again
+        self.pull(0)
+        self.assertEqual(self.status()["phase"], "idle")
+        self.assertIsNone(w.boot_oneshot())
+
+    def test_boot_trial_with_grub(self):
+        """GRUB: grub-reboot with the entry's path in grub.cfg's submenu; the default entry
+        (NixOS) stays the known-good generation until confirm."""
+        w = self.w
+        w.boot_loader = "grub"
+        good, gen = self.deploy_good()
+        rev = w.commit()
+        reboots, new_gen = self.pull_for_next_boot(good, gen)
+        n = w.profile_generations()
+        entry = self.status()["pending"]["trial-entry"]
+        self.assertTrue(entry.startswith("NixOS - All configurations>NixOS - Configuration "), entry)
+        self.assertEqual(w.bootloader_calls(), [f"grub-reboot --boot-directory={w.root / 'boot'} {entry}"])
+        self.assertIn(entry, [w.boot_entry_id(g) for g in n])
+        b = w.reboot()
+        self.assertEqual((b.toplevel, b.how), (new_gen, "oneshot"))
+        self.assertEqual(w.agent("confirm").returncode, 0)
+        self.assert_agree(rev, new_gen)
+        self.assertEqual(w.reboot().toplevel, new_gen)
+
+    def test_boot_without_one_shot_entry(self):
+        """extlinux has no one-shot entry: the generation becomes the default at once, as
+        before, and the log and status say so."""
+        w = self.w
+        w.boot_loader = "extlinux"
+        good, gen = self.deploy_good()
+        rev = w.commit()
+        self.configure_boot()
+        r = self.pull(0)
+        self.assertIn("has no one-shot entry", r.stderr)
+        s = self.status()
+        new_gen = s["pending"]["generation"]
+        self.assertIsNone(s["pending"]["trial-entry"])
+        self.assertIn("is the boot default already (no trial boot", w.agent("status").stdout)
+        self.assertEqual(w.boot_default(), new_gen)
+        self.assertEqual(w.bootloader_calls(), [])
+        w.reboot()
+        self.assertEqual(w.agent("confirm").returncode, 0)
+        self.assert_agree(rev, new_gen)
+
+    def test_rollback_before_the_trial_boot(self):
+        """`rollback` while a trial waits for its reboot: the one-shot entry is removed, so the
+        next boot starts the known-good generation."""
+        w = self.w
+        good, gen = self.deploy_good()
+        w.commit()
+        self.pull_for_next_boot(good, gen)
+        r = w.agent("rollback")
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertIsNone(w.boot_oneshot())
+        self.assertEqual(w.boot_next(), gen)
+        self.assertEqual(w.reboot().toplevel, gen)
+        self.assertEqual(w.agent("confirm").returncode, 0)
+        self.assert_agree(good, gen)
 
     def test_reboot_window(self):
         import time as _t
@@ -414,7 +528,8 @@ class RollbackTest(unittest.TestCase):
         self.assertTrue(w.wait_for(lambda: pid_gone(held.pid()), timeout=10),
                         "the rollback's nix outlived the agent")
         self.assertEqual(self.phase(), "rolling-back")
-        self.assertNotEqual(w.profile_target(), gen, "the profile went back before the held nix ran")
+        self.assertEqual(w.profile_target(), gen, "the profile (the boot default) moved before the checks passed")
+        self.assertNotEqual(w.current_system(), gen, "the rollback ran before the held nix did")
         self.assertEqual(w.health(), 500, "the bad revision still runs: the rollback was cut off")
 
         # `check` meanwhile: a rollback is owed, the machine is not fine

@@ -94,7 +94,7 @@ class SystemdTest(unittest.TestCase):
         w.activation_seconds = 3
         rev = self.commit()
         pull = self.unit("pull", wait=False)
-        begun = w.wait_for(lambda: len([s for s in w.activation_spans() if s["action"] == "switch"]) >= 2, timeout=60)
+        begun = w.wait_for(lambda: len([s for s in w.activation_spans() if s["action"] == "test"]) >= 2, timeout=60)
         self.assertTrue(begun, "the second activation never began")
         self.assertEqual(self.sd.active_state(ACTIVATION_UNIT), "active")
         r = self.sd.inside("systemctl", "kill", "-s", "KILL", pull)
@@ -111,7 +111,7 @@ class SystemdTest(unittest.TestCase):
         s = self.state()
         self.assertEqual((s["phase"], s["deployed"]["revision"]), ("idle", rev))
         self.assertEqual(s["deployed"]["generation"], w.current_system())
-        spans = [sp for sp in w.activation_spans() if sp["action"] == "switch"]
+        spans = [sp for sp in w.activation_spans() if sp["action"] == "test"]
         self.assertEqual([sp["exit"] for sp in spans[1:]], [0, 0], "the killed run's activation ran to its end")
         for a, b in zip(spans, spans[1:]):
             self.assertLessEqual(a["end"], b["begin"], "two activations overlapped")

@@ -692,6 +692,21 @@ class World:
                 except ProcessLookupError:
                     pass
             self.wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=grace)
+        else:
+            # A power cut stops everything at the same instant: frozen first (SIGSTOP), so that
+            # no process sees another die (an agent would take its killed child for a failed
+            # activation and go on to roll back) before the SIGKILLs below.
+            frozen: set[int] = set()
+            for _ in range(50):
+                pids = set(self.machine_pids()) - frozen
+                if not pids:
+                    break
+                for p in pids:
+                    try:
+                        os.kill(p, signal.SIGSTOP)
+                    except ProcessLookupError:
+                        pass
+                frozen |= pids
         for _ in range(50):
             self.kill_activations()
             pids = self.machine_pids()

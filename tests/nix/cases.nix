@@ -94,6 +94,56 @@ in
     }
   ];
 
+  # systemd-boot with boot counting: confirm gates boot-complete.target.
+  boot-counting = [
+    enabled
+    {
+      boot.loader.systemd-boot = {
+        enable = true;
+        bootCounting.enable = true;
+      };
+      services.atticd-agent.settings.system.action = "boot";
+    }
+  ];
+
+  # GRUB: the loader and its grub-reboot are written into the file.
+  grub = [
+    enabled
+    {
+      boot.loader.grub = {
+        enable = true;
+        package = "/nix/store/00000000000000000000000000000000-grub-2.12";
+      };
+      services.atticd-agent.settings.system.action = "boot";
+    }
+  ];
+
+  # extlinux has no one-shot entry: a warning by default, an assertion when asked for.
+  extlinux = [
+    enabled
+    {
+      boot.loader.generic-extlinux-compatible.enable = true;
+      services.atticd-agent.settings.system.action = "boot";
+    }
+  ];
+  extlinux-trial = [
+    enabled
+    {
+      boot.loader.generic-extlinux-compatible.enable = true;
+      services.atticd-agent.settings.system = {
+        action = "boot";
+        trial-boot = true;
+      };
+    }
+  ];
+  counting-without-systemd-boot = [
+    enabled
+    {
+      boot.loader.grub.enable = true;
+      services.atticd-agent.bootCounting.enable = true;
+    }
+  ];
+
   # A machine updated only from bundles: no pull unit.
   bundle-only = [
     {

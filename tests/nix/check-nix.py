@@ -367,6 +367,35 @@ def check_eval_cases(ev):
         check(json.loads(s["configText"])["system"] == {"action": "boot", "reboot-window": "02:00-04:30"},
               "eval: system.action boot and reboot-window are written")
 
+    s, err = ev.summary("boot-counting")
+    if check(s is not None, "eval: boot counting evaluates" + (f"\n{err}" if s is None else "")):
+        c = s["services"]["atticd-agent-confirm"]
+        check("boot-complete.target" in c["before"] and "boot-complete.target" in c["requiredBy"],
+              f"eval: boot counting: confirm is ordered before boot-complete.target, which requires it ({c['before']}, {c['requiredBy']})")
+        t = s["targets"].get("boot-complete", {})
+        check("atticd-agent-confirm.service" in t.get("requires", []) and "atticd-agent-confirm.service" in t.get("after", []),
+              f"eval: boot counting: boot-complete.target requires and follows confirm ({t})")
+        check("multi-user.target" in c["after"], "eval: boot counting: confirm still runs after multi-user.target")
+        check(json.loads(s["configText"])["system"] == {"action": "boot", "boot-loader": "systemd-boot"},
+              f"eval: systemd-boot is written as the boot loader ({s['configText']})")
+    s, err = ev.summary("minimal")
+    if s is not None:
+        check("before" not in s["services"]["atticd-agent-confirm"] or
+              "boot-complete.target" not in s["services"]["atticd-agent-confirm"]["before"],
+              "eval: without boot counting, confirm does not gate boot-complete.target")
+        check("boot-complete" not in s["targets"], "eval: without boot counting, boot-complete.target is left alone")
+
+    s, err = ev.summary("grub")
+    if check(s is not None, "eval: GRUB evaluates" + (f"\n{err}" if s is None else "")):
+        check(json.loads(s["configText"])["system"] == {
+            "action": "boot", "boot-loader": "grub",
+            "grub-reboot-command": ["/nix/store/00000000000000000000000000000000-grub-2.12/bin/grub-reboot"]},
+            f"eval: GRUB: the loader and grub-reboot are written ({s['configText']})")
+
+    s, err = ev.summary("extlinux")
+    if check(s is not None, "eval: extlinux evaluates" + (f"\n{err}" if s is None else "")):
+        check(any("no one-shot entry" in w for w in s["warnings"]), f"eval: extlinux with boot: a warning ({s['warnings']})")
+
     s, err = ev.summary("bundle-only")
     if check(s is not None, "eval: a bundle-only machine evaluates" + (f"\n{err}" if s is None else "")):
         check("atticd-agent-pull" not in s["services"] and "atticd-agent-pull" not in s["timers"],
@@ -400,7 +429,9 @@ def check_eval_cases(ev):
     for case, texts in (
             ("secrets-in-store", ["settings.images.registry-auth-file is '/nix/store/", "settings.repository.ssh-key is '/nix/store/"]),
             ("no-host", ["settings.host is empty"]),
-            ("pull-without-url", ["pull.enable needs services.atticd-agent.settings.repository.url"])):
+            ("pull-without-url", ["pull.enable needs services.atticd-agent.settings.repository.url"]),
+            ("extlinux-trial", ["trial-boot is true, but the boot loader (extlinux) has no one-shot entry"]),
+            ("counting-without-systemd-boot", ["bootCounting.enable needs systemd-boot"])):
         s, err = ev.summary(case)
         got = s["failedAssertions"] if s else []
         check(s is not None and all(any(t in a for a in got) for t in texts) and len(got) == len(texts),

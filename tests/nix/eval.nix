@@ -41,8 +41,10 @@ in
         description
         documentation
         after
+        before
         wants
         wantedBy
+        requiredBy
         unitConfig
         restartIfChanged
         environment
@@ -52,6 +54,7 @@ in
       script = s.serviceConfig.ExecStart.text or null;
     }) config.systemd.services;
     timers = mapAttrs (_: t: { inherit (t) wantedBy timerConfig; }) config.systemd.timers;
+    targets = mapAttrs (_: t: { inherit (t) requires after; }) config.systemd.targets;
     etc = mapAttrs (_: e: toString e.source) config.environment.etc;
     # The text of the generated file (JSON, which is YAML) before the build-time check.
     configText = if etcConfig == null then null else (etcConfig.unchecked or etcConfig).value;

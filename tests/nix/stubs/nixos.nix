@@ -30,6 +30,18 @@ let
       type = types.listOf types.str;
       default = [ ];
     };
+    before = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
+    requires = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
+    requiredBy = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
     unitConfig = mkOption {
       type = types.attrsOf types.anything;
       default = { };
@@ -122,6 +134,16 @@ in
     };
     systemd.timers = mkOption {
       type = types.attrsOf timer;
+      default = { };
+    };
+    systemd.targets = mkOption {
+      type = types.attrsOf (types.submodule { options = unitOptions; });
+      default = { };
+    };
+    # boot.loader.{systemd-boot,grub,generic-extlinux-compatible}: what module.nix reads
+    # (enable, systemd-boot.bootCounting.enable, grub.package), untyped.
+    boot.loader = mkOption {
+      type = types.attrsOf types.anything;
       default = { };
     };
     systemd.tmpfiles.rules = mkOption {
