@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <strings.h>
 
 #include "curl-dl.h"
 #include "macro.h"
@@ -23,4 +24,42 @@ static DlLibrary libcurl = DL_LIBRARY("libcurl", LIBCURL_SONAME, symbols, init);
 
 int curl_dl_open(Error *e) {
         return dl_open(&libcurl, e);
+}
+
+typedef struct Origin {
+        char *scheme, *host, *port;
+} Origin;
+
+static void origin_done(Origin *o) {
+        if (!sym_curl_free)
+                return;
+        sym_curl_free(o->scheme);
+        sym_curl_free(o->host);
+        sym_curl_free(o->port);
+}
+
+static int origin_of(const char *url, Origin *ret) {
+        CURLU *u;
+        int r = -EINVAL;
+
+        if (!sym_curl_url || !url)
+                return -ENOPKG;
+        u = sym_curl_url();
+        if (!u)
+                return -ENOMEM;
+        if (sym_curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+            sym_curl_url_get(u, CURLUPART_SCHEME, &ret->scheme, 0) == CURLUE_OK &&
+            sym_curl_url_get(u, CURLUPART_HOST, &ret->host, 0) == CURLUE_OK &&
+            sym_curl_url_get(u, CURLUPART_PORT, &ret->port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+                r = 0;
+        sym_curl_url_cleanup(u);
+        return r;
+}
+
+bool curl_same_origin(const char *a, const char *b) {
+        _cleanup_(origin_done) Origin x = {}, y = {};
+
+        if (origin_of(a, &x) < 0 || origin_of(b, &y) < 0)
+                return false;
+        return strcasecmp(x.scheme, y.scheme) == 0 && strcasecmp(x.host, y.host) == 0 && streq(x.port, y.port);
 }

@@ -7,6 +7,7 @@
  * RTMP): 3.4 MiB of resident memory less for every one of them. */
 
 #include <curl/curl.h>
+#include <stdbool.h>
 
 #include "dl.h"
 #include "error.h"
@@ -22,7 +23,11 @@
         X(curl_easy_escape) \
         X(curl_free) \
         X(curl_slist_append) \
-        X(curl_slist_free_all)
+        X(curl_slist_free_all) \
+        X(curl_url) \
+        X(curl_url_set) \
+        X(curl_url_get) \
+        X(curl_url_cleanup)
 
 CURL_DL_FUNCTIONS(DL_DECLARE)
 
@@ -31,3 +36,9 @@ CURL_DL_FUNCTIONS(DL_DECLARE)
  * together); every call returns what the first one found. Returns 0, or -ENOPKG (cannot be
  * loaded) or -EIO (cannot be initialized) with the loader's message in e. */
 int curl_dl_open(Error *e);
+
+/* Whether two URLs have the same origin: scheme, host (case-insensitively) and port (the
+ * scheme's default when none is given), by libcurl's URL parser; false when either does not
+ * parse, or libcurl is not loaded (curl_dl_open first). What decides where a credential may
+ * go. */
+bool curl_same_origin(const char *a, const char *b);

@@ -17,6 +17,7 @@
 
 #include "fileio.h"
 #include "git-internal.h"
+#include "curl-dl.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -87,8 +88,20 @@ static int on_credentials(git_credential **out, const char *url, const char *use
                 return GIT_EAUTH;
         }
 
-        if ((allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && r->http_username && ctx->password)
+        if ((allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && r->http_username && ctx->password) {
+                /* Only to the scheme, host and port of repository.url: never to where a
+                 * redirect led, nor over http when the URL says https. */
+                if (!curl_same_origin(url, r->url)) {
+                        log_warning("Not sending repository.http-username's credentials to %s: they are for %s only.",
+                                    url, r->url);
+                        ctx->refusal = error_set(&ctx->refusal_error, -EACCES,
+                                                 "%s: the remote sent the fetch to %s, which does not get the "
+                                                 "credentials of repository.url",
+                                                 r->url, url);
+                        return GIT_PASSTHROUGH;
+                }
                 return git_credential_userpass_plaintext_new(out, r->http_username, ctx->password);
+        }
         if ((allowed_types & GIT_CREDENTIAL_SSH_KEY) && r->ssh_key)
                 return git_credential_ssh_key_new(out, username_from_url ?: "git", NULL, r->ssh_key, NULL);
         if ((allowed_types & GIT_CREDENTIAL_USERNAME))
@@ -271,6 +284,10 @@ static FetchResult fetch_child(GitSource *s, FetchContext *ctx) {
         opts.callbacks.sideband_progress = on_sideband;
         opts.callbacks.update_tips = on_update_tips;
         opts.callbacks.payload = ctx;
+        /* With credentials, no redirect to another host at all: libgit2 would carry the
+         * credentials it has along (on_credentials refuses them to any other origin too). */
+        if (r->http_username)
+                opts.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
 
         k = git_remote_fetch(remote, &specs, &opts, NULL);
         if (k < 0) {
@@ -370,6 +387,11 @@ int git_source_fetch(GitSource *s, const GitRemote *remote, Error *e) {
                 if (r < 0)
                         return r;
                 ctx.password = password;
+                /* Its URL parser decides where the password may go; loaded here, before the
+                 * fork, so that the fetch child does not load a library. */
+                r = curl_dl_open(e);
+                if (r < 0)
+                        return r;
         }
 
         remove_stale_locks(s->path);

@@ -270,6 +270,7 @@ static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *rep
         char *service = NULL, *scope_esc = NULL;
         Response r = {};
         json_t *j, *t;
+        long status;
         int k;
 
         if (!ch->realm || (strncmp(ch->realm, "https://", 8) != 0 && strncmp(ch->realm, "http://", 7) != 0))
@@ -288,18 +289,16 @@ static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *rep
         k = http_get(c, url, NULL, NULL, user, password, &body, &r, e);
         if (k < 0)
                 return k;
-        if (r.status == 401 || r.status == 403) {
-                response_done(&r);
-                return error_set(e, -EACCES, "the token service %s refused %s (HTTP %ld)", ch->realm,
-                                 user ? "the credentials" : "access without credentials", r.status);
-        }
-        if (r.status != 200) {
-                response_done(&r);
-                return error_set(e, r.status >= 500 ? -EHOSTUNREACH : -EBADMSG, "the token service %s answered HTTP %ld",
-                                 ch->realm, r.status);
-        }
-        j = json_loadb((const char *) body.buf.data, body.buf.size, 0, NULL);
+        status = r.status; /* response_done() clears it */
         response_done(&r);
+        if (status == 401 || status == 403)
+                return error_set(e, -EACCES, "the token service %s refused %s (HTTP %ld)", ch->realm,
+                                 user ? "the credentials" : "access without credentials", status);
+        /* An outage of the token service (5xx, 429) is the environment's, not a refusal. */
+        if (status != 200)
+                return error_set(e, status >= 500 || status == 429 ? -EHOSTUNREACH : -EBADMSG,
+                                 "the token service %s answered HTTP %ld", ch->realm, status);
+        j = json_loadb((const char *) body.buf.data, body.buf.size, 0, NULL);
         t = j ? json_object_get(j, "token") : NULL;
         if (!json_is_string(t))
                 t = j ? json_object_get(j, "access_token") : NULL;

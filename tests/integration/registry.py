@@ -72,7 +72,7 @@ BAD_SERVER = SERVERS_DIR / "registry-bad.py"
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
 BAD_MODES = ("500", "stall", "huge-manifest", "wrong-content-length", "redirect-loop", "garbage-json",
              "drip", "close-mid-stream", "wrong-shape",
-             "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig")
+             "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig", "token-503")
 
 # media types
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -61,7 +61,7 @@ HTTP_SERVER = SERVERS_DIR / "git-http-server.py"
 HTTP_PROXY = SERVERS_DIR / "http-proxy.py"
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 HTTP_MODES = ("normal", "500", "stall", "slow", "500-post", "stall-post", "slow-post", "stall-body", "close-body",
-              "endless-post", "garbage-refs")
+              "endless-post", "garbage-refs", "redirect")
 
 _PR_SET_PDEATHSIG = 1
 _counter = itertools.count(1)
@@ -239,13 +239,14 @@ class GitHttpServer(_Server):
 
     requests() -> ["METHOD PATH STATUS", ...] (STATUS "-" for a request never answered);
     request_entries() -> dicts with method, path, status, user, bytes_in, bytes_out,
-    content_encoding, transfer_encoding, git_protocol, mode, absolute_form (the request named
+    content_encoding, transfer_encoding, git_protocol, mode, authorization (the header, or None),
+    absolute_form (the request named
     the server in its target, as for a proxy)."""
 
     kind = "git-http"
 
     def __init__(self, project_root, logdir, user=None, password=None, tls=None, mode="normal",
-                 *, slow_delay: float = 0.2):
+                 *, slow_delay: float = 0.2, bind: str = "127.0.0.1", redirect_to: str | None = None):
         super().__init__(logdir)
         if mode not in HTTP_MODES:
             raise ValueError(f"mode must be one of {HTTP_MODES}")
@@ -254,6 +255,7 @@ class GitHttpServer(_Server):
         self.project_root = Path(project_root).resolve()
         self.user, self.password, self.tls = user, password, tls
         self.scheme = "https" if tls else "http"
+        self.bind = bind
         self.requests_log = self.logdir / f"{self.name}.requests"
         self.json_log = self.logdir / f"{self.name}.requests.jsonl"
         self.mode_file = self.logdir / f"{self.name}.mode"
@@ -263,7 +265,9 @@ class GitHttpServer(_Server):
         self.set_mode(mode)
         argv = [sys.executable, "-S", HTTP_SERVER, "--root", self.project_root, "--port-file", port_file,
                 "--log", self.requests_log, "--json-log", self.json_log, "--mode", mode,
-                "--mode-file", self.mode_file, "--slow-delay", slow_delay]
+                "--mode-file", self.mode_file, "--slow-delay", slow_delay, "--bind", bind]
+        if redirect_to:
+            argv += ["--redirect-to", redirect_to]
         env = dict(os.environ)
         if user is not None:
             argv += ["--user", user, "--password-env", "GIT_HTTP_SERVER_PASSWORD"]
@@ -278,7 +282,7 @@ class GitHttpServer(_Server):
         if user is not None:
             from urllib.parse import quote
             cred = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "") + "@"
-        return f"{self.scheme}://{cred}127.0.0.1:{self.port}/{str(name).lstrip('/')}"
+        return f"{self.scheme}://{cred}{self.bind}:{self.port}/{str(name).lstrip('/')}"
 
     def set_mode(self, mode: str):
         if mode not in HTTP_MODES:

@@ -254,6 +254,8 @@ class ImagesTest(unittest.TestCase):
         # Chunked, no Content-Length, without end: cut at the cap of a simple-signing payload.
         "huge-blob": (3, ["/blobs/sha256:", "larger than 1048576 bytes"], 10),
         "wrong-shape-sig": (3, ["no valid signature by a trusted key", ".sig is not an image manifest with layers"], 10),
+        # An outage of the token service is the environment's: exit 6, never a refusal (3).
+        "token-503": (6, ["the token service http://127.0.0.1:", "answered HTTP 503"], 10),
     }
 
     def test_bad_registries(self):

@@ -89,6 +89,27 @@ class TransportTest(unittest.TestCase):
         self.assert_unchanged_after(6, "credentials", url=url)
         self.assertEqual(self.deployed(), rev)
 
+    def test_credentials_stay_with_the_configured_host(self):
+        """A forge that redirects to another host (127.0.0.2, which logs what it receives):
+        the pull token of repository.url never reaches it, and the error says where the fetch
+        was sent."""
+        other = self.serve(GitHttpServer(self.w.tmp / "repos", self.logs, bind="127.0.0.2"))
+        forge = self.serve(GitHttpServer(self.w.tmp / "repos", self.logs, user="fleet", password="t0ken-s3cret",
+                                         mode="redirect", redirect_to=f"http://127.0.0.2:{other.port}"))
+        self.w.commit()
+        creds = {"http-username": "fleet", "http-password-file": self.password_file("t0ken-s3cret")}
+        self.assert_unchanged_after(6, "127.0.0.2", url=forge.url("client.git"), **creds)
+        self.assertTrue(any(e["status"] == 302 and e["authorization"] for e in forge.request_entries()),
+                        "the forge never got (and redirected) an authenticated request")
+        got = [e["authorization"] for e in other.request_entries() if e["authorization"]]
+        self.assertEqual(got, [], "the credentials went to another host")
+
+        # Without credentials the redirect is followed (libgit2's default: the first request).
+        open_forge = self.serve(GitHttpServer(self.w.tmp / "repos", self.logs, mode="redirect",
+                                              redirect_to=f"http://127.0.0.2:{other.port}"))
+        self.pull(0, url=open_forge.url("client.git"))
+        self.assertTrue(any(e["status"] == 200 for e in other.request_entries()))
+
     def proxy_env(self, proxy_url, no_proxy=""):
         return {"http_proxy": proxy_url, "https_proxy": proxy_url, "no_proxy": no_proxy, "NO_PROXY": no_proxy}
 

@@ -7,7 +7,7 @@ misbehaviour modes. Started and stopped by tests/integration/servers.py (GitHttp
   python3 -S git-http-server.py --root DIR --port-file FILE [--port N]
       [--log FILE] [--json-log FILE] [--user U (--password P | --password-env VAR)]
       [--cert C --key K] [--mode MODE] [--mode-file FILE] [--slow-delay SECONDS]
-      [--backend /usr/lib/git-core/git-http-backend]
+      [--backend /usr/lib/git-core/git-http-backend] [--bind ADDR] [--redirect-to URL]
 
 (-S: the script needs only the standard library, and skipping site-packages saves start-up
 time. It deliberately avoids http.server and argparse for the same reason: it listens about
@@ -37,6 +37,11 @@ so a test can change the mode of a running server):
                carrying a pack header that announces ten million objects and then blob after
                blob, compressed, for ever (endless data)
   garbage-refs answer GET info/refs with 200, the right content type and garbage
+  redirect     answer every (authorized) request with 302 to --redirect-to followed by the
+               request's path and query: a forge that sends its clients to another host
+
+--bind ADDR (default 127.0.0.1): the loopback address to listen on (127.0.0.2 makes a second
+host). The JSON log records the Authorization header each request carried ("authorization").
 
 Request bodies: Content-Length and chunked transfer coding are read; a gzip
 Content-Encoding (git sends it for larger negotiation requests) is passed through to
@@ -57,7 +62,7 @@ import urllib.parse
 
 BACKEND = "/usr/lib/git-core/git-http-backend"
 MODES = ("normal", "500", "stall", "slow", "500-post", "stall-post", "slow-post", "stall-body", "close-body",
-         "endless-post", "garbage-refs")
+         "endless-post", "garbage-refs", "redirect")
 FOREVER = threading.Event()  # never set: stalled handlers wait on it until the server dies
 
 
@@ -102,7 +107,8 @@ REASONS = {200: "OK", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorize
            502: "Bad Gateway", 503: "Service Unavailable"}
 OPTIONS = {"--root": None, "--port-file": None, "--port": "0", "--log": None, "--json-log": None,
            "--user": None, "--password": None, "--password-env": None, "--cert": None, "--key": None,
-           "--mode": "normal", "--mode-file": None, "--slow-delay": "0.2", "--backend": BACKEND}
+           "--mode": "normal", "--mode-file": None, "--slow-delay": "0.2", "--backend": BACKEND,
+           "--bind": "127.0.0.1", "--redirect-to": None}
 
 
 def parse_args(argv):
@@ -320,7 +326,7 @@ def main() -> int:
             started = time.monotonic()
             mode = current_mode()
             post = self.command == "POST"
-            info = {"user": None, "bytes_in": len(body),
+            info = {"user": None, "bytes_in": len(body), "authorization": self.header("Authorization") or None,
                     "content_encoding": self.header("Content-Encoding") or None,
                     "transfer_encoding": self.header("Transfer-Encoding") or None,
                     "git_protocol": self.header("Git-Protocol") or None, "mode": mode,
@@ -354,6 +360,11 @@ def main() -> int:
                                         b"authentication required\n"))
                 return
             info["user"] = args["user"]
+            if mode == "redirect":
+                self.record(302, **info)
+                self.send(self.response(302, [("Location", (args["redirect_to"] or "").rstrip("/") + self.path),
+                                              ("Content-Type", "text/plain")], b"moved\n"))
+                return
 
             path, _, query = self.path.partition("?")
             env = dict(base_env)
@@ -411,13 +422,13 @@ def main() -> int:
         def handle_error(self, request, client_address):
             sys.stderr.write(f"error serving {client_address}: {sys.exc_info()[1]!r}\n")
 
-    server = Server(("127.0.0.1", int(args["port"])), Handler)
+    server = Server((args["bind"], int(args["port"])), Handler)
     port = server.server_address[1]
     tmp = args["port_file"] + ".tmp"
     with open(tmp, "w") as f:
         f.write(f"{port}\n")
     os.rename(tmp, args["port_file"])
-    sys.stderr.write(f"{http_date()} listening on 127.0.0.1:{port} ({'https' if tls_ctx else 'http'}, "
+    sys.stderr.write(f"{http_date()} listening on {args['bind']}:{port} ({'https' if tls_ctx else 'http'}, "
                      f"mode {args['mode']}, root {args['root']})\n")
     sys.stderr.flush()
     try:

@@ -31,6 +31,8 @@ request (so a test can change it while the server runs). Modes:
                         the body (a valid small OCI manifest), then the connection is closed
   wrong-shape           every manifest GET: 200 with an OCI manifest media type and a body that
                         is valid JSON but not an object (a list)
+  token-503             every request below /v2/: 401 with a Bearer challenge whose realm is
+                        this server's /token, which answers 503 (an outage of the token service)
 
 Modes that end in -blob or -sig answer manifests as a well-behaved registry would, and
 misbehave only further down, where a verifier or an exporter goes after the image's
@@ -63,7 +65,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODES = ("500", "stall", "huge-manifest", "wrong-content-length", "redirect-loop", "garbage-json",
          "drip", "close-mid-stream", "wrong-shape",
-         "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig")
+         "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig", "token-503")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 FOREVER = threading.Event()
 LOG_LOCK = threading.Lock()
@@ -212,6 +214,20 @@ class Handler(BaseHTTPRequestHandler):
             self.log(mode, 500)
             body = b'{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}'
             self.head(500, "application/json", len(body))
+            if body_ok:
+                self.wfile.write(body)
+            return
+        if mode == "token-503":
+            if u.path == "/token":
+                self.log(mode, 503)
+                body = b"token service unavailable"
+                self.head(503, "text/plain", len(body))
+            else:
+                self.log(mode, 401)
+                body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+                realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+                self.head(401, "application/json", len(body),
+                          [("WWW-Authenticate", f'Bearer realm="{realm}",service="bad",scope="repository:app/web:pull"')])
             if body_ok:
                 self.wfile.write(body)
             return
