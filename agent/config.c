@@ -182,6 +182,7 @@ static const SchemaKey images_keys[] = {
         KEY("threshold", SCHEMA_UINT, C(images.threshold), .def = "1", .min = 1, .max = UINT_MAX),
         KEY("registry-auth-file", SCHEMA_STRING, C(images.registry_auth_file), ABSOLUTE_PATH),
         KEY("insecure-registries", SCHEMA_STRV, C(images.insecure_registries)),
+        KEY("token-hosts", SCHEMA_STRV, C(images.token_hosts)),
         KEY("require-sbom", SCHEMA_BOOL, C(images.require_sbom), .def = "false"),
         KEY("require-digest", SCHEMA_BOOL, C(images.require_digest), .def = "false"),
         KEY("ca-file", SCHEMA_STRING, C(images.ca_file), ABSOLUTE_PATH),

@@ -120,6 +120,8 @@ typedef struct Config {
                 unsigned threshold; /* default 1, >= 1 */
                 char *registry_auth_file;
                 char **insecure_registries; /* NULL-terminated */
+                char **token_hosts;        /* hosts of token services that may get the credentials of
+                                            * any registry, besides each registry's own host */
                 bool require_sbom;
                 bool require_digest;      /* every reference must carry @sha256:... */
                 char *ca_file;            /* extra CA for registries over https */

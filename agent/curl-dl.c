@@ -26,19 +26,16 @@ int curl_dl_open(Error *e) {
         return dl_open(&libcurl, e);
 }
 
-typedef struct Origin {
-        char *scheme, *host, *port;
-} Origin;
-
-static void origin_done(Origin *o) {
+void curl_url_origin_done(UrlOrigin *o) {
         if (!sym_curl_free)
                 return;
         sym_curl_free(o->scheme);
         sym_curl_free(o->host);
         sym_curl_free(o->port);
+        *o = (UrlOrigin) {};
 }
 
-static int origin_of(const char *url, Origin *ret) {
+int curl_url_origin(const char *url, UrlOrigin *ret) {
         CURLU *u;
         int r = -EINVAL;
 
@@ -53,13 +50,15 @@ static int origin_of(const char *url, Origin *ret) {
             sym_curl_url_get(u, CURLUPART_PORT, &ret->port, CURLU_DEFAULT_PORT) == CURLUE_OK)
                 r = 0;
         sym_curl_url_cleanup(u);
+        if (r < 0)
+                curl_url_origin_done(ret);
         return r;
 }
 
 bool curl_same_origin(const char *a, const char *b) {
-        _cleanup_(origin_done) Origin x = {}, y = {};
+        _cleanup_(curl_url_origin_done) UrlOrigin x = {}, y = {};
 
-        if (origin_of(a, &x) < 0 || origin_of(b, &y) < 0)
+        if (curl_url_origin(a, &x) < 0 || curl_url_origin(b, &y) < 0)
                 return false;
         return strcasecmp(x.scheme, y.scheme) == 0 && strcasecmp(x.host, y.host) == 0 && streq(x.port, y.port);
 }

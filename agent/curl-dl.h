@@ -37,8 +37,15 @@ CURL_DL_FUNCTIONS(DL_DECLARE)
  * loaded) or -EIO (cannot be initialized) with the loader's message in e. */
 int curl_dl_open(Error *e);
 
-/* Whether two URLs have the same origin: scheme, host (case-insensitively) and port (the
- * scheme's default when none is given), by libcurl's URL parser; false when either does not
- * parse, or libcurl is not loaded (curl_dl_open first). What decides where a credential may
- * go. */
+/* The origin of a URL by libcurl's URL parser (curl_dl_open first): scheme, host and port
+ * (the scheme's default when none is given). -EINVAL when it does not parse, -ENOPKG when
+ * libcurl is not loaded. */
+typedef struct UrlOrigin {
+        char *scheme, *host, *port;
+} UrlOrigin;
+int curl_url_origin(const char *url, UrlOrigin *ret);
+void curl_url_origin_done(UrlOrigin *o);
+
+/* Whether two URLs have the same origin: scheme, host (case-insensitively) and port; false when
+ * either does not parse. What decides where a credential may go. */
 bool curl_same_origin(const char *a, const char *b);

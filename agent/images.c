@@ -126,6 +126,7 @@ int images_of_revision(const Config *c, const char *flake, ImageSet *ret, Error 
 static RegistryOptions registry_options(const Config *c) {
         return (RegistryOptions) {
                 .insecure_registries = c->images.insecure_registries,
+                .token_hosts = c->images.token_hosts,
                 .auth_file = c->images.registry_auth_file,
                 .ca_file = c->images.ca_file,
                 .connect_timeout = c->images.connect_timeout,

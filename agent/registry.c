@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 #include <jansson.h>
+#include <strings.h>
 
 #include "curl-dl.h"
 #include "image-ref.h"
+#include "log.h"
 #include "registry-auth.h"
 #include "registry.h"
 #include "timeutil.h"
@@ -195,7 +197,9 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
         (void) sym_curl_easy_setopt(h, CURLOPT_URL, url);
         (void) sym_curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
         (void) sym_curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        (void) sym_curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        /* Never from https down to plain http. */
+        (void) sym_curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR,
+                                    strncasecmp(url, "https://", 8) == 0 ? "https" : "http,https");
         /* Blobs are often served by a redirect to storage. curl does not carry our
          * Authorization header to another host. */
         (void) sym_curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
@@ -247,6 +251,10 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
                 response_done(&r);
                 return error_set(e, -EHOSTUNREACH, "%s: the registry closed the connection before the end of the answer (%s)",
                                  url, errbuf[0] ? errbuf : sym_curl_easy_strerror(cc));
+        case CURLE_UNSUPPORTED_PROTOCOL:
+                response_done(&r);
+                return error_set(e, -EBADMSG, "%s: redirected to a protocol other than https (%s)", url,
+                                 errbuf[0] ? errbuf : sym_curl_easy_strerror(cc));
         case CURLE_TOO_MANY_REDIRECTS:
                 response_done(&r);
                 return error_set(e, -EBADMSG, "%s: more than %d redirects", url, MAX_REDIRECTS);
@@ -263,8 +271,29 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
         return 0;
 }
 
-static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *repository, const char *user,
-                     const char *password, char **ret, Error *e) {
+/* Why the token service at realm must not get the registry's credentials, or NULL when it may:
+ * only over https (plain http only for a registry in insecure-registries), and only on the
+ * registry's own host or a host of images.token-hosts. */
+static const char *realm_refuses_credentials(const RegistryClient *c, const char *realm, const char *registry) {
+        _cleanup_(curl_url_origin_done) UrlOrigin ro = {}, go = {};
+        _cleanup_free_ char *registry_url = NULL;
+
+        if (asprintf(&registry_url, "https://%s/", registry) < 0)
+                return "out of memory";
+        if (curl_url_origin(realm, &ro) < 0 || curl_url_origin(registry_url, &go) < 0)
+                return "its URL does not parse";
+        if (strcasecmp(ro.scheme, "https") != 0 && !is_insecure(c, registry))
+                return "it is plain http, and the registry is not in images.insecure-registries";
+        if (strcasecmp(ro.host, go.host) == 0)
+                return NULL;
+        for (char **h = c->options.token_hosts; h && *h; h++)
+                if (strcasecmp(*h, ro.host) == 0)
+                        return NULL;
+        return "it is neither on the registry's host nor in images.token-hosts";
+}
+
+static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *registry, const char *repository,
+                     const char *user, const char *password, char **ret, Error *e) {
         _cleanup_free_ char *url = NULL, *scope = NULL;
         _cleanup_(blob_sink_done) BlobSink body = { .fd = -1 };
         char *service = NULL, *scope_esc = NULL;
@@ -275,6 +304,16 @@ static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *rep
 
         if (!ch->realm || (strncmp(ch->realm, "https://", 8) != 0 && strncmp(ch->realm, "http://", 7) != 0))
                 return error_set(e, -EBADMSG, "the registry's Bearer challenge has no usable realm");
+        if (user) {
+                const char *why = realm_refuses_credentials(c, ch->realm, registry);
+
+                if (why) {
+                        log_warning("Not sending the credentials for %s to its token service %s: %s. Asking for a token "
+                                    "without them.",
+                                    registry, ch->realm, why);
+                        user = password = NULL;
+                }
+        }
         if (!ch->scope && asprintf(&scope, "repository:%s:pull", repository) < 0)
                 return -ENOMEM;
         service = ch->service ? sym_curl_easy_escape(c->curl, ch->service, 0) : NULL;
@@ -355,7 +394,7 @@ static int registry_request(RegistryClient *c, const char *registry, const char 
                 free(c->token);
                 free(c->token_key);
                 c->token = c->token_key = NULL;
-                k = get_token(c, &ch, repository, user, password, &c->token, e);
+                k = get_token(c, &ch, registry, repository, user, password, &c->token, e);
                 auth_challenge_done(&ch);
                 if (k < 0)
                         return k;

@@ -24,6 +24,7 @@
 
 typedef struct RegistryOptions {
         char **insecure_registries; /* host:port spoken to over plain http */
+        char **token_hosts;         /* token services that may get credentials besides the registry's host */
         const char *auth_file;      /* docker config.json */
         const char *ca_file;
         unsigned connect_timeout;   /* seconds */

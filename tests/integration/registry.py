@@ -72,7 +72,7 @@ BAD_SERVER = SERVERS_DIR / "registry-bad.py"
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
 BAD_MODES = ("500", "stall", "huge-manifest", "wrong-content-length", "redirect-loop", "garbage-json",
              "drip", "close-mid-stream", "wrong-shape",
-             "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig", "token-503")
+             "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig", "token-503", "redirect-http")
 
 # media types
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -609,12 +609,13 @@ class TokenServer(_PortFileServer):
 
 class BadRegistry(_PortFileServer):
     """tests/servers/registry-bad.py in one of BAD_MODES (see that file); set_mode() changes
-    it while it runs. .host, .url, requests() (dicts: method, path, mode, status)."""
+    it while it runs. .host, .url, requests() (dicts: method, path, mode, status, authorization).
+    bind: the loopback address (127.0.0.2: a second host); realm: the Bearer realm of token-503."""
 
     kind = "registry-bad"
 
     def __init__(self, workdir, mode: str, *, huge_size: int = 50 * 1024 * 1024, drip_interval: float = 0.5,
-                 tls=None):
+                 tls=None, bind: str = "127.0.0.1", realm: str | None = None):
         super().__init__(workdir)
         if mode not in BAD_MODES:
             raise ValueError(f"mode must be one of {BAD_MODES}")
@@ -629,6 +630,8 @@ class BadRegistry(_PortFileServer):
                 "--huge-size", huge_size, "--drip-interval", drip_interval]
         if tlsf:
             argv += ["--cert", tlsf[1], "--key", tlsf[2]]
+        self.bind = bind
+        argv += ["--bind", bind] + (["--realm", realm] if realm else [])
         self._start(argv)
 
     def set_mode(self, mode: str):
@@ -641,11 +644,11 @@ class BadRegistry(_PortFileServer):
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.bind}:{self.port}"
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.bind}:{self.port}"
 
     def requests(self) -> list[dict]:
         return self._entries(self.json_log)

@@ -232,6 +232,45 @@ class ImagesTest(unittest.TestCase):
                 self.configure(reg, **{"registry-auth-file": self.auth_file(reg)})
                 self.pull(0)
 
+    def test_credentials_only_to_the_registrys_token_service(self):
+        """A registry whose Bearer realm is on another host (127.0.0.2, which logs what it
+        receives): the token request goes there without the registry's credentials, unless that
+        host is in images.token-hosts; a realm on plain http for a registry on https never gets
+        them either (realm_refuses_credentials)."""
+        import base64
+        elsewhere = BadRegistry(self.w.tmp, "token-503", bind="127.0.0.2")
+        self.addCleanup(elsewhere.stop)
+        reg = BadRegistry(self.w.tmp, "token-503", realm=f"{elsewhere.url}/token")
+        self.addCleanup(reg.stop)
+        secret = base64.b64encode(b"fleet:s3cret-token").decode()
+        auth = self.w.tmp / "auth.json"
+        auth.write_text(json.dumps({"auths": {reg.host: {"auth": secret}}}))
+        self.w.commit(images={"web": f"{reg.host}/app/web:1.0"})
+
+        self.configure(reg, **{"registry-auth-file": str(auth)})
+        r = self.pull(6)
+        self.assertIn("Not sending the credentials for", r.stderr)
+        got = [e for e in elsewhere.requests() if e["path"].startswith("/token")]
+        self.assertTrue(got, "the token service was never asked")
+        self.assertEqual([e["authorization"] for e in got if e["authorization"]], [],
+                         "the registry's credentials went to another host")
+
+        # Listed in images.token-hosts: that host may have them.
+        self.configure(reg, **{"registry-auth-file": str(auth), "token-hosts": ["127.0.0.2"]})
+        r = self.pull(6)
+        self.assertNotIn("Not sending the credentials for", r.stderr)
+        self.assertIn(f"Basic {secret}", [e["authorization"] for e in elsewhere.requests()])
+
+    def test_https_registry_cannot_redirect_to_http(self):
+        """A registry on https that redirects to plain http is refused (exit 3), before any
+        request goes out in the clear."""
+        bad = BadRegistry(self.w.tmp, "redirect-http", tls=True)
+        self.addCleanup(bad.stop)
+        self.w.commit(images={"web": f"{bad.host}/app/web:1.0"})
+        self.w.write_config(images={"keys": [str(self.pub)], "ca-file": str(bad.ca)})
+        r = self.pull(3)
+        self.assertIn("redirected to a protocol other than https", r.stderr)
+
     # -- misbehaving registries -------------------------------------------------------------
 
     # mode of tests/servers/registry-bad.py: (exit code, what stderr must say besides the

@@ -5,6 +5,7 @@ Started and stopped by tests/integration/registry.py (BadRegistry).
 
   python3 -S registry-bad.py --mode MODE --port-file FILE [--port N] [--log FILE.jsonl]
       [--mode-file FILE] [--huge-size BYTES] [--drip-interval SECONDS] [--cert C --key K]
+      [--bind ADDR] [--realm URL]
 
 It binds 127.0.0.1 (port 0 unless --port), listens, and only then writes the port number to
 --port-file. The mode is --mode, overridden by the contents of --mode-file, re-read on every
@@ -32,7 +33,14 @@ request (so a test can change it while the server runs). Modes:
   wrong-shape           every manifest GET: 200 with an OCI manifest media type and a body that
                         is valid JSON but not an object (a list)
   token-503             every request below /v2/: 401 with a Bearer challenge whose realm is
-                        this server's /token, which answers 503 (an outage of the token service)
+                        this server's /token (or --realm), which answers 503 (an outage of the
+                        token service)
+
+  redirect-http         every request: 307 to the same path on plain http:// (served with --cert:
+                        a registry on https that sends its client down to http)
+
+--bind ADDR (default 127.0.0.1) listens on another loopback address (127.0.0.2: a second host).
+Every request is logged with the Authorization header it carried.
 
 Modes that end in -blob or -sig answer manifests as a well-behaved registry would, and
 misbehave only further down, where a verifier or an exporter goes after the image's
@@ -65,7 +73,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODES = ("500", "stall", "huge-manifest", "wrong-content-length", "redirect-loop", "garbage-json",
          "drip", "close-mid-stream", "wrong-shape",
-         "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig", "token-503")
+         "drip-blob", "close-mid-stream-blob", "huge-blob", "wrong-shape-sig", "token-503", "redirect-http")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 FOREVER = threading.Event()
 LOG_LOCK = threading.Lock()
@@ -132,7 +140,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.log_path:
             with LOG_LOCK, open(self.server.log_path, "a") as f:
                 f.write(json.dumps({"method": self.command, "path": self.path, "mode": mode,
-                                    "status": status}) + "\n")
+                                    "status": status,
+                                    "authorization": self.headers.get("Authorization")}) + "\n")
 
     def drain(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -225,11 +234,16 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self.log(mode, 401)
                 body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
-                realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+                realm = self.server.realm or f"http://{self.server.server_address[0]}:{self.server.server_address[1]}/token"
                 self.head(401, "application/json", len(body),
                           [("WWW-Authenticate", f'Bearer realm="{realm}",service="bad",scope="repository:app/web:pull"')])
             if body_ok:
                 self.wfile.write(body)
+            return
+        if mode == "redirect-http":
+            self.log(mode, 307)
+            self.head(307, "text/plain", 0,
+                      [("Location", f"http://{self.server.server_address[0]}:{self.server.server_address[1]}{self.path}")])
             return
         if mode == "redirect-loop":
             hop = int(urllib.parse.parse_qs(u.query).get("hop", ["0"])[0] or 0) + 1
@@ -338,7 +352,8 @@ def main():
     mode = opts.get("mode", "500")
     if mode not in MODES:
         raise SystemExit(f"registry-bad: mode must be one of {MODES}")
-    server = ThreadingHTTPServer(("127.0.0.1", int(opts.get("port", 0))), Handler)
+    server = ThreadingHTTPServer((opts.get("bind", "127.0.0.1"), int(opts.get("port", 0))), Handler)
+    server.realm = opts.get("realm")
     server.daemon_threads = True
     server.mode = mode
     server.mode_file = opts.get("mode-file")
