@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "bundle.h"
@@ -167,6 +168,30 @@ typedef struct Staging {
         char *path;
         int fd;
 } Staging;
+
+/* A full file system (or a quota) is the machine's state, not the bundle's: never a refusal;
+ * a transient failure that names the file system and the space needed. Nothing was changed:
+ * the staging directory goes, the mirror only ever gets a pack that was indexed whole. */
+static ExitCode no_space(Run *run, const char *rev, const char *dir, uint64_t needed, int r, const Error *e) {
+        _cleanup_free_ char *msg = NULL;
+        struct statvfs sv;
+        uint64_t free_bytes = statvfs(dir, &sv) == 0 ? (uint64_t) sv.f_bavail * sv.f_frsize : 0;
+
+        if (asprintf(&msg,
+                     "%s on the file system of '%s' (%" PRIu64 " MiB free; the bundle needs about %" PRIu64
+                     " MiB there): %s; nothing was changed",
+                     r == -EDQUOT ? "the disk quota is exhausted" : "no space left", dir, free_bytes >> 20,
+                     (needed + (1 << 20) - 1) >> 20, error_message(e) ?: strerror(-r)) < 0)
+                return log_oom_exit();
+        log_error("%s", msg);
+        return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, rev, msg);
+}
+
+static uint64_t bundle_size(const char *path) {
+        struct stat st;
+
+        return stat(path, &st) == 0 ? (uint64_t) st.st_size : 0;
+}
 
 static void staging_done(Staging *s) {
         closep(&s->fd);
@@ -339,6 +364,8 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
         }
 
         code = read_bundle(c, keys, path, o, run->state->bundle_sequence, staging.fd, &info, &e, &r, &reason);
+        if (r == -ENOSPC || r == -EDQUOT)
+                return no_space(run, NULL, staging.path, bundle_size(path), r, &e);
         if (code == EXIT_REFUSED)
                 return run_refuse(run, reason, NULL, "bundle '%s': %s", path, error_message(&e));
         if (code != EXIT_OK) {
@@ -366,6 +393,8 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
         if (!pack)
                 return log_oom_exit();
         r = git_source_import_pack(git, pack, &e);
+        if (r == -ENOSPC || r == -EDQUOT)
+                return no_space(run, rev, repo_path, bundle_size(pack), r, &e);
         if (r == -EBADMSG)
                 return run_refuse(run, "bundle-integrity", rev, "bundle '%s': %s", path, error_message(&e));
         if (r < 0) {

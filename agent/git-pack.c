@@ -186,6 +186,13 @@ static int index_pack(git_odb *odb, const char *quarantine, const char *pack_pat
         if (r >= 0)
                 r = git_indexer_commit(idx, &stats);
         if (r < 0) {
+                const git_error *ge = git_error_last();
+                int err = errno;
+
+                /* A write that failed (a full disk, a quota) is the machine's, not the pack's. */
+                if (ge && ge->klass == GIT_ERROR_OS)
+                        return error_set(e, err == ENOSPC || err == EDQUOT ? -err : -EIO,
+                                         "cannot index the pack into '%s': %s", quarantine, ge->message);
                 git_map_error(r, e, "the repository pack is not valid");
                 return -EBADMSG;
         }

@@ -51,7 +51,7 @@ def tree(path: Path) -> dict:
     return out
 
 
-class BundleTest(unittest.TestCase):
+class BundleBase(unittest.TestCase):
     def setUp(self):
         self.w = World.for_test(self)
         self.w.make_repo()
@@ -117,6 +117,7 @@ class BundleTest(unittest.TestCase):
         self.assertEqual([p for p in after if p.startswith("staging/bundle-")], [])
         return r
 
+class BundleTest(BundleBase):
     # -- the round trip --------------------------------------------------------------------
 
     def test_round_trip_onto_a_fresh_machine(self):
@@ -523,6 +524,64 @@ class BundleTest(unittest.TestCase):
         self.assertIn("bundle.keys is empty", r.stderr)
         # Left nothing behind next to the output.
         self.assertEqual(sorted(p.name for p in self.out.iterdir()), ["z.tar"])
+
+
+def private_mount_namespace():
+    """Puts this test process (and every process it starts) into a mount namespace of its own,
+    so that it can mount a tmpfs nobody else sees; the reason when that is not allowed here."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    CLONE_NEWNS = 0x00020000
+    if getattr(private_mount_namespace, "done", False):
+        return None
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return f"unshare(CLONE_NEWNS): {os.strerror(ctypes.get_errno())}"
+    r = subprocess.run(["mount", "--make-rprivate", "/"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"mount --make-rprivate /: {r.stderr.strip()}"
+    private_mount_namespace.done = True
+    return None
+
+
+class FullDiskTest(BundleBase):
+    """ENOSPC while a bundle is applied (issue 17, item 4): the state directory on a small tmpfs,
+    filled up: an environment failure (exit 6, the file system and the space needed named),
+    never a refusal, and nothing changed; once there is space, the same bundle applies."""
+
+    def test_full_disk_is_not_a_refusal(self):
+        w = self.w
+        why = private_mount_namespace()
+        if why:
+            self.skipTest(f"cannot mount a tmpfs here: {why}")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(w.state_dir)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+        self.addCleanup(subprocess.run, ["umount", "-l", str(w.state_dir)], capture_output=True)
+
+        first = w.commit()
+        self.agent("apply", str(self.create(first, "1.tar", "--sequence", "1")), expect=0)
+        second = w.commit()
+        bundle = self.create(second, "2.tar", "--sequence", "2")
+        before, system = self.state_bytes(), w.current_system()
+
+        # Fill the file system up to less than the bundle's size.
+        st = os.statvfs(w.state_dir)
+        filler = w.state_dir / "filler"
+        with open(filler, "wb") as f:
+            f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - bundle.stat().st_size // 2))
+        r = self.agent("apply", str(bundle), expect=6)
+        self.assertIn(f"no space left on the file system of '{w.state_dir}", r.stderr)
+        self.assertIn("MiB free; the bundle needs about", r.stderr)
+        self.assertNotIn("REASON=bundle-integrity", r.stderr)
+        self.assertEqual(self.state_bytes(), before, "a failed apply changed the state file")
+        self.assertEqual(w.current_system(), system)
+        self.assertEqual([p for p in os.listdir(w.state_dir / "staging")] if (w.state_dir / "staging").exists()
+                         else [], [], "the staging directory stayed")
+
+        filler.unlink()
+        self.agent("apply", str(bundle), expect=0)
+        self.assertEqual(self.status()["revision"], second)
 
 
 if __name__ == "__main__":
