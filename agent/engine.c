@@ -395,8 +395,10 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
                 for (size_t i = 0; i < run.images.n; i++) {
                         const ImageCheck *ic = &run.images.images[i];
 
+                        char error[ERROR_MESSAGE_MAX]; /* a registry's words: no control characters */
+
                         printf("%-16s %-60s %s %s\n", ic->name, ic->reference, ic->digest ?: "-",
-                               ic->result == 0 ? "ok" : ic->error.message);
+                               ic->result == 0 ? "ok" : log_escape(error, sizeof(error), ic->error.message));
                 }
 
         if (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG) {
@@ -469,9 +471,12 @@ ExitCode engine_check(const Config *c, bool json) {
                         puts(out);
                 free(out);
         } else {
-                for (size_t i = 0; i < report.n; i++)
+                for (size_t i = 0; i < report.n; i++) {
+                        char detail[1024]; /* a service's answer: no control characters */
+
                         printf("%-20s %-4s %s\n", report.results[i].name, report.results[i].ok ? "ok" : "FAIL",
-                               strempty(report.results[i].detail));
+                               log_escape(detail, sizeof(detail), report.results[i].detail));
+                }
                 if (drifted)
                         printf("%-20s %-4s current-system %s, profile %s, deployed %s\n", "drift", "FAIL",
                                strna(drift.current_system), strna(drift.profile), state->deployed_generation);

@@ -75,15 +75,17 @@ static size_t append_field(char *buf, size_t size, size_t n, const char *key, co
 }
 
 void log_event(Event e, int level, const EventField *fields, const char *fmt, ...) {
-        char message[2048], line[4096];
+        char raw[2048], message[2048], line[4096], value[1024];
         va_list ap;
         size_t n;
 
         if (level > log_get_max_level())
                 return;
         va_start(ap, fmt);
-        (void) vsnprintf(message, sizeof(message), fmt, ap);
+        (void) vsnprintf(raw, sizeof(raw), fmt, ap);
         va_end(ap);
+        /* The journal gets no control characters either (the fields below too). */
+        (void) log_escape(message, sizeof(message), raw);
 
         if (stderr_is_journal()) {
                 char *strings[FIELDS_MAX + 4] = {};
@@ -96,7 +98,8 @@ void log_event(Event e, int level, const EventField *fields, const char *fmt, ..
                     asprintf(&strings[k++], "SYSLOG_IDENTIFIER=atticd-agent") < 0)
                         goto fallback;
                 for (const EventField *f = fields; f->key && k < ELEMENTSOF(strings); f++)
-                        if (f->value && asprintf(&strings[k++], "%s=%s", f->key, f->value) < 0)
+                        if (f->value &&
+                            asprintf(&strings[k++], "%s=%s", f->key, log_escape(value, sizeof(value), f->value)) < 0)
                                 goto fallback;
                 for (size_t i = 0; i < k; i++)
                         iov[i] = (struct iovec) { .iov_base = strings[i], .iov_len = strlen(strings[i]) };

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "macro.h"
 
 static int max_level = LOG_INFO;
 static int prefix_mode = -1; /* -1: decide by isatty(stderr) */
@@ -27,8 +29,36 @@ static bool use_prefix(void) {
         return prefix_mode;
 }
 
+const char *log_escape(char *buf, size_t size, const char *s) {
+        size_t n = 0;
+
+        if (size == 0)
+                return buf;
+        for (const unsigned char *p = (const unsigned char *) strempty(s); *p; p++) {
+                bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f; /* U+0080..U+009F */
+
+                if (*p == '\n' || *p == '\r') {
+                        if (n + 1 >= size)
+                                break;
+                        buf[n++] = ' ';
+                } else if ((*p < 0x20 && *p != '\t') || *p == 0x7f || c1) {
+                        if (n + (c1 ? 8 : 4) >= size)
+                                break;
+                        n += (size_t) snprintf(buf + n, size - n, "\\x%02x", *p);
+                        if (c1)
+                                n += (size_t) snprintf(buf + n, size - n, "\\x%02x", *++p);
+                } else {
+                        if (n + 1 >= size)
+                                break;
+                        buf[n++] = (char) *p;
+                }
+        }
+        buf[n] = 0;
+        return buf;
+}
+
 int log_internal(int level, int error, const char *fmt, ...) {
-        char buf[4096];
+        char buf[4096], shown[4096];
         va_list ap;
         int saved_errno = errno;
 
@@ -43,15 +73,14 @@ int log_internal(int level, int error, const char *fmt, ...) {
                 va_end(ap);
 
                 /* One line per call: a newline inside the message would start a line that
-                 * journald files without our prefix. */
-                for (char *p = buf; *p; p++)
-                        if (*p == '\n' || *p == '\r')
-                                *p = ' ';
+                 * journald files without our prefix. And no control characters: messages
+                 * carry text from outside (a server's error, a realm). */
+                (void) log_escape(shown, sizeof(shown), buf);
 
                 if (use_prefix())
-                        fprintf(stderr, "<%d>%s\n", level, buf);
+                        fprintf(stderr, "<%d>%s\n", level, shown);
                 else
-                        fprintf(stderr, "%s\n", buf);
+                        fprintf(stderr, "%s\n", shown);
                 fflush(stderr);
         }
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stddef.h>
+
 /* Logging to stderr. When stderr is not a terminal (a systemd unit, a pipe), each line
  * carries an sd-daemon level prefix such as "<6>" so that journald files it at the right
  * priority; on a terminal the prefix is left out. Lifecycle events (update found, activated,
@@ -19,6 +21,12 @@ void log_set_prefix(int enabled);
 /* Logs and returns -abs(error) (or 0 when error is 0). With error != 0, "%m" in the format
  * expands to strerror(error). */
 int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);
+
+/* s into buf (size bytes, NUL-terminated, cut to fit), every control character (C0 but tab,
+ * DEL, C1 in UTF-8) written as \xNN and newlines as spaces: text from outside (a server's
+ * error, a realm, a title) cannot drive a terminal or split a journal line. Returns buf.
+ * Every log line goes through it. */
+const char *log_escape(char *buf, size_t size, const char *s);
 
 #define log_full_errno(level, error, ...) log_internal((level), (error), __VA_ARGS__)
 #define log_debug(...) log_internal(LOG_DEBUG, 0, __VA_ARGS__)

@@ -40,62 +40,62 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
         return j;
 }
 
-static void print_table(const Config *c, const State *s, const LastRun *l) {
+static void print_table(FILE *f, const Config *c, const State *s, const LastRun *l) {
         char b1[TIMESTAMP_MAX], b2[TIMESTAMP_MAX];
 
-        printf("Host:        %s\n", c->host);
-        printf("Deployed:    %s\n", s->deployed_revision ?: "nothing yet");
+        fprintf(f, "Host:        %s\n", c->host);
+        fprintf(f, "Deployed:    %s\n", s->deployed_revision ?: "nothing yet");
         if (s->deployed_generation)
-                printf("Generation:  %s\n", s->deployed_generation);
-        printf("Known good:  %s\n", s->good_generation ?: "none");
+                fprintf(f, "Generation:  %s\n", s->deployed_generation);
+        fprintf(f, "Known good:  %s\n", s->good_generation ?: "none");
         if (s->unhealthy) {
                 char since[TIMESTAMP_MAX];
 
-                printf("UNHEALTHY:   the system runs %s, which failed its checks (revision %s), and the rollback\n"
+                fprintf(f, "UNHEALTHY:   the system runs %s, which failed its checks (revision %s), and the rollback\n"
                        "             failed at %s: %s\n"
                        "             A healthy deployment or a successful `atticd-agent rollback` ends this.\n",
                        strna(s->unhealthy->generation), s->unhealthy->revision,
                        format_timestamp(since, s->unhealthy->since), strna(s->unhealthy->error));
         }
         if (s->failed_revision)
-                printf("Failed:      %s (not tried again until the ref moves; pull --retry)\n", s->failed_revision);
+                fprintf(f, "Failed:      %s (not tried again until the ref moves; pull --retry)\n", s->failed_revision);
         if (s->bundle_sequence > 0)
-                printf("Bundle:      sequence %llu applied last\n", (unsigned long long) s->bundle_sequence);
-        printf("Phase:       %s%s%s", phase_to_string(s->phase), s->pending ? " " : "",
+                fprintf(f, "Bundle:      sequence %llu applied last\n", (unsigned long long) s->bundle_sequence);
+        fprintf(f, "Phase:       %s%s%s", phase_to_string(s->phase), s->pending ? " " : "",
                s->pending ? s->pending->revision : "");
         if (s->pending && s->pending->activations > 1)
-                printf(" (activation %u: the run before was interrupted)", s->pending->activations);
-        printf("\n");
+                fprintf(f, " (activation %u: the run before was interrupted)", s->pending->activations);
+        fputc('\n', f);
         if (s->pending && s->pending->trial_entry)
-                printf("Trial boot:  %s boots once at the next boot (entry %s); the default stays the known-good "
+                fprintf(f, "Trial boot:  %s boots once at the next boot (entry %s); the default stays the known-good "
                        "generation until `confirm` finds it healthy\n",
                        strna(s->pending->generation), s->pending->trial_entry);
         else if (s->pending && s->phase == PHASE_PENDING_REBOOT)
-                printf("Boot:        %s is the boot default already (no trial boot: the boot loader has no one-shot "
+                fprintf(f, "Boot:        %s is the boot default already (no trial boot: the boot loader has no one-shot "
                        "entry, or system.trial-boot is false)\n",
                        strna(s->pending->generation));
         if (l->result != RESULT_NONE)
-                printf("Last run:    %s %s at %s%s%s\n", strna(l->command), run_result_to_string(l->result),
+                fprintf(f, "Last run:    %s %s at %s%s%s\n", strna(l->command), run_result_to_string(l->result),
                        format_timestamp(b1, l->time), l->error ? ": " : "", strempty(l->error));
         else
-                printf("Last run:    none\n");
+                fprintf(f, "Last run:    none\n");
 
         if (s->n_history == 0)
                 return;
-        printf("\n%-5s %-20s %-20s %-18s %-7s %-12s %s\n", "ID", "STARTED", "FINISHED", "RESULT", "SOURCE",
+        fprintf(f, "\n%-5s %-20s %-20s %-18s %-7s %-12s %s\n", "ID", "STARTED", "FINISHED", "RESULT", "SOURCE",
                "REVISION", "GENERATION");
         for (size_t i = s->n_history; i > 0; i--) {
                 const Deployment *d = &s->history[i - 1];
 
-                printf("%-5llu %-20s %-20s %-18s %-7s %-12.12s %s\n", (unsigned long long) d->id,
+                fprintf(f, "%-5llu %-20s %-20s %-18s %-7s %-12.12s %s\n", (unsigned long long) d->id,
                        format_timestamp(b1, d->started), d->finished ? format_timestamp(b2, d->finished) : "-",
                        run_result_to_string(d->result), d->source, d->revision, d->generation ?: "-");
                 if (d->error)
-                        printf("      %s\n", d->error);
+                        fprintf(f, "      %s\n", d->error);
                 if (d->signer)
-                        printf("      commit signed by %s\n", d->signer);
+                        fprintf(f, "      commit signed by %s\n", d->signer);
                 if (d->bundle)
-                        printf("      bundle %s sequence %lld signed by %s (%s)\n",
+                        fprintf(f, "      bundle %s sequence %lld signed by %s (%s)\n",
                                strna(json_string_value(json_object_get(d->bundle, "id"))),
                                (long long) json_integer_value(json_object_get(d->bundle, "sequence")),
                                strna(json_string_value(json_object_get(d->bundle, "signer"))),
@@ -105,7 +105,7 @@ static void print_table(const Config *c, const State *s, const LastRun *l) {
                         json_t *h;
 
                         json_array_foreach(d->health, k, h)
-                                printf("      check %s %s %s\n", strna(json_string_value(json_object_get(h, "name"))),
+                                fprintf(f, "      check %s %s %s\n", strna(json_string_value(json_object_get(h, "name"))),
                                        json_is_true(json_object_get(h, "ok")) ? "ok" : "FAIL",
                                        strempty(json_string_value(json_object_get(h, "detail"))));
                 }
@@ -117,15 +117,30 @@ static void print_table(const Config *c, const State *s, const LastRun *l) {
                                 json_t *signers = json_object_get(img, "signers"), *sg;
                                 size_t x;
 
-                                printf("      image %s %s %s", json_string_value(json_object_get(img, "name")),
+                                fprintf(f, "      image %s %s %s", json_string_value(json_object_get(img, "name")),
                                        json_string_value(json_object_get(img, "reference")),
                                        json_string_value(json_object_get(img, "digest")) ?: "-");
                                 json_array_foreach(signers, x, sg)
-                                        printf("%s%s", x ? ", " : " signed by ", json_string_value(sg));
-                                printf("\n");
+                                        fprintf(f, "%s%s", x ? ", " : " signed by ", json_string_value(sg));
+                                fputc('\n', f);
                         }
                 }
         }
+}
+
+/* The table holds text from outside (a server's error, a health check's answer, a title read
+ * from grub.cfg): shown line by line with every control character escaped. */
+static int print_escaped(const char *text) {
+        for (const char *line = text; *line;) {
+                size_t n = strcspn(line, "\n");
+                _cleanup_free_ char *raw = strndup(line, n), *shown = malloc(4 * n + 1);
+
+                if (!raw || !shown)
+                        return -ENOMEM;
+                puts(log_escape(shown, 4 * n + 1, raw));
+                line += n + (line[n] == '\n');
+        }
+        return 0;
 }
 
 ExitCode status_show(const Config *c, bool json) {
@@ -161,7 +176,19 @@ ExitCode status_show(const Config *c, bool json) {
                 return EXIT_OK;
         }
 
-        print_table(c, s, &l);
-        last_run_done(&l);
+        {
+                _cleanup_free_ char *text = NULL;
+                size_t size = 0;
+                FILE *f = open_memstream(&text, &size);
+
+                if (!f) {
+                        last_run_done(&l);
+                        return log_error_errno(ENOMEM, "Out of memory."), EXIT_USAGE;
+                }
+                print_table(f, c, s, &l);
+                last_run_done(&l);
+                if (fclose(f) != 0 || print_escaped(text) < 0)
+                        return log_error_errno(ENOMEM, "Out of memory."), EXIT_USAGE;
+        }
         return EXIT_OK;
 }

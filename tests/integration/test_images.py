@@ -261,6 +261,26 @@ class ImagesTest(unittest.TestCase):
         self.assertNotIn("Not sending the credentials for", r.stderr)
         self.assertIn(f"Basic {secret}", [e["authorization"] for e in elsewhere.requests()])
 
+    def test_control_characters_from_a_registry_are_escaped(self):
+        """A registry whose answer carries terminal escape sequences (here in its Bearer realm,
+        which the error names): they reach neither the log nor `status` raw (issue 17, item 5)."""
+        evil = "\x1b]0;pwned\x07\x1b[2J\x1b[31m\xc2\x9b"
+        tokens = BadRegistry(self.w.tmp, "token-503")
+        self.addCleanup(tokens.stop)
+        reg = BadRegistry(self.w.tmp, "token-503", realm=f"{tokens.url}/token?{evil}")
+        self.addCleanup(reg.stop)
+        self.w.commit(images={"web": f"{reg.host}/app/web:1.0"})
+        self.configure(reg)
+        r = self.w.agent("pull")
+        self.assertEqual(r.returncode, 6, r.stderr[-3000:])
+        self.assertIn("token?\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31m\\xc2\\x9b", r.stderr)
+        out = self.w.agent("status").stdout
+        for text in (r.stderr, out):
+            self.assertNotIn("\x1b", text)
+            self.assertNotIn("\x07", text)
+            self.assertNotIn("\x9b", text)
+        self.assertIn("\\x1b[2J", out, "status does not show the last run's error")
+
     def test_https_registry_cannot_redirect_to_http(self):
         """A registry on https that redirects to plain http is refused (exit 3), before any
         request goes out in the clear."""
