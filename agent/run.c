@@ -116,13 +116,14 @@ ExitCode run_begin(Run *run, const Config *c, const char *command) {
                 .images_verified = -1,
         };
 
-        r = lock_acquire(c->state_dir);
+        r = lock_acquire(c->state_dir, &e);
         if (r == -EBUSY) {
                 log_error("Another atticd-agent run holds the lock in '%s'; nothing was done.", c->state_dir);
                 return EXIT_BUSY;
         }
         if (r < 0) {
-                log_error_errno(r, "Failed to take the lock in '%s': %m", c->state_dir);
+                log_error("Cannot take the lock in '%s': %s; nothing was done.", c->state_dir,
+                          error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
         run->lock_fd = r;

@@ -2,6 +2,7 @@
 #include <jansson.h>
 
 #include "fileio.h"
+#include "log.h"
 #include "state.h"
 #include "strutil.h"
 #include "timeutil.h"
@@ -497,20 +498,62 @@ int state_load(const char *dir, State **ret, Error *e) {
         return 0;
 }
 
+/* The state as written: never larger than STATE_WRITE_MAX, so never a file the reader refuses.
+ * The oldest history entries go first (the anchors, the deployment in flight and the newest
+ * history stay); -EFBIG when even that is not enough. */
+static int dump_bounded(json_t *j, char **ret) {
+        json_t *history = json_object_get(j, "history");
+        size_t dropped = 0;
+
+        for (;;) {
+                char *data = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                size_t size, excess, n, k = 0;
+
+                if (!data)
+                        return -ENOMEM;
+                size = strlen(data);
+                if (size <= STATE_WRITE_MAX) {
+                        if (dropped > 0)
+                                log_notice("The state file would be larger than %d bytes: the %zu oldest history "
+                                           "entries were dropped.",
+                                           STATE_WRITE_MAX, dropped);
+                        *ret = data;
+                        return 0;
+                }
+                free(data);
+                n = json_array_size(history);
+                if (n == 0)
+                        return -EFBIG;
+                /* The oldest entries that make up the excess, at least one. */
+                excess = size - STATE_WRITE_MAX;
+                for (size_t got = 0; k < n && got < excess; k++) {
+                        _cleanup_free_ char *entry = json_dumps(json_array_get(history, k), JSON_INDENT(2));
+
+                        if (!entry)
+                                return -ENOMEM;
+                        got += strlen(entry);
+                }
+                for (size_t i = 0; i < k; i++)
+                        (void) json_array_remove(history, 0);
+                dropped += k;
+        }
+}
+
 int state_save(const State *s, const char *dir) {
         _cleanup_free_ char *path = path_join(dir, STATE_FILE), *data = NULL;
         json_t *j;
+        int r;
 
         if (!path)
                 return -ENOMEM;
         j = state_to_json(s);
         if (!j)
                 return -ENOMEM;
-        data = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        r = dump_bounded(j, &data);
         json_decref(j);
-        if (!data)
-                return -ENOMEM;
-        return write_file_atomic(path, data, strlen(data), 0644);
+        if (r < 0)
+                return r;
+        return write_file_atomic(path, data, strlen(data), 0600);
 }
 
 int state_begin(State *s, Phase phase, const char *revision, const char *ref, const char *source,
@@ -665,7 +708,7 @@ int last_run_save(const char *dir, const char *command, RunResult result, const 
         json_decref(j);
         if (!data)
                 return -ENOMEM;
-        return write_file_atomic(path, data, strlen(data), 0644);
+        return write_file_atomic(path, data, strlen(data), 0600);
 }
 
 int last_run_load(const char *dir, LastRun *ret, Error *e) {

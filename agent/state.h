@@ -21,6 +21,8 @@
 #define LAST_RUN_FILE "last-run.json"
 #define STATE_VERSION 1
 #define STATE_FILE_MAX (16 * 1024 * 1024)
+/* What the agent writes at most: half what it reads, the oldest history dropped first. */
+#define STATE_WRITE_MAX (STATE_FILE_MAX / 2)
 #define STATE_HISTORY_MAX 100
 
 /* Where a deployment is. Recorded before each side effect, so that a run that finds a phase

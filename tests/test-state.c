@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <sys/stat.h>
 
 #include "fileio.h"
@@ -22,6 +23,53 @@ static char *make_tmpdir(void) {
 static void write_state(const char *dir, const char *content) {
         _cleanup_free_ char *p = path_join(dir, STATE_FILE);
         assert_int_equal(write_file_atomic(p, content, strlen(content), 0644), 0);
+}
+
+/* 1024 images with long references: about 720 KiB of history per deployment. */
+static json_t *many_images(void) {
+        json_t *a = json_array();
+        char ref[600];
+
+        assert_non_null(a);
+        memset(ref, 'r', sizeof(ref) - 1);
+        ref[sizeof(ref) - 1] = 0;
+        for (int i = 0; i < 1024; i++)
+                assert_int_equal(json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:[s], s:b}", "name", "web",
+                                                                     "reference", ref, "digest",
+                                                                     "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                                                                     "signers", "SHA256:key", "sbom", 0)),
+                                 0);
+        return a;
+}
+
+/* Deployments with large records: the file stays below what the reader takes, the oldest
+ * history goes first, and the anchors (deployed, known good, bundle sequence) stay. Before the
+ * bound, 23 such deployments made a file every command refused. */
+static void test_history_bounded_by_bytes(void **state) {
+        _cleanup_free_ char *dir = make_tmpdir(), *path = path_join(dir, STATE_FILE);
+        _cleanup_state_ State *s = NULL, *t = NULL;
+        struct stat st;
+        Error e = {};
+
+        assert_int_equal(state_new(&s), 0);
+        s->bundle_sequence = 42;
+        for (int i = 0; i < 40; i++) {
+                assert_int_equal(state_begin(s, PHASE_BUILDING, i % 2 ? REV2 : REV1, "main", "pull", "switch"), 0);
+                s->pending->generation = strdup(i % 2 ? "/nix/store/bbb-system" : "/nix/store/aaa-system");
+                s->pending->images = many_images();
+                assert_int_equal(state_finish(s, RESULT_SUCCESS, NULL, NULL), 0);
+                assert_int_equal(state_save(s, dir), 0);
+                assert_int_equal(stat(path, &st), 0);
+                assert_true(st.st_size <= STATE_WRITE_MAX);
+                assert_int_equal(st.st_mode & 0777, 0600);
+        }
+        assert_int_equal(state_load(dir, &t, &e), 0);
+        assert_true(t->n_history > 0 && t->n_history < 40);
+        assert_int_equal(t->history[t->n_history - 1].id, s->history[s->n_history - 1].id);
+        assert_string_equal(t->deployed_revision, REV2);
+        assert_string_equal(t->good_generation, "/nix/store/bbb-system");
+        assert_int_equal(t->bundle_sequence, 42);
+        assert_int_equal(rm_rf(dir), 0);
 }
 
 static void test_missing_is_empty(void **state) {
@@ -260,6 +308,7 @@ int main(void) {
                 cmocka_unit_test(test_valid_literal),
                 cmocka_unit_test(test_corrupt),
                 cmocka_unit_test(test_oversize),
+                cmocka_unit_test(test_history_bounded_by_bytes),
                 cmocka_unit_test(test_last_run),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,6 +117,37 @@ class CliTest(unittest.TestCase):
         r = run("-c", str(self.config), "pull")
         self.assertEqual(r.returncode, 6, r.stderr)
 
+    def test_state_directory_modes(self):
+        """Created 0700, its files 0600 (docs/security.md); a state directory that others may
+        write to, or a symlink someone else owns, is refused before anything is written."""
+        r = run("-c", str(self.config), "pull")
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertEqual(self.state.stat().st_mode & 0o777, 0o700)
+        for name in ("last-run.json", "lock"):
+            self.assertEqual((self.state / name).stat().st_mode & 0o777, 0o600, name)
+
+        for mode in (0o775, 0o757, 0o1777):
+            with self.subTest(mode=oct(mode)):
+                self.state.chmod(mode)
+                before = sorted(os.listdir(self.state))
+                r = run("-c", str(self.config), "pull")
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn("can be changed by others", r.stderr)
+                self.assertEqual(sorted(os.listdir(self.state)), before)
+        self.state.chmod(0o700)
+
+        real = self.state
+        self.state = self.dir / "link"
+        self.state.symlink_to(real)
+        self.config.write_text(self.config.read_text().replace(f"state-dir: {real}", f"state-dir: {self.state}"))
+        r = run("-c", str(self.config), "pull")
+        self.assertEqual(r.returncode, 6, "a symlink of this user's is fine: " + r.stderr)
+        if os.geteuid() == 0:
+            os.lchown(self.state, 65534, 65534)
+            r = run("-c", str(self.config), "pull")
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("is a symlink owned by uid 65534", r.stderr)
+
     def test_corrupt_state_file(self):
         self.state.mkdir()
         for content in (b"", b"{\"version\": 1, \"next", b"\x00\xff garbage", b"[]",

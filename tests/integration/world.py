@@ -472,6 +472,7 @@ class World:
                   self.tmp / "config", self.profile.parent, self.cwd, self.tmp / "repos",
                   self.tmp / "tmp"):
             d.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)  # as the module's tmpfiles rule makes it (the agent warns otherwise)
 
         base_path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
         real_nix = shutil.which("nix", path=base_path)
@@ -633,6 +634,7 @@ class World:
                   self.root / "run", self.root / "boot"):
             _make_writable_and_remove(d)
             d.mkdir(parents=True)
+        self.state_dir.chmod(0o700)
         self._new_boot_id()
 
     # -- power and booting ------------------------------------------------------------------
