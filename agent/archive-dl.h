@@ -42,7 +42,7 @@
         X(archive_write_free) \
         X(archive_write_header) \
         X(archive_write_new) \
-        X(archive_write_open_filename) \
+        X(archive_write_open_fd) \
         X(archive_write_set_bytes_in_last_block) \
         X(archive_write_set_format_pax_restricted)
 

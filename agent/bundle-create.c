@@ -397,8 +397,8 @@ static int write_file_entry(struct archive *a, int rootfd, const Member *m, int6
         return 0;
 }
 
-static int write_archive(const char *output, const char *tmp, int rootfd, const char *manifest, const uint8_t *sig,
-                         size_t sig_size, const Members *m, int64_t mtime, Error *e) {
+static int write_archive(const char *output, const char *tmp, int fd, int rootfd, const char *manifest,
+                         const uint8_t *sig, size_t sig_size, const Members *m, int64_t mtime, Error *e) {
         _cleanup_free_ uint8_t *buf = NULL;
         struct archive *a;
         int r;
@@ -415,7 +415,7 @@ static int write_archive(const char *output, const char *tmp, int rootfd, const 
         }
         if (sym_archive_write_set_format_pax_restricted(a) != ARCHIVE_OK || add_filter(a, output) != ARCHIVE_OK ||
             sym_archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-            sym_archive_write_open_filename(a, tmp) != ARCHIVE_OK) {
+            sym_archive_write_open_fd(a, fd) != ARCHIVE_OK) {
                 r = error_set(e, -EIO, "cannot write '%s': %s", tmp, sym_archive_error_string(a) ?: "?");
                 sym_archive_write_free(a);
                 return r;
@@ -465,15 +465,17 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         _cleanup_free_ uint8_t *sig = NULL;
         _cleanup_(members_done) Members members = {};
         _cleanup_(system_eval_done) SystemEval sys = {};
-        _cleanup_close_ int rootfd = -EBADF;
+        _cleanup_close_ int rootfd = -EBADF, out_fd = -EBADF;
         json_t *closure = NULL, *images = NULL;
         char rev[GIT_REV_HEX + 1];
         size_t sig_size = 0;
         time_t now = time(NULL);
         int r;
 
+        /* The temporary output: a new file of a random name beside OUT (O_EXCL: never a file or
+         * a symlink someone planted there), renamed over OUT once complete. */
         if (!out_copy || asprintf(&work, "%s/.atticd-bundle-XXXXXX", dirname(out_copy)) < 0 ||
-            asprintf(&tmp, "%s.tmp", o->output) < 0)
+            asprintf(&tmp, "%s.XXXXXX", o->output) < 0)
                 return -ENOMEM;
         if (!mkdtemp(work))
                 return error_set(e, -errno, "cannot create a work directory next to '%s': %m", o->output);
@@ -530,7 +532,16 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         r = sign(o->key, manifest, strlen(manifest), &sig, &sig_size, e);
         if (r < 0)
                 goto finish;
-        r = write_archive(o->output, tmp, rootfd, manifest, sig, sig_size, &members, (int64_t) now, e);
+        out_fd = mkostemp(tmp, O_CLOEXEC);
+        if (out_fd < 0) {
+                r = error_set(e, -errno, "cannot create a temporary file next to '%s': %m", o->output);
+                goto finish;
+        }
+        r = write_archive(o->output, tmp, out_fd, rootfd, manifest, sig, sig_size, &members, (int64_t) now, e);
+        if (r >= 0 && (fchmod(out_fd, 0644) < 0 || fsync(out_fd) < 0))
+                r = error_set(e, -errno, "cannot write '%s': %m", tmp);
+        if (close(TAKE_FD(out_fd)) < 0 && r >= 0)
+                r = error_set(e, -errno, "cannot write '%s': %m", tmp);
         if (r < 0) {
                 (void) unlink(tmp);
                 goto finish;

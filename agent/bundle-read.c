@@ -336,13 +336,16 @@ int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, E
         Reader rd = { .o = o, .in.fd = -EBADF };
         int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO must not keep the agent (and the lock) waiting for a writer. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return error_set(e, -errno, "cannot open the bundle '%s': %m", path);
         if (fstat(fd, &st) < 0)
                 return error_set(e, -errno, "cannot stat the bundle '%s': %m", path);
         if (!S_ISREG(st.st_mode))
                 return error_set(e, -EINVAL, "'%s' is not a regular file", path);
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+                return error_set(e, -errno, "cannot read the bundle '%s': %m", path);
         (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         rd.file_size = (uint64_t) st.st_size;
 

@@ -83,6 +83,7 @@ static void print_info(const BundleInfo *info, const char *path, bool json) {
 /* Before anything else: a configuration that can verify nothing, or a file that is not
  * there, is a usage error that touches nothing (not even the lock). */
 static ExitCode preflight(const Config *c, const char *path, CosignKeyring **ret) {
+        struct stat st;
         Error e = {};
         int r;
 
@@ -93,6 +94,12 @@ static ExitCode preflight(const Config *c, const char *path, CosignKeyring **ret
         }
         if (access(path, R_OK) < 0) {
                 log_error("cannot open the bundle '%s': %m", path);
+                *ret = cosign_keyring_free(*ret);
+                return EXIT_USAGE;
+        }
+        /* Before the lock is taken: a FIFO or a device would keep it while nothing comes. */
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+                log_error("'%s' is not a regular file; a bundle is read from a file.", path);
                 *ret = cosign_keyring_free(*ret);
                 return EXIT_USAGE;
         }

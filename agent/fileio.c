@@ -16,7 +16,8 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         struct stat st;
         size_t size = 0, allocated;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)

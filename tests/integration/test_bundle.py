@@ -120,6 +120,22 @@ class BundleBase(unittest.TestCase):
 class BundleTest(BundleBase):
     # -- the round trip --------------------------------------------------------------------
 
+    def test_create_never_follows_a_planted_temporary_file(self):
+        """bundle create writes its output through a new file of a random name beside OUT
+        (O_EXCL), never through OUT.tmp: a symlink planted there overwrites nothing (issue 17,
+        item 7)."""
+        victim = self.w.tmp / "victim"
+        victim.write_text("precious\n")
+        out = self.out / "b.tar"
+        (self.out / "b.tar.tmp").symlink_to(victim)
+        self.create(self.w.commit(), "b.tar")
+        self.assertEqual(victim.read_text(), "precious\n")
+        self.assertTrue(out.is_file() and not out.is_symlink())
+        self.assertEqual(out.stat().st_mode & 0o777, 0o644)
+        self.assertEqual(sorted(p.name for p in self.out.iterdir()), ["b.tar", "b.tar.tmp"],
+                         "a temporary file was left behind")
+
+
     def test_round_trip_onto_a_fresh_machine(self):
         w = self.w
         rev = w.commit()

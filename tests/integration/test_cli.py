@@ -148,6 +148,28 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn("is a symlink owned by uid 65534", r.stderr)
 
+    def test_fifo_as_configuration_or_bundle(self):
+        """A FIFO given as the configuration or as a bundle is refused at once (exit 2, "not a
+        regular file"): nothing waits for a writer, and the lock is not held meanwhile."""
+        fifo = self.dir / "fifo"
+        os.mkfifo(fifo)
+        for args in (["-c", str(fifo), "status"], ["config", "check", str(fifo)]):
+            with self.subTest(args=args):
+                r = run(*args, timeout=10)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn("not a regular file", r.stderr)
+        key = self.dir / "bundle.pub"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(self.dir / "bundle.pem")],
+                       check=True, capture_output=True)
+        subprocess.run(["openssl", "pkey", "-in", str(self.dir / "bundle.pem"), "-pubout", "-out", str(key)],
+                       check=True, capture_output=True)
+        self.config.write_text(self.config.read_text() + f"bundle:\n  keys: [{key}]\n")
+        for cmd in ("apply", "verify"):
+            with self.subTest(cmd=cmd):
+                r = run("-c", str(self.config), cmd, str(fifo), timeout=10)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn("is not a regular file", r.stderr)
+
     def test_corrupt_state_file(self):
         self.state.mkdir()
         for content in (b"", b"{\"version\": 1, \"next", b"\x00\xff garbage", b"[]",
