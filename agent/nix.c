@@ -20,8 +20,31 @@
         "containers = builtins.mapAttrs (name: c: c.image) "                                                    \
         "(config.virtualisation.oci-containers.containers or { }); }"
 
+/* A path as a URL's path: everything but unreserved characters and '/' percent-encoded (RFC
+ * 3986), so that a state-dir with a space, '#', '%' or '?' stays one path for nix. */
+static char *url_path_encode(const char *path) {
+        static const char hex[] = "0123456789ABCDEF";
+        char *out = malloc(3 * strlen(path) + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *) path; *p; p++)
+                if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                    strchr("-._~/", *p))
+                        *o++ = (char) *p;
+                else {
+                        *o++ = '%';
+                        *o++ = hex[*p >> 4];
+                        *o++ = hex[*p & 0xf];
+                }
+        *o = 0;
+        return out;
+}
+
 int flake_ref_for_revision(const char *repo_path, const char *ref, const char *rev, char **ret) {
-        if (asprintf(ret, "git+file://%s?ref=%s&rev=%s", repo_path, ref, rev) < 0)
+        _cleanup_free_ char *path = url_path_encode(repo_path), *r = url_path_encode(ref);
+
+        if (!path || !r || asprintf(ret, "git+file://%s?ref=%s&rev=%s", path, r, rev) < 0)
                 return -ENOMEM;
         return 0;
 }

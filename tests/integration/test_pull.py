@@ -90,6 +90,22 @@ class PullTest(unittest.TestCase):
         self.assertIn(r2, table.stdout)
         self.assertIn(s["generation"], table.stdout)
 
+    def test_state_dir_with_url_characters(self):
+        """A state-dir with a space, '#', '%' and '?' (issue 17, item 10): the flake reference
+        of the mirror is percent-encoded, so nix reads the same path; two revisions deploy."""
+        w = self.w
+        odd = w.tmp / "state dir #1 %41?x"
+        odd.mkdir(mode=0o700)
+        w.write_config(state_dir=str(odd))
+        rev = w.commit()
+        self.pull(0)
+        self.assertEqual(self.status()["revision"], rev)
+        rev2 = w.commit()
+        self.pull(0)
+        s = self.status()
+        self.assertEqual((s["revision"], s["generation"]), (rev2, w.current_system()))
+        self.assertTrue((odd / "state.json").exists())
+
     def test_no_change_invokes_nothing(self):
         w = self.w
         rev = w.commit()
