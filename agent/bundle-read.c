@@ -129,7 +129,8 @@ static int read_small(Reader *rd, const char *expected, size_t max, uint8_t **re
 }
 
 static int check_expectations(Reader *rd, const BundleManifest *m, const BundleExpect *x, Error *e) {
-        char a[TIMESTAMP_MAX];
+        char a[TIMESTAMP_MAX], b[TIMESTAMP_MAX];
+        int64_t now;
 
         rd->reason = "host";
         if (!streq(m->host, x->host))
@@ -137,9 +138,21 @@ static int check_expectations(Reader *rd, const BundleManifest *m, const BundleE
         if (m->has_closure && x->store_dir && !streq(m->store_dir, x->store_dir))
                 return error_set(e, -EPERM, "the bundle's closure is for the store '%s', this machine's is '%s'",
                                  m->store_dir, x->store_dir);
+        /* The machine's time is never earlier than a time it has seen signed: a clock set back
+         * cannot revive an expired bundle. */
+        now = MAX((int64_t) x->now, x->time_floor);
+        rd->reason = "future";
+        if (m->created > now && (uint64_t) (m->created - now) > x->future_tolerance)
+                return error_set(e, -EPERM,
+                                 "the bundle was signed at %s, more than %" PRIu64 " s after this machine's time %s "
+                                 "(the clock, or the time floor when the clock is behind it; bundle.future-tolerance)",
+                                 format_timestamp(a, (time_t) m->created), x->future_tolerance,
+                                 format_timestamp(b, (time_t) now));
         rd->reason = "expired";
-        if ((int64_t) x->now >= m->expires)
-                return error_set(e, -EPERM, "the bundle expired at %s", format_timestamp(a, (time_t) m->expires));
+        if (now >= m->expires)
+                return error_set(e, -EPERM, "the bundle expired at %s (this machine's time: %s%s)",
+                                 format_timestamp(a, (time_t) m->expires), format_timestamp(b, (time_t) now),
+                                 now > (int64_t) x->now ? ", the time floor, as the clock is behind it" : "");
         rd->reason = "sequence";
         if (m->sequence <= x->last_sequence && !x->allow_downgrade)
                 return error_set(e, -EPERM,

@@ -98,7 +98,9 @@ typedef struct BundleExpect {
         const char *store_dir;     /* NULL: not checked (the bundle's closure is not used) */
         uint64_t last_sequence;    /* the sequence must be greater, unless allow_downgrade */
         bool allow_downgrade;
-        time_t now;
+        time_t now;                /* the clock */
+        int64_t time_floor;        /* the latest signed time seen here: now is at least that */
+        uint64_t future_tolerance; /* created may be that far ahead of max(now, time_floor) */
 } BundleExpect;
 
 typedef struct BundleInfo {

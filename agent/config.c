@@ -211,6 +211,7 @@ static const SchemaKey bundle_keys[] = {
         KEY("keys", SCHEMA_STRV, C(bundle.keys), ABSOLUTE_PATH),
         /* argv run per image of an applied bundle; {layout}, {reference}, {digest} and {name}
          * are replaced. */
+        KEY("future-tolerance", SCHEMA_UINT, C(bundle.future_tolerance), .def = "86400", DURATION),
         KEY("image-import-command", SCHEMA_STRV, C(bundle.image_import_command),
             .def = "[skopeo, copy, \"oci:{layout}:image\", \"containers-storage:{reference}\"]",
             .flags = SCHEMA_NON_EMPTY),

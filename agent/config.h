@@ -133,6 +133,7 @@ typedef struct Config {
         struct {
                 char **keys; /* NULL-terminated */
                 char **image_import_command; /* argv template, see images_import() */
+                unsigned future_tolerance;   /* seconds a bundle may be signed ahead of the machine's time */
         } bundle;
 
         struct {

@@ -107,16 +107,24 @@ static ExitCode preflight(const Config *c, const char *path, CosignKeyring **ret
 }
 
 static ExitCode read_bundle(const Config *c, const CosignKeyring *keys, const char *path, const BundleOptions *o,
-                            uint64_t last_sequence, int staging_fd, BundleInfo *info, Error *e, int *ret_r,
+                            const State *s, int staging_fd, BundleInfo *info, Error *e, int *ret_r,
                             const char **ret_reason) {
         BundleExpect x = {
                 .host = c->host,
                 .store_dir = machine_store_dir(),
-                .last_sequence = last_sequence,
+                .last_sequence = s->bundle_sequence,
                 .allow_downgrade = o->allow_downgrade,
                 .now = time(NULL),
+                .time_floor = s->time_floor,
+                .future_tolerance = c->bundle.future_tolerance,
         };
+        char a[TIMESTAMP_MAX], b[TIMESTAMP_MAX];
         int r;
+
+        if ((int64_t) x.now < x.time_floor)
+                log_warning("The clock (%s) is behind the time floor (%s), the latest signed time this machine has seen: "
+                            "bundles are judged by the floor. Set the clock.",
+                            format_timestamp(a, x.now), format_timestamp(b, (time_t) x.time_floor));
 
         r = bundle_read(path,
                         &(BundleReadOptions) {
@@ -154,7 +162,7 @@ ExitCode engine_verify_bundle(const Config *c, const char *path, const BundleOpt
                 log_error("Cannot read the state in '%s': %s", c->state_dir, error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
-        code = read_bundle(c, keys, path, o, state->bundle_sequence, -EBADF, &info, &e, &r, NULL);
+        code = read_bundle(c, keys, path, o, state, -EBADF, &info, &e, &r, NULL);
         if (code == EXIT_REFUSED) {
                 log_error("Refused '%s': %s", path, error_message(&e));
                 return code;
@@ -340,7 +348,8 @@ static int record_bundle(Run *run, const BundleInfo *info, const char *path) {
         _cleanup_free_ char *abs = NULL;
 
         (void) canonicalize_path(path, &abs);
-        run->bundle = json_pack("{s:s, s:I, s:s, s:s}", "id", info->id, "sequence", (json_int_t) info->manifest.sequence,
+        run->bundle = json_pack("{s:s, s:I, s:I, s:s, s:s}", "id", info->id, "sequence",
+                                (json_int_t) info->manifest.sequence, "created", (json_int_t) info->manifest.created,
                                 "signer", info->signer, "file", abs ?: path);
         return run->bundle ? 0 : -ENOMEM;
 }
@@ -370,7 +379,7 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
         }
 
-        code = read_bundle(c, keys, path, o, run->state->bundle_sequence, staging.fd, &info, &e, &r, &reason);
+        code = read_bundle(c, keys, path, o, run->state, staging.fd, &info, &e, &r, &reason);
         if (r == -ENOSPC || r == -EDQUOT)
                 return no_space(run, NULL, staging.path, bundle_size(path), r, &e);
         if (code == EXIT_REFUSED)
@@ -418,8 +427,10 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
 
         if (streq_ptr(rev, run->state->deployed_revision)) {
                 log_info("Revision %s is deployed already; nothing to do.", rev);
-                if (m->sequence > run->state->bundle_sequence) {
-                        run->state->bundle_sequence = m->sequence;
+                /* Its signed time is a time this machine has seen: the floor, for good (a
+                 * deployment of a bundle raises it when it ends, state_finish). */
+                if ((m->sequence > run->state->bundle_sequence) | state_raise_time_floor(run->state, m->created)) {
+                        run->state->bundle_sequence = MAX(run->state->bundle_sequence, m->sequence);
                         if (run_save_state(run) < 0)
                                 return EXIT_USAGE;
                 }

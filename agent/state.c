@@ -187,7 +187,7 @@ json_t *state_to_json(const State *s) {
                         return NULL;
                 }
 
-        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "version", STATE_VERSION,
                          "next-id", (json_int_t) s->next_id,
                          "deployed", pair_to_json(s->deployed_revision, s->deployed_generation),
@@ -195,6 +195,7 @@ json_t *state_to_json(const State *s) {
                          "phase", phase_to_string(s->phase),
                          "failed-revision", json_string_or_null(s->failed_revision),
                          "bundle-sequence", s->bundle_sequence > 0 ? json_integer((json_int_t) s->bundle_sequence) : json_null(),
+                         "time-floor", s->time_floor > 0 ? json_integer((json_int_t) s->time_floor) : json_null(),
                          "unhealthy", unhealthy_to_json(s->unhealthy),
                          "pending", s->pending ? deployment_to_json(s->pending) : json_null(),
                          "history", history);
@@ -376,7 +377,7 @@ static int unhealthy_from_json(json_t *j, Unhealthy **ret, Error *e) {
 
 int state_from_json(json_t *j, State **ret, Error *e) {
         _cleanup_state_ State *s = NULL;
-        json_t *deployed, *good, *pending, *history, *v, *failed, *sequence = NULL, *unhealthy = NULL;
+        json_t *deployed, *good, *pending, *history, *v, *failed, *sequence = NULL, *unhealthy = NULL, *floor = NULL;
         json_int_t version, next_id;
         const char *phase;
         json_error_t jerr;
@@ -390,13 +391,16 @@ int state_from_json(json_t *j, State **ret, Error *e) {
                 return error_set(e, -EPROTONOSUPPORT, "unsupported state version %lld (this agent reads version %d)",
                                  (long long) version, STATE_VERSION);
 
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s?o, s?o, s:o, s:o}",
+        /* "bundle-sequence", "unhealthy" and "time-floor" came later: optional. */
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s?o, s?o, s?o, s:o, s:o}",
                            "version", &version, "next-id", &next_id, "deployed", &deployed, "known-good", &good,
-                           "phase", &phase, "failed-revision", &failed, "bundle-sequence", &sequence, "unhealthy",
-                           &unhealthy, "pending", &pending, "history", &history) < 0)
+                           "phase", &phase, "failed-revision", &failed, "bundle-sequence", &sequence, "time-floor",
+                           &floor, "unhealthy", &unhealthy, "pending", &pending, "history", &history) < 0)
                 return error_set(e, -EINVAL, "%s", jerr.text);
         if (sequence && !json_is_null(sequence) && !(json_is_integer(sequence) && json_integer_value(sequence) > 0))
                 return error_set(e, -EINVAL, "bundle-sequence: expected a positive integer or null");
+        if (floor && !json_is_null(floor) && !(json_is_integer(floor) && json_integer_value(floor) > 0))
+                return error_set(e, -EINVAL, "time-floor: expected a positive integer (seconds since the epoch) or null");
 
         r = state_new(&s);
         if (r < 0)
@@ -405,6 +409,7 @@ int state_from_json(json_t *j, State **ret, Error *e) {
                 return error_set(e, -EINVAL, "next-id must be positive");
         s->next_id = (uint64_t) next_id;
         s->bundle_sequence = json_is_integer(sequence) ? (uint64_t) json_integer_value(sequence) : 0;
+        s->time_floor = json_is_integer(floor) ? (int64_t) json_integer_value(floor) : 0;
 
         if (phase_from_string(phase, &s->phase) < 0)
                 return error_set(e, -EINVAL, "unknown phase '%s'", phase);
@@ -651,6 +656,14 @@ int state_finish(State *s, RunResult result, const char *error, const char *runn
         if (result == RESULT_SUCCESS || result == RESULT_ROLLED_BACK) {
                 unhealthy_free(TAKE_PTR(s->unhealthy));
         }
+        {
+                json_t *created = json_object_get(d->bundle, "created");
+
+                /* A bundle that verified (its deployment began only then) carries a signed time:
+                 * the time floor, whatever became of the deployment. */
+                if (json_is_integer(created))
+                        (void) state_raise_time_floor(s, (int64_t) json_integer_value(created));
+        }
         if (result == RESULT_SUCCESS) {
                 json_t *seq = json_object_get(d->bundle, "sequence");
 
@@ -756,4 +769,11 @@ out:
         last_run_done(&l);
         json_decref(j);
         return r;
+}
+
+bool state_raise_time_floor(State *s, int64_t t) {
+        if (t <= s->time_floor)
+                return false;
+        s->time_floor = t;
+        return true;
 }

@@ -98,6 +98,8 @@ typedef struct State {
         Deployment *pending;       /* the deployment in flight when phase != idle */
         char *failed_revision;     /* not tried again until the ref moves (or pull --retry) */
         uint64_t bundle_sequence;  /* the sequence of the last bundle applied successfully, 0: none */
+        int64_t time_floor;        /* the latest signed time seen (a bundle's created), 0: none; expiry
+                                    * is judged against max(clock, time_floor), and it never goes back */
         Unhealthy *unhealthy;      /* NULL unless a rollback failed (see Unhealthy) */
         Deployment *history;       /* oldest first */
         size_t n_history;
@@ -153,3 +155,6 @@ const char *phase_to_string(Phase p);
 int phase_from_string(const char *s, Phase *ret);
 const char *run_result_to_string(RunResult r);
 int run_result_from_string(const char *s, RunResult *ret);
+
+/* Raises the time floor to t (never lowers it). Returns whether it moved. */
+bool state_raise_time_floor(State *s, int64_t t);

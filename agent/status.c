@@ -16,7 +16,7 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
         state = state_to_json(s);
         if (!state)
                 return NULL;
-        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
+        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
                       "version", STATE_VERSION,
                       "host", c->host,
                       "state-dir", c->state_dir,
@@ -28,6 +28,7 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
                       "pending", json_object_get(state, "pending"),
                       "failed-revision", json_object_get(state, "failed-revision"),
                       "bundle-sequence", json_object_get(state, "bundle-sequence"),
+                      "time-floor", json_object_get(state, "time-floor"),
                       "unhealthy", json_object_get(state, "unhealthy"),
                       "last-run",
                         "command", l->command ? json_string(l->command) : json_null(),
@@ -61,6 +62,13 @@ static void print_table(FILE *f, const Config *c, const State *s, const LastRun 
                 fprintf(f, "Failed:      %s (not tried again until the ref moves; pull --retry)\n", s->failed_revision);
         if (s->bundle_sequence > 0)
                 fprintf(f, "Bundle:      sequence %llu applied last\n", (unsigned long long) s->bundle_sequence);
+        if (s->time_floor > 0) {
+                char floor_ts[TIMESTAMP_MAX];
+
+                fprintf(f, "Time floor:  %s (the latest signed time seen; bundles are judged by it)%s\n",
+                        format_timestamp(floor_ts, (time_t) s->time_floor),
+                        time(NULL) < s->time_floor ? " -- the clock is BEHIND it" : "");
+        }
         fprintf(f, "Phase:       %s%s%s", phase_to_string(s->phase), s->pending ? " " : "",
                s->pending ? s->pending->revision : "");
         if (s->pending && s->pending->activations > 1)

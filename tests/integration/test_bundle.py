@@ -542,6 +542,69 @@ class BundleTest(BundleBase):
         self.assertEqual(sorted(p.name for p in self.out.iterdir()), ["z.tar"])
 
 
+LIBFAKETIME = next((p for p in ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+                                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+                                  "/usr/lib/faketime/libfaketime.so.1") if os.path.exists(p)), None)
+
+
+@unittest.skipUnless(LIBFAKETIME, "libfaketime is not installed (tools/install-deps installs faketime)")
+class TimeFloorTest(BundleBase):
+    """Trusted time (issue 18, item 1): expiry is judged against max(clock, time floor), the
+    floor being the latest signed created time of a bundle that verified here; it survives
+    restarts, never goes back, and a bundle signed far in the future is refused."""
+
+    def clock(self, offset):
+        """The agent's environment with its clock moved by offset (libfaketime, e.g. "-365d")."""
+        return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+    def floor(self):
+        return json.loads((self.w.state_dir / "state.json").read_text()).get("time-floor")
+
+    def test_a_clock_set_back_cannot_revive_an_expired_bundle(self):
+        w = self.w
+        rev = w.commit()
+        early = self.create(rev, "early.tar", "--sequence", "20")                     # valid for 30 days
+        short = self.create(rev, "short.tar", "--sequence", "10", "--expires", "2")  # valid for 2 s
+        time.sleep(3.1)
+        current = self.create(rev, "current.tar", "--sequence", "5")
+        self.agent("apply", str(current), expect=0)
+        created = self.manifest(current)["created"]
+        self.assertEqual(self.floor(), created)
+        self.assertGreaterEqual(created, self.manifest(short)["expires"])
+
+        # A year back: by the clock the short-lived bundle is valid (and sequence 10 > 5), by the
+        # floor it expired.
+        before = self.state_bytes()
+        for cmd in ("verify", "apply"):
+            r = w.agent(cmd, str(short), env=self.clock("-365d"))
+            self.assertEqual(r.returncode, 3, r.stderr)
+            self.assertIn("the time floor, as the clock is behind it", r.stderr)
+            self.assertIn("is behind the time floor", r.stderr)
+        self.assertEqual(self.state_bytes(), before, "a refused bundle changed the state")
+        out = w.agent("status", env=self.clock("-365d")).stdout
+        self.assertIn("Time floor:", out)
+        self.assertIn("the clock is BEHIND it", out)
+        self.assertEqual(json.loads(w.agent("status", "--json").stdout)["time-floor"], created)
+
+        # An older signed time never lowers the floor (the bundle itself applies: sequence 20).
+        self.agent("apply", str(early), expect=0)
+        self.assertEqual(self.floor(), created)
+
+    def test_a_bundle_signed_far_in_the_future_is_refused(self):
+        w = self.w
+        rev = w.commit()
+        out = self.out / "future.tar"
+        r = w.agent("bundle", "create", "-o", str(out), "--rev", rev, "--repo", str(w.repo.work),
+                    "--key", str(self.key), "--no-closure", env=self.clock("+730d"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        before = self.state_bytes()
+        r = self.agent("apply", str(out), expect=3)
+        self.assertIn("more than 86400 s after this machine's time", r.stderr)
+        self.assertIn("REASON=future", r.stderr)
+        self.assertEqual(self.state_bytes(), before)
+        self.assertIsNone(self.floor() if self.state_bytes() else None)
+
+
 def private_mount_namespace():
     """Puts this test process (and every process it starts) into a mount namespace of its own,
     so that it can mount a tmpfs nobody else sees; the reason when that is not allowed here."""
