@@ -103,6 +103,15 @@ static const char *check_reboot_window(const char *v) {
         return NULL;
 }
 
+/* A nix public key as nix.conf's trusted-public-keys writes it: NAME:BASE64. */
+static const char *check_nix_key(const char *v) {
+        const char *colon = strchr(v, ':');
+
+        if (!colon || colon == v || !colon[1] || strpbrk(v, " \t\n"))
+                return "must be a nix public key, NAME:BASE64 (as in nix.conf's trusted-public-keys)";
+        return NULL;
+}
+
 /* system: */
 static const SchemaKey system_keys[] = {
         KEY("rebuild-command", SCHEMA_STRING, C(system.rebuild_command), .def = "nixos-rebuild"),
@@ -212,6 +221,7 @@ static const SchemaKey bundle_keys[] = {
         /* argv run per image of an applied bundle; {layout}, {reference}, {digest} and {name}
          * are replaced. */
         KEY("future-tolerance", SCHEMA_UINT, C(bundle.future_tolerance), .def = "86400", DURATION),
+        KEY("nix-keys", SCHEMA_STRV, C(bundle.nix_keys), .check = check_nix_key),
         KEY("image-import-command", SCHEMA_STRV, C(bundle.image_import_command),
             .def = "[skopeo, copy, \"oci:{layout}:image\", \"containers-storage:{reference}\"]",
             .flags = SCHEMA_NON_EMPTY),

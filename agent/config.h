@@ -134,6 +134,8 @@ typedef struct Config {
                 char **keys; /* NULL-terminated */
                 char **image_import_command; /* argv template, see images_import() */
                 unsigned future_tolerance;   /* seconds a bundle may be signed ahead of the machine's time */
+                char **nix_keys;             /* nix public keys ("name:base64"): every path of a bundle's
+                                              * closure must be signed by one of them too */
         } bundle;
 
         struct {

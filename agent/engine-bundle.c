@@ -244,6 +244,57 @@ static int staging_create(const Config *c, Staging *ret, Error *e) {
         return 0;
 }
 
+/* bundle.nix-keys: a second, independent key. Every path of the closure (as the bundle's binary
+ * cache holds it) must carry a valid narinfo signature by one of these nix keys, checked by nix
+ * (`nix store verify`, trusting those keys only): a stolen bundle key alone cannot then put
+ * content under a release's store path. */
+static ExitCode verify_nix_signatures(Run *run, const BundleManifest *m, const char *staging) {
+        const Config *c = run->config;
+        _cleanup_free_ char *cache = path_join(staging, m->cache), *store = NULL, *keys = NULL;
+        _cleanup_strv_free_ char **argv = NULL;
+        ProcessResult pr = {};
+        Error e = {};
+        size_t n = 0;
+        int r;
+
+        if (strv_length(c->bundle.nix_keys) == 0)
+                return EXIT_OK;
+        for (char **k = c->bundle.nix_keys; *k; k++)
+                n += strlen(*k) + 1;
+        keys = calloc(1, n + 1);
+        if (!cache || !keys || asprintf(&store, "file://%s", cache) < 0)
+                return log_oom_exit();
+        for (char **k = c->bundle.nix_keys; *k; k++) {
+                strcat(keys, *k);
+                if (k[1])
+                        strcat(keys, " ");
+        }
+        if (strv_extend(&argv, c->system.nix_command) < 0 || strv_extend(&argv, "store") < 0 ||
+            strv_extend(&argv, "verify") < 0 || strv_extend(&argv, "--store") < 0 || strv_extend(&argv, store) < 0 ||
+            strv_extend(&argv, "--recursive") < 0 || strv_extend(&argv, "--no-contents") < 0 ||
+            strv_extend(&argv, "--sigs-needed") < 0 || strv_extend(&argv, "1") < 0 ||
+            strv_extend(&argv, "--option") < 0 || strv_extend(&argv, "trusted-public-keys") < 0 ||
+            strv_extend(&argv, keys) < 0)
+                return log_oom_exit();
+        for (char **p = m->paths; p && *p; p++)
+                if (strv_extend(&argv, *p) < 0)
+                        return log_oom_exit();
+
+        run_phase(run, "nix-signatures", "Checking the nix signatures of the closure of %s", m->paths[0]);
+        log_info("Checking that every path of the closure is signed by a key of bundle.nix-keys.");
+        r = process_run(argv, &(ProcessOptions) { .name = "nix store verify" }, &pr, &e);
+        /* nix store verify: 2 in its status when a path is not signed by a trusted key. */
+        if (r == -EPROTO && pr.exited && (pr.exit_status & 2))
+                return run_refuse(run, "nix-signature", m->revision,
+                                  "a path of the bundle's closure is not signed by a key of bundle.nix-keys (nix store "
+                                  "verify: see above): the bundle key alone does not make a closure trusted here");
+        if (r < 0)
+                return run_refuse(run, "nix-signature", m->revision,
+                                  "the nix signatures of the bundle's closure could not be checked: %s",
+                                  error_message(&e) ?: strerror(-r));
+        return EXIT_OK;
+}
+
 static ExitCode import_closure(Run *run, const BundleManifest *m, const char *staging) {
         const Config *c = run->config;
         _cleanup_free_ char *cache = path_join(staging, m->cache), *from = NULL;
@@ -447,6 +498,9 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
         }
 
         if (m->has_closure) {
+                code = verify_nix_signatures(run, m, staging.path);
+                if (code != EXIT_OK)
+                        return code;
                 code = import_closure(run, m, staging.path);
                 if (code != EXIT_OK)
                         return code;

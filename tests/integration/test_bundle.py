@@ -542,6 +542,50 @@ class BundleTest(BundleBase):
         self.assertEqual(sorted(p.name for p in self.out.iterdir()), ["z.tar"])
 
 
+class NixKeysTest(BundleBase):
+    """Two independent keys (issue 18, item 3): with bundle.nix-keys, every path of the closure
+    must also carry a valid narinfo signature by one of those nix keys; a bundle that a good
+    bundle key signed, but whose closure is unsigned or signed by another nix key, is refused
+    (exit 3) with nothing changed."""
+
+    def nix_key(self, name):
+        sec, pub = self.w.tmp / f"{name}.sec", self.w.tmp / f"{name}.pub"
+        r = self.w.run(["nix-store", "--generate-binary-cache-key", name, str(sec), str(pub)])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return sec, pub.read_text().strip()
+
+    def sign_closure(self, toplevel, sec):
+        r = self.w.run(["nix", "store", "sign", "--recursive", "--key-file", str(sec), toplevel])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_closure_must_carry_a_nix_signature(self):
+        w = self.w
+        release_sec, release_pub = self.nix_key("ci-cache-1")
+        other_sec, _ = self.nix_key("someone-else-1")
+        rev = w.commit()
+        unsigned = self.create(rev, "unsigned.tar", "--sequence", "1")
+        toplevel = self.manifest(unsigned)["system"]
+        self.sign_closure(toplevel, other_sec)
+        by_other = self.create(rev, "other.tar", "--sequence", "2")
+        self.sign_closure(toplevel, release_sec)
+        signed = self.create(rev, "signed.tar", "--sequence", "3")
+
+        self.wipe_machine()
+        self.configure(bundle={"keys": [str(self.pub)], "nix-keys": [release_pub]})
+        for bundle in (unsigned, by_other):
+            with self.subTest(bundle=bundle.name):
+                r = self.assert_refused(bundle, "not signed by a key of bundle.nix-keys", verify=False)
+                self.assertIn("REASON=nix-signature", r.stderr)
+                self.assertFalse(Path(toplevel).exists(), "a path was imported")
+        self.agent("apply", str(signed), expect=0)
+        self.assertEqual(w.current_system(), toplevel)
+
+        # Without nix-keys the bundle key alone decides (as before).
+        self.wipe_machine()
+        self.configure()
+        self.agent("apply", str(unsigned), expect=0)
+
+
 LIBFAKETIME = next((p for p in ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
                                   "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
                                   "/usr/lib/faketime/libfaketime.so.1") if os.path.exists(p)), None)
