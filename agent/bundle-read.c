@@ -61,14 +61,17 @@ typedef struct Reader {
         const BundleReadOptions *o;
         Input in;
         uint64_t file_size;
+        usec_t started;
         usec_t last_progress;
         bool progress_shown;
         const char *reason;
 } Reader;
 
 static void progress(Reader *rd, bool done) {
-        usec_t now;
+        usec_t now, elapsed;
         uint64_t pos;
+        double rate;
+        char eta[48];
 
         if (!rd->o->progress || rd->file_size == 0)
                 return;
@@ -76,10 +79,17 @@ static void progress(Reader *rd, bool done) {
         if (!done && now - rd->last_progress < PROGRESS_INTERVAL_USEC)
                 return;
         rd->last_progress = now;
-        pos = MIN(input_position(&rd->in), rd->file_size);
-        fprintf(stderr, "\r%s bundle: %3u%% (%" PRIu64 " of %" PRIu64 " MiB)%s", rd->o->what ?: "Reading",
-                (unsigned) (done ? 100 : pos * 100 / rd->file_size), (done ? rd->file_size : pos) >> 20,
-                rd->file_size >> 20, done ? "\n" : "");
+        pos = done ? rd->file_size : MIN(input_position(&rd->in), rd->file_size);
+        elapsed = now > rd->started ? now - rd->started : 1;
+        rate = (double) pos / ((double) elapsed / USEC_PER_SEC); /* bytes per second */
+        if (done || rate <= 0)
+                eta[0] = 0;
+        else
+                (void) snprintf(eta, sizeof(eta), ", %.0f s left", (double) (rd->file_size - pos) / rate);
+        /* One line, rewritten in place; \033[K clears what a longer line left. */
+        fprintf(stderr, "\r%s bundle: %3u%% (%.1f of %.1f MiB, %.1f MiB/s%s)\033[K%s", rd->o->what ?: "Reading",
+                (unsigned) (pos * 100 / rd->file_size), (double) pos / (1024 * 1024),
+                (double) rd->file_size / (1024 * 1024), rate / (1024 * 1024), eta, done ? "\n" : "");
         rd->progress_shown = true;
 }
 
@@ -361,6 +371,7 @@ int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, E
                 return error_set(e, -errno, "cannot read the bundle '%s': %m", path);
         (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         rd.file_size = (uint64_t) st.st_size;
+        rd.started = now_usec(CLOCK_MONOTONIC);
 
         if (st.st_size == 0)
                 r = error_set(e, -EPERM, "not a tar archive: the file is empty");

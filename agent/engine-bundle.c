@@ -202,6 +202,27 @@ static ExitCode no_space(Run *run, const char *rev, const char *dir, uint64_t ne
         return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, rev, msg);
 }
 
+/* The journal gets one line per phase of apply, with its size and duration. */
+static void log_phase_done(const char *what, const char *path, uint64_t size, usec_t started) {
+        usec_t took = now_usec(CLOCK_MONOTONIC) - started;
+        double seconds = (double) took / USEC_PER_SEC;
+
+        log_info("%s '%s': %.1f MiB in %.1f s (%.1f MiB/s).", what, path, (double) size / (1024 * 1024), seconds,
+                 seconds > 0 ? (double) size / (1024 * 1024) / seconds : 0.0);
+}
+
+/* The bytes of the bundle's binary cache (its NARs and narinfos). */
+static uint64_t closure_size(const char *staging, const BundleManifest *m) {
+        uint64_t size = 0;
+
+        for (size_t i = 0; i < m->n_members; i++)
+                if (strncmp(m->members[i].path, m->cache, strlen(m->cache)) == 0 &&
+                    m->members[i].path[strlen(m->cache)] == '/')
+                        size += m->members[i].size;
+        (void) staging;
+        return size;
+}
+
 static uint64_t bundle_size(const char *path) {
         struct stat st;
 
@@ -414,6 +435,7 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
         const BundleManifest *m = &info.manifest;
         const char *rev, *reason = NULL;
         int has_system;
+        usec_t started;
         ExitCode code;
         Error e = {};
         int r;
@@ -430,6 +452,7 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
         }
 
+        started = now_usec(CLOCK_MONOTONIC);
         code = read_bundle(c, keys, path, o, run->state, staging.fd, &info, &e, &r, &reason);
         if (r == -ENOSPC || r == -EDQUOT)
                 return no_space(run, NULL, staging.path, bundle_size(path), r, &e);
@@ -440,6 +463,7 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 return run_result(run, code, RESULT_ERROR, NULL, error_message(&e));
         }
         rev = m->revision;
+        log_phase_done("Verified and extracted", path, bundle_size(path), started);
         {
                 char seq[32];
 
@@ -501,9 +525,11 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 code = verify_nix_signatures(run, m, staging.path);
                 if (code != EXIT_OK)
                         return code;
+                started = now_usec(CLOCK_MONOTONIC);
                 code = import_closure(run, m, staging.path);
                 if (code != EXIT_OK)
                         return code;
+                log_phase_done("Imported the closure of", path, closure_size(staging.path, m), started);
         }
         /* The system the manifest names is what gets activated: it must be here now, or (with
          * --reevaluate, whose evaluation must give exactly it) be built here. */
