@@ -214,7 +214,9 @@ def find_nixpkgs_lib(env):
             candidates.append(Path(r.stdout.strip()))
     except (OSError, subprocess.SubprocessError):
         pass
-    candidates += [ROOT.parent / "nixpkgs-lib", ROOT.parent / "nixpkgs.lib", ROOT.parent / "nixpkgs",
+    # ../shared/nixpkgs-lib: the copy every machine of this project has (its README), CI included.
+    candidates += [ROOT.parent / "shared" / "nixpkgs-lib",
+                   ROOT.parent / "nixpkgs-lib", ROOT.parent / "nixpkgs.lib", ROOT.parent / "nixpkgs",
                    Path("/nix/var/nix/profiles/per-user/root/channels/nixpkgs"),
                    Path("/nix/var/nix/profiles/per-user/root/channels/nixos")]
     for c in candidates:
