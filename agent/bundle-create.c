@@ -431,8 +431,31 @@ static int write_archive(const char *output, const char *tmp, int fd, int rootfd
         return r;
 }
 
+/* A delta (--base): the NARs of the closure that the base carried, byte for byte, stay out; the
+ * machine has those paths in its store since it applied the base (apply checks). The narinfos
+ * stay: nix copy reads them to skip the paths that are valid already. */
+static void drop_base_nars(Members *m, const BundleManifest *base, uint64_t *ret_saved) {
+        size_t k = 0;
+
+        *ret_saved = 0;
+        for (size_t i = 0; i < m->n; i++) {
+                const BundleMember *b = strncmp(m->list[i].path, CACHE_NAME "/nar/", strlen(CACHE_NAME "/nar/")) == 0 ?
+                                                bundle_manifest_find(base, m->list[i].path) : NULL;
+                char hex[65];
+
+                if (b && b->size == m->list[i].size && streq(hex_encode(b->sha256, sizeof(b->sha256), hex), m->list[i].sha256)) {
+                        *ret_saved += m->list[i].size;
+                        free(m->list[i].path);
+                        continue;
+                }
+                m->list[k++] = m->list[i];
+        }
+        m->n = k;
+}
+
 static int make_manifest(const BundleCreateOptions *o, const char *rev, const SystemEval *sys, time_t now,
-                         json_t *closure, json_t *images, const Members *m, char **ret) {
+                         json_t *closure, json_t *images, const Members *m, const BundleManifest *base,
+                         const char *base_id, char **ret) {
         json_t *members = json_array(), *j;
 
         for (size_t i = 0; members && i < m->n; i++)
@@ -455,6 +478,11 @@ static int make_manifest(const BundleCreateOptions *o, const char *rev, const Sy
                       closure ?: json_null(), "images", images ?: json_null(), "members", members);
         if (!j)
                 return -ENOMEM;
+        if (base && json_object_set_new(j, "base", json_pack("{s:s, s:I}", "id", base_id, "sequence",
+                                                             (json_int_t) base->sequence)) < 0) {
+                json_decref(j);
+                return -ENOMEM;
+        }
         *ret = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
         json_decref(j);
         return *ret ? 0 : -ENOMEM;
@@ -466,6 +494,8 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         _cleanup_(members_done) Members members = {};
         _cleanup_(system_eval_done) SystemEval sys = {};
         _cleanup_close_ int rootfd = -EBADF, out_fd = -EBADF;
+        _cleanup_(bundle_manifest_done) BundleManifest base = {};
+        char base_id[BUNDLE_ID_LEN + 1] = "";
         json_t *closure = NULL, *images = NULL;
         char rev[GIT_REV_HEX + 1];
         size_t sig_size = 0;
@@ -477,6 +507,17 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         if (!out_copy || asprintf(&work, "%s/.atticd-bundle-XXXXXX", dirname(out_copy)) < 0 ||
             asprintf(&tmp, "%s.XXXXXX", o->output) < 0)
                 return -ENOMEM;
+        if (o->base) {
+                r = bundle_read_manifest(o->base, &base, base_id, e);
+                if (r < 0)
+                        return error_prefix(e, r, "--base");
+                if (!streq(base.host, o->host))
+                        return error_set(e, -EINVAL, "--base: '%s' is a bundle for host '%s', not '%s'", o->base, base.host,
+                                         o->host);
+                if (o->sequence && o->sequence <= base.sequence)
+                        return error_set(e, -EINVAL, "--base: the sequence %" PRIu64 " is not above the base's %" PRIu64,
+                                         o->sequence, base.sequence);
+        }
         if (!mkdtemp(work))
                 return error_set(e, -errno, "cannot create a work directory next to '%s': %m", o->output);
 
@@ -526,7 +567,15 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         if (r < 0)
                 goto finish;
 
-        r = make_manifest(o, rev, &sys, now, TAKE_PTR(closure), TAKE_PTR(images), &members, &manifest);
+        if (o->base && members.n > 0) {
+                uint64_t saved;
+
+                drop_base_nars(&members, &base, &saved);
+                log_info("A delta of bundle %s (sequence %" PRIu64 "): %.1f MiB of its closure left out.", base_id,
+                         base.sequence, (double) saved / (1024 * 1024));
+        }
+        r = make_manifest(o, rev, &sys, now, TAKE_PTR(closure), TAKE_PTR(images), &members, o->base ? &base : NULL,
+                          base_id, &manifest);
         if (r < 0)
                 goto finish;
         r = sign(o->key, manifest, strlen(manifest), &sig, &sig_size, e);

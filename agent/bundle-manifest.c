@@ -362,9 +362,31 @@ static int parse_containers(json_t *v, BundleManifest *m, Error *e) {
         return 0;
 }
 
+/* "base" (a delta): {"id": the base bundle's id, "sequence": its sequence}; absent in a full
+ * bundle. */
+static int parse_base(json_t *v, BundleManifest *m, Error *e) {
+        json_error_t jerr;
+        json_t *id, *sequence;
+        int r;
+
+        if (!v)
+                return 0;
+        if (json_unpack_ex(v, &jerr, JSON_STRICT, "{s:o, s:o}", "id", &id, "sequence", &sequence) < 0)
+                return error_set(e, -EPERM, "manifest: 'base': %s", jerr.text);
+        if (!json_is_string(id) || !is_hex(json_string_value(id), BUNDLE_ID_LEN))
+                return error_set(e, -EPERM, "manifest: 'base.id' must be a bundle id (64 lowercase hex digits)");
+        if ((r = get_uint(sequence, "base.sequence", 1, &m->base_sequence, e)) < 0)
+                return r;
+        if (m->base_sequence >= m->sequence)
+                return error_set(e, -EPERM, "manifest: 'base.sequence' is not below 'sequence'");
+        memcpy(m->base_id, json_string_value(id), BUNDLE_ID_LEN + 1);
+        m->has_base = true;
+        return 0;
+}
+
 static int parse(json_t *j, BundleManifest *m, Error *e) {
         json_t *format, *version, *host, *revision, *sequence, *created, *expires, *repository, *closure, *images,
-                *members, *system, *containers;
+                *members, *system, *containers, *base = NULL;
         uint64_t u;
         json_error_t jerr;
         int r;
@@ -382,11 +404,12 @@ static int parse(json_t *j, BundleManifest *m, Error *e) {
                                  json_is_integer(version) ? (long long) json_integer_value(version) : -1LL,
                                  BUNDLE_VERSION);
 
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-                           "format", &format, "version", &version, "host", &host, "revision", &revision, "system",
-                           &system, "containers", &containers, "sequence", &sequence, "created", &created, "expires",
-                           &expires, "repository", &repository, "closure", &closure, "images", &images, "members",
-                           &members) < 0)
+        if (json_unpack_ex(j, &jerr, JSON_STRICT,
+                           "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s?o}", "format", &format,
+                           "version", &version, "host", &host, "revision", &revision, "system", &system, "containers",
+                           &containers, "sequence", &sequence, "created", &created, "expires", &expires, "repository",
+                           &repository, "closure", &closure, "images", &images, "members", &members, "base",
+                           &base) < 0)
                 return error_set(e, -EPERM, "manifest: %s", jerr.text);
 
         if ((r = dup_string(host, "host", &m->host, e)) < 0)
@@ -404,6 +427,8 @@ static int parse(json_t *j, BundleManifest *m, Error *e) {
         m->expires = (int64_t) u;
         if (m->expires <= m->created)
                 return error_set(e, -EPERM, "manifest: 'expires' is not after 'created'");
+        if ((r = parse_base(base, m, e)) < 0)
+                return r;
 
         if ((r = parse_members(members, m, e)) < 0)
                 return r;

@@ -389,3 +389,40 @@ int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, E
         *ret = info;
         return 0;
 }
+
+int bundle_read_manifest(const char *path, BundleManifest *ret, char ret_id[static BUNDLE_ID_LEN + 1], Error *e) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ uint8_t *manifest = NULL;
+        BundleReadOptions o = {};
+        Reader rd = { .o = &o, .in.fd = -EBADF };
+        BundleManifest m = {};
+        uint8_t digest[32];
+        size_t size;
+        struct stat st;
+        int r;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return error_set(e, -errno, "cannot open the bundle '%s': %m", path);
+        if (fstat(fd, &st) < 0)
+                return error_set(e, -errno, "cannot stat the bundle '%s': %m", path);
+        if (!S_ISREG(st.st_mode))
+                return error_set(e, -EINVAL, "'%s' is not a regular file", path);
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+                return error_set(e, -errno, "cannot read the bundle '%s': %m", path);
+        rd.file_size = (uint64_t) st.st_size;
+        r = input_open(&rd.in, fd, e);
+        if (r >= 0)
+                r = read_small(&rd, BUNDLE_MANIFEST_NAME, BUNDLE_MANIFEST_MAX, &manifest, &size, e);
+        input_done(&rd.in);
+        if (r < 0)
+                return error_prefix(e, r, "'%s'", path);
+        if (!EVP_Digest(manifest, size, digest, NULL, EVP_sha256(), NULL))
+                return -EIO;
+        r = bundle_manifest_parse(manifest, size, &m, e);
+        if (r < 0)
+                return error_prefix(e, r, "'%s'", path);
+        hex_encode(digest, sizeof(digest), ret_id);
+        *ret = m;
+        return 0;
+}

@@ -73,6 +73,10 @@ typedef struct BundleManifest {
 
         BundleMember *members; /* sorted by path */
         size_t n_members;
+
+        bool has_base;            /* a delta: it carries only what its base did not */
+        char base_id[BUNDLE_ID_LEN + 1];
+        uint64_t base_sequence;
 } BundleManifest;
 
 void bundle_manifest_done(BundleManifest *m);
@@ -128,6 +132,12 @@ typedef struct BundleReadOptions {
  * below it even when the bundle is refused later: the caller removes the directory. */
 int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, Error *reterr);
 
+/* The manifest of the bundle at path and its id, read without verifying the signature (bundle
+ * create --base: the base is the maker's own bundle; a wrong one only makes a delta that the
+ * machine refuses). */
+int bundle_read_manifest(const char *path, BundleManifest *ret, char ret_id[static BUNDLE_ID_LEN + 1],
+                         Error *reterr);
+
 /* ---- writing (bundle create) ---- */
 
 typedef struct BundleCreateOptions {
@@ -141,6 +151,7 @@ typedef struct BundleCreateOptions {
         bool closure;
         bool images;
         bool with_sources;    /* the flake's and its inputs' sources too (apply --reevaluate) */
+        const char *base;     /* a delta: leave out the closure's NARs that this bundle carried */
 } BundleCreateOptions;
 
 struct Config;

@@ -316,6 +316,56 @@ static ExitCode verify_nix_signatures(Run *run, const BundleManifest *m, const c
         return EXIT_OK;
 }
 
+/* Whether this machine applied the bundle with that id (a deployment of it in the history, or
+ * a sequence at least its). */
+static bool bundle_applied_here(const State *s, const char *id, uint64_t sequence) {
+        if (s->bundle_sequence >= sequence)
+                return true;
+        for (size_t i = 0; i < s->n_history; i++)
+                if (streq_ptr(json_string_value(json_object_get(s->history[i].bundle, "id")), id))
+                        return true;
+        return false;
+}
+
+/* A delta carries only what its base did not: the machine must have applied the base, and its
+ * store must hold every path whose NAR the delta leaves out. Refused (exit 3, REASON=base, the
+ * missing paths listed) with nothing changed otherwise. */
+static ExitCode check_delta(Run *run, const BundleManifest *m, const char *staging) {
+        _cleanup_free_ char *cache = path_join(staging, m->cache), *list = NULL;
+        _cleanup_strv_free_ char **missing = NULL;
+        size_t n, len = 0;
+        Error e = {};
+        int r;
+
+        if (!cache)
+                return log_oom_exit();
+        if (!bundle_applied_here(run->state, m->base_id, m->base_sequence))
+                return run_refuse(run, "base", m->revision,
+                                  "a delta of bundle %s (sequence %" PRIu64 "), which this machine has not applied: apply "
+                                  "that bundle (or a full one) first",
+                                  m->base_id, m->base_sequence);
+        r = nix_cache_missing(run->config, cache, m->paths, &missing, &e);
+        if (r < 0)
+                return run_refuse(run, "base", m->revision, "cannot tell which paths the delta leaves out: %s",
+                                  error_message(&e) ?: strerror(-r));
+        n = strv_length(missing);
+        if (n == 0)
+                return EXIT_OK;
+        for (size_t i = 0; i < n && i < 10; i++)
+                len += strlen(missing[i]) + 2;
+        list = calloc(1, len + 1);
+        if (!list)
+                return log_oom_exit();
+        for (size_t i = 0; i < n && i < 10; i++) {
+                strcat(list, missing[i]);
+                if (i + 1 < n && i + 1 < 10)
+                        strcat(list, ", ");
+        }
+        return run_refuse(run, "base", m->revision,
+                          "a delta of bundle %s: %zu path(s) it leaves out are not in this store: %s%s", m->base_id, n,
+                          list, n > 10 ? ", ..." : "");
+}
+
 static ExitCode import_closure(Run *run, const BundleManifest *m, const char *staging) {
         const Config *c = run->config;
         _cleanup_free_ char *cache = path_join(staging, m->cache), *from = NULL;
@@ -521,6 +571,11 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
 
+        if (m->has_closure && m->has_base) {
+                code = check_delta(run, m, staging.path);
+                if (code != EXIT_OK)
+                        return code;
+        }
         if (m->has_closure) {
                 code = verify_nix_signatures(run, m, staging.path);
                 if (code != EXIT_OK)

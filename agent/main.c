@@ -36,6 +36,7 @@ static void help(void) {
                "                          verify a bundle completely; change nothing\n"
                "  bundle create -o OUT --rev REV [--repo DIR] --key KEY [--sequence N] [--expires DURATION]\n"
                "                          [--no-closure] [--no-images] [--with-sources] [--host NAME]\n"
+               "                          [--base BUNDLE]\n"
                "                          write a signed bundle for an air-gapped machine\n"
                "  verify-images [--rev REV]\n"
                "                          verify the Cosign signatures of every image of the deployed\n"
@@ -279,6 +280,8 @@ static int cmd_bundle(const Args *a, int argc, char **argv) {
                         o.key = argv[++i];
                 else if (streq(s, "--host"))
                         o.host = argv[++i];
+                else if (streq(s, "--base"))
+                        o.base = argv[++i];
                 else if (streq(s, "--sequence")) {
                         char *end;
                         errno = 0;

@@ -214,6 +214,83 @@ int nix_store_has(const Config *c, const char *path, Error *e) {
         return error_set(e, r, "cannot ask nix about '%s': %s", path, error_message(&pe) ?: strerror(-r));
 }
 
+int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths, char ***ret, Error *e) {
+        _cleanup_strv_free_ char **argv = NULL, **absent = NULL, **missing = NULL;
+        _cleanup_free_ char *store = NULL, *nix_store = NULL, *out = NULL, *dir = NULL;
+        json_t *infos = NULL, *info;
+        size_t i;
+        int r;
+
+        if (asprintf(&store, "file://%s", cache_dir) < 0)
+                return -ENOMEM;
+        if (strv_extend(&argv, c->system.nix_command) < 0 || strv_extend(&argv, "path-info") < 0 ||
+            strv_extend(&argv, "--json") < 0 || strv_extend(&argv, "--recursive") < 0 ||
+            strv_extend(&argv, "--store") < 0 || strv_extend(&argv, store) < 0)
+                return -ENOMEM;
+        for (char *const *p = paths; p && *p; p++)
+                if (strv_extend(&argv, *p) < 0)
+                        return -ENOMEM;
+        r = nix_json(argv, "nix path-info", &infos, e);
+        if (r < 0)
+                return r;
+        /* The paths whose NAR file the cache does not hold. */
+        json_array_foreach(infos, i, info) {
+                const char *path = json_string_value(json_object_get(info, "path"));
+                const char *url = json_string_value(json_object_get(info, "url"));
+                _cleanup_free_ char *file = url ? path_join(cache_dir, url) : NULL;
+
+                if (!path || !url || strstr(url, "..")) {
+                        json_decref(infos);
+                        return error_set(e, -EBADMSG, "nix path-info: an entry of the bundle's cache without path or url");
+                }
+                if (!file) {
+                        json_decref(infos);
+                        return -ENOMEM;
+                }
+                if (access(file, F_OK) < 0 && strv_extend(&absent, path) < 0) {
+                        json_decref(infos);
+                        return -ENOMEM;
+                }
+        }
+        json_decref(infos);
+        if (!absent) {
+                *ret = NULL;
+                return 0;
+        }
+
+        /* Of those, the ones this machine's store does not have: one nix-store call for all. */
+        strv_free(argv);
+        argv = NULL;
+        if (strchr(c->system.nix_command, '/')) {
+                dir = strdup(c->system.nix_command);
+                if (!dir)
+                        return -ENOMEM;
+                nix_store = path_join(dirname(dir), "nix-store");
+        } else
+                nix_store = strdup("nix-store");
+        if (!nix_store || strv_extend(&argv, nix_store) < 0 || strv_extend(&argv, "--check-validity") < 0 ||
+            strv_extend(&argv, "--print-invalid") < 0)
+                return -ENOMEM;
+        for (char **p = absent; *p; p++)
+                if (strv_extend(&argv, *p) < 0)
+                        return -ENOMEM;
+        r = process_run(argv,
+                        &(ProcessOptions) { .name = "nix-store --check-validity", .capture = &out,
+                                            .capture_max = NIX_OUTPUT_MAX },
+                        NULL, e);
+        if (r < 0)
+                return r;
+        for (char *line = out, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                if (*line && strv_extend(&missing, line) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(missing);
+        return 0;
+}
+
 int nix_add_root(const Config *c, const char *link, const char *path, Error *e) {
         _cleanup_free_ char *copy = strdup(link);
         int r;

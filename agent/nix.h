@@ -55,6 +55,12 @@ int profile_generation(const Config *c, char **ret, Error *reterr);
  * (`nix build --profile`), unless the newest one holds it already. */
 int profile_set(const Config *c, const char *generation, Error *reterr);
 
+/* A delta bundle's binary cache at cache_dir leaves out the NARs of paths that the machine has:
+ * *ret gets the paths of the closure of paths whose NAR the cache does not hold and that this
+ * store does not have either (NULL: none), from `nix path-info --recursive` on the cache and
+ * one `nix-store --check-validity --print-invalid`. */
+int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths, char ***ret, Error *reterr);
+
 /* The number of the newest profile generation whose link points at generation, or 0.
  * Generation links are <profile>-<N>-link beside the profile. */
 unsigned profile_generation_number(const Config *c, const char *generation);

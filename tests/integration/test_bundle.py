@@ -542,6 +542,56 @@ class BundleTest(BundleBase):
         self.assertEqual(sorted(p.name for p in self.out.iterdir()), ["z.tar"])
 
 
+class DeltaTest(BundleBase):
+    """Delta bundles (issue 18, item 2): bundle create --base FILE leaves out the NARs of the
+    closure that FILE carried; apply takes a delta only where its base was applied and every
+    path it leaves out is in the store, else refuses (exit 3, REASON=base, the paths listed)
+    with nothing changed."""
+
+    def manifest_id(self, bundle):
+        import hashlib
+        with tarfile.open(bundle) as t:
+            return hashlib.sha256(t.extractfile("manifest.json").read()).hexdigest()
+
+    def test_delta_chain(self):
+        w = self.w
+        r1 = w.commit(payload_mib=2)
+        base = self.create(r1, "base.tar", "--sequence", "1")
+        r2 = w.commit(payload_mib=2)
+        delta = self.create(r2, "delta.tar", "--sequence", "2", "--base", str(base))
+        full = self.create(r2, "full.tar", "--sequence", "2")
+        self.assertEqual(self.manifest(delta)["base"], {"id": self.manifest_id(base), "sequence": 1})
+        self.assertNotIn("base", self.manifest(full))
+        print(f"\ndelta: full {full.stat().st_size} bytes, delta {delta.stat().st_size} bytes", file=sys.stderr)
+        self.assertLess(delta.stat().st_size, full.stat().st_size // 4, "the 2 MiB payload was carried again")
+        r3 = w.commit(payload_mib=2)
+        delta2 = self.create(r3, "delta2.tar", "--sequence", "3", "--base", str(delta))
+        r = w.agent("bundle", "create", "-o", str(self.out / "x.tar"), "--rev", r3, "--repo", str(w.repo.work),
+                    "--key", str(self.key), "--sequence", "1", "--base", str(base))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("is not above the base's", r.stderr)
+
+        # A fresh machine that never applied the base.
+        self.wipe_machine()
+        r = self.assert_refused(delta, "which this machine has not applied", verify=False)
+        self.assertIn("REASON=base", r.stderr)
+
+        # The base, then the delta, then a delta of the delta.
+        self.agent("apply", str(base), expect=0)
+        state = (w.state_dir / "state.json").read_bytes()
+        self.agent("apply", str(delta), expect=0)
+        self.assertEqual(self.status()["revision"], r2)
+        self.agent("apply", str(delta2), expect=0)
+        self.assertEqual(self.status()["revision"], r3)
+
+        # A machine that says it applied the base but whose store lacks what the delta leaves
+        # out: refused, the missing path named.
+        self.wipe_machine()
+        (w.state_dir / "state.json").write_bytes(state)
+        r = self.assert_refused(delta, "path(s) it leaves out are not in this store", verify=False)
+        self.assertIn("world-payload-2mib", r.stderr)
+
+
 class NixKeysTest(BundleBase):
     """Two independent keys (issue 18, item 3): with bundle.nix-keys, every path of the closure
     must also carry a valid narinfo signature by one of those nix keys; a bundle that a good

@@ -728,6 +728,20 @@ class HostileBundleTest(unittest.TestCase):
                 b.manifest_overrides["containers"] = containers
                 self.assert_refused(b.build(), "manifest.*containers")
 
+    def test_base_malformed(self):
+        """A delta's base: a bundle id and a sequence below the delta's, nothing else."""
+        for base, needle in (({"id": "ab", "sequence": 1}, "'base.id' must be a bundle id"),
+                             ({"id": "A" * 64, "sequence": 1}, "'base.id' must be a bundle id"),
+                             ({"id": "a" * 64, "sequence": 10 ** 6}, "'base.sequence' is not below 'sequence'"),
+                             ({"id": "a" * 64, "sequence": 0}, "base.sequence"),
+                             ({"id": "a" * 64}, "manifest: 'base'"),
+                             ({"id": "a" * 64, "sequence": 1, "members": []}, "manifest: 'base'"),
+                             ("a" * 64, "manifest: 'base'")):
+            with self.subTest(base=base):
+                b = self.bundle()
+                b.manifest_overrides["base"] = base
+                self.assert_refused(b.build(), needle)
+
     def test_version_as_string(self):
         b = self.bundle()
         b.manifest_overrides["version"] = "1"

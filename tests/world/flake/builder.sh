@@ -30,3 +30,5 @@ printf '%s\n' "$python" >"$out/world/python"
 printf '%s\n' "$marker" >"$out/world/marker"
 # Read by the world's boot (World.power_cut, World.reboot), not by switch-to-configuration.
 printf '%s\n' "$bootPanic" >"$out/world/boot-panic"
+# The payload (world.json payload_mib): its path makes it a reference of the toplevel.
+printf '%s\n' "${payload:-}" >"$out/world/payload"

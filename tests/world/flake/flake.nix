@@ -9,6 +9,7 @@
 #   marker           written to configuration-revision; makes each revision a new store path
 #   health_status    HTTP status the test service answers on GET /health
 #   activation_exit  exit status of switch-to-configuration switch|test
+#   payload_mib      when > 0, the toplevel depends on a store path of that many MiB
 #   boot_panic       when true the system "panics at boot": World.power_cut()/reboot() into it
 #                    starts nothing (switch-to-configuration switch|test still activate it)
 #   build_fail       when true the toplevel's builder fails
@@ -55,6 +56,23 @@
         switchScript = ./switch-to-configuration.sh;
         serviceScript = ./health-service.py;
         bootloaderScript = ./bootloader.py;
+        # A dependency that does not change with the revision (the bulk of a real system):
+        # its path is written into the toplevel, which makes it part of the closure.
+        payload = if payloadMiB > 0 then payload else "";
+      };
+
+      # world.json payload_mib: a store path of that many MiB the toplevel depends on, the
+      # same for every revision that gives the same size (bundle deltas, bench/bundle-delta).
+      payloadMiB = get "payload_mib" 0;
+      payload = derivation {
+        name = "world-payload-${toString payloadMiB}mib";
+        inherit system;
+        builder = "/bin/sh";
+        args = [
+          "-c"
+          "head -c ${toString (payloadMiB * 1048576)} /dev/urandom >\"$out\""
+        ];
+        PATH = "/usr/bin:/bin";
       };
 
       # What `system.build.nixos-rebuild` is on NixOS: the target's own nixos-rebuild, which
