@@ -352,6 +352,22 @@ static int read_bundle(Reader *rd, int fd, BundleInfo *info, Error *e) {
         return read_members(rd, info, e);
 }
 
+/* The bundle file, opened for reading: a regular file only. O_NONBLOCK while it is opened: a
+ * FIFO must not keep the agent (and the lock) waiting for a writer. */
+static int open_bundle_file(const char *path, struct stat *st, Error *e) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+        if (fd < 0)
+                return error_set(e, -errno, "cannot open the bundle '%s': %m", path);
+        if (fstat(fd, st) < 0)
+                return error_set(e, -errno, "cannot stat the bundle '%s': %m", path);
+        if (!S_ISREG(st->st_mode))
+                return error_set(e, -EINVAL, "'%s' is not a regular file", path);
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+                return error_set(e, -errno, "cannot read the bundle '%s': %m", path);
+        return TAKE_FD(fd);
+}
+
 int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, Error *e) {
         _cleanup_close_ int fd = -EBADF;
         BundleInfo info = {};
@@ -359,16 +375,9 @@ int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, E
         Reader rd = { .o = o, .in.fd = -EBADF };
         int r;
 
-        /* O_NONBLOCK: a FIFO must not keep the agent (and the lock) waiting for a writer. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        fd = open_bundle_file(path, &st, e);
         if (fd < 0)
-                return error_set(e, -errno, "cannot open the bundle '%s': %m", path);
-        if (fstat(fd, &st) < 0)
-                return error_set(e, -errno, "cannot stat the bundle '%s': %m", path);
-        if (!S_ISREG(st.st_mode))
-                return error_set(e, -EINVAL, "'%s' is not a regular file", path);
-        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
-                return error_set(e, -errno, "cannot read the bundle '%s': %m", path);
+                return fd;
         (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         rd.file_size = (uint64_t) st.st_size;
         rd.started = now_usec(CLOCK_MONOTONIC);
@@ -401,15 +410,9 @@ int bundle_read_manifest(const char *path, BundleManifest *ret, char ret_id[stat
         struct stat st;
         int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        fd = open_bundle_file(path, &st, e);
         if (fd < 0)
-                return error_set(e, -errno, "cannot open the bundle '%s': %m", path);
-        if (fstat(fd, &st) < 0)
-                return error_set(e, -errno, "cannot stat the bundle '%s': %m", path);
-        if (!S_ISREG(st.st_mode))
-                return error_set(e, -EINVAL, "'%s' is not a regular file", path);
-        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
-                return error_set(e, -errno, "cannot read the bundle '%s': %m", path);
+                return fd;
         rd.file_size = (uint64_t) st.st_size;
         r = input_open(&rd.in, fd, e);
         if (r >= 0)

@@ -184,7 +184,7 @@ typedef struct Staging {
         int fd;
 } Staging;
 
-/* A full file system (or a quota) is the machine's state, not the bundle's: never a refusal;
+/* A full file system, or a quota, is the machine's state, not the bundle's: never a refusal;
  * a transient failure that names the file system and the space needed. Nothing was changed:
  * the staging directory goes, the mirror only ever gets a pack that was indexed whole. */
 static ExitCode no_space(Run *run, const char *rev, const char *dir, uint64_t needed, int r, const Error *e) {
@@ -275,21 +275,13 @@ static ExitCode verify_nix_signatures(Run *run, const BundleManifest *m, const c
         _cleanup_strv_free_ char **argv = NULL;
         ProcessResult pr = {};
         Error e = {};
-        size_t n = 0;
         int r;
 
         if (strv_length(c->bundle.nix_keys) == 0)
                 return EXIT_OK;
-        for (char **k = c->bundle.nix_keys; *k; k++)
-                n += strlen(*k) + 1;
-        keys = calloc(1, n + 1);
+        keys = strv_join_n(c->bundle.nix_keys, SIZE_MAX, " ");
         if (!cache || !keys || asprintf(&store, "file://%s", cache) < 0)
                 return log_oom_exit();
-        for (char **k = c->bundle.nix_keys; *k; k++) {
-                strcat(keys, *k);
-                if (k[1])
-                        strcat(keys, " ");
-        }
         if (strv_extend(&argv, c->system.nix_command) < 0 || strv_extend(&argv, "store") < 0 ||
             strv_extend(&argv, "verify") < 0 || strv_extend(&argv, "--store") < 0 || strv_extend(&argv, store) < 0 ||
             strv_extend(&argv, "--recursive") < 0 || strv_extend(&argv, "--no-contents") < 0 ||
@@ -333,7 +325,7 @@ static bool bundle_applied_here(const State *s, const char *id, uint64_t sequenc
 static ExitCode check_delta(Run *run, const BundleManifest *m, const char *staging) {
         _cleanup_free_ char *cache = path_join(staging, m->cache), *list = NULL;
         _cleanup_strv_free_ char **missing = NULL;
-        size_t n, len = 0;
+        size_t n;
         Error e = {};
         int r;
 
@@ -351,16 +343,9 @@ static ExitCode check_delta(Run *run, const BundleManifest *m, const char *stagi
         n = strv_length(missing);
         if (n == 0)
                 return EXIT_OK;
-        for (size_t i = 0; i < n && i < 10; i++)
-                len += strlen(missing[i]) + 2;
-        list = calloc(1, len + 1);
+        list = strv_join_n(missing, 10, ", ");
         if (!list)
                 return log_oom_exit();
-        for (size_t i = 0; i < n && i < 10; i++) {
-                strcat(list, missing[i]);
-                if (i + 1 < n && i + 1 < 10)
-                        strcat(list, ", ");
-        }
         return run_refuse(run, "base", m->revision,
                           "a delta of bundle %s: %zu path(s) it leaves out are not in this store: %s%s", m->base_id, n,
                           list, n > 10 ? ", ..." : "");

@@ -85,6 +85,31 @@ static inline size_t strv_length(char *const *l) {
         return n;
 }
 
+/* The first n strings of l (all when n exceeds its length) joined with sep, newly allocated;
+ * NULL when out of memory. */
+static inline char *strv_join_n(char *const *l, size_t n, const char *sep) {
+        size_t len = 1, k = 0, sl = strlen(sep);
+        char *out;
+
+        for (size_t i = 0; l && l[i] && i < n; i++)
+                len += strlen(l[i]) + sl;
+        out = malloc(len);
+        if (!out)
+                return NULL;
+        for (size_t i = 0; l && l[i] && i < n; i++) {
+                size_t m = strlen(l[i]);
+
+                if (i > 0) {
+                        memcpy(out + k, sep, sl);
+                        k += sl;
+                }
+                memcpy(out + k, l[i], m);
+                k += m;
+        }
+        out[k] = 0;
+        return out;
+}
+
 /* Appends a copy of s to a NULL-terminated array. */
 static inline int strv_extend(char ***l, const char *s) {
         size_t n = strv_length(*l);
