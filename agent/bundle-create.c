@@ -28,7 +28,8 @@
 #define PACK_NAME "repository.pack"
 #define CACHE_NAME "nix"
 #define IMAGES_NAME "images"
-#define MIRROR_NAME "repo.git" /* in the work directory, not a member */
+#define MIRROR_NAME "repo.git"           /* in the work directory, not a member */
+#define FULL_PACK_NAME "repository.full" /* a delta's whole history, for the evaluation; not a member */
 #define COPY_BLOCK (1024 * 1024)
 
 static void evp_pkey_freep(EVP_PKEY **p) {
@@ -54,36 +55,6 @@ static void members_done(Members *m) {
                 free(m->list[i].path);
         free(m->list);
         *m = (Members) {};
-}
-
-static int hash_file(int dirfd, const char *name, char ret_hex[65], uint64_t *ret_size) {
-        _cleanup_(evp_md_ctx_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        _cleanup_free_ uint8_t *buf = malloc(COPY_BLOCK);
-        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        uint8_t digest[32];
-        uint64_t size = 0;
-
-        if (fd < 0)
-                return -errno;
-        if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t n = read(fd, buf, COPY_BLOCK);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                if (EVP_DigestUpdate(ctx, buf, (size_t) n) != 1)
-                        return -EIO;
-                size += (uint64_t) n;
-        }
-        if (EVP_DigestFinal_ex(ctx, digest, NULL) != 1)
-                return -EIO;
-        hex_encode(digest, sizeof(digest), ret_hex);
-        *ret_size = size;
-        return 0;
 }
 
 static int name_cmp(const void *a, const void *b) {
@@ -138,7 +109,7 @@ static int collect(int rootfd, const char *prefix, Members *m, Error *e) {
                         m->list = l;
                         m->allocated = k;
                 }
-                r = hash_file(rootfd, path, m->list[m->n].sha256, &m->list[m->n].size);
+                r = file_sha256(rootfd, path, m->list[m->n].sha256, &m->list[m->n].size);
                 if (r < 0)
                         return error_set(e, r, "cannot read '%s': %s", path, strerror(-r));
                 m->list[m->n++].path = TAKE_PTR(path);
@@ -155,7 +126,7 @@ static int add_member(int rootfd, const char *path, Members *m, Error *e) {
                 m->list = l;
                 m->allocated = k;
         }
-        int r = hash_file(rootfd, path, m->list[m->n].sha256, &m->list[m->n].size);
+        int r = file_sha256(rootfd, path, m->list[m->n].sha256, &m->list[m->n].size);
         if (r < 0)
                 return error_set(e, r, "cannot read '%s': %s", path, strerror(-r));
         m->list[m->n].path = strdup(path);
@@ -167,34 +138,51 @@ static int add_member(int rootfd, const char *path, Members *m, Error *e) {
 
 /* ---- the parts ---- */
 
-static int write_repository(const BundleCreateOptions *o, const char *work, char rev[GIT_REV_HEX + 1],
-                            char **ret_flake, Error *e) {
-        _cleanup_free_ char *pack = path_join(work, PACK_NAME), *mirror = path_join(work, MIRROR_NAME);
-        _cleanup_git_source_ GitSource *git = NULL;
-        _cleanup_close_ int fd = -EBADF;
+static int write_pack(const char *repo, const char *rev, const char *base, const char *path, char ret_rev[GIT_REV_HEX + 1],
+                      Error *e) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         int r;
 
-        if (!pack || !mirror)
-                return -ENOMEM;
-        fd = open(pack, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0)
-                return error_set(e, -errno, "cannot create '%s': %m", pack);
-        r = git_write_pack(o->repo, o->rev, fd, rev, e);
+                return error_set(e, -errno, "cannot create '%s': %m", path);
+        r = git_write_pack(repo, rev, base, fd, ret_rev, e);
+        if (r >= 0 && close(TAKE_FD(fd)) < 0)
+                r = error_set(e, -errno, "cannot write '%s': %m", path);
+        return r;
+}
+
+/* The history up to the revision; in a delta, without what the base's revision holds. */
+static int write_repository(const BundleCreateOptions *o, const BundleManifest *base, const char *work,
+                            char rev[GIT_REV_HEX + 1], char **ret_flake, Error *e) {
+        _cleanup_free_ char *pack = path_join(work, PACK_NAME), *full = path_join(work, FULL_PACK_NAME),
+                            *mirror = path_join(work, MIRROR_NAME);
+        _cleanup_git_source_ GitSource *git = NULL;
+        char delta_rev[GIT_REV_HEX + 1];
+        int r;
+
+        if (!pack || !full || !mirror)
+                return -ENOMEM;
+        r = write_pack(o->repo, o->rev, NULL, base ? full : pack, rev, e);
         if (r < 0)
                 return r;
-        close(TAKE_FD(fd));
 
-        /* The flake is evaluated from a mirror made of exactly the pack, under the same
-         * reference the machine will use: what is built here is what will be built there. */
+        /* The flake is evaluated from a mirror made of exactly the (whole) history, under the
+         * same reference the machine will use: what is built here is what will be built there. */
         r = git_source_open(mirror, &git, e);
         if (r < 0)
                 return r;
-        r = git_source_import_pack(git, pack, e);
+        r = git_source_import_pack(git, base ? full : pack, NULL, e);
         if (r < 0)
                 return r;
         r = git_source_pin(git, rev, e);
         if (r < 0)
                 return r;
+        if (base) {
+                r = write_pack(o->repo, rev, base->revision, pack, delta_rev, e);
+                if (r < 0)
+                        return error_prefix(e, r, "--base");
+                (void) unlink(full);
+        }
         return flake_ref_for_revision(mirror, GIT_DEPLOY_REF, rev, ret_flake);
 }
 
@@ -431,31 +419,76 @@ static int write_archive(const char *output, const char *tmp, int fd, int rootfd
         return r;
 }
 
-/* A delta (--base): the NARs of the closure that the base carried, byte for byte, stay out; the
- * machine has those paths in its store since it applied the base (apply checks). The narinfos
- * stay: nix copy reads them to skip the paths that are valid already. */
-static void drop_base_nars(Members *m, const BundleManifest *base, uint64_t *ret_saved) {
+/* The digest (hex) of an image blob member "images/N/blobs/sha256/<hex>", else NULL. */
+static const char *image_blob_hex(const char *path) {
+        const char *slash = strrchr(path, '/');
+
+        if (strncmp(path, IMAGES_NAME "/", strlen(IMAGES_NAME "/")) != 0 || !slash || slash - path < 14 ||
+            strncmp(slash - 13, "/blobs/sha256", 13) != 0 || !is_hex(slash + 1, 64))
+                return NULL;
+        return slash + 1;
+}
+
+/* Whether the machine that applied base holds the image blob hex: base carried it, or left
+ * it out itself (so the machine had it then). */
+static bool base_has_blob(const BundleManifest *base, const char *hex) {
+        for (size_t i = 0; i < base->n_members; i++) {
+                const char *h = image_blob_hex(base->members[i].path);
+                char sha[65];
+
+                if (h && streq(h, hex) && streq(hex_encode(base->members[i].sha256, 32, sha), hex))
+                        return true;
+        }
+        for (size_t i = 0; i < base->n_base_blobs; i++)
+                if (streq(base->base_blobs[i].sha256, hex))
+                        return true;
+        return false;
+}
+
+/* A delta (--base) leaves out what the machine has since it applied base:
+ * - the closure's NARs that base carried byte for byte (apply checks that their paths are in
+ *   the store); the narinfos stay, nix copy reads them to skip the paths that are valid;
+ * - the image blobs that base carried or left out (apply takes them from its blob cache),
+ *   listed in ret_blobs for the manifest. */
+static int drop_base_members(Members *m, const BundleManifest *base, uint64_t *ret_nars, uint64_t *ret_blobs_size,
+                             json_t **ret_blobs) {
+        json_t *blobs = json_array();
         size_t k = 0;
 
-        *ret_saved = 0;
+        *ret_nars = *ret_blobs_size = 0;
+        if (!blobs)
+                return -ENOMEM;
         for (size_t i = 0; i < m->n; i++) {
                 const BundleMember *b = strncmp(m->list[i].path, CACHE_NAME "/nar/", strlen(CACHE_NAME "/nar/")) == 0 ?
                                                 bundle_manifest_find(base, m->list[i].path) : NULL;
-                char hex[65];
+                const char *hex = image_blob_hex(m->list[i].path);
+                char sha[65];
 
-                if (b && b->size == m->list[i].size && streq(hex_encode(b->sha256, sizeof(b->sha256), hex), m->list[i].sha256)) {
-                        *ret_saved += m->list[i].size;
+                if (b && b->size == m->list[i].size && streq(hex_encode(b->sha256, sizeof(b->sha256), sha), m->list[i].sha256)) {
+                        *ret_nars += m->list[i].size;
+                        free(m->list[i].path);
+                        continue;
+                }
+                if (hex && streq(hex, m->list[i].sha256) && base_has_blob(base, hex)) {
+                        if (json_array_append_new(blobs, json_pack("{s:s, s:I}", "path", m->list[i].path, "size",
+                                                                   (json_int_t) m->list[i].size)) < 0) {
+                                json_decref(blobs);
+                                return -ENOMEM;
+                        }
+                        *ret_blobs_size += m->list[i].size;
                         free(m->list[i].path);
                         continue;
                 }
                 m->list[k++] = m->list[i];
         }
         m->n = k;
+        *ret_blobs = blobs;
+        return 0;
 }
 
 static int make_manifest(const BundleCreateOptions *o, const char *rev, const SystemEval *sys, time_t now,
                          json_t *closure, json_t *images, const Members *m, const BundleManifest *base,
-                         const char *base_id, char **ret) {
+                         const char *base_id, json_t *base_blobs, char **ret) {
         json_t *members = json_array(), *j;
 
         for (size_t i = 0; members && i < m->n; i++)
@@ -468,6 +501,7 @@ static int make_manifest(const BundleCreateOptions *o, const char *rev, const Sy
         if (!members) {
                 json_decref(closure);
                 json_decref(images);
+                json_decref(base_blobs);
                 return -ENOMEM;
         }
         j = json_pack("{s:s, s:i, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:s, s:o, s:o, s:o}", "format", BUNDLE_FORMAT,
@@ -476,13 +510,18 @@ static int make_manifest(const BundleCreateOptions *o, const char *rev, const Sy
                       (json_int_t) (o->sequence ?: (uint64_t) now), "created", (json_int_t) now, "expires",
                       (json_int_t) now + (json_int_t) o->expires_in, "repository", PACK_NAME, "closure",
                       closure ?: json_null(), "images", images ?: json_null(), "members", members);
-        if (!j)
+        if (!j) {
+                json_decref(base_blobs);
                 return -ENOMEM;
-        if (base && json_object_set_new(j, "base", json_pack("{s:s, s:I}", "id", base_id, "sequence",
-                                                             (json_int_t) base->sequence)) < 0) {
+        }
+        if (base && json_object_set_new(j, "base", json_pack("{s:s, s:I, s:s, s:o}", "id", base_id, "sequence",
+                                                             (json_int_t) base->sequence, "revision", base->revision,
+                                                             "blobs", base_blobs ?: json_array())) < 0) {
                 json_decref(j);
                 return -ENOMEM;
         }
+        if (!base)
+                json_decref(base_blobs);
         *ret = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
         json_decref(j);
         return *ret ? 0 : -ENOMEM;
@@ -496,7 +535,7 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         _cleanup_close_ int rootfd = -EBADF, out_fd = -EBADF;
         _cleanup_(bundle_manifest_done) BundleManifest base = {};
         char base_id[BUNDLE_ID_LEN + 1] = "";
-        json_t *closure = NULL, *images = NULL;
+        json_t *closure = NULL, *images = NULL, *base_blobs = NULL;
         char rev[GIT_REV_HEX + 1];
         size_t sig_size = 0;
         time_t now = time(NULL);
@@ -521,7 +560,7 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         if (!mkdtemp(work))
                 return error_set(e, -errno, "cannot create a work directory next to '%s': %m", o->output);
 
-        r = write_repository(o, work, rev, &flake, e);
+        r = write_repository(o, o->base ? &base : NULL, work, rev, &flake, e);
         if (r < 0)
                 goto finish;
         log_info("Bundling revision %s of '%s' for host '%s'.", rev, o->repo, o->host);
@@ -567,15 +606,19 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         if (r < 0)
                 goto finish;
 
-        if (o->base && members.n > 0) {
-                uint64_t saved;
+        if (o->base) {
+                uint64_t nars, blobs;
 
-                drop_base_nars(&members, &base, &saved);
-                log_info("A delta of bundle %s (sequence %" PRIu64 "): %.1f MiB of its closure left out.", base_id,
-                         base.sequence, (double) saved / (1024 * 1024));
+                r = drop_base_members(&members, &base, &nars, &blobs, &base_blobs);
+                if (r < 0)
+                        goto finish;
+                log_info("A delta of bundle %s (sequence %" PRIu64 "): the history up to %s, %.1f MiB of the closure "
+                         "and %.1f MiB of image blobs left out.",
+                         base_id, base.sequence, base.revision, (double) nars / (1024 * 1024),
+                         (double) blobs / (1024 * 1024));
         }
         r = make_manifest(o, rev, &sys, now, TAKE_PTR(closure), TAKE_PTR(images), &members, o->base ? &base : NULL,
-                          base_id, &manifest);
+                          base_id, TAKE_PTR(base_blobs), &manifest);
         if (r < 0)
                 goto finish;
         r = sign(o->key, manifest, strlen(manifest), &sig, &sig_size, e);

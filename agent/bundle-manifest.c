@@ -26,6 +26,9 @@ void bundle_manifest_done(BundleManifest *m) {
         for (size_t i = 0; i < m->n_members; i++)
                 free(m->members[i].path);
         free(m->members);
+        for (size_t i = 0; i < m->n_base_blobs; i++)
+                free(m->base_blobs[i].path);
+        free(m->base_blobs);
         *m = (BundleManifest) {};
 }
 
@@ -64,15 +67,6 @@ const char *bundle_member_name_problem(const char *name) {
 
 bool bundle_member_name_valid(const char *name) {
         return !bundle_member_name_problem(name);
-}
-
-static bool is_hex(const char *s, size_t len) {
-        size_t i;
-
-        for (i = 0; s[i]; i++)
-                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-                        return false;
-        return i == len;
 }
 
 static int unhex(const char *s, uint8_t *out, size_t n) {
@@ -362,16 +356,20 @@ static int parse_containers(json_t *v, BundleManifest *m, Error *e) {
         return 0;
 }
 
-/* "base" (a delta): {"id": the base bundle's id, "sequence": its sequence}; absent in a full
+/* "base" (a delta): {"id": the base bundle's id, "sequence": its sequence, "revision": the
+ * commit whose history the pack leaves out (optional), "blobs": the image blobs left out
+ * (optional, checked by parse_base_blobs once the layouts are known)}; absent in a full
  * bundle. */
-static int parse_base(json_t *v, BundleManifest *m, Error *e) {
+static int parse_base(json_t *v, BundleManifest *m, json_t **ret_blobs, Error *e) {
         json_error_t jerr;
-        json_t *id, *sequence;
+        json_t *id, *sequence, *revision = NULL;
         int r;
 
+        *ret_blobs = NULL;
         if (!v)
                 return 0;
-        if (json_unpack_ex(v, &jerr, JSON_STRICT, "{s:o, s:o}", "id", &id, "sequence", &sequence) < 0)
+        if (json_unpack_ex(v, &jerr, JSON_STRICT, "{s:o, s:o, s?o, s?o}", "id", &id, "sequence", &sequence, "revision",
+                           &revision, "blobs", ret_blobs) < 0)
                 return error_set(e, -EPERM, "manifest: 'base': %s", jerr.text);
         if (!json_is_string(id) || !is_hex(json_string_value(id), BUNDLE_ID_LEN))
                 return error_set(e, -EPERM, "manifest: 'base.id' must be a bundle id (64 lowercase hex digits)");
@@ -379,14 +377,69 @@ static int parse_base(json_t *v, BundleManifest *m, Error *e) {
                 return r;
         if (m->base_sequence >= m->sequence)
                 return error_set(e, -EPERM, "manifest: 'base.sequence' is not below 'sequence'");
+        if (revision) {
+                if (!json_is_string(revision) || !is_hex(json_string_value(revision), 40))
+                        return error_set(e, -EPERM, "manifest: 'base.revision' must be a commit id (40 lowercase hex digits)");
+                memcpy(m->base_revision, json_string_value(revision), 41);
+        }
         memcpy(m->base_id, json_string_value(id), BUNDLE_ID_LEN + 1);
         m->has_base = true;
         return 0;
 }
 
+/* base.blobs: [{"path": "<layout>/blobs/sha256/<hex>", "size": n}], each below the layout of
+ * one of the images, named by its digest, listed once and not a member. */
+static int parse_base_blobs(json_t *v, BundleManifest *m, Error *e) {
+        json_t *b;
+        size_t i;
+        int r;
+
+        if (!v)
+                return 0;
+        if (!json_is_array(v) || json_array_size(v) > BUNDLE_MEMBERS_MAX)
+                return error_set(e, -EPERM, "manifest: 'base.blobs' must be an array of at most %u entries",
+                                 BUNDLE_MEMBERS_MAX);
+        m->base_blobs = calloc(MAX(json_array_size(v), 1u), sizeof(BundleBlob));
+        if (!m->base_blobs)
+                return -ENOMEM;
+        json_array_foreach(v, i, b) {
+                BundleBlob *bb = &m->base_blobs[m->n_base_blobs];
+                const char *path, *hex = NULL;
+                json_t *size;
+                json_error_t jerr;
+                char key[48];
+
+                if (json_unpack_ex(b, &jerr, JSON_STRICT, "{s:s, s:o}", "path", &path, "size", &size) < 0)
+                        return error_set(e, -EPERM, "manifest: base.blobs[%zu]: %s", i, jerr.text);
+                for (size_t k = 0; k < m->n_images && !hex; k++) {
+                        size_t n = strlen(m->images[k].layout);
+
+                        if (strncmp(path, m->images[k].layout, n) == 0 && strncmp(path + n, "/blobs/sha256/", 14) == 0)
+                                hex = path + n + strlen("/blobs/sha256/");
+                }
+                if (!hex || !is_hex(hex, 64) || !bundle_member_name_valid(path))
+                        return error_set(e, -EPERM, "manifest: base.blobs[%zu]: '%s' is not a blob of an image layout "
+                                         "of the bundle", i, path);
+                if (bundle_manifest_find(m, path))
+                        return error_set(e, -EPERM, "manifest: base.blobs[%zu]: '%s' is a member as well", i, path);
+                for (size_t k = 0; k < m->n_base_blobs; k++)
+                        if (streq(m->base_blobs[k].path, path))
+                                return error_set(e, -EPERM, "manifest: base.blobs[%zu]: '%s' is listed twice", i, path);
+                (void) snprintf(key, sizeof(key), "base.blobs[%zu].size", i);
+                if ((r = get_uint(size, key, 0, &bb->size, e)) < 0)
+                        return r;
+                bb->path = strdup(path);
+                if (!bb->path)
+                        return -ENOMEM;
+                memcpy(bb->sha256, hex, 65);
+                m->n_base_blobs++;
+        }
+        return 0;
+}
+
 static int parse(json_t *j, BundleManifest *m, Error *e) {
         json_t *format, *version, *host, *revision, *sequence, *created, *expires, *repository, *closure, *images,
-                *members, *system, *containers, *base = NULL;
+                *members, *system, *containers, *base = NULL, *base_blobs;
         uint64_t u;
         json_error_t jerr;
         int r;
@@ -427,7 +480,7 @@ static int parse(json_t *j, BundleManifest *m, Error *e) {
         m->expires = (int64_t) u;
         if (m->expires <= m->created)
                 return error_set(e, -EPERM, "manifest: 'expires' is not after 'created'");
-        if ((r = parse_base(base, m, e)) < 0)
+        if ((r = parse_base(base, m, &base_blobs, e)) < 0)
                 return r;
 
         if ((r = parse_members(members, m, e)) < 0)
@@ -439,6 +492,8 @@ static int parse(json_t *j, BundleManifest *m, Error *e) {
         if ((r = parse_closure(closure, m, e)) < 0)
                 return r;
         if ((r = parse_images(images, m, e)) < 0)
+                return r;
+        if ((r = parse_base_blobs(base_blobs, m, e)) < 0)
                 return r;
         if ((r = parse_system(system, m, e)) < 0)
                 return r;

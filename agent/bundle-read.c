@@ -18,7 +18,6 @@
 #include "tar-reader.h"
 #include "timeutil.h"
 
-#define PROGRESS_INTERVAL_USEC (250 * 1000)
 
 static void evp_md_ctx_freep(EVP_MD_CTX **p) {
         EVP_MD_CTX_free(*p);
@@ -61,36 +60,25 @@ typedef struct Reader {
         const BundleReadOptions *o;
         Input in;
         uint64_t file_size;
-        usec_t started;
-        usec_t last_progress;
-        bool progress_shown;
         const char *reason;
 } Reader;
 
-static void progress(Reader *rd, bool done) {
-        usec_t now, elapsed;
-        uint64_t pos;
-        double rate;
-        char eta[48];
+static void progress(Reader *rd) {
+        if (!rd->o->progress)
+                return;
+        rd->o->progress->read_done = MIN(input_position(&rd->in), rd->file_size);
+        progress_update(rd->o->progress, false);
+}
 
-        if (!rd->o->progress || rd->file_size == 0)
+/* What the import of the closure will add to the progress: the NAR files the bundle carries. */
+static void progress_count_closure(Reader *rd, const BundleManifest *m) {
+        _cleanup_free_ char *nar = NULL;
+
+        if (!rd->o->progress || rd->o->staging_fd < 0 || !m->has_closure || asprintf(&nar, "%s/nar/", m->cache) < 0)
                 return;
-        now = now_usec(CLOCK_MONOTONIC);
-        if (!done && now - rd->last_progress < PROGRESS_INTERVAL_USEC)
-                return;
-        rd->last_progress = now;
-        pos = done ? rd->file_size : MIN(input_position(&rd->in), rd->file_size);
-        elapsed = now > rd->started ? now - rd->started : 1;
-        rate = (double) pos / ((double) elapsed / USEC_PER_SEC); /* bytes per second */
-        if (done || rate <= 0)
-                eta[0] = 0;
-        else
-                (void) snprintf(eta, sizeof(eta), ", %.0f s left", (double) (rd->file_size - pos) / rate);
-        /* One line, rewritten in place; \033[K clears what a longer line left. */
-        fprintf(stderr, "\r%s bundle: %3u%% (%.1f of %.1f MiB, %.1f MiB/s%s)\033[K%s", rd->o->what ?: "Reading",
-                (unsigned) (pos * 100 / rd->file_size), (double) pos / (1024 * 1024),
-                (double) rd->file_size / (1024 * 1024), rate / (1024 * 1024), eta, done ? "\n" : "");
-        rd->progress_shown = true;
+        for (size_t i = 0; i < m->n_members; i++)
+                if (strncmp(m->members[i].path, nar, strlen(nar)) == 0)
+                        rd->o->progress->import_total += m->members[i].size;
 }
 
 /* Section 2: a valid name (the reason before the name: a long name is cut in the message). */
@@ -200,6 +188,7 @@ static int verify_head(Reader *rd, BundleInfo *info, Error *e) {
         r = bundle_manifest_parse(manifest, manifest_size, &info->manifest, e);
         if (r < 0)
                 return r;
+        progress_count_closure(rd, &info->manifest);
         return check_expectations(rd, &info->manifest, rd->o->expect, e);
 }
 
@@ -288,7 +277,7 @@ static int read_member(Reader *rd, BundleMember *m, BundleInfo *info, Error *e) 
                 }
                 input_consume(&rd->in, n);
                 left -= n;
-                progress(rd, false);
+                progress(rd);
         }
         if (hasher && !hasher_wait(hasher, UINT_MAX))
                 return -EIO;
@@ -380,14 +369,17 @@ int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, E
                 return fd;
         (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         rd.file_size = (uint64_t) st.st_size;
-        rd.started = now_usec(CLOCK_MONOTONIC);
+        if (o->progress)
+                o->progress->read_total = rd.file_size;
 
         if (st.st_size == 0)
                 r = error_set(e, -EPERM, "not a tar archive: the file is empty");
         else
                 r = read_bundle(&rd, fd, &info, e);
-        if (rd.progress_shown)
-                progress(&rd, r >= 0);
+        if (o->progress && r >= 0) {
+                o->progress->read_done = rd.file_size;
+                progress_update(o->progress, true);
+        }
         input_done(&rd.in);
         if (r < 0) {
                 if (o->ret_reason)

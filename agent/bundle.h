@@ -23,6 +23,7 @@
 
 #include "cosign-key.h"
 #include "error.h"
+#include "progress.h"
 
 #define BUNDLE_FORMAT "atticd-agent-bundle"
 #define BUNDLE_VERSION 2
@@ -52,6 +53,13 @@ typedef struct BundleImage {
         char *layout; /* member prefix of its OCI layout */
 } BundleImage;
 
+/* An image blob that a delta leaves out: its base carried it (base.blobs). */
+typedef struct BundleBlob {
+        char *path; /* where in the bundle's layout it belongs */
+        uint64_t size;
+        char sha256[65]; /* hex, from its name */
+} BundleBlob;
+
 typedef struct BundleManifest {
         char *host;
         char revision[41];
@@ -77,6 +85,9 @@ typedef struct BundleManifest {
         bool has_base;            /* a delta: it carries only what its base did not */
         char base_id[BUNDLE_ID_LEN + 1];
         uint64_t base_sequence;
+        char base_revision[41]; /* "" or the commit whose history the pack leaves out */
+        BundleBlob *base_blobs;  /* the image blobs left out */
+        size_t n_base_blobs;
 } BundleManifest;
 
 void bundle_manifest_done(BundleManifest *m);
@@ -121,8 +132,8 @@ typedef struct BundleReadOptions {
         const CosignKeyring *keys;
         const BundleExpect *expect;
         int staging_fd;   /* >= 0: write every member below this directory */
-        bool progress;    /* show progress on stderr (a terminal) */
-        const char *what; /* "Verifying", "Extracting": the progress label */
+        Progress *progress; /* non-NULL: its line shows how much is read (a terminal); with a
+                             * staging directory, the closure's NARs count as to be imported */
         const char **ret_reason; /* on refusal: "bundle-signature", "host", "expired", "sequence" or
                                   * "bundle-integrity" */
 } BundleReadOptions;

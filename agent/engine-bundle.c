@@ -20,6 +20,7 @@
 #include "engine.h"
 #include "event.h"
 #include "fileio.h"
+#include "blob-cache.h"
 #include "images.h"
 #include "log.h"
 #include "process.h"
@@ -107,7 +108,7 @@ static ExitCode preflight(const Config *c, const char *path, CosignKeyring **ret
 }
 
 static ExitCode read_bundle(const Config *c, const CosignKeyring *keys, const char *path, const BundleOptions *o,
-                            const State *s, int staging_fd, BundleInfo *info, Error *e, int *ret_r,
+                            const State *s, int staging_fd, Progress *progress, BundleInfo *info, Error *e, int *ret_r,
                             const char **ret_reason) {
         BundleExpect x = {
                 .host = c->host,
@@ -131,8 +132,7 @@ static ExitCode read_bundle(const Config *c, const CosignKeyring *keys, const ch
                                 .keys = keys,
                                 .expect = &x,
                                 .staging_fd = staging_fd,
-                                .progress = isatty(STDERR_FILENO) && !o->quiet,
-                                .what = staging_fd >= 0 ? "Verifying and extracting" : "Verifying",
+                                .progress = progress,
                                 .ret_reason = ret_reason,
                         },
                         info, e);
@@ -162,7 +162,16 @@ ExitCode engine_verify_bundle(const Config *c, const char *path, const BundleOpt
                 log_error("Cannot read the state in '%s': %s", c->state_dir, error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
-        code = read_bundle(c, keys, path, o, state, -EBADF, &info, &e, &r, NULL);
+        {
+                _cleanup_free_ char *label = NULL;
+                Progress progress = {};
+
+                if (isatty(STDERR_FILENO) && !o->quiet && asprintf(&label, "Verifying '%s'", path) < 0)
+                        return log_oom_exit();
+                progress.label = label;
+                code = read_bundle(c, keys, path, o, state, -EBADF, label ? &progress : NULL, &info, &e, &r, NULL);
+                progress_end(&progress);
+        }
         if (code == EXIT_REFUSED) {
                 log_error("Refused '%s': %s", path, error_message(&e));
                 return code;
@@ -319,27 +328,41 @@ static bool bundle_applied_here(const State *s, const char *id, uint64_t sequenc
         return false;
 }
 
-/* A delta carries only what its base did not: the machine must have applied the base, and its
- * store must hold every path whose NAR the delta leaves out. Refused (exit 3, REASON=base, the
- * missing paths listed) with nothing changed otherwise. */
+/* A delta carries only what its base did not: the machine must have applied the base, its
+ * store must hold every path whose NAR the delta leaves out, and its image blob cache every
+ * blob the delta leaves out (these are put into the staged layouts here). Refused (exit 3,
+ * REASON=base, what is missing listed) with nothing changed otherwise. The history the pack
+ * leaves out is checked when the pack is indexed. */
 static ExitCode check_delta(Run *run, const BundleManifest *m, const char *staging) {
-        _cleanup_free_ char *cache = path_join(staging, m->cache), *list = NULL;
-        _cleanup_strv_free_ char **missing = NULL;
+        _cleanup_free_ char *cache = path_join(staging, m->cache ?: ""), *blobs = NULL, *list = NULL;
+        _cleanup_strv_free_ char **missing = NULL, **missing_blobs = NULL;
         size_t n;
         Error e = {};
         int r;
 
-        if (!cache)
+        if (!cache || !(blobs = path_join(run->config->state_dir, BLOB_CACHE_DIR)))
                 return log_oom_exit();
         if (!bundle_applied_here(run->state, m->base_id, m->base_sequence))
                 return run_refuse(run, "base", m->revision,
                                   "a delta of bundle %s (sequence %" PRIu64 "), which this machine has not applied: apply "
                                   "that bundle (or a full one) first",
                                   m->base_id, m->base_sequence);
-        r = nix_cache_missing(run->config, cache, m->paths, &missing, &e);
-        if (r < 0)
-                return run_refuse(run, "base", m->revision, "cannot tell which paths the delta leaves out: %s",
-                                  error_message(&e) ?: strerror(-r));
+        if (m->has_closure) {
+                r = nix_cache_missing(run->config, cache, m->paths, &missing, &e);
+                if (r < 0)
+                        return run_refuse(run, "base", m->revision, "cannot tell which paths the delta leaves out: %s",
+                                          error_message(&e) ?: strerror(-r));
+        }
+        r = blob_cache_fill(blobs, staging, m, &missing_blobs, &e);
+        if (r == -ENOSPC || r == -EDQUOT)
+                return no_space(run, m->revision, staging, 0, r, &e);
+        if (r < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, m->revision, error_message(&e));
+        }
+        for (char **b = missing_blobs; b && *b; b++)
+                if (strv_extend(&missing, *b) < 0)
+                        return log_oom_exit();
         n = strv_length(missing);
         if (n == 0)
                 return EXIT_OK;
@@ -347,14 +370,62 @@ static ExitCode check_delta(Run *run, const BundleManifest *m, const char *stagi
         if (!list)
                 return log_oom_exit();
         return run_refuse(run, "base", m->revision,
-                          "a delta of bundle %s: %zu path(s) it leaves out are not in this store: %s%s", m->base_id, n,
-                          list, n > 10 ? ", ..." : "");
+                          "a delta of bundle %s: %zu path(s) and blob(s) it leaves out are not on this machine: %s%s",
+                          m->base_id, n, list, n > 10 ? ", ..." : "");
 }
 
-static ExitCode import_closure(Run *run, const BundleManifest *m, const char *staging) {
+/* nix copy's progress on a terminal (--log-format internal-json): each path it copied counts
+ * its NAR size as imported; its messages are logged; nothing else of it shows. */
+typedef struct ImportProgress {
+        Progress *progress;
+        json_t *sizes;   /* {path: NAR size} */
+        json_t *copying; /* {activity id: path} */
+} ImportProgress;
+
+static bool import_line(const char *line, size_t len, void *userdata) {
+        ImportProgress *ip = userdata;
+        const char *action, *text;
+        json_t *j, *id;
+        char key[32];
+        int level;
+
+        if (len < 5 || memcmp(line, "@nix ", 5) != 0)
+                return false;
+        j = json_loadb(line + 5, len - 5, 0, NULL);
+        action = json_string_value(json_object_get(j, "action"));
+        if (!action) {
+                json_decref(j);
+                return false;
+        }
+        id = json_object_get(j, "id");
+        (void) snprintf(key, sizeof(key), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+        if (streq(action, "start") && json_integer_value(json_object_get(j, "type")) == NIX_ACT_COPY_PATH) {
+                json_t *path = json_array_get(json_object_get(j, "fields"), 0);
+
+                if (json_is_string(path))
+                        (void) json_object_set(ip->copying, key, path);
+        } else if (streq(action, "stop") && json_object_get(ip->copying, key)) {
+                const char *path = json_string_value(json_object_get(ip->copying, key));
+
+                ip->progress->import_done += (uint64_t) MAX(json_integer_value(json_object_get(ip->sizes, path)), 0);
+                (void) json_object_del(ip->copying, key);
+                progress_update(ip->progress, false);
+        } else if (streq(action, "msg")) {
+                text = json_string_value(json_object_get(j, "raw_msg")) ?: json_string_value(json_object_get(j, "msg"));
+                level = (int) json_integer_value(json_object_get(j, "level"));
+                if (text)
+                        log_full_errno(level == 0 ? LOG_ERR : level == 1 ? LOG_WARNING : level <= 3 ? LOG_INFO : LOG_DEBUG, 0,
+                                       "nix copy: %s", text);
+        }
+        json_decref(j);
+        return true;
+}
+
+static ExitCode import_closure(Run *run, const BundleManifest *m, const char *staging, Progress *progress) {
         const Config *c = run->config;
         _cleanup_free_ char *cache = path_join(staging, m->cache), *from = NULL;
         _cleanup_strv_free_ char **argv = NULL;
+        ImportProgress ip = { .progress = progress };
         Error e = {};
         int r;
 
@@ -366,6 +437,15 @@ static ExitCode import_closure(Run *run, const BundleManifest *m, const char *st
             strv_extend(&argv, "--no-check-sigs") < 0 || strv_extend(&argv, "--from") < 0 ||
             strv_extend(&argv, from) < 0)
                 return log_oom_exit();
+        /* On a terminal, nix's lines become the bundle's progress line. */
+        if (progress && progress->import_total > 0 && nix_cache_nar_sizes(c, cache, m->paths, &ip.sizes, NULL) >= 0) {
+                ip.copying = json_object();
+                if (!ip.copying || strv_extend(&argv, "--log-format") < 0 || strv_extend(&argv, "internal-json") < 0) {
+                        json_decref(ip.sizes);
+                        json_decref(ip.copying);
+                        return log_oom_exit();
+                }
+        }
         for (char **p = m->paths; p && *p; p++)
                 if (strv_extend(&argv, *p) < 0)
                         return log_oom_exit();
@@ -373,10 +453,22 @@ static ExitCode import_closure(Run *run, const BundleManifest *m, const char *st
         run_phase(run, "import", "Importing the closure of %s", m->paths[0]);
         log_info("Importing the closure of %s (%zu path(s) with their dependencies).", m->paths[0],
                  strv_length(m->paths));
-        r = process_run(argv, &(ProcessOptions) { .name = "nix copy" }, NULL, &e);
+        r = process_run(argv,
+                        &(ProcessOptions) { .name = "nix copy",
+                                            .on_line = ip.copying ? import_line : NULL,
+                                            .userdata = &ip },
+                        NULL, &e);
+        json_decref(ip.sizes);
+        json_decref(ip.copying);
         if (r < 0) {
+                progress_end(progress);
                 log_error("Importing the closure failed; the system was not changed: %s", error_message(&e));
                 return run_result(run, EXIT_DEPLOY_FAILED, RESULT_BUILD_FAILED, m->revision, error_message(&e));
+        }
+        /* What nix skipped (valid already) is done as well. */
+        if (progress) {
+                progress->import_done = progress->import_total;
+                progress_end(progress);
         }
         return EXIT_OK;
 }
@@ -462,6 +554,8 @@ static int record_bundle(Run *run, const BundleInfo *info, const char *path) {
 }
 
 static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, const char *path, const BundleOptions *o) {
+        _cleanup_free_ char *label = NULL;
+        _cleanup_(progress_end) Progress progress = {};
         _cleanup_(staging_done) Staging staging = { .fd = -EBADF };
         _cleanup_(bundle_info_done) BundleInfo info = {};
         _cleanup_git_source_ GitSource *git = NULL;
@@ -488,7 +582,12 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
         }
 
         started = now_usec(CLOCK_MONOTONIC);
-        code = read_bundle(c, keys, path, o, run->state, staging.fd, &info, &e, &r, &reason);
+        if (isatty(STDERR_FILENO) && !o->quiet) {
+                if (asprintf(&label, "Applying '%s'", path) < 0)
+                        return log_oom_exit();
+                progress.label = label;
+        }
+        code = read_bundle(c, keys, path, o, run->state, staging.fd, label ? &progress : NULL, &info, &e, &r, &reason);
         if (r == -ENOSPC || r == -EDQUOT)
                 return no_space(run, NULL, staging.path, bundle_size(path), r, &e);
         if (code == EXIT_REFUSED)
@@ -511,6 +610,12 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                           path, rev, m->sequence, info.signer, info.signer_path, strna(run->state->deployed_revision));
         }
 
+        if (m->has_base) {
+                code = check_delta(run, m, staging.path);
+                if (code != EXIT_OK)
+                        return code;
+        }
+
         /* The history: into the mirror, then the same checks as a pulled revision. */
         code = open_mirror(run, &repo_path, &git);
         if (code != EXIT_OK)
@@ -518,9 +623,11 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
         pack = path_join(staging.path, m->repository);
         if (!pack)
                 return log_oom_exit();
-        r = git_source_import_pack(git, pack, &e);
+        r = git_source_import_pack(git, pack, m->base_revision[0] ? m->base_revision : NULL, &e);
         if (r == -ENOSPC || r == -EDQUOT)
                 return no_space(run, rev, repo_path, bundle_size(pack), r, &e);
+        if (r == -ENXIO)
+                return run_refuse(run, "base", rev, "bundle '%s': %s", path, error_message(&e));
         if (r == -EBADMSG)
                 return run_refuse(run, "bundle-integrity", rev, "bundle '%s': %s", path, error_message(&e));
         if (r < 0) {
@@ -556,21 +663,17 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
 
-        if (m->has_closure && m->has_base) {
-                code = check_delta(run, m, staging.path);
-                if (code != EXIT_OK)
-                        return code;
-        }
         if (m->has_closure) {
                 code = verify_nix_signatures(run, m, staging.path);
                 if (code != EXIT_OK)
                         return code;
                 started = now_usec(CLOCK_MONOTONIC);
-                code = import_closure(run, m, staging.path);
+                code = import_closure(run, m, staging.path, label ? &progress : NULL);
                 if (code != EXIT_OK)
                         return code;
                 log_phase_done("Imported the closure of", path, closure_size(staging.path, m), started);
         }
+        progress_end(&progress); /* the bundle is in: what follows is the deployment's */
         /* The system the manifest names is what gets activated: it must be here now, or (with
          * --reevaluate, whose evaluation must give exactly it) be built here. */
         has_system = nix_store_has(c, m->system, &e);
@@ -608,6 +711,14 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 code = import_images(run, rev);
                 if (code != EXIT_OK)
                         return code;
+                /* For the deltas to come. */
+                {
+                        _cleanup_free_ char *blobs = path_join(c->state_dir, BLOB_CACHE_DIR);
+
+                        if (!blobs)
+                                return log_oom_exit();
+                        (void) blob_cache_keep(blobs, staging.path, m);
+                }
         }
 
         if (record_bundle(run, &info, path) < 0)

@@ -5,10 +5,13 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fileio.h"
 #include "macro.h"
+#include "strutil.h"
 
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
@@ -212,4 +215,49 @@ char *path_join(const char *a, const char *b) {
         if (asprintf(&r, "%.*s/%s", (int) la, a, b) < 0)
                 return NULL;
         return r;
+}
+
+#define HASH_BLOCK (1024 * 1024)
+
+int file_sha256(int dirfd, const char *name, char ret_hex[65], uint64_t *ret_size) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        _cleanup_free_ uint8_t *buf = NULL;
+        EVP_MD_CTX *ctx = NULL;
+        uint8_t digest[32];
+        uint64_t size = 0;
+        struct stat st;
+        int r = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        buf = malloc(HASH_BLOCK);
+        ctx = EVP_MD_CTX_new();
+        if (!buf || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+                r = -ENOMEM;
+        while (r == 0) {
+                ssize_t n = read(fd, buf, HASH_BLOCK);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        r = -errno;
+                else if (n == 0)
+                        break;
+                else if (EVP_DigestUpdate(ctx, buf, (size_t) n) != 1)
+                        r = -EIO;
+                else
+                        size += (uint64_t) n;
+        }
+        if (r == 0 && EVP_DigestFinal_ex(ctx, digest, NULL) != 1)
+                r = -EIO;
+        EVP_MD_CTX_free(ctx);
+        if (r < 0)
+                return r;
+        hex_encode(digest, sizeof(digest), ret_hex);
+        *ret_size = size;
+        return 0;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Reads a whole regular file of at most max bytes. The buffer is NUL-terminated (not counted
@@ -26,6 +27,10 @@ int canonicalize_path(const char *path, char **ret);
 
 /* rm -rf, not following symlinks, staying on one file system. */
 int rm_rf(const char *path);
+
+/* The SHA-256 (lowercase hex) and size of the regular file name below dirfd, not following a
+ * symlink. -errno on failure. */
+int file_sha256(int dirfd, const char *name, char ret_hex[65], uint64_t *ret_size);
 
 /* Joins two path components with exactly one '/'. Returns NULL on OOM. */
 char *path_join(const char *a, const char *b);

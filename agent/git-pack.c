@@ -36,21 +36,95 @@ static void git_indexer_freep(git_indexer **i) {
  * the pack names (a commit's tree and parents, a tree's entries but submodule commits, a tag's
  * target) is in the pack itself. So the pack holds everything reachable from each commit in
  * it, without trusting what the mirror holds (objects of a pack refused before this check
- * existed, say). */
+ * existed, say).
+ *
+ * A delta's pack leaves out what its base revision holds: a named object may then also be the
+ * base commit or one of its ancestors, or an object of the base commit's tree, all in the
+ * mirror. The base's pack was checked the same way when the machine applied it, so the
+ * induction holds: what the delta builds on was verified then, and git names every object by
+ * its (collision-detecting) hash. Nothing else of the mirror counts. */
+typedef struct OidSet {
+        git_oid *ids;
+        size_t n, allocated;
+} OidSet;
+
 typedef struct PackCheck {
-        git_repository *repo; /* over the pack's objects alone */
-        git_odb *odb;         /* its odb */
+        git_repository *repo;   /* over the pack's objects alone */
+        git_odb *odb;           /* its odb */
+        git_repository *mirror; /* a delta: the mirror, which holds the base */
+        git_odb *mirror_odb;    /* its odb */
+        const git_oid *base;    /* a delta: the base revision */
+        OidSet base_tree;       /* a delta: every object of the base commit's tree, sorted */
         Error *e;
         int r;
 } PackCheck;
 
+static int oid_cmp(const void *a, const void *b) {
+        return git_oid_cmp(a, b);
+}
+
+static int oid_set_add(OidSet *set, const git_oid *id) {
+        if (set->n == set->allocated) {
+                size_t k = MAX(set->allocated * 2, 256u);
+                git_oid *l = realloc(set->ids, k * sizeof(git_oid));
+                if (!l)
+                        return -1;
+                set->ids = l;
+                set->allocated = k;
+        }
+        git_oid_cpy(&set->ids[set->n++], id);
+        return 0;
+}
+
+static int collect_tree_entry(const char *root, const git_tree_entry *entry, void *payload) {
+        (void) root;
+        if (git_tree_entry_filemode(entry) == GIT_FILEMODE_COMMIT)
+                return 0;
+        return oid_set_add(payload, git_tree_entry_id(entry));
+}
+
+/* The base's tree, which must be in the mirror: the machine applied the base. -ENXIO when it
+ * is not (a base applied elsewhere, a mirror rebuilt since). */
+static int load_base_tree(PackCheck *c) {
+        char hex[GIT_OID_HEXSZ + 1];
+        git_commit *commit = NULL;
+        git_tree *tree = NULL;
+        int r;
+
+        r = git_commit_lookup(&commit, c->mirror, c->base);
+        if (r >= 0)
+                r = git_commit_tree(&tree, commit);
+        if (r >= 0)
+                r = oid_set_add(&c->base_tree, git_commit_tree_id(commit));
+        if (r >= 0)
+                r = git_tree_walk(tree, GIT_TREEWALK_PRE, collect_tree_entry, &c->base_tree);
+        git_tree_free(tree);
+        git_commit_free(commit);
+        if (r < 0)
+                return error_set(c->e, -ENXIO, "the pack is a delta of revision %s, which this machine's mirror does not "
+                                 "hold whole: %s", git_oid_tostr(hex, sizeof(hex), c->base),
+                                 git_error_last() ? git_error_last()->message : "cannot read it");
+        qsort(c->base_tree.ids, c->base_tree.n, sizeof(git_oid), oid_cmp);
+        return 0;
+}
+
+static bool in_base(PackCheck *c, const char *what, const git_oid *id) {
+        if (!c->base)
+                return false;
+        if (streq(what, "parent"))
+                return git_oid_equal(id, c->base) || git_graph_descendant_of(c->mirror, c->base, id) == 1;
+        return bsearch(id, c->base_tree.ids, c->base_tree.n, sizeof(git_oid), oid_cmp) &&
+               git_odb_exists(c->mirror_odb, id);
+}
+
 static int require(PackCheck *c, const char *kind, const git_oid *from, const char *what, const git_oid *id) {
         char a[GIT_OID_HEXSZ + 1], b[GIT_OID_HEXSZ + 1];
 
-        if (git_odb_exists(c->odb, id))
+        if (git_odb_exists(c->odb, id) || in_base(c, what, id))
                 return 0;
         c->r = error_set(c->e, -EBADMSG, "the repository pack is incomplete: %s %s names %s %s, which is not in the "
-                         "pack", kind, git_oid_tostr(a, sizeof(a), from), what, git_oid_tostr(b, sizeof(b), id));
+                         "pack%s", kind, git_oid_tostr(a, sizeof(a), from), what, git_oid_tostr(b, sizeof(b), id),
+                         c->base ? " nor in its base revision" : "");
         return -1;
 }
 
@@ -92,11 +166,11 @@ static int check_object(const git_oid *id, void *payload) {
         }
 }
 
-static int check_pack(const char *idx_path, Error *e) {
+static int check_pack(const char *idx_path, git_repository *mirror, const git_oid *base, Error *e) {
         _cleanup_(git_odb_freep) git_odb *odb = NULL;
         _cleanup_(git_repository_freep) git_repository *repo = NULL;
         git_odb_backend *be = NULL;
-        PackCheck c = { .e = e };
+        PackCheck c = { .e = e, .mirror = mirror, .base = base };
         int r;
 
         r = git_odb_new(&odb);
@@ -113,7 +187,18 @@ static int check_pack(const char *idx_path, Error *e) {
                 return git_map_error(r, e, "cannot read the indexed pack");
         c.repo = repo;
         c.odb = odb;
-        r = git_odb_foreach(odb, check_object, &c);
+        if (base) {
+                r = git_repository_odb(&c.mirror_odb, mirror);
+                if (r < 0)
+                        return git_map_error(r, e, "cannot read the mirror");
+                r = load_base_tree(&c);
+        }
+        if (r >= 0)
+                r = git_odb_foreach(odb, check_object, &c);
+        else
+                c.r = r;
+        free(c.base_tree.ids);
+        git_odb_free(c.mirror_odb);
         if (r < 0)
                 return c.r < 0 ? c.r : git_map_error(r, e, "cannot read the indexed pack");
         return 0;
@@ -204,10 +289,14 @@ static int index_pack(git_odb *odb, const char *quarantine, const char *pack_pat
 /* The pack is indexed into a quarantine directory below objects/ (as git receive-pack does),
  * checked for completeness, and only then moved into objects/pack: a pack that is refused
  * leaves nothing behind. */
-int git_source_import_pack(GitSource *s, const char *pack_path, Error *e) {
+int git_source_import_pack(GitSource *s, const char *pack_path, const char *base, Error *e) {
         _cleanup_(git_odb_freep) git_odb *odb = NULL;
         _cleanup_free_ char *objects = NULL, *quarantine = NULL, *pack_dir = NULL, *name = NULL, *idx_path = NULL;
+        git_oid base_id;
         int r;
+
+        if (base && git_oid_fromstr(&base_id, base) < 0)
+                return error_set(e, -EINVAL, "'%s' is not a commit id", base);
 
         objects = path_join(git_repository_path(s->repo), "objects");
         quarantine = path_join(objects, "incoming-XXXXXX");
@@ -224,7 +313,7 @@ int git_source_import_pack(GitSource *s, const char *pack_path, Error *e) {
         if (r >= 0 && asprintf(&idx_path, "%s/%s.idx", quarantine, name) < 0)
                 r = -ENOMEM;
         if (r >= 0)
-                r = check_pack(idx_path, e);
+                r = check_pack(idx_path, s->repo, base ? &base_id : NULL, e);
         if (r >= 0 && !pack_is_there(quarantine, pack_dir, name)) {
                 /* The data first: a reader finds a pack by its index. */
                 r = publish(quarantine, pack_dir, name, ".pack", e);
@@ -252,7 +341,8 @@ static int write_cb(void *buf, size_t size, void *userdata) {
         return 0;
 }
 
-int git_write_pack(const char *repo_dir, const char *rev, int fd, char ret_rev[GIT_REV_HEX + 1], Error *e) {
+int git_write_pack(const char *repo_dir, const char *rev, const char *base, int fd, char ret_rev[GIT_REV_HEX + 1],
+                   Error *e) {
         _cleanup_(git_repository_freep) git_repository *repo = NULL;
         _cleanup_(git_object_freep) git_object *obj = NULL, *commit = NULL;
         _cleanup_(git_packbuilder_freep) git_packbuilder *pb = NULL;
@@ -276,8 +366,22 @@ int git_write_pack(const char *repo_dir, const char *rev, int fd, char ret_rev[G
         git_oid_tostr(ret_rev, GIT_REV_HEX + 1, git_object_id(commit));
 
         if ((r = git_packbuilder_new(&pb, repo)) < 0 || (r = git_revwalk_new(&walk, repo)) < 0 ||
-            (r = git_revwalk_push(walk, git_object_id(commit))) < 0 ||
-            (r = git_packbuilder_insert_walk(pb, walk)) < 0) {
+            (r = git_revwalk_push(walk, git_object_id(commit))) < 0) {
+                r = git_map_error(r, e, "cannot pack the history");
+                goto out;
+        }
+        /* A delta: the base commit, its ancestors and its tree's objects stay out (libgit2
+         * marks the hidden commit's tree uninteresting); the pack is not thin, no object of
+         * it is a delta against one left out. */
+        if (base) {
+                git_oid base_id;
+
+                if (git_oid_fromstr(&base_id, base) < 0 || git_revwalk_hide(walk, &base_id) < 0) {
+                        r = error_set(e, -ENOENT, "the base's revision %s is not in '%s'", base, repo_dir);
+                        goto out;
+                }
+        }
+        if ((r = git_packbuilder_insert_walk(pb, walk)) < 0) {
                 r = git_map_error(r, e, "cannot pack the history");
                 goto out;
         }

@@ -71,10 +71,14 @@ int git_source_pin_ref(GitSource *s, const char *refname, const char *rev, Error
 const char *git_source_path(GitSource *s);
 
 /* Indexes the git packfile at pack_path into the mirror (a bundle's history). Objects only:
- * no reference moves. -EBADMSG when the file is not a complete, valid pack. */
-int git_source_import_pack(GitSource *s, const char *pack_path, Error *reterr);
+ * no reference moves. -EBADMSG when the file is not a complete, valid pack. With base (a
+ * delta's base revision, which the mirror holds), the pack may leave out the base commit, its
+ * ancestors and the objects of its tree; -ENXIO when the mirror does not hold them. */
+int git_source_import_pack(GitSource *s, const char *pack_path, const char *base, Error *reterr);
 
 /* Writes a packfile of the commit that rev names in the repository at repo_dir (a work tree
- * or a bare repository) and of everything reachable from it, to fd. ret_rev gets the
- * commit id. -ENOENT when rev names no commit. */
-int git_write_pack(const char *repo_dir, const char *rev, int fd, char ret_rev[GIT_REV_HEX + 1], Error *reterr);
+ * or a bare repository) and of everything reachable from it, to fd; with base (a commit id),
+ * without what base and its tree hold. ret_rev gets the commit id. -ENOENT when rev names no
+ * commit. */
+int git_write_pack(const char *repo_dir, const char *rev, const char *base, int fd, char ret_rev[GIT_REV_HEX + 1],
+                   Error *reterr);

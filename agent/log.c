@@ -57,6 +57,23 @@ const char *log_escape(char *buf, size_t size, const char *s) {
         return buf;
 }
 
+static char status_line[512]; /* "" when none is shown */
+
+void log_status(const char *line) {
+        (void) snprintf(status_line, sizeof(status_line), "%s", line);
+        /* Rewritten in place; \033[K clears what a longer line left. */
+        fprintf(stderr, "\r%s\033[K", status_line);
+        fflush(stderr);
+}
+
+void log_status_end(void) {
+        if (!status_line[0])
+                return;
+        fputc('\n', stderr);
+        fflush(stderr);
+        status_line[0] = 0;
+}
+
 int log_internal(int level, int error, const char *fmt, ...) {
         char buf[4096], shown[4096];
         va_list ap;
@@ -77,10 +94,14 @@ int log_internal(int level, int error, const char *fmt, ...) {
                  * carry text from outside (a server's error, a realm). */
                 (void) log_escape(shown, sizeof(shown), buf);
 
+                if (status_line[0])
+                        fputs("\r\033[K", stderr);
                 if (use_prefix())
                         fprintf(stderr, "<%d>%s\n", level, shown);
                 else
                         fprintf(stderr, "%s\n", shown);
+                if (status_line[0])
+                        fputs(status_line, stderr);
                 fflush(stderr);
         }
 

@@ -18,6 +18,12 @@ int log_get_max_level(void);
 /* Force or forbid the "<N>" prefixes (tests); by default decided by isatty(stderr). */
 void log_set_prefix(int enabled);
 
+/* A status line (progress) below the messages on a terminal: each message clears it first and
+ * draws it again after it. log_status() sets and draws it; log_status_end() ends it with a
+ * newline and forgets it. Only for a terminal: the journal never sees it. */
+void log_status(const char *line);
+void log_status_end(void);
+
 /* Logs and returns -abs(error) (or 0 when error is 0). With error != 0, "%m" in the format
  * expands to strerror(error). */
 int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);

@@ -214,12 +214,10 @@ int nix_store_has(const Config *c, const char *path, Error *e) {
         return error_set(e, r, "cannot ask nix about '%s': %s", path, error_message(&pe) ?: strerror(-r));
 }
 
-int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths, char ***ret, Error *e) {
-        _cleanup_strv_free_ char **argv = NULL, **absent = NULL, **missing = NULL;
-        _cleanup_free_ char *store = NULL, *nix_store = NULL, *out = NULL, *dir = NULL;
-        json_t *infos = NULL, *info;
-        size_t i;
-        int r;
+/* nix path-info --json --recursive of paths in the binary cache at cache_dir. */
+static int cache_path_info(const Config *c, const char *cache_dir, char *const *paths, json_t **ret, Error *e) {
+        _cleanup_strv_free_ char **argv = NULL;
+        _cleanup_free_ char *store = NULL;
 
         if (asprintf(&store, "file://%s", cache_dir) < 0)
                 return -ENOMEM;
@@ -230,7 +228,44 @@ int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths
         for (char *const *p = paths; p && *p; p++)
                 if (strv_extend(&argv, *p) < 0)
                         return -ENOMEM;
-        r = nix_json(argv, "nix path-info", &infos, e);
+        return nix_json(argv, "nix path-info", ret, e);
+}
+
+int nix_cache_nar_sizes(const Config *c, const char *cache_dir, char *const *paths, json_t **ret, Error *e) {
+        json_t *infos = NULL, *info, *sizes = json_object();
+        size_t i;
+        int r;
+
+        if (!sizes)
+                return -ENOMEM;
+        r = cache_path_info(c, cache_dir, paths, &infos, e);
+        if (r < 0) {
+                json_decref(sizes);
+                return r;
+        }
+        json_array_foreach(infos, i, info) {
+                const char *path = json_string_value(json_object_get(info, "path"));
+                json_t *size = json_object_get(info, "narSize");
+
+                if (path && json_is_integer(size) && json_object_set(sizes, path, size) < 0) {
+                        json_decref(infos);
+                        json_decref(sizes);
+                        return -ENOMEM;
+                }
+        }
+        json_decref(infos);
+        *ret = sizes;
+        return 0;
+}
+
+int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths, char ***ret, Error *e) {
+        _cleanup_strv_free_ char **argv = NULL, **absent = NULL, **missing = NULL;
+        _cleanup_free_ char *nix_store = NULL, *out = NULL, *dir = NULL;
+        json_t *infos = NULL, *info;
+        size_t i;
+        int r;
+
+        r = cache_path_info(c, cache_dir, paths, &infos, e);
         if (r < 0)
                 return r;
         /* The paths whose NAR file the cache does not hold. */
@@ -259,8 +294,6 @@ int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths
         }
 
         /* Of those, the ones this machine's store does not have: one nix-store call for all. */
-        strv_free(argv);
-        argv = NULL;
         if (strchr(c->system.nix_command, '/')) {
                 dir = strdup(c->system.nix_command);
                 if (!dir)

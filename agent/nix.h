@@ -61,6 +61,13 @@ int profile_set(const Config *c, const char *generation, Error *reterr);
  * one `nix-store --check-validity --print-invalid`. */
 int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths, char ***ret, Error *reterr);
 
+/* The activity type of a path being copied, in nix's --log-format internal-json (actCopyPath). */
+#define NIX_ACT_COPY_PATH 100
+
+/* {store path: NAR size} for paths and their closures in the binary cache at cache_dir. */
+int nix_cache_nar_sizes(const Config *c, const char *cache_dir, char *const *paths, struct json_t **ret,
+                        Error *reterr);
+
 /* The number of the newest profile generation whose link points at generation, or 0.
  * Generation links are <profile>-<N>-link beside the profile. */
 unsigned profile_generation_number(const Config *c, const char *generation);

@@ -113,21 +113,28 @@ typedef struct Stream {
         char *cap;
         size_t cap_len, cap_alloc, cap_max;
         bool capturing, overflow;
+        const ProcessOptions *o;
 } Stream;
+
+static void emit_line(Stream *s, const char *name, int level, const char *line, size_t len) {
+        if (s->o->on_line && s->o->on_line(line, len, s->o->userdata))
+                return;
+        log_full_errno(level, 0, "%s: %.*s", name, (int) len, line);
+}
 
 static void stream_emit_lines(Stream *s, const char *name, int level, bool flush) {
         size_t start = 0;
 
         for (size_t i = 0; i < s->len; i++)
                 if (s->buf[i] == '\n') {
-                        log_full_errno(level, 0, "%s: %.*s", name, (int) (i - start), s->buf + start);
+                        emit_line(s, name, level, s->buf + start, i - start);
                         start = i + 1;
                 }
         /* A line longer than the buffer, or what is left at the end, goes out as it is. */
         if (start == 0 && s->len == sizeof(s->buf))
                 flush = true;
         if (flush && start < s->len) {
-                log_full_errno(level, 0, "%s: %.*s", name, (int) (s->len - start), s->buf + start);
+                emit_line(s, name, level, s->buf + start, s->len - start);
                 start = s->len;
         }
         memmove(s->buf, s->buf + start, s->len - start);
@@ -205,8 +212,8 @@ int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *r
         int out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF }, report[2] = { -EBADF, -EBADF };
         _cleanup_close_ int pidfd = -EBADF;
         Stream streams[2] = {
-                { .fd = -EBADF, .what = "stdout", .capturing = !!o->capture, .cap_max = o->capture_max },
-                { .fd = -EBADF, .what = "stderr" },
+                { .fd = -EBADF, .what = "stdout", .capturing = !!o->capture, .cap_max = o->capture_max, .o = o },
+                { .fd = -EBADF, .what = "stderr", .o = o },
         };
         usec_t start = now_usec(CLOCK_MONOTONIC), deadline, grace;
         bool timed_out = false, stopped = false, killed = false, guard_gone = false;

@@ -27,6 +27,10 @@ typedef struct ProcessOptions {
         int log_level;       /* level of the command's output lines; 0: LOG_INFO */
         bool keep_on_stop;   /* a stop request (stop.h) does not stop it: an activation the
                               * agent started runs to its end, within its timeout */
+        /* Each output line that is not captured, before it is logged: true when the callback
+         * took care of it (then it is not logged). */
+        bool (*on_line)(const char *line, size_t len, void *userdata);
+        void *userdata;
 } ProcessOptions;
 
 typedef struct ProcessResult {

@@ -8,14 +8,21 @@
 
 #define COMMIT_ID_HEX 40
 
+/* Whether s is exactly len lowercase hex digits. */
+static inline bool is_hex(const char *s, size_t len) {
+        size_t i;
+
+        if (!s)
+                return false;
+        for (i = 0; s[i]; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return i == len;
+}
+
 /* A full git commit id as the agent records it: 40 lowercase hex digits. */
 static inline bool is_commit_id(const char *s) {
-        if (!s || strlen(s) != COMMIT_ID_HEX)
-                return false;
-        for (const char *p = s; *p; p++)
-                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-                        return false;
-        return true;
+        return is_hex(s, COMMIT_ID_HEX);
 }
 
 /* The lowercase hex of the n bytes at p, into ret, which holds 2n + 1 characters; returns ret. */

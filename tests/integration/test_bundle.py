@@ -544,9 +544,10 @@ class BundleTest(BundleBase):
 
 class DeltaTest(BundleBase):
     """Delta bundles (issue 18, item 2): bundle create --base FILE leaves out the NARs of the
-    closure that FILE carried; apply takes a delta only where its base was applied and every
-    path it leaves out is in the store, else refuses (exit 3, REASON=base, the paths listed)
-    with nothing changed."""
+    closure that FILE carried, the git history of FILE's revision and the image blobs FILE
+    carried; apply takes a delta only where its base was applied and every path, object and
+    blob it leaves out is on the machine, else refuses (exit 3, REASON=base, what is missing
+    listed) with nothing changed."""
 
     def manifest_id(self, bundle):
         import hashlib
@@ -560,7 +561,10 @@ class DeltaTest(BundleBase):
         r2 = w.commit(payload_mib=2)
         delta = self.create(r2, "delta.tar", "--sequence", "2", "--base", str(base))
         full = self.create(r2, "full.tar", "--sequence", "2")
-        self.assertEqual(self.manifest(delta)["base"], {"id": self.manifest_id(base), "sequence": 1})
+        self.assertEqual(self.manifest(delta)["base"],
+                         {"id": self.manifest_id(base), "sequence": 1, "revision": r1, "blobs": []})
+        # The history up to r1 stays out: the delta's pack holds r2's commit and what changed.
+        self.assertLess(pack_objects(delta), pack_objects(full) // 2, "the base's history was carried again")
         self.assertNotIn("base", self.manifest(full))
         print(f"\ndelta: full {full.stat().st_size} bytes, delta {delta.stat().st_size} bytes", file=sys.stderr)
         self.assertLess(delta.stat().st_size, full.stat().st_size // 4, "the 2 MiB payload was carried again")
@@ -588,8 +592,167 @@ class DeltaTest(BundleBase):
         # out: refused, the missing path named.
         self.wipe_machine()
         (w.state_dir / "state.json").write_bytes(state)
-        r = self.assert_refused(delta, "path(s) it leaves out are not in this store", verify=False)
+        r = self.assert_refused(delta, "path(s) and blob(s) it leaves out are not on this machine", verify=False)
         self.assertIn("world-payload-2mib", r.stderr)
+
+
+    @unittest.skipUnless(shutil.which("skopeo"), "skopeo is not installed (tools/install-deps installs it)")
+    def test_delta_leaves_out_image_blobs_and_history(self):
+        w = self.w
+        reg = Registry(w.tmp)
+        self.addCleanup(reg.stop)
+        ckey, cpub = make_cosign_keypair(w.tmp, "ecdsa-p256", name="release")
+        web = push_image(reg, "app/web", "1.0", layers=2, size=256 * 1024)
+        api1 = push_image(reg, "app/api", "1.0", size=64 * 1024)
+        api2 = push_image(reg, "app/api", "2.0", size=64 * 1024)
+        for repo, digest in (("app/web", web), ("app/api", api1), ("app/api", api2)):
+            sign_classic(reg, repo, digest, ckey)
+        imported = w.tmp / "imported"
+        policy = w.tmp / "policy.json"
+        policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+        self.configure(images={"keys": [str(cpub)], "insecure-registries": [reg.host]},
+                       bundle={"keys": [str(self.pub)],
+                               "image-import-command": ["skopeo", "--policy", str(policy), "copy",
+                                                        "oci:{layout}:image", f"dir:{imported}/{{name}}"]})
+        r1 = w.commit(images={"web": f"{reg.host}/app/web:1.0", "api": f"{reg.host}/app/api:1.0"})
+        base = self.create(r1, "base.tar", "--sequence", "1")
+        r2 = w.commit(images={"web": f"{reg.host}/app/web:1.0", "api": f"{reg.host}/app/api:2.0"})
+        delta = self.create(r2, "delta.tar", "--sequence", "2", "--base", str(base))
+        full = self.create(r2, "full.tar", "--sequence", "2")
+
+        # web did not change: its blobs (manifest, config, layers, signature) stay out; api's
+        # new ones travel.
+        m = self.manifest(delta)
+        left_out = {b["path"].rsplit("/", 1)[1] for b in m["base"]["blobs"]}
+        with tarfile.open(delta) as t:
+            carried = {n.rsplit("/", 1)[1] for n in t.getnames() if "/blobs/sha256/" in n}
+        self.assertIn(web.split(":")[1], left_out)
+        self.assertIn(api2.split(":")[1], carried)
+        self.assertNotIn(api2.split(":")[1], left_out)
+        self.assertFalse(left_out & carried)
+        print(f"\ndelta with images: full {full.stat().st_size} bytes, delta {delta.stat().st_size} bytes",
+              file=sys.stderr)
+        with tarfile.open(full) as t:
+            in_full = {n.rsplit("/", 1)[1]: t.getmember(n).size for n in t.getnames() if "/blobs/sha256/" in n}
+        self.assertEqual({b["path"].rsplit("/", 1)[1]: b["size"] for b in m["base"]["blobs"]},
+                         {h: n for h, n in in_full.items() if h in left_out})
+        self.assertLess(delta.stat().st_size, full.stat().st_size - sum(in_full[h] for h in left_out) + 4096)
+
+        reg.stop()
+        self.wipe_machine()
+        imported.mkdir()
+        self.agent("apply", str(base), expect=0)
+        cache = w.state_dir / "image-blobs" / "sha256"
+        self.assertIn(web.split(":")[1], os.listdir(cache))
+        state = self.state_bytes()
+
+        # A blob of the cache that no longer hashes to its name counts as missing.
+        victim = cache / sorted(left_out)[0]
+        good = victim.read_bytes()
+        victim.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+        shutil.rmtree(imported)
+        imported.mkdir()
+        r = self.assert_refused(delta, "path(s) and blob(s) it leaves out are not on this machine", verify=False)
+        self.assertIn(f"image blob sha256:{victim.name}", r.stderr)
+        self.assertIn("REASON=base", r.stderr)
+        self.assertEqual(list(imported.iterdir()), [], "an image was imported")
+        victim.write_bytes(good)
+
+        self.agent("apply", str(delta), expect=0)
+        self.assertEqual(self.status()["revision"], r2)
+        got = (imported / "api" / "manifest.json").read_bytes()
+        self.assertEqual("sha256:" + hashlib.sha256(got).hexdigest(), api2)
+        got = (imported / "web" / "manifest.json").read_bytes()
+        self.assertEqual("sha256:" + hashlib.sha256(got).hexdigest(), web)
+        # The cache now holds r2's blobs only: api 1.0's are gone.
+        self.assertNotIn(api1.split(":")[1], os.listdir(cache))
+        self.assertIn(api2.split(":")[1], os.listdir(cache))
+
+        # A machine whose state says it applied the base but whose mirror lost the base's
+        # history: the pack cannot be completed, refused as a missing base.
+        self.wipe_machine()
+        self.agent("apply", str(base), expect=0)
+        shutil.rmtree(w.state_dir / "repo.git" if (w.state_dir / "repo.git").exists() else
+                      next(p for p in w.state_dir.iterdir() if p.name.endswith(".git")))
+        state = self.state_bytes()
+        r = self.agent("apply", str(delta), expect=3)
+        self.assertIn("REASON=base", r.stderr)
+        self.assertIn(f"a delta of revision {r1}", r.stderr)
+        self.assertEqual(self.state_bytes(), state, "a refused apply changed the state file")
+
+
+class ProgressTest(BundleBase):
+    """On a terminal, apply shows one progress line for the whole bundle (issue 18, item 4):
+    read and verified, then imported, of the total of both, with the rate and the time left;
+    nix copy's own lines fold into it. Not on a terminal (the journal): no progress line, one
+    line per phase with its size and duration."""
+
+    def on_terminal(self, *args):
+        """The agent's stderr on a pseudo-terminal; (exit status, what the terminal got)."""
+        import pty
+        import select
+        master, slave = pty.openpty()
+        argv = [str(self.w.agent_bin()), "-c", str(self.w.config_path), *args]
+        p = subprocess.Popen(argv, env=dict(self.w.env), stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                             cwd=self.w.cwd)
+        os.close(slave)
+        out = b""
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the other side is closed
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif p.poll() is not None:
+                break
+        os.close(master)
+        return p.wait(timeout=60), out.decode(errors="replace")
+
+    def test_one_line_for_read_and_import(self):
+        w = self.w
+        rev = w.commit(payload_mib=24)
+        bundle = self.create(rev, "b.tar", "--sequence", "1")
+        total_mib = bundle.stat().st_size / 2 ** 20
+        self.wipe_machine()
+        code, out = self.on_terminal("apply", str(bundle))
+        self.assertEqual(code, 0, out)
+        # The line is redrawn in place (\r ... ESC[K); what it showed last, once per redraw.
+        frames = [f.split("\x1b[K")[0] for f in out.split("\r") if f.startswith("Applying '")]
+        capture = "\n".join(frames)
+        print(f"\nthe progress line, each redraw:\n{capture}", file=sys.stderr)
+        self.assertTrue(frames, out)
+        last = frames[-1]
+        self.assertRegex(last, r"^Applying '.*b\.tar': 100% \(read ([0-9.]+) of \1 MiB, imported ([0-9.]+) of \2 MiB"
+                               r"(, [0-9.]+ MiB/s)?\)$")
+        read_mib = float(re.search(r"read [0-9.]+ of ([0-9.]+) MiB", last).group(1))
+        imported_mib = float(re.search(r"imported [0-9.]+ of ([0-9.]+) MiB", last).group(1))
+        self.assertAlmostEqual(read_mib, total_mib, delta=0.1)
+        self.assertGreaterEqual(imported_mib, 24, "the 24 MiB payload is not counted as imported")
+        # nix copy's own lines went into the progress line, not onto the terminal.
+        self.assertNotIn("copying path", out)
+        self.assertIn("Imported the closure of", out)
+        self.assertEqual(self.status()["revision"], rev)
+
+        # Not on a terminal: no progress line at all.
+        self.wipe_machine()
+        r = self.agent("apply", str(bundle), expect=0)
+        self.assertNotIn("\r", r.stderr)
+        self.assertNotIn("Applying '", r.stderr)
+        self.assertRegex(r.stderr, r"Verified and extracted '.*b\.tar': [0-9.]+ MiB in [0-9.]+ s")
+        self.assertRegex(r.stderr, r"Imported the closure of '.*b\.tar': [0-9.]+ MiB in [0-9.]+ s")
+
+
+def pack_objects(bundle: Path) -> int:
+    """The number of objects in the bundle's git pack (its header)."""
+    with tarfile.open(bundle) as t:
+        head = t.extractfile("repository.pack").read(12)
+    assert head[:4] == b"PACK", head
+    return int.from_bytes(head[8:12], "big")
 
 
 class NixKeysTest(BundleBase):

@@ -736,11 +736,54 @@ class HostileBundleTest(unittest.TestCase):
                              ({"id": "a" * 64, "sequence": 0}, "base.sequence"),
                              ({"id": "a" * 64}, "manifest: 'base'"),
                              ({"id": "a" * 64, "sequence": 1, "members": []}, "manifest: 'base'"),
+                             ({"id": "a" * 64, "sequence": 1, "revision": "HEAD"}, "'base.revision' must be a commit id"),
+                             ({"id": "a" * 64, "sequence": 1, "revision": "A" * 40}, "'base.revision' must be a commit id"),
+                             ({"id": "a" * 64, "sequence": 1, "blobs": {}}, "'base.blobs' must be an array"),
+                             ({"id": "a" * 64, "sequence": 1, "blobs": [{"path": "images/0/blobs/sha256/" + "a" * 64}]},
+                              r"base\.blobs\[0\]"),
+                             ({"id": "a" * 64, "sequence": 1,
+                               "blobs": [{"path": "images/0/blobs/sha256/" + "a" * 64, "size": 1, "x": 1}]},
+                              r"base\.blobs\[0\]"),
+                             # Not below an image layout of the bundle (it has none), traversal.
+                             ({"id": "a" * 64, "sequence": 1, "blobs": [{"path": "images/0/blobs/sha256/" + "a" * 64,
+                                                                         "size": 1}]}, "is not a blob of an image layout"),
+                             ({"id": "a" * 64, "sequence": 1, "blobs": [{"path": "../state.json", "size": 1}]},
+                              "is not a blob of an image layout"),
                              ("a" * 64, "manifest: 'base'")):
             with self.subTest(base=base):
                 b = self.bundle()
                 b.manifest_overrides["base"] = base
                 self.assert_refused(b.build(), needle)
+
+    def test_base_blobs_of_a_layout(self):
+        """base.blobs below a real layout of the bundle: each named by a digest, below
+        blobs/sha256 of that layout, listed once, not a member as well."""
+        blob = "images/0/blobs/sha256/" + "c" * 64
+        for blobs, needle in (([{"path": "images/0/blobs/sha256/" + "c" * 63, "size": 1}], "is not a blob of an image layout"),
+                              ([{"path": "images/0/blobs/sha256/" + "C" * 64, "size": 1}], "is not a blob of an image layout"),
+                              ([{"path": "images/0/blobs/sha512/" + "c" * 64, "size": 1}], "is not a blob of an image layout"),
+                              ([{"path": "images/0/blobs/sha256/../../../" + "c" * 64, "size": 1}],
+                               "is not a blob of an image layout"),
+                              ([{"path": "images/01/blobs/sha256/" + "c" * 64, "size": 1}], "is not a blob of an image layout"),
+                              ([{"path": blob, "size": 1}, {"path": blob, "size": 1}], "is listed twice"),
+                              ([{"path": blob, "size": -1}], r"base\.blobs\[0\]\.size"),
+                              ([{"path": "images/0/oci-layout", "size": 1}], "is not a blob of an image layout")):
+            with self.subTest(blobs=blobs):
+                b = self.bundle()
+                b.add("images/0/oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+                b.add("images/0/index.json", b'{"schemaVersion":2,"manifests":[]}')
+                b.images = [{"reference": "registry.example:5000/app/web:1.4", "digest": "sha256:" + "b" * 64,
+                             "layout": "images/0"}]
+                b.manifest_overrides["base"] = {"id": "a" * 64, "sequence": 1, "blobs": blobs}
+                self.assert_refused(b.build(), needle)
+        b = self.bundle()
+        b.add("images/0/oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        b.add("images/0/index.json", b'{"schemaVersion":2,"manifests":[]}')
+        b.add(blob, b"x")
+        b.images = [{"reference": "registry.example:5000/app/web:1.4", "digest": "sha256:" + "b" * 64,
+                     "layout": "images/0"}]
+        b.manifest_overrides["base"] = {"id": "a" * 64, "sequence": 1, "blobs": [{"path": blob, "size": 1}]}
+        self.assert_refused(b.build(), "is a member as well")
 
     def test_version_as_string(self):
         b = self.bundle()
