@@ -200,6 +200,14 @@ let
           default, auto)'';
         description = "The boot loader the trial boot uses; set from `boot.loader`.";
       };
+      on-switch-inhibited = nullable (types.enum [
+        "boot"
+        "wait"
+      ]) ''
+        When a new system's switch inhibitors (`system.switch.inhibitors`) changed, NixOS
+        refuses to switch into it: `boot` (the agent's default) installs it for the next boot and
+        reboots inside `reboot-window`; `wait` leaves it waiting.
+      '' { };
       grub-reboot-command = mkOption {
         type = types.nullOr (types.listOf types.str);
         default =
@@ -234,6 +242,26 @@ let
         example = "/etc/atticd-agent/id_ed25519";
       };
       ssh-known-hosts = nullable types.path "known_hosts file with the server's host key (required for ssh URLs)." { };
+      rollout-file = nullable types.str ''
+        The staged rollout file inside the client repository, read at each new revision:
+        `{"percent": 0-100, "paused": false, "delay": SECONDS}` (the agent's default:
+        `rollout.json`; no such file: every host takes the revision at once).
+      '' { };
+    };
+
+    rollout = section "Staged rollout: which hosts take a revision first (the platform team sets the share in the repository's rollout file)." {
+      bucket = nullable (types.ints.between 0 99) ''
+        This host's fixed bucket: it takes a revision once the rollout's `percent` is above it
+        (0: a canary). Unset: derived from the machine id and the revision.
+      '' { example = 0; };
+    };
+
+    schedule = section "When new revisions may be activated." {
+      windows = nullable (types.listOf types.str) ''
+        Change windows, local time, `[DAYS ]HH:MM-HH:MM`: outside every one, a new revision is
+        fetched, verified and built, but activated only in the next window. Unset or empty: any
+        time.
+      '' { example = [ "Mon-Fri 02:00-05:00" ]; };
     };
 
     images = section "Cosign verification of the container images a revision uses." {

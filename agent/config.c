@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "fileio.h"
+#include "schedule.h"
 #include "yaml-schema.h"
 
 #define HEALTH_CHECKS_MAX 256
@@ -48,6 +49,12 @@ static const char *const boot_default_table[] = {
 static const char *const activation_method_table[] = {
         [ACTIVATION_DIRECT] = "direct",
         [ACTIVATION_NIXOS_REBUILD] = "nixos-rebuild",
+        NULL,
+};
+
+static const char *const switch_inhibited_table[] = {
+        [SWITCH_INHIBITED_BOOT] = "boot",
+        [SWITCH_INHIBITED_WAIT] = "wait",
         NULL,
 };
 
@@ -103,6 +110,36 @@ static const char *check_reboot_window(const char *v) {
         return NULL;
 }
 
+/* A path inside the repository: relative, without "." or ".." components. */
+static const char *check_repository_path(const char *v) {
+        static const char *const bad = "must be a path inside the repository (relative, no '.' or '..' components)";
+        const char *p = v;
+
+        if (v[0] == '/' || strlen(v) > 1024)
+                return bad;
+        for (;;) {
+                size_t n = strcspn(p, "/");
+
+                if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+                        return bad;
+                if (!p[n])
+                        return NULL;
+                p += n + 1;
+        }
+}
+
+static const char *check_bucket(const char *v) {
+        size_t n = strlen(v);
+
+        if (n == 0 || n > 2 || v[strspn(v, "0123456789")] != 0 || (n == 2 && v[0] == '0'))
+                return "must be a number from 0 to 99";
+        return NULL;
+}
+
+static const char *check_window(const char *v) {
+        return window_parse(v, NULL);
+}
+
 /* A nix public key as nix.conf's trusted-public-keys writes it: NAME:BASE64. */
 static const char *check_nix_key(const char *v) {
         const char *colon = strchr(v, ':');
@@ -136,6 +173,8 @@ static const SchemaKey system_keys[] = {
             .def = "/run/nixos/switch-to-configuration.lock", ABSOLUTE_PATH),
         KEY("activation-timeout", SCHEMA_UINT, C(system.activation_timeout), .def = "1800", .min = 1,
             .max = 86400),
+        KEY("on-switch-inhibited", SCHEMA_ENUM, C(system.on_switch_inhibited), .def = "boot",
+            .values = switch_inhibited_table),
         {},
 };
 static const SchemaMapping system_mapping = { .keys = system_keys };
@@ -155,6 +194,8 @@ static const SchemaKey repository_keys[] = {
         KEY("stall-timeout", SCHEMA_UINT, C(repository.stall_timeout), .def = "120", .min = 1, .max = 86400),
         KEY("fetch-timeout", SCHEMA_UINT, C(repository.fetch_timeout), .def = "3600", .min = 1, .max = 604800),
         KEY("max-fetch-mib", SCHEMA_UINT, C(repository.max_fetch_mib), .def = "4096", .min = 1, .max = 1048576),
+        KEY("rollout-file", SCHEMA_STRING, C(repository.rollout_file), .def = "rollout.json",
+            .check = check_repository_path),
         {},
 };
 
@@ -333,6 +374,20 @@ static const SchemaKey metrics_keys[] = {
 };
 static const SchemaMapping metrics_mapping = { .keys = metrics_keys };
 
+/* rollout: */
+static const SchemaKey rollout_keys[] = {
+        KEY("bucket", SCHEMA_STRING, C(rollout.bucket), .check = check_bucket),
+        {},
+};
+static const SchemaMapping rollout_mapping = { .keys = rollout_keys };
+
+/* schedule: */
+static const SchemaKey schedule_keys[] = {
+        KEY("windows", SCHEMA_STRV, C(schedule.windows), .check = check_window),
+        {},
+};
+static const SchemaMapping schedule_mapping = { .keys = schedule_keys };
+
 /* The top level. */
 static const SchemaKey config_keys[] = {
         KEY("host", SCHEMA_STRING, C(host), .flags = SCHEMA_REQUIRED),
@@ -344,6 +399,8 @@ static const SchemaKey config_keys[] = {
         KEY("health", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &health_mapping),
         KEY("hooks", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &hooks_mapping),
         KEY("metrics", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &metrics_mapping),
+        KEY("rollout", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &rollout_mapping),
+        KEY("schedule", SCHEMA_SECTION, SCHEMA_NO_FIELD, .mapping = &schedule_mapping),
         {},
 };
 static const SchemaMapping config_mapping = { .keys = config_keys };

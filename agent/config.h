@@ -43,6 +43,13 @@ typedef enum BootDefault {
         BOOT_DEFAULT_AT_ACTIVATION, /* switch-to-configuration switch (what nixos-rebuild switch does) */
 } BootDefault;
 
+/* What a switch does when the new system's switch inhibitors (system.switch.inhibitors) differ
+ * from the running one's: NixOS refuses to switch into it. */
+typedef enum SwitchInhibited {
+        SWITCH_INHIBITED_BOOT, /* install it for the next boot and reboot (in system.reboot-window) */
+        SWITCH_INHIBITED_WAIT, /* do not deploy it; wait (status says why) */
+} SwitchInhibited;
+
 typedef enum HealthCheckType {
         HEALTH_CHECK_HTTP,
         HEALTH_CHECK_TCP,
@@ -95,6 +102,7 @@ typedef struct Config {
                 char *boot_id_file;          /* default /proc/sys/kernel/random/boot_id */
                 char *activation_lock;       /* switch-to-configuration's lock, default /run/nixos/... */
                 unsigned activation_timeout; /* seconds an activation may take, ours or another's */
+                SwitchInhibited on_switch_inhibited; /* default boot */
         } system;
 
         struct {
@@ -113,7 +121,16 @@ typedef struct Config {
                 unsigned stall_timeout;   /* seconds a transfer may go without progress */
                 unsigned fetch_timeout;   /* seconds a whole fetch may take */
                 unsigned max_fetch_mib;   /* MiB a fetch may receive */
+                char *rollout_file;       /* in the repository, read at the new revision; default rollout.json */
         } repository;
+
+        struct {
+                char *bucket; /* "0".."99": this host's fixed bucket; NULL: from the machine id and revision */
+        } rollout;
+
+        struct {
+                char **windows; /* activation only inside one (schedule.h); empty: any time */
+        } schedule;
 
         struct {
                 char **keys; /* NULL-terminated; empty: no check */

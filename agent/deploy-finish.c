@@ -122,6 +122,10 @@ void deploy_sync_roots(Run *run) {
         _cleanup_free_ char *legacy = path_join(run->config->state_dir, "build/result");
 
         sync_root(run->config, DEPLOY_ROOT_KNOWN_GOOD, s->good_generation);
+        /* Before the pending root goes: a system built ahead of its window moves from one
+         * to the other. */
+        sync_root(run->config, DEPLOY_ROOT_WAITING,
+                  s->waiting ? json_string_value(json_object_get(s->waiting, "system")) : NULL);
         sync_root(run->config, DEPLOY_ROOT_PENDING, s->pending ? s->pending->generation : NULL);
         /* Where builds were rooted before: nothing needs it. */
         if (legacy)
@@ -147,6 +151,13 @@ ExitCode deploy_finish(Run *run, RunResult result, const char *error, ExitCode c
                 return EXIT_USAGE;
         }
         deploy_sync_roots(run);
+        /* What `plan` built and kept for this deployment is not needed any more. */
+        {
+                _cleanup_free_ char *plan_root = path_join(run->config->state_dir, DEPLOY_ROOT_PLAN);
+
+                if (plan_root)
+                        (void) unlink(plan_root);
+        }
         if (result == RESULT_SUCCESS || result == RESULT_BUILD_FAILED || result == RESULT_ROLLED_BACK ||
             result == RESULT_ROLLBACK_FAILED)
                 run_hook(run->config, &copy, result, error);

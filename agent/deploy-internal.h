@@ -12,6 +12,8 @@
  * a rollback needs, or what waits for its reboot. */
 #define DEPLOY_ROOT_KNOWN_GOOD "gcroots/known-good"
 #define DEPLOY_ROOT_PENDING "gcroots/pending"
+#define DEPLOY_ROOT_WAITING "gcroots/waiting" /* a revision built ahead of its change window */
+#define DEPLOY_ROOT_PLAN "gcroots/plan"       /* what `plan` built, until a deployment ends */
 
 typedef enum HealthVerdict {
         HEALTH_PASSED,
@@ -26,9 +28,6 @@ void msgf(char msg[static ERROR_MESSAGE_MAX], const char *fmt, ...) _printf_(2, 
  * failed revision, unhealthy), the event, the hooks, last-run.json; returns code. */
 ExitCode deploy_finish(Run *run, RunResult result, const char *error, ExitCode code);
 
-/* The roots follow the state: known-good -> State.good_generation, pending -> the pending
- * deployment's generation; a root of anything else is dropped. Failures are logged. */
-void deploy_sync_roots(Run *run);
 
 /* A stop was requested: the state stays as it is (the next run finishes the job), the run is
  * recorded as interrupted; EXIT_STOPPED. */

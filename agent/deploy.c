@@ -10,6 +10,7 @@
 #include "deploy-internal.h"
 #include "event.h"
 #include "fileio.h"
+#include "gate.h"
 #include "health.h"
 #include "log.h"
 #include "nix.h"
@@ -319,6 +320,15 @@ ExitCode deploy_revision(Run *run, const DeployTarget *t) {
         if (r < 0) {
                 log_error("Deployment of %s failed: %s", t->revision, error_message(&e) ?: strerror(-r));
                 return deploy_finish(run, RESULT_BUILD_FAILED, error_message(&e) ?: strerror(-r), EXIT_DEPLOY_FAILED);
+        }
+
+        /* Before anything changes: the plan, the change window, the switch inhibitors. */
+        {
+                ExitCode code = gate_switch(run, t);
+
+                if (code != EXIT_OK || run->waiting)
+                        return code;
+                p = run->state->pending;
         }
 
         /* Nothing on the system has changed so far: wait for another activation here, so that

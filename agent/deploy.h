@@ -22,7 +22,14 @@ typedef struct DeployTarget {
         const char *drv_path; /* the derivation to build (offline for a bundle); NULL: toplevel is in
                                * the store already */
         const char *toplevel; /* the generation */
+        bool schedule;        /* activate only inside schedule.windows (pull; apply is a person's) */
+        struct json_t *containers; /* the system's containers, for the waiting record (borrowed) */
 } DeployTarget;
+
+/* The garbage-collector roots follow the state: known-good -> State.good_generation, waiting ->
+ * the waiting record's system, pending -> the pending deployment's generation; a root of
+ * anything else is dropped. Failures are logged. */
+void deploy_sync_roots(Run *run);
 
 /* Builds the target, activates it, checks its health and rolls back when activation or health
  * fails. */

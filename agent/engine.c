@@ -4,6 +4,7 @@
 
 #include "engine.h"
 #include "engine-internal.h"
+#include "gate.h"
 #include "event.h"
 #include "fileio.h"
 #include "git.h"
@@ -211,20 +212,13 @@ static ExitCode source_error(Run *run, int r, const Error *e) {
         }
 }
 
-static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
+ExitCode fetch_revision(Run *run, char **ret_repo_path, GitSource **ret_git, char rev[static GIT_REV_HEX + 1]) {
+        const Config *c = run->config;
         _cleanup_git_source_ GitSource *git = NULL;
-        _cleanup_free_ char *repo_path = NULL, *flake = NULL;
-        _cleanup_(system_eval_done) SystemEval sys = {};
-        char rev[GIT_REV_HEX + 1];
+        _cleanup_free_ char *repo_path = NULL;
         ExitCode code;
         Error e = {};
         int r;
-
-        if (run->state->phase == PHASE_PENDING_REBOOT) {
-                /* A boot-activated deployment waits for its reboot and confirmation: nothing
-                 * new on top of it. */
-                return EXIT_OK;
-        }
 
         code = open_mirror(run, &repo_path, &git);
         if (code != EXIT_OK)
@@ -254,9 +248,70 @@ static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
                 return source_error(run, r, &e);
         if (stop_requested())
                 return run_result(run, EXIT_STOPPED, RESULT_INTERRUPTED, rev, "stopped after the fetch");
+        *ret_repo_path = TAKE_PTR(repo_path);
+        *ret_git = TAKE_PTR(git);
+        return EXIT_OK;
+}
+
+
+/* The system of rev that an earlier run built outside every change window (the waiting
+ * record): still in the window's wait, or the system to activate without evaluating it
+ * again. Nothing (sys empty) when there is no such system. */
+static ExitCode built_ahead(Run *run, const char *rev, SystemEval *sys) {
+        json_t *w = run->state->waiting;
+        const char *system = json_string_value(json_object_get(w, "system"));
+        json_t *containers = json_object_get(w, "containers");
+        time_t next = 0;
+        Error e = {};
+        int r;
+
+        if (!system || !streq_ptr(json_string_value(json_object_get(w, "revision")), rev) ||
+            nix_store_has(run->config, system, &e) <= 0)
+                return EXIT_OK;
+        if (!gate_window_open(run->config, &next))
+                return gate_wait(run, rev, "window", next, system, containers, json_object_get(w, "plan"),
+                                 "outside every change window (schedule.windows); built, to be activated in the next");
+        log_info("Revision %s was built before its change window: %s.", rev, system);
+        sys->toplevel = strdup(system);
+        sys->containers = json_incref(json_is_object(containers) ? containers : NULL);
+        if (!sys->toplevel)
+                return log_oom_exit();
+        r = image_set_from_containers(sys->containers, &run->images, &e);
+        if (r < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
+        }
+        return EXIT_OK;
+}
+
+static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
+        _cleanup_git_source_ GitSource *git = NULL;
+        _cleanup_free_ char *repo_path = NULL, *flake = NULL;
+        _cleanup_(system_eval_done) SystemEval sys = {};
+        char rev[GIT_REV_HEX + 1];
+        ExitCode code;
+        Error e = {};
+        int r;
+
+        if (run->state->phase == PHASE_PENDING_REBOOT) {
+                /* A boot-activated deployment waits for its reboot and confirmation: nothing
+                 * new on top of it. */
+                return EXIT_OK;
+        }
+
+        code = fetch_revision(run, &repo_path, &git, rev);
+        if (code != EXIT_OK)
+                return code;
 
         if (streq_ptr(rev, run->state->deployed_revision)) {
                 log_info("Revision %s ('%s') is deployed already; nothing to do.", rev, c->repository.ref);
+                /* A revision that waited and was deployed by other means, or a ref moved back. */
+                if (run->state->waiting) {
+                        state_clear_waiting(run->state);
+                        if (run_save_state(run) < 0)
+                                return EXIT_USAGE;
+                        deploy_sync_roots(run);
+                }
                 return run_result(run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
         }
 
@@ -266,13 +321,19 @@ static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
                 return run_result(run, EXIT_OK, RESULT_KNOWN_BAD, rev, "failed before");
         }
 
-        log_event(EVENT_UPDATE_FOUND, LOG_INFO,
-                  EVENT_FIELDS({ "REVISION", rev }, { "REF", c->repository.ref }, { "SOURCE", "pull" },
-                               { "DEPLOYED_REVISION", run->state->deployed_revision }),
-                  "New revision %s ('%s'), deployed: %s.", rev, c->repository.ref, strna(run->state->deployed_revision));
+        /* Once per revision, not once per run while it waits. */
+        if (state_first_seen(run->state, rev) == 0)
+                log_event(EVENT_UPDATE_FOUND, LOG_INFO,
+                          EVENT_FIELDS({ "REVISION", rev }, { "REF", c->repository.ref }, { "SOURCE", "pull" },
+                                       { "DEPLOYED_REVISION", run->state->deployed_revision }),
+                          "New revision %s ('%s'), deployed: %s.", rev, c->repository.ref,
+                          strna(run->state->deployed_revision));
 
         code = verify_revision(run, git, rev);
         if (code != EXIT_OK)
+                return code;
+        code = gate_rollout(run, git, rev);
+        if (code != EXIT_OK || run->waiting)
                 return code;
 
         r = git_source_pin(git, rev, &e);
@@ -285,9 +346,15 @@ static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
         if (r < 0)
                 return log_oom_exit();
 
-        code = evaluate_revision(run, flake, rev, &sys);
-        if (code != EXIT_OK)
+        /* Built ahead of its change window: no second evaluation, no second build. */
+        code = built_ahead(run, rev, &sys);
+        if (code != EXIT_OK || run->waiting)
                 return code;
+        if (!sys.toplevel) {
+                code = evaluate_revision(run, flake, rev, &sys);
+                if (code != EXIT_OK)
+                        return code;
+        }
         code = check_images(run, rev);
         if (code != EXIT_OK)
                 return code;
@@ -297,6 +364,8 @@ static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
                                             .source = "pull",
                                             .drv_path = sys.drv_path,
                                             .toplevel = sys.toplevel,
+                                            .schedule = true,
+                                            .containers = sys.containers,
                                     });
 }
 

@@ -26,6 +26,10 @@ int engine_check_tools(const Config *c, Error *reterr);
 /* `pull`: fetch the configured repository and deploy its revision when it is new. */
 ExitCode engine_pull(const Config *c, const PullOptions *o);
 
+/* `plan`: fetch, verify and build the new revision; print what activating it would change and
+ * whether this host would take it now (--json: one object); activate nothing, write no state. */
+ExitCode engine_plan(const Config *c, bool json);
+
 /* `confirm`: after a boot, confirm a pending boot-activated deployment or roll it back. */
 ExitCode engine_confirm(const Config *c);
 

@@ -30,6 +30,8 @@ static const struct {
         [EVENT_ROLLBACK_FAILED] = { "rollback-failed", "911eec896f8540d6b685b31792b20274" },
         [EVENT_BUNDLE_APPLIED] = { "bundle-applied", "6e7018129d6944d5936096bd9b5dabd6" },
         [EVENT_DRIFT] = { "drift", "33939d8554354f19b8ac2a07be5ddcde" },
+        [EVENT_WAITING] = { "waiting", "e4bd81563a084a74b3a12a2a36af449b" },
+        [EVENT_PLAN] = { "plan", "7905687414a84724b1de508123db5291" },
 };
 
 const char *event_to_string(Event e) {

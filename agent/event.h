@@ -24,6 +24,8 @@ typedef enum Event {
         EVENT_ROLLBACK_FAILED,
         EVENT_BUNDLE_APPLIED,
         EVENT_DRIFT,
+        EVENT_WAITING,
+        EVENT_PLAN,
         _EVENT_MAX,
 } Event;
 

@@ -310,3 +310,49 @@ int git_source_commit_signature(GitSource *s, const char *rev, char **ret_signat
         }
         return 0;
 }
+
+int git_source_read_file(GitSource *s, const char *rev, const char *path, size_t max, char **ret, size_t *ret_size,
+                         Error *e) {
+        _cleanup_(git_object_freep) git_object *commit = NULL, *blob = NULL;
+        git_tree *tree = NULL;
+        git_tree_entry *entry = NULL;
+        git_oid oid;
+        size_t size;
+        char *buf;
+        int r;
+
+        r = parse_oid(rev, &oid, e);
+        if (r < 0)
+                return r;
+        r = git_object_lookup(&commit, s->repo, &oid, GIT_OBJECT_COMMIT);
+        if (r < 0)
+                return git_map_error(r, e, rev);
+        r = git_commit_tree(&tree, (git_commit *) commit);
+        if (r < 0)
+                return git_map_error(r, e, rev);
+        r = git_tree_entry_bypath(&entry, tree, path);
+        git_tree_free(tree);
+        if (r == GIT_ENOTFOUND)
+                return -ENOENT;
+        if (r < 0)
+                return git_map_error(r, e, path);
+        if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB || git_tree_entry_filemode(entry) == GIT_FILEMODE_LINK) {
+                git_tree_entry_free(entry);
+                return error_set(e, -EBADMSG, "'%s' at %s is not a regular file", path, rev);
+        }
+        r = git_tree_entry_to_object(&blob, s->repo, entry);
+        git_tree_entry_free(entry);
+        if (r < 0)
+                return git_map_error(r, e, path);
+        size = (size_t) git_blob_rawsize((git_blob *) blob);
+        if (size > max)
+                return error_set(e, -EFBIG, "'%s' at %s is larger than %zu bytes", path, rev, max);
+        buf = malloc(size + 1);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, git_blob_rawcontent((git_blob *) blob), size);
+        buf[size] = 0;
+        *ret = buf;
+        *ret_size = size;
+        return 0;
+}

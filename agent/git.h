@@ -70,6 +70,12 @@ int git_source_pin_ref(GitSource *s, const char *refname, const char *rev, Error
 
 const char *git_source_path(GitSource *s);
 
+/* The content of the regular file at path in the tree of commit rev (no checkout), at most max
+ * bytes, NUL-terminated (not counted in *ret_size). -ENOENT when the tree has no such path,
+ * -EBADMSG when it is not a regular file, -EFBIG when it is larger. */
+int git_source_read_file(GitSource *s, const char *rev, const char *path, size_t max, char **ret, size_t *ret_size,
+                         Error *reterr);
+
 /* Indexes the git packfile at pack_path into the mirror (a bundle's history). Objects only:
  * no reference moves. -EBADMSG when the file is not a complete, valid pack. With base (a
  * delta's base revision, which the mirror holds), the pack may leave out the base commit, its

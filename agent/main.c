@@ -29,6 +29,8 @@ static void help(void) {
                "Commands:\n"
                "  pull [--retry]          fetch the configured repository; deploy when there is a new revision\n"
                "                          (--retry: even one that failed before)\n"
+               "  plan                    fetch, verify and build the new revision; print what activating it\n"
+               "                          would change and whether this host would take it now; activate nothing\n"
                "  apply BUNDLE [--allow-downgrade] [--reevaluate]\n"
                "                          verify an offline bundle completely, then deploy it (--reevaluate:\n"
                "                          evaluate the bundled flake offline; it must give the signed system)\n"
@@ -96,6 +98,18 @@ static int cmd_pull(const Args *a, int argc, char **argv) {
         if (code != EXIT_OK)
                 return code;
         return engine_pull(c, &o);
+}
+
+static int cmd_plan(const Args *a, int argc, char **argv) {
+        _cleanup_config_ Config *c = NULL;
+        int code;
+
+        if (argc > 1)
+                return usage_error("plan", "unexpected argument", argv[1]);
+        code = load_config(a, &c);
+        if (code != EXIT_OK)
+                return code;
+        return engine_plan(c, a->json);
 }
 
 static int cmd_rollback(const Args *a, int argc, char **argv) {
@@ -374,6 +388,7 @@ typedef struct Command {
 
 static const Command commands[] = {
         { "pull", cmd_pull },
+        { "plan", cmd_plan },
         { "apply", cmd_verify_or_apply },
         { "verify", cmd_verify_or_apply },
         { "bundle", cmd_bundle },

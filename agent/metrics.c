@@ -180,6 +180,17 @@ static int render(const Config *c, const State *s, json_t *m, const MetricsDrift
         fprintf(f, "atticd_agent_profile_generation %ld\n", profile_number(c));
         header(f, "atticd_agent_bundle_sequence", "gauge", "The sequence of the last bundle applied (0: none).");
         fprintf(f, "atticd_agent_bundle_sequence %llu\n", s ? (unsigned long long) s->bundle_sequence : 0ULL);
+        header(f, "atticd_agent_waiting", "gauge",
+               "1 while a new revision waits (rollout, change window, switch inhibitors), else 0.");
+        fprintf(f, "atticd_agent_waiting %d\n", s && s->waiting);
+        header(f, "atticd_agent_waiting_info", "gauge", "The revision that waits and why (always 1, while one waits).");
+        if (s && s->waiting) {
+                fprintf(f, "atticd_agent_waiting_info{revision=\"");
+                put_label(f, json_string_value(json_object_get(s->waiting, "revision")));
+                fprintf(f, "\",reason=\"");
+                put_label(f, json_string_value(json_object_get(s->waiting, "reason")));
+                fprintf(f, "\"} 1\n");
+        }
         header(f, "atticd_agent_drift", "gauge",
                "1 when the running system or the profile is not the generation the agent deployed (a change by hand).");
         fprintf(f, "atticd_agent_drift %d\n", drift && drift->drift);
@@ -227,7 +238,8 @@ int metrics_record(const Config *c, const State *s, const MetricsRun *run) {
                 json_object_set_new(entry, "result", json_string(run_result_to_string(run->result)));
                 json_object_set_new(entry, "success", json_boolean(run->result == RESULT_SUCCESS ||
                                                                    run->result == RESULT_NO_CHANGE ||
-                                                                   run->result == RESULT_PENDING_REBOOT));
+                                                                   run->result == RESULT_PENDING_REBOOT ||
+                                                                   run->result == RESULT_WAITING));
                 json_object_set_new(entry, "duration", json_real((double) run->duration / USEC_PER_SEC));
                 phases = object_child(m, "phases");
                 for (size_t i = 0; i < run->n_phases; i++)

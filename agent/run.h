@@ -26,6 +26,7 @@ typedef struct Run {
         MetricsPhase phases[METRICS_PHASES_MAX];
         size_t n_phases;
         long images_verified; /* -1 until a verification ran */
+        bool waiting;         /* the revision waits (gate.h): not an error, nothing deployed */
 } Run;
 
 /* Takes the lock and reads the state: EXIT_BUSY, EXIT_USAGE (unreadable state) or EXIT_OK. */

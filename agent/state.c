@@ -31,6 +31,7 @@ static const char *const result_table[_RESULT_MAX] = {
         [RESULT_ROLLBACK_FAILED] = "rollback-failed",
         [RESULT_KNOWN_BAD] = "known-bad",
         [RESULT_PENDING_REBOOT] = "pending-reboot",
+        [RESULT_WAITING] = "waiting",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(phase, Phase, phase_table, _PHASE_MAX)
@@ -52,6 +53,7 @@ void deployment_done(Deployment *d) {
         json_decref(d->images);
         json_decref(d->bundle);
         json_decref(d->health);
+        json_decref(d->plan);
         *d = (Deployment) {};
 }
 
@@ -74,6 +76,7 @@ int deployment_copy(const Deployment *src, Deployment *dst) {
                 .images = json_incref(src->images),
                 .bundle = json_incref(src->bundle),
                 .health = json_incref(src->health),
+                .plan = json_incref(src->plan),
         };
 
         if (strdup_null(src->revision, &d.revision) < 0 || strdup_null(src->generation, &d.generation) < 0 ||
@@ -113,6 +116,7 @@ State *state_free(State *s) {
         if (!s)
                 return NULL;
         unhealthy_free(s->unhealthy);
+        json_decref(s->waiting);
         free(s->deployed_revision);
         free(s->deployed_generation);
         free(s->good_revision);
@@ -141,7 +145,7 @@ static json_t *json_time_or_null(time_t t) {
 }
 
 static json_t *deployment_to_json(const Deployment *d) {
-        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
+        return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
                          "id", (json_int_t) d->id,
                          "revision", d->revision,
                          "generation", json_string_or_null(d->generation),
@@ -159,7 +163,8 @@ static json_t *deployment_to_json(const Deployment *d) {
                          "boot-id", json_string_or_null(d->boot_id),
                          "trial-entry", json_string_or_null(d->trial_entry),
                          "bundle", d->bundle ? json_incref(d->bundle) : json_null(),
-                         "activations", (json_int_t) d->activations);
+                         "activations", (json_int_t) d->activations,
+                         "plan", d->plan ? json_incref(d->plan) : json_null());
 }
 
 static json_t *unhealthy_to_json(const Unhealthy *u) {
@@ -187,7 +192,7 @@ json_t *state_to_json(const State *s) {
                         return NULL;
                 }
 
-        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:i, s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "version", STATE_VERSION,
                          "next-id", (json_int_t) s->next_id,
                          "deployed", pair_to_json(s->deployed_revision, s->deployed_generation),
@@ -197,6 +202,7 @@ json_t *state_to_json(const State *s) {
                          "bundle-sequence", s->bundle_sequence > 0 ? json_integer((json_int_t) s->bundle_sequence) : json_null(),
                          "time-floor", s->time_floor > 0 ? json_integer((json_int_t) s->time_floor) : json_null(),
                          "unhealthy", unhealthy_to_json(s->unhealthy),
+                         "waiting", s->waiting ? json_incref(s->waiting) : json_null(),
                          "pending", s->pending ? deployment_to_json(s->pending) : json_null(),
                          "history", history);
 }
@@ -252,7 +258,7 @@ static int images_from_json(json_t *a, const char *what, Error *e) {
 
 static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Error *e) {
         json_t *generation, *ref, *started, *finished, *error, *signer, *images, *previous, *health, *boot_id,
-                *bundle = NULL, *activations = NULL, *trial_entry = NULL;
+                *bundle = NULL, *activations = NULL, *trial_entry = NULL, *plan = NULL;
         const char *revision, *source, *action, *result;
         json_int_t id;
         json_error_t jerr;
@@ -262,18 +268,20 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
         /* "bundle", "activations" and "trial-entry" came after the first files were written:
          * optional. */
         if (json_unpack_ex(j, &jerr, JSON_STRICT,
-                           "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s?o, s?o, s?o}",
+                           "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s?o, s?o, s?o, s?o}",
                            "id", &id, "revision", &revision, "generation", &generation, "source", &source,
                            "ref", &ref, "action", &action, "started", &started, "finished", &finished,
                            "result", &result, "error", &error, "signer", &signer, "images", &images,
                            "previous-generation", &previous, "health", &health, "boot-id", &boot_id, "bundle", &bundle,
-                           "activations", &activations, "trial-entry", &trial_entry) < 0)
+                           "activations", &activations, "trial-entry", &trial_entry, "plan", &plan) < 0)
                 return error_set(e, -EINVAL, "%s: %s", what, jerr.text);
         if (activations && !(json_is_integer(activations) && json_integer_value(activations) >= 0 &&
                              json_integer_value(activations) <= 1000))
                 return error_set(e, -EINVAL, "%s: activations: expected an integer from 0 to 1000", what);
         if (bundle && !json_is_null(bundle) && !json_is_object(bundle))
                 return error_set(e, -EINVAL, "%s: bundle: expected an object or null", what);
+        if (plan && !json_is_null(plan) && !json_is_object(plan))
+                return error_set(e, -EINVAL, "%s: plan: expected an object or null", what);
         r = images_from_json(images, what, e);
         if (r < 0)
                 return r;
@@ -319,6 +327,7 @@ static int deployment_from_json(json_t *j, const char *what, Deployment *ret, Er
         d.images = json_is_null(images) ? NULL : json_incref(images);
         d.health = json_is_null(health) ? NULL : json_incref(health);
         d.bundle = !bundle || json_is_null(bundle) ? NULL : json_incref(bundle);
+        d.plan = !plan || json_is_null(plan) ? NULL : json_incref(plan);
         *ret = d;
         return 0;
 fail:
@@ -375,9 +384,87 @@ static int unhealthy_from_json(json_t *j, Unhealthy **ret, Error *e) {
         return 0;
 }
 
+static const char *const wait_reasons[] = { WAIT_REASONS, NULL };
+
+static bool wait_reason_valid(const char *reason) {
+        for (size_t i = 0; wait_reasons[i]; i++)
+                if (streq(wait_reasons[i], reason))
+                        return true;
+        return false;
+}
+
+static int waiting_check(json_t *w, Error *e) {
+        json_t *until, *system, *containers, *plan, *first_seen;
+        const char *revision, *reason, *detail;
+        json_error_t jerr;
+        time_t t;
+
+        if (!w || json_is_null(w))
+                return 0;
+        if (json_unpack_ex(w, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "revision", &revision,
+                           "reason", &reason, "detail", &detail, "first-seen", &first_seen, "until", &until, "system",
+                           &system, "containers", &containers, "plan", &plan) < 0)
+                return error_set(e, -EINVAL, "waiting: %s", jerr.text);
+        if (!is_commit_id(revision))
+                return error_set(e, -EINVAL, "waiting: revision '%s' is not a commit id", revision);
+        if (!wait_reason_valid(reason))
+                return error_set(e, -EINVAL, "waiting: unknown reason '%s'", reason);
+        if (opt_time(first_seen, "waiting: first-seen", &t, e) < 0 || t == 0)
+                return error_set(e, -EINVAL, "waiting: first-seen: expected a timestamp");
+        if (opt_time(until, "waiting: until", &t, e) < 0)
+                return -EINVAL;
+        if (!json_is_null(system) && !(json_is_string(system) && json_string_value(system)[0] == '/'))
+                return error_set(e, -EINVAL, "waiting: system: expected an absolute path or null");
+        if (!json_is_null(containers) && !json_is_object(containers))
+                return error_set(e, -EINVAL, "waiting: containers: expected an object or null");
+        if (!json_is_null(plan) && !json_is_object(plan))
+                return error_set(e, -EINVAL, "waiting: plan: expected an object or null");
+        return 0;
+}
+
+time_t state_first_seen(const State *s, const char *revision) {
+        time_t t = 0;
+
+        if (!s->waiting || !streq_ptr(json_string_value(json_object_get(s->waiting, "revision")), revision))
+                return 0;
+        (void) parse_timestamp(json_string_value(json_object_get(s->waiting, "first-seen")), &t);
+        return t;
+}
+
+bool state_set_waiting(State *s, const char *revision, const char *reason, const char *detail, time_t now,
+                       time_t until, const char *system, json_t *containers, json_t *plan) {
+        time_t first = state_first_seen(s, revision);
+        bool changed = !first || !streq_ptr(json_string_value(json_object_get(s->waiting, "reason")), reason);
+        json_t *w;
+
+        w = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "revision", revision, "reason", reason, "detail",
+                      detail, "first-seen", json_time_or_null(first ?: now), "until", json_time_or_null(until), "system",
+                      json_string_or_null(system), "containers", containers ?: json_null(), "plan", plan ?: json_null());
+        if (w) {
+                json_decref(s->waiting);
+                s->waiting = w;
+        }
+        return changed;
+}
+
+void state_abandon(State *s) {
+        if (s->pending) {
+                deployment_done(s->pending);
+                free(s->pending);
+                s->pending = NULL;
+        }
+        s->phase = PHASE_IDLE;
+}
+
+void state_clear_waiting(State *s) {
+        json_decref(s->waiting);
+        s->waiting = NULL;
+}
+
 int state_from_json(json_t *j, State **ret, Error *e) {
         _cleanup_state_ State *s = NULL;
-        json_t *deployed, *good, *pending, *history, *v, *failed, *sequence = NULL, *unhealthy = NULL, *floor = NULL;
+        json_t *deployed, *good, *pending, *history, *v, *failed, *sequence = NULL, *unhealthy = NULL, *floor = NULL,
+               *waiting = NULL;
         json_int_t version, next_id;
         const char *phase;
         json_error_t jerr;
@@ -391,12 +478,16 @@ int state_from_json(json_t *j, State **ret, Error *e) {
                 return error_set(e, -EPROTONOSUPPORT, "unsupported state version %lld (this agent reads version %d)",
                                  (long long) version, STATE_VERSION);
 
-        /* "bundle-sequence", "unhealthy" and "time-floor" came later: optional. */
-        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s?o, s?o, s?o, s:o, s:o}",
+        /* "bundle-sequence", "unhealthy", "time-floor" and "waiting" came later: optional. */
+        if (json_unpack_ex(j, &jerr, JSON_STRICT, "{s:I, s:I, s:o, s:o, s:s, s:o, s?o, s?o, s?o, s?o, s:o, s:o}",
                            "version", &version, "next-id", &next_id, "deployed", &deployed, "known-good", &good,
                            "phase", &phase, "failed-revision", &failed, "bundle-sequence", &sequence, "time-floor",
-                           &floor, "unhealthy", &unhealthy, "pending", &pending, "history", &history) < 0)
+                           &floor, "unhealthy", &unhealthy, "waiting", &waiting, "pending", &pending, "history",
+                           &history) < 0)
                 return error_set(e, -EINVAL, "%s", jerr.text);
+        r = waiting_check(waiting, e);
+        if (r < 0)
+                return r;
         if (sequence && !json_is_null(sequence) && !(json_is_integer(sequence) && json_integer_value(sequence) > 0))
                 return error_set(e, -EINVAL, "bundle-sequence: expected a positive integer or null");
         if (floor && !json_is_null(floor) && !(json_is_integer(floor) && json_integer_value(floor) > 0))
@@ -410,6 +501,7 @@ int state_from_json(json_t *j, State **ret, Error *e) {
         s->next_id = (uint64_t) next_id;
         s->bundle_sequence = json_is_integer(sequence) ? (uint64_t) json_integer_value(sequence) : 0;
         s->time_floor = json_is_integer(floor) ? (int64_t) json_integer_value(floor) : 0;
+        s->waiting = waiting && !json_is_null(waiting) ? json_incref(waiting) : NULL;
 
         if (phase_from_string(phase, &s->phase) < 0)
                 return error_set(e, -EINVAL, "unknown phase '%s'", phase);

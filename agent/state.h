@@ -52,6 +52,7 @@ typedef enum RunResult {
         RESULT_ROLLBACK_FAILED,    /* failed, and so did the rollback: a person is needed */
         RESULT_KNOWN_BAD,          /* the revision failed before and was not tried again */
         RESULT_PENDING_REBOOT,     /* installed for the next boot; `confirm` decides after it */
+        RESULT_WAITING,            /* a new revision waits: rollout, change window or switch inhibitors */
         _RESULT_MAX,
 } RunResult;
 
@@ -77,6 +78,7 @@ typedef struct Deployment {
                                     * during the activation (2: twice, and the revision counts as failed) */
         struct json_t *images; /* [{name, reference, digest, signers, sbom}], NULL before verified */
         struct json_t *bundle; /* source "bundle": {id, sequence, signer, file}; else NULL */
+        struct json_t *plan;   /* what the switch changes (plan.h), NULL when not known */
 } Deployment;
 
 /* The machine left on a generation that failed its checks, because the rollback failed too:
@@ -101,6 +103,7 @@ typedef struct State {
         int64_t time_floor;        /* the latest signed time seen (a bundle's created), 0: none; expiry
                                     * is judged against max(clock, time_floor), and it never goes back */
         Unhealthy *unhealthy;      /* NULL unless a rollback failed (see Unhealthy) */
+        struct json_t *waiting;    /* NULL, or the revision that waits (see state_set_waiting) */
         Deployment *history;       /* oldest first */
         size_t n_history;
 } State;
@@ -139,6 +142,10 @@ int state_begin(State *s, Phase phase, const char *revision, const char *ref, co
  * current-system points to) as its generation. */
 int state_finish(State *s, RunResult result, const char *error, const char *running);
 
+/* Drops the pending deployment without a history entry (it had changed nothing: the build
+ * is done, nothing activated) and returns to idle. */
+void state_abandon(State *s);
+
 /* The deployment of the history that is deployed now (revision and generation of
  * s->deployed_*), or NULL. */
 const Deployment *state_deployed_entry(const State *s);
@@ -155,6 +162,18 @@ const char *phase_to_string(Phase p);
 int phase_from_string(const char *s, Phase *ret);
 const char *run_result_to_string(RunResult r);
 int run_result_from_string(const char *s, RunResult *ret);
+
+/* A new revision that is not deployed yet, and why: {"revision", "reason" (WAIT_REASONS),
+ * "detail", "first-seen" (when this host first saw it), "until" (when it may go on at the
+ * earliest, or null), "system" (built already: its toplevel, rooted, or null), "containers"
+ * (that system's, or null), "plan" (or null)}. first-seen is kept while the revision stays the
+ * same. Returns whether the reason changed (a new journal event). Takes the references. */
+#define WAIT_REASONS "rollout-percent", "rollout-paused", "rollout-delay", "rollout-file", "window", "switch-inhibited"
+bool state_set_waiting(State *s, const char *revision, const char *reason, const char *detail, time_t now,
+                       time_t until, const char *system, struct json_t *containers, struct json_t *plan);
+/* When this host first saw revision (the waiting record's first-seen), or 0. */
+time_t state_first_seen(const State *s, const char *revision);
+void state_clear_waiting(State *s);
 
 /* Raises the time floor to t (never lowers it). Returns whether it moved. */
 bool state_raise_time_floor(State *s, int64_t t);

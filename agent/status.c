@@ -2,6 +2,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "plan.h"
 #include "state.h"
 #include "status.h"
 #include "timeutil.h"
@@ -16,7 +17,7 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
         state = state_to_json(s);
         if (!state)
                 return NULL;
-        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
+        j = json_pack("{s:i, s:s, s:s, s:o, s:o, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:{s:o, s:s, s:o, s:o, s:o}, s:O}",
                       "version", STATE_VERSION,
                       "host", c->host,
                       "state-dir", c->state_dir,
@@ -30,6 +31,7 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
                       "bundle-sequence", json_object_get(state, "bundle-sequence"),
                       "time-floor", json_object_get(state, "time-floor"),
                       "unhealthy", json_object_get(state, "unhealthy"),
+                      "waiting", json_object_get(state, "waiting"),
                       "last-run",
                         "command", l->command ? json_string(l->command) : json_null(),
                         "result", run_result_to_string(l->result),
@@ -69,6 +71,19 @@ static void print_table(FILE *f, const Config *c, const State *s, const LastRun 
                         format_timestamp(floor_ts, (time_t) s->time_floor),
                         time(NULL) < s->time_floor ? " -- the clock is BEHIND it" : "");
         }
+        if (s->waiting) {
+                char detail[1024], plan[2048];
+                const char *until = json_string_value(json_object_get(s->waiting, "until"));
+                json_t *pl = json_object_get(s->waiting, "plan");
+                _cleanup_free_ char *summary = json_is_object(pl) ? plan_summary(pl) : NULL;
+
+                fprintf(f, "Waiting:     %s (%s): %s%s%s\n", strna(json_string_value(json_object_get(s->waiting, "revision"))),
+                        strna(json_string_value(json_object_get(s->waiting, "reason"))),
+                        log_escape(detail, sizeof(detail), strempty(json_string_value(json_object_get(s->waiting, "detail")))),
+                        until ? "; until " : "", strempty(until));
+                if (summary)
+                        fprintf(f, "             plan: %s\n", log_escape(plan, sizeof(plan), summary));
+        }
         fprintf(f, "Phase:       %s%s%s", phase_to_string(s->phase), s->pending ? " " : "",
                s->pending ? s->pending->revision : "");
         if (s->pending && s->pending->activations > 1)
@@ -102,6 +117,13 @@ static void print_table(FILE *f, const Config *c, const State *s, const LastRun 
                         fprintf(f, "      %s\n", d->error);
                 if (d->signer)
                         fprintf(f, "      commit signed by %s\n", d->signer);
+                if (d->plan) {
+                        _cleanup_free_ char *summary = plan_summary(d->plan);
+                        char shown[2048];
+
+                        if (summary)
+                                fprintf(f, "      plan: %s\n", log_escape(shown, sizeof(shown), summary));
+                }
                 if (d->bundle)
                         fprintf(f, "      bundle %s sequence %lld signed by %s (%s)\n",
                                strna(json_string_value(json_object_get(d->bundle, "id"))),

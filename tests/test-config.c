@@ -326,6 +326,27 @@ static const Case cases[] = {
         { "nix-keys-space", H "bundle:\n  nix-keys: [\"ci:Ab Cd\"]\n", 0, "3: bundle.nix-keys[0]: ",
           "must be a nix public key" },
         { "future-tolerance-negative", H "bundle:\n  future-tolerance: -1\n", 0, "3: bundle.future-tolerance: ", "" },
+
+        /* rollout, schedule (issue 19) */
+        { "rollout-file-absolute", H "repository:\n  rollout-file: /etc/rollout.json\n", 0, "3: repository.rollout-file: ",
+          "must be a path inside the repository" },
+        { "rollout-file-dotdot", H "repository:\n  rollout-file: ci/../../x.json\n", 0, "3: repository.rollout-file: ",
+          "must be a path inside the repository" },
+        { "rollout-file-trailing-slash", H "repository:\n  rollout-file: ci/\n", 0, "3: repository.rollout-file: ",
+          "must be a path inside the repository" },
+        { "rollout-bucket-100", H "rollout:\n  bucket: 100\n", 0, "3: rollout.bucket: ", "must be a number from 0 to 99" },
+        { "rollout-bucket-negative", H "rollout:\n  bucket: -1\n", 0, "3: rollout.bucket: ", "must be a number from 0 to 99" },
+        { "rollout-bucket-leading-zero", H "rollout:\n  bucket: 07\n", 0, "3: rollout.bucket: ", "must be a number from 0 to 99" },
+        { "rollout-bucket-word", H "rollout:\n  bucket: canary\n", 0, "3: rollout.bucket: ", "must be a number from 0 to 99" },
+        { "rollout-unknown", H "rollout:\n  percent: 5\n", 0, "3: rollout.percent: ", "unknown key" },
+        { "schedule-window-bad", H "schedule:\n  windows: [\"Mon-Fri 2:00-5:00\"]\n", 0, "3: schedule.windows[0]: ",
+          "must be [DAYS ]HH:MM-HH:MM" },
+        { "schedule-window-day", H "schedule:\n  windows: [\"Moon 02:00-05:00\"]\n", 0, "3: schedule.windows[0]: ",
+          "days must be" },
+        { "schedule-window-empty", H "schedule:\n  windows: [\"02:00-02:00\"]\n", 0, "3: schedule.windows[0]: ", "is empty" },
+        { "schedule-windows-scalar", H "schedule:\n  windows: \"02:00-05:00\"\n", 0, "3: schedule.windows: ",
+          "expected a list of strings" },
+        { "on-switch-inhibited-bad", H "system:\n  on-switch-inhibited: switch\n", 0, "3: system.on-switch-inhibited: ", "" },
         { "boot-default-enum", H "system:\n  boot-default: never\n", 0, "3: system.boot-default: ",
           "expected one of: after-health, at-activation, got 'never'" },
         { "action-null", H "system:\n  action:\n", 0, "3: system.action: ", "got null" },
@@ -536,6 +557,9 @@ static void test_valid_variants(_unused_ void **state) {
                 "host: \"quoted\" # comment\n...\n",
                 "%YAML 1.1\n---\nhost: x\n",
                 "{host: x, system: {action: boot}}\n",
+                H "repository:\n  rollout-file: ci/rollout.json\nrollout:\n  bucket: 0\n",
+                H "rollout:\n  bucket: 99\nschedule:\n  windows: [\"Mon-Fri 02:00-05:00\", \"Sat,Sun 00:00-24:00\"]\n",
+                H "schedule:\n  windows: []\nsystem:\n  on-switch-inhibited: wait\n",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(valid); i++) {

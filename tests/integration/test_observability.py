@@ -35,6 +35,8 @@ IDS = {
     "rollback-failed": "911eec896f8540d6b685b31792b20274",
     "bundle-applied": "6e7018129d6944d5936096bd9b5dabd6",
     "drift": "33939d8554354f19b8ac2a07be5ddcde",
+    "waiting": "e4bd81563a084a74b3a12a2a36af449b",
+    "plan": "7905687414a84724b1de508123db5291",
 }
 NAMES = {v: k for k, v in IDS.items()}
 
@@ -128,7 +130,7 @@ class ObservabilityTest(unittest.TestCase):
         r = self.pull(0)
         ev = events(r.stderr)
         names = [e["event"] for e in ev]
-        self.assertEqual(names, ["update-found", "repository-verified", "activated", "healthy"], r.stderr)
+        self.assertEqual(names, ["update-found", "repository-verified", "plan", "activated", "healthy"], r.stderr)
         gen = w.current_system()
         by = {e["event"]: e for e in ev}
         self.assertEqual(by["update-found"]["REVISION"], rev)
@@ -191,7 +193,7 @@ class ObservabilityTest(unittest.TestCase):
         r = self.pull(1)
         ev = events(r.stderr)
         names = [e["event"] for e in ev]
-        self.assertEqual(names, ["update-found", "repository-verified", "activated", "unhealthy", "rolled-back"],
+        self.assertEqual(names, ["update-found", "repository-verified", "plan", "activated", "unhealthy", "rolled-back"],
                          r.stderr)
         by = {e["event"]: e for e in ev}
         self.assertEqual(by["unhealthy"]["REVISION"], bad)
@@ -348,7 +350,7 @@ print(json.dumps({"rc": p.returncode, "entries": entries}))
         self.assertEqual(out["rc"], 0, stderr.read_text())
         entries = out["entries"]
         self.assertEqual([NAMES[e["MESSAGE_ID"]] for e in entries],
-                         ["update-found", "repository-verified", "activated", "healthy"])
+                         ["update-found", "repository-verified", "plan", "activated", "healthy"])
         for e in entries:
             self.assertEqual(e["SYSLOG_IDENTIFIER"], "atticd-agent")
             self.assertEqual(e["REVISION"], rev)

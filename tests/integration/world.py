@@ -1075,7 +1075,13 @@ class World:
     def activations(self) -> list[str]:
         """One line "ACTION TOPLEVEL EXIT" per run of a switch-to-configuration that took the
         lock and ended (not killed); see activation_conflicts() for those that found it taken."""
-        return [x for x in self._lines(self.root / "activation.log") if not x.startswith("LOCKED ")]
+        return [x for x in self._lines(self.root / "activation.log")
+                if not x.startswith("LOCKED ") and not x.startswith("dry-activate ")]
+
+    def dry_activations(self) -> list[str]:
+        """One line "dry-activate TOPLEVEL EXIT" per switch-to-configuration dry-activate (the
+        plan of a switch: it changes nothing, so activations() does not count it)."""
+        return [x for x in self._lines(self.root / "activation.log") if x.startswith("dry-activate ")]
 
     def activation_conflicts(self) -> list[str]:
         """One line "LOCKED ACTION TOPLEVEL" per switch-to-configuration that found the lock

@@ -32,3 +32,15 @@ printf '%s\n' "$marker" >"$out/world/marker"
 printf '%s\n' "$bootPanic" >"$out/world/boot-panic"
 # The payload (world.json payload_mib): its path makes it a reference of the toplevel.
 printf '%s\n' "${payload:-}" >"$out/world/payload"
+
+# world.json services: a unit per service, running its package (etc/systemd/system as NixOS).
+mkdir -p "$out/etc/systemd/system"
+for s in ${services:-}; do
+        name="${s%%=*}"
+        printf '[Service]\nExecStart=%s/bin/%s\n' "${s#*=}" "$name" >"$out/etc/systemd/system/$name.service"
+done
+# world.json kernel, initrd: links as a NixOS toplevel has them.
+[ -z "${kernel:-}" ] || ln -s "$kernel" "$out/kernel"
+[ -z "${initrd:-}" ] || ln -s "$initrd" "$out/initrd"
+# world.json switch_inhibitors: system.switch.inhibitors.
+[ "${hasSwitchInhibitors:-0}" = 0 ] || printf '%s' "$switchInhibitors" >"$out/switch-inhibitors"

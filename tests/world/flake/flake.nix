@@ -18,6 +18,14 @@
 #   images           { <container name> = "<image reference>"; ... }
 #   eval_cost        size of the computation every evaluation of `config` forces (default 0:
 #                    none); 1500000 costs about 1.3 s of CPU and 255 MiB (see ../README.md)
+#   services         { <name> = "<version>"; ... }: a package world-<name>-<version> each and
+#                    a unit etc/systemd/system/<name>.service running it (what
+#                    switch-to-configuration dry-activate compares, and nix store
+#                    diff-closures shows)
+#   kernel, initrd   "<version>": the toplevel's kernel and initrd links point at
+#                    world-linux-<version> and world-initrd-<version> (a change needs a reboot)
+#   switch_inhibitors { <name> = "<version>"; ... }: the toplevel's switch-inhibitors file,
+#                    {"<name>": "/nix/store/...-world-<name>-<version>"} (system.switch.inhibitors)
 #
 # The toplevel depends only on world.json and the files next to this one, not on the commit:
 # two commits with the same world.json (same marker) build the same store path. eval_cost
@@ -59,6 +67,24 @@
         # A dependency that does not change with the revision (the bulk of a real system):
         # its path is written into the toplevel, which makes it part of the closure.
         payload = if payloadMiB > 0 then payload else "";
+        # "name=/nix/store/...": one unit each; the inhibitors as the JSON NixOS writes.
+        services = builtins.concatStringsSep " " (builtins.attrValues
+          (builtins.mapAttrs (name: version: "${name}=${package name version}") (get "services" { })));
+        kernel = if params ? kernel then package "linux" params.kernel else "";
+        initrd = if params ? initrd then package "initrd" params.initrd else "";
+        switchInhibitors = builtins.toJSON
+          (builtins.mapAttrs (name: version: "${package name version}") (get "switch_inhibitors" { }));
+        hasSwitchInhibitors = if params ? switch_inhibitors then "1" else "0";
+      };
+
+      # A package of the test world: a small store path named as nixpkgs names them, so that
+      # nix store diff-closures shows "world-<name>: <old> → <new>".
+      package = name: version: derivation {
+        name = "world-${name}-${version}";
+        inherit system;
+        builder = "/bin/sh";
+        args = [ "-c" "mkdir -p \"$out/bin\" && echo ${name} ${version} >\"$out/bin/${name}\"" ];
+        PATH = "/usr/bin:/bin";
       };
 
       # world.json payload_mib: a store path of that many MiB the toplevel depends on, the

@@ -199,7 +199,25 @@ boot)
         rc=0
         ;;
 dry-activate)
-        echo "would activate $toplevel" >&2
+        # What NixOS's switch-to-configuration prints: the units whose files differ between the
+        # running system and this one (etc/systemd/system), without changing anything.
+        current="$(readlink -f "$run/current-system" 2>/dev/null || true)"
+        units_of() { [ -d "$1/etc/systemd/system" ] && (cd "$1/etc/systemd/system" && ls) || true; }
+        stop="" restart="" start=""
+        for u in $(units_of "$current"); do
+                if [ ! -e "$toplevel/etc/systemd/system/$u" ]; then
+                        stop="${stop:+$stop, }$u"
+                elif ! cmp -s "$current/etc/systemd/system/$u" "$toplevel/etc/systemd/system/$u"; then
+                        restart="${restart:+$restart, }$u"
+                fi
+        done
+        for u in $(units_of "$toplevel"); do
+                [ -e "$current/etc/systemd/system/$u" ] || start="${start:+$start, }$u"
+        done
+        [ -z "$stop" ] || echo "would stop the following units: $stop" >&2
+        echo "would activate the configuration..." >&2
+        [ -z "$restart" ] || echo "would restart the following units: $restart" >&2
+        [ -z "$start" ] || echo "would start the following units: $start" >&2
         rc=0
         ;;
 esac
