@@ -241,6 +241,9 @@ static const SchemaKey images_keys[] = {
         /* A registry that drips a body just fast enough never stalls: this ends every request
          * (a layer: per started REGISTRY_TIMEOUT_BLOCK of its size, see registry.h). */
         KEY("request-timeout", SCHEMA_UINT, C(images.request_timeout), .def = "300", .min = 1, .max = 604800),
+        /* What a container runs (check): {name}, {reference} and {digest} are replaced. */
+        KEY("inspect-command", SCHEMA_STRV, C(images.inspect_command),
+            .def = "[podman, container, inspect, --format, \"{{.State.Running}} {{.ImageDigest}}\", \"{name}\"]"),
         {},
 };
 

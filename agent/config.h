@@ -145,6 +145,8 @@ typedef struct Config {
                 unsigned connect_timeout; /* seconds */
                 unsigned stall_timeout;   /* seconds without a byte */
                 unsigned request_timeout; /* seconds one request may take in all (a layer: per 64 MiB) */
+                char **inspect_command;   /* argv template: prints the digest a container runs ({name});
+                                           * empty: the running containers are not compared */
         } images;
 
         struct {

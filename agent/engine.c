@@ -3,6 +3,7 @@
 #include <stdarg.h>
 
 #include "engine.h"
+#include "containers.h"
 #include "engine-internal.h"
 #include "gate.h"
 #include "event.h"
@@ -12,6 +13,7 @@
 #include "deploy.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "activation.h"
 #include "nix.h"
 #include "sshsig.h"
@@ -506,8 +508,26 @@ static bool check_drift(const Config *c, const State *s, MetricsDrift *d) {
         return true;
 }
 
+/* One container's verdict: an event when it runs another image, a note when it does not run. */
+static void report_container(const State *s, const ContainerCheck *cc, size_t *not_running) {
+        if (cc->state == CONTAINER_OTHER_IMAGE)
+                log_event(EVENT_CONTAINER_DRIFT, LOG_WARNING,
+                          EVENT_FIELDS({ "REVISION", s->deployed_revision }, { "CONTAINER", cc->name },
+                                       { "EXPECTED_DIGEST", cc->expected }, { "RUNNING_DIGEST", cc->running }),
+                          "Container %s runs %s, not the verified image %s (revision %s).", cc->name, cc->running,
+                          cc->expected, s->deployed_revision);
+        else if (cc->state == CONTAINER_NOT_RUNNING) {
+                (*not_running)++;
+                log_warning("Container %s (%s) is not running; the health checks decide whether that matters.", cc->name,
+                            cc->reference);
+        } else if (cc->state == CONTAINER_UNKNOWN)
+                log_warning("Container %s: %s.", cc->name, cc->detail);
+}
+
 ExitCode engine_check(const Config *c, bool json) {
+        _cleanup_(container_report_done) ContainerReport containers = {};
         _cleanup_(metrics_drift_done) MetricsDrift drift = {};
+        size_t not_running = 0;
         _cleanup_state_ State *state = NULL;
         HealthReport report = {};
         bool drifted;
@@ -527,12 +547,24 @@ ExitCode engine_check(const Config *c, bool json) {
                 log_error("Cannot run the health checks: %s", error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
-        (void) metrics_record(c, state, NULL);
+        /* Runtime trust: what the containers run is what was verified. */
+        {
+                const Deployment *d = state_deployed_entry(state);
+
+                r = containers_check(c, d ? d->images : NULL, &containers);
+                if (r < 0)
+                        return log_oom_exit();
+                for (size_t i = 0; i < containers.n; i++)
+                        report_container(state, &containers.checks[i], &not_running);
+                (void) metrics_record_containers(c, state, (long) containers.drifted, (long) not_running);
+        }
+        drifted = drifted || containers.drifted > 0;
         if (json) {
-                json_t *j = json_pack("{s:b, s:o, s:b, s:o, s:o}", "healthy", report.healthy && !drifted, "checks",
+                json_t *j = json_pack("{s:b, s:o, s:b, s:o, s:o, s:o}", "healthy", report.healthy && !drifted, "checks",
                                       health_report_to_json(&report), "drift", drifted, "current-system",
                                       drift.current_system ? json_string(drift.current_system) : json_null(), "profile",
-                                      drift.profile ? json_string(drift.profile) : json_null());
+                                      drift.profile ? json_string(drift.profile) : json_null(), "containers",
+                                      container_report_to_json(&containers));
                 char *out = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 
                 json_decref(j);
@@ -546,9 +578,17 @@ ExitCode engine_check(const Config *c, bool json) {
                         printf("%-20s %-4s %s\n", report.results[i].name, report.results[i].ok ? "ok" : "FAIL",
                                log_escape(detail, sizeof(detail), report.results[i].detail));
                 }
-                if (drifted)
+                if (drift.drift)
                         printf("%-20s %-4s current-system %s, profile %s, deployed %s\n", "drift", "FAIL",
                                strna(drift.current_system), strna(drift.profile), state->deployed_generation);
+                for (size_t i = 0; i < containers.n; i++) {
+                        const ContainerCheck *cc = &containers.checks[i];
+                        char name[256], detail[1024];
+
+                        printf("container %-10s %-4s %s\n", log_escape(name, sizeof(name), cc->name),
+                               cc->state == CONTAINER_OK ? "ok" : cc->state == CONTAINER_OTHER_IMAGE ? "FAIL" : "note",
+                               log_escape(detail, sizeof(detail), cc->detail));
+                }
         }
         r = report.healthy && !drifted;
         health_report_done(&report);

@@ -32,6 +32,7 @@ static const struct {
         [EVENT_DRIFT] = { "drift", "33939d8554354f19b8ac2a07be5ddcde" },
         [EVENT_WAITING] = { "waiting", "e4bd81563a084a74b3a12a2a36af449b" },
         [EVENT_PLAN] = { "plan", "7905687414a84724b1de508123db5291" },
+        [EVENT_CONTAINER_DRIFT] = { "container-drift", "0624270588d14101ae1e8cd207229acd" },
 };
 
 const char *event_to_string(Event e) {

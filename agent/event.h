@@ -26,6 +26,7 @@ typedef enum Event {
         EVENT_DRIFT,
         EVENT_WAITING,
         EVENT_PLAN,
+        EVENT_CONTAINER_DRIFT,
         _EVENT_MAX,
 } Event;
 

@@ -565,8 +565,7 @@ int images_export(const Config *c, ImageSet *set, const char *dir, Error *e) {
         return 0;
 }
 
-/* arg with every {layout}, {reference}, {digest} and {name} replaced; other braces stay. */
-static char *substitute(const char *arg, const ImageCheck *ic, const char *digest) {
+char *image_command_arg(const char *arg, const ImageCheck *ic, const char *digest) {
         const char *keys[] = { "{layout}", "{reference}", "{digest}", "{name}" };
         const char *values[] = { ic->layout, ic->reference, digest, ic->name };
         char *out = NULL;
@@ -582,7 +581,7 @@ static char *substitute(const char *arg, const ImageCheck *ic, const char *diges
                         if (strncmp(arg, keys[k], strlen(keys[k])) == 0)
                                 break;
                 if (k < ELEMENTSOF(keys)) {
-                        fputs(values[k], f);
+                        fputs(values[k] ?: "", f);
                         arg += strlen(keys[k]);
                 } else
                         fputc(*arg++, f);
@@ -633,7 +632,7 @@ int images_import(char *const *argv_template, const ImageSet *set, Error *e) {
                 if (!argv)
                         return -ENOMEM;
                 for (size_t k = 0; k < n; k++)
-                        if (!(argv[k] = substitute(argv_template[k], ic, ic->digest ?: digest)))
+                        if (!(argv[k] = image_command_arg(argv_template[k], ic, ic->digest ?: digest)))
                                 return -ENOMEM;
                 r = process_run(argv, &(ProcessOptions) { .name = "image import" }, NULL, &pe);
                 if (r < 0)

@@ -37,6 +37,10 @@ typedef struct ImageSet {
 
 void image_set_done(ImageSet *s);
 
+/* A command's argument for one image: arg with every {layout}, {reference}, {digest} and {name}
+ * replaced (an unknown one by nothing); other braces stay. NULL when out of memory. */
+char *image_command_arg(const char *arg, const ImageCheck *ic, const char *digest);
+
 /* The set of {name: reference} (what an evaluation gives, or a bundle's manifest names). */
 struct json_t;
 int image_set_from_containers(const struct json_t *containers, ImageSet *ret, Error *reterr);

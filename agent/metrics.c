@@ -180,6 +180,14 @@ static int render(const Config *c, const State *s, json_t *m, const MetricsDrift
         fprintf(f, "atticd_agent_profile_generation %ld\n", profile_number(c));
         header(f, "atticd_agent_bundle_sequence", "gauge", "The sequence of the last bundle applied (0: none).");
         fprintf(f, "atticd_agent_bundle_sequence %llu\n", s ? (unsigned long long) s->bundle_sequence : 0ULL);
+        header(f, "atticd_agent_containers_drifted", "gauge",
+               "Containers of the deployed revision that run another image than the verified one (at the last check).");
+        fprintf(f, "atticd_agent_containers_drifted %lld\n",
+                (long long) json_integer_value(json_object_get(m, "containers-drifted")));
+        header(f, "atticd_agent_containers_not_running", "gauge",
+               "Containers of the deployed revision that were not running at the last check.");
+        fprintf(f, "atticd_agent_containers_not_running %lld\n",
+                (long long) json_integer_value(json_object_get(m, "containers-not-running")));
         header(f, "atticd_agent_waiting", "gauge",
                "1 while a new revision waits (rollout, change window, switch inhibitors), else 0.");
         fprintf(f, "atticd_agent_waiting %d\n", s && s->waiting);
@@ -221,8 +229,33 @@ void metrics_drift_done(MetricsDrift *d) {
         *d = (MetricsDrift) {};
 }
 
+static int save(const Config *c, json_t *m) {
+        _cleanup_free_ char *path = path_join(c->state_dir, METRICS_FILE), *data = NULL;
+        int r;
+
+        data = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS);
+        if (!path || !data)
+                return -ENOMEM;
+        r = write_file_atomic(path, data, strlen(data), 0644);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write '%s': %m", path);
+        return r;
+}
+
+int metrics_record_containers(const Config *c, const State *s, long drifted, long not_running) {
+        json_t *m = load(c->state_dir);
+
+        if (!m)
+                return -ENOMEM;
+        json_object_set_new(m, "containers-drifted", json_integer(drifted));
+        json_object_set_new(m, "containers-not-running", json_integer(not_running));
+        (void) save(c, m);
+        json_decref(m);
+        return metrics_record(c, s, NULL);
+}
+
 int metrics_record(const Config *c, const State *s, const MetricsRun *run) {
-        _cleanup_free_ char *path = NULL, *data = NULL, *prom = NULL;
+        _cleanup_free_ char *prom = NULL;
         _cleanup_(metrics_drift_done) MetricsDrift drift = {};
         json_t *m = load(c->state_dir), *runs, *entry, *phases;
         size_t size;
@@ -254,15 +287,11 @@ int metrics_record(const Config *c, const State *s, const MetricsRun *run) {
                 if (run->images_verified >= 0)
                         json_object_set_new(m, "images-verified", json_integer(run->images_verified));
 
-                path = path_join(c->state_dir, METRICS_FILE);
-                data = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS);
-                if (!path || !data) {
+                r = save(c, m);
+                if (r == -ENOMEM) {
                         json_decref(m);
-                        return -ENOMEM;
+                        return r;
                 }
-                r = write_file_atomic(path, data, strlen(data), 0644);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to write '%s': %m", path);
         }
 
         if (!c->metrics.textfile) {

@@ -42,3 +42,7 @@ void metrics_drift_done(MetricsDrift *d);
 /* Counts run (NULL: nothing new, e.g. `check`) into <state-dir>/metrics.json and, when
  * metrics.textfile is set, writes the .prom file from it and from the state s. */
 int metrics_record(const Config *c, const State *s, const MetricsRun *run);
+
+/* What the last `check` found of the running containers (containers.h), then as
+ * metrics_record(c, s, NULL). */
+int metrics_record_containers(const Config *c, const State *s, long drifted, long not_running);
