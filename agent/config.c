@@ -173,6 +173,7 @@ static const SchemaKey system_keys[] = {
             .def = "/run/nixos/switch-to-configuration.lock", ABSOLUTE_PATH),
         KEY("activation-timeout", SCHEMA_UINT, C(system.activation_timeout), .def = "1800", .min = 1,
             .max = 86400),
+        KEY("keep-generations", SCHEMA_UINT, C(system.keep_generations), .def = "0", .min = 0, .max = 100000),
         KEY("on-switch-inhibited", SCHEMA_ENUM, C(system.on_switch_inhibited), .def = "boot",
             .values = switch_inhibited_table),
         {},

@@ -103,6 +103,8 @@ typedef struct Config {
                 char *activation_lock;       /* switch-to-configuration's lock, default /run/nixos/... */
                 unsigned activation_timeout; /* seconds an activation may take, ours or another's */
                 SwitchInhibited on_switch_inhibited; /* default boot */
+                unsigned keep_generations;  /* after a successful deployment, delete older profile
+                                             * generations but the newest N; 0: keep all */
         } system;
 
         struct {

@@ -132,6 +132,30 @@ void deploy_sync_roots(Run *run) {
                 (void) unlink(legacy);
 }
 
+/* system.keep-generations: the old profile generations go, never the known-good one, one in
+ * flight or one built ahead of its window; their boot entries go at the next boot loader
+ * install (the next deployment). A failure is logged: the deployment stands. */
+static void prune_generations(Run *run) {
+        const State *s = run->state;
+        const char *waiting = s->waiting ? json_string_value(json_object_get(s->waiting, "system")) : NULL;
+        char *protect[] = { s->good_generation, s->deployed_generation, (char *) waiting, NULL };
+        unsigned deleted = 0;
+        Error e = {};
+        int r;
+
+        /* NULL entries end the list early: move the set ones to the front. */
+        for (size_t i = 0, k = 0; i < ELEMENTSOF(protect); i++)
+                if (protect[i] || i == ELEMENTSOF(protect) - 1)
+                        protect[k++] = protect[i];
+        r = profile_prune(run->config, run->config->system.keep_generations, protect, &deleted, &e);
+        if (r < 0)
+                log_warning("Cannot delete the old system generations (system.keep-generations: %u): %s",
+                            run->config->system.keep_generations, error_message(&e) ?: strerror(-r));
+        else if (deleted > 0)
+                log_info("Deleted %u old system generation(s), keeping the newest %u (system.keep-generations).", deleted,
+                         run->config->system.keep_generations);
+}
+
 ExitCode deploy_finish(Run *run, RunResult result, const char *error, ExitCode code) {
         const Deployment *p = run->state->pending;
         _cleanup_free_ char *rev = p ? strdup(p->revision) : NULL, *running = NULL;
@@ -158,6 +182,8 @@ ExitCode deploy_finish(Run *run, RunResult result, const char *error, ExitCode c
                 if (plan_root)
                         (void) unlink(plan_root);
         }
+        if (result == RESULT_SUCCESS && run->config->system.keep_generations > 0)
+                prune_generations(run);
         if (result == RESULT_SUCCESS || result == RESULT_BUILD_FAILED || result == RESULT_ROLLED_BACK ||
             result == RESULT_ROLLBACK_FAILED)
                 run_hook(run->config, &copy, result, error);

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <limits.h>
 
 #include "fileio.h"
 #include "log.h"
@@ -214,6 +215,17 @@ int nix_store_has(const Config *c, const char *path, Error *e) {
         return error_set(e, r, "cannot ask nix about '%s': %s", path, error_message(&pe) ?: strerror(-r));
 }
 
+/* Another program of nix (nix-store, nix-env): beside system.nix-command when that is a path,
+ * else looked up in PATH as well. */
+static char *nix_sibling(const Config *c, const char *name) {
+        _cleanup_free_ char *dir = NULL;
+
+        if (!strchr(c->system.nix_command, '/'))
+                return strdup(name);
+        dir = strdup(c->system.nix_command);
+        return dir ? path_join(dirname(dir), name) : NULL;
+}
+
 /* nix path-info --json --recursive of paths in the binary cache at cache_dir. */
 static int cache_path_info(const Config *c, const char *cache_dir, char *const *paths, json_t **ret, Error *e) {
         _cleanup_strv_free_ char **argv = NULL;
@@ -260,7 +272,7 @@ int nix_cache_nar_sizes(const Config *c, const char *cache_dir, char *const *pat
 
 int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths, char ***ret, Error *e) {
         _cleanup_strv_free_ char **argv = NULL, **absent = NULL, **missing = NULL;
-        _cleanup_free_ char *nix_store = NULL, *out = NULL, *dir = NULL;
+        _cleanup_free_ char *nix_store = NULL, *out = NULL;
         json_t *infos = NULL, *info;
         size_t i;
         int r;
@@ -294,13 +306,7 @@ int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths
         }
 
         /* Of those, the ones this machine's store does not have: one nix-store call for all. */
-        if (strchr(c->system.nix_command, '/')) {
-                dir = strdup(c->system.nix_command);
-                if (!dir)
-                        return -ENOMEM;
-                nix_store = path_join(dirname(dir), "nix-store");
-        } else
-                nix_store = strdup("nix-store");
+        nix_store = nix_sibling(c, "nix-store");
         if (!nix_store || strv_extend(&argv, nix_store) < 0 || strv_extend(&argv, "--check-validity") < 0 ||
             strv_extend(&argv, "--print-invalid") < 0)
                 return -ENOMEM;
@@ -410,6 +416,89 @@ unsigned profile_generation_number(const Config *c, const char *generation) {
                         found = (unsigned) n;
         }
         return found;
+}
+
+static int number_cmp_desc(const void *a, const void *b) {
+        unsigned x = *(const unsigned *) a, y = *(const unsigned *) b;
+        return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int profile_prune(const Config *c, unsigned keep, char *const *protect, unsigned *ret_deleted, Error *e) {
+        _cleanup_free_ char *copy = strdup(c->system.profile), *copy2 = strdup(c->system.profile), *current = NULL,
+                            *nix_env = NULL;
+        _cleanup_free_ unsigned *numbers = NULL;
+        _cleanup_strv_free_ char **argv = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        size_t n = 0, allocated = 0, deleted = 0;
+        const char *dir, *base;
+        struct dirent *de;
+        size_t bl;
+        int r;
+
+        *ret_deleted = 0;
+        if (!copy || !copy2)
+                return -ENOMEM;
+        dir = dirname(copy);
+        base = basename(copy2);
+        bl = strlen(base);
+        (void) readlink_malloc(c->system.profile, &current);
+        d = opendir(dir);
+        if (!d)
+                return error_set(e, -errno, "cannot read '%s': %m", dir);
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *link = NULL, *target = NULL;
+                bool protected = false;
+                char *end;
+                unsigned long num;
+
+                if (strncmp(de->d_name, base, bl) != 0 || de->d_name[bl] != '-')
+                        continue;
+                num = strtoul(de->d_name + bl + 1, &end, 10);
+                if (num == 0 || num > UINT_MAX || !streq(end, "-link"))
+                        continue;
+                /* The generation the profile points to, and those the caller needs (the known-good
+                 * generation, one in flight), stay whatever their age. */
+                link = path_join(dir, de->d_name);
+                if (!link || readlink_malloc(link, &target) < 0 || streq_ptr(current, de->d_name))
+                        continue;
+                for (char *const *p = protect; p && *p && !protected; p++)
+                        protected = streq(*p, target);
+                if (protected)
+                        continue;
+                if (n == allocated) {
+                        size_t k = MAX(allocated * 2, 16u);
+                        unsigned *l = realloc(numbers, k * sizeof(unsigned));
+                        if (!l)
+                                return -ENOMEM;
+                        numbers = l;
+                        allocated = k;
+                }
+                numbers[n++] = (unsigned) num;
+        }
+        if (n == 0)
+                return 0;
+        /* The newest first: the current generation counts as one of the keep. */
+        qsort(numbers, n, sizeof(unsigned), number_cmp_desc);
+        nix_env = nix_sibling(c, "nix-env");
+        if (!nix_env || strv_extend(&argv, nix_env) < 0 || strv_extend(&argv, "--profile") < 0 ||
+            strv_extend(&argv, c->system.profile) < 0 || strv_extend(&argv, "--delete-generations") < 0)
+                return -ENOMEM;
+        for (size_t i = keep > 0 ? keep - 1 : 0; i < n; i++) {
+                char num[16];
+
+                (void) snprintf(num, sizeof(num), "%u", numbers[i]);
+                if (strv_extend(&argv, num) < 0)
+                        return -ENOMEM;
+                deleted++;
+        }
+        if (deleted == 0)
+                return 0;
+        r = process_run(argv, &(ProcessOptions) { .name = "nix-env --delete-generations", .timeout = 300 * USEC_PER_SEC },
+                        NULL, e);
+        if (r < 0)
+                return r;
+        *ret_deleted = (unsigned) deleted;
+        return 0;
 }
 
 int profile_set(const Config *c, const char *generation, Error *e) {

@@ -68,6 +68,12 @@ int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths
 int nix_cache_nar_sizes(const Config *c, const char *cache_dir, char *const *paths, struct json_t **ret,
                         Error *reterr);
 
+/* Deletes the system profile's old generations (nix-env --delete-generations): the newest keep
+ * generations stay (the one the profile points to counts as one), and so does every generation
+ * whose link points at a path of protect (the known-good generation, one in flight), whatever
+ * its age. *ret_deleted: how many were deleted. */
+int profile_prune(const Config *c, unsigned keep, char *const *protect, unsigned *ret_deleted, Error *reterr);
+
 /* The number of the newest profile generation whose link points at generation, or 0.
  * Generation links are <profile>-<N>-link beside the profile. */
 unsigned profile_generation_number(const Config *c, const char *generation);

@@ -50,6 +50,38 @@ class PullTest(unittest.TestCase):
         self.assertIsNone(s["pending"])
         return s
 
+    def test_keep_generations(self):
+        """system.keep-generations: after each successful deployment only the newest N profile
+        generations stay (the current one among them), never the known-good one; a revision
+        rolled back deletes nothing."""
+        w = self.w
+        w.write_config(system={"keep-generations": 2},
+                       health={"settle": 0, "timeout": 3,
+                               "checks": [{"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health"}}]})
+
+        def generations():
+            return sorted(int(p.name.split("-")[-2]) for p in w.profile.parent.glob(f"{w.profile.name}-*-link"))
+
+        for i in range(4):
+            rev = w.commit()
+            self.pull(0)
+        s = self.assert_deployed(rev, 4)
+        self.assertEqual(generations(), [3, 4])
+        # The boot loader still boots what the profile holds.
+        self.assertEqual(w.profile_target(), s["generation"])
+        # An unhealthy revision is rolled back: nothing more is deleted.
+        w.commit(health_status=500)
+        self.pull(1)
+        self.assertEqual(self.status()["revision"], rev)
+        self.assertIn(4, generations())
+        self.assertEqual(w.profile_target(), s["generation"])
+        # The next healthy one: the newest two, the current one among them.
+        rev = w.commit()
+        self.pull(0)
+        gens = generations()
+        self.assertEqual(len(gens), 2, gens)
+        self.assertEqual(w.profile_generation(), gens[-1])
+
     def test_two_revisions_in_order(self):
         w = self.w
         r1 = w.commit()
