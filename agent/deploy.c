@@ -322,15 +322,6 @@ ExitCode deploy_revision(Run *run, const DeployTarget *t) {
                 return deploy_finish(run, RESULT_BUILD_FAILED, error_message(&e) ?: strerror(-r), EXIT_DEPLOY_FAILED);
         }
 
-        /* Before anything changes: the plan, the change window, the switch inhibitors. */
-        {
-                ExitCode code = gate_switch(run, t);
-
-                if (code != EXIT_OK || run->waiting)
-                        return code;
-                p = run->state->pending;
-        }
-
         /* Nothing on the system has changed so far: wait for another activation here, so that
          * giving up leaves nothing to recover. */
         r = activation_wait_idle(c, &e);
@@ -340,6 +331,17 @@ ExitCode deploy_revision(Run *run, const DeployTarget *t) {
         if (r < 0) {
                 log_error("Cannot go on: %s; nothing was changed.", error_message(&e) ?: strerror(-r));
                 return deploy_finish(run, RESULT_INTERRUPTED, error_message(&e) ?: strerror(-r), EXIT_BUSY);
+        }
+
+        /* Before anything changes: the plan (its dry-activate takes switch-to-configuration's
+         * lock, so only once no other activation runs), the change window, the switch
+         * inhibitors. */
+        {
+                ExitCode code = gate_switch(run, t);
+
+                if (code != EXIT_OK || run->waiting)
+                        return code;
+                p = run->state->pending;
         }
 
         /* What the profile points to now is where a failure goes back to when nothing is

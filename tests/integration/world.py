@@ -1088,10 +1088,11 @@ class World:
         held by another and aborted (exit 1): an activation that would have overlapped one."""
         return [x for x in self._lines(self.root / "activation.log") if x.startswith("LOCKED ")]
 
-    def activation_spans(self) -> list[dict]:
+    def activation_spans(self, dry: bool = False) -> list[dict]:
         """The switch-to-configuration runs that took the lock, oldest first (from
         activation-spans.log): {"pid", "action", "toplevel", "begin", "end", "exit"}, times in
-        epoch seconds (float); "end" and "exit" are None while it runs or if it was killed."""
+        epoch seconds (float); "end" and "exit" are None while it runs or if it was killed.
+        Without dry: not the dry-activate runs (the plan of a switch, which changes nothing)."""
         spans: list[dict] = []
         open_by_pid: dict[int, dict] = {}
         for line in self._lines(self.root / "activation-spans.log"):
@@ -1109,7 +1110,7 @@ class World:
                 span.update(end=float(f[1]), exit=int(f[5]))
             else:
                 raise ValueError(f"bad line in activation-spans.log: {line!r}")
-        return spans
+        return [sp for sp in spans if dry or sp["action"] != "dry-activate"]
 
     @property
     def stc_lock_path(self) -> Path:
