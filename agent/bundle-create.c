@@ -450,8 +450,61 @@ static bool base_has_blob(const BundleManifest *base, const char *hex) {
  *   the store); the narinfos stay, nix copy reads them to skip the paths that are valid;
  * - the image blobs that base carried or left out (apply takes them from its blob cache),
  *   listed in ret_blobs for the manifest. */
-static int drop_base_members(Members *m, const BundleManifest *base, uint64_t *ret_nars, uint64_t *ret_blobs_size,
-                             json_t **ret_blobs) {
+static const Member *members_find(const Members *m, const char *path) {
+        for (size_t i = 0; i < m->n; i++)
+                if (streq(m->list[i].path, path))
+                        return &m->list[i];
+        return NULL;
+}
+
+/* The NAR members of paths whose narinfo the base carried byte for byte: the same path with the
+ * same NAR, which the machine holds since it applied the base, whether the base carried that NAR
+ * or left it out itself (a delta of a delta). */
+static int nars_of_base_paths(const Config *c, const char *work, json_t *closure, const Members *m,
+                              const BundleManifest *base, char ***ret, Error *e) {
+        _cleanup_free_ char *cache = path_join(work, CACHE_NAME);
+        _cleanup_strv_free_ char **paths = NULL, **nars = NULL;
+        json_t *infos = NULL, *v;
+        size_t i;
+        int r;
+
+        json_array_foreach(json_object_get(closure, "paths"), i, v)
+                if (strv_extend(&paths, json_string_value(v)) < 0)
+                        return -ENOMEM;
+        if (!cache)
+                return -ENOMEM;
+        r = nix_cache_path_info(c, cache, paths, &infos, e);
+        if (r < 0)
+                return r;
+        json_array_foreach(infos, i, v) {
+                const char *path = json_string_value(json_object_get(v, "path")),
+                           *url = json_string_value(json_object_get(v, "url")), *name = path ? strrchr(path, '/') : NULL;
+                _cleanup_free_ char *narinfo = NULL, *nar = NULL;
+                const BundleMember *b;
+                const Member *ours;
+                char hex[65];
+
+                if (!name || !url || strlen(name) < 33 ||
+                    asprintf(&narinfo, CACHE_NAME "/%.32s.narinfo", name + 1) < 0 ||
+                    asprintf(&nar, CACHE_NAME "/%s", url) < 0) {
+                        json_decref(infos);
+                        return -ENOMEM;
+                }
+                b = bundle_manifest_find(base, narinfo);
+                ours = members_find(m, narinfo);
+                if (b && ours && b->size == ours->size && streq(hex_encode(b->sha256, 32, hex), ours->sha256) &&
+                    strv_extend(&nars, nar) < 0) {
+                        json_decref(infos);
+                        return -ENOMEM;
+                }
+        }
+        json_decref(infos);
+        *ret = TAKE_PTR(nars);
+        return 0;
+}
+
+static int drop_base_members(Members *m, const BundleManifest *base, char *const *base_nars, uint64_t *ret_nars,
+                             uint64_t *ret_blobs_size, json_t **ret_blobs) {
         json_t *blobs = json_array();
         size_t k = 0;
 
@@ -464,7 +517,12 @@ static int drop_base_members(Members *m, const BundleManifest *base, uint64_t *r
                 const char *hex = image_blob_hex(m->list[i].path);
                 char sha[65];
 
-                if (b && b->size == m->list[i].size && streq(hex_encode(b->sha256, sizeof(b->sha256), sha), m->list[i].sha256)) {
+                bool known = false;
+
+                for (char *const *n = base_nars; n && *n && !known; n++)
+                        known = streq(*n, m->list[i].path);
+                if (known || (b && b->size == m->list[i].size &&
+                              streq(hex_encode(b->sha256, sizeof(b->sha256), sha), m->list[i].sha256))) {
                         *ret_nars += m->list[i].size;
                         free(m->list[i].path);
                         continue;
@@ -607,9 +665,15 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
                 goto finish;
 
         if (o->base) {
+                _cleanup_strv_free_ char **base_nars = NULL;
                 uint64_t nars, blobs;
 
-                r = drop_base_members(&members, &base, &nars, &blobs, &base_blobs);
+                if (closure) {
+                        r = nars_of_base_paths(c, work, closure, &members, &base, &base_nars, e);
+                        if (r < 0)
+                                goto finish;
+                }
+                r = drop_base_members(&members, &base, base_nars, &nars, &blobs, &base_blobs);
                 if (r < 0)
                         goto finish;
                 log_info("A delta of bundle %s (sequence %" PRIu64 "): the history up to %s, %.1f MiB of the closure "

@@ -227,7 +227,7 @@ static char *nix_sibling(const Config *c, const char *name) {
 }
 
 /* nix path-info --json --recursive of paths in the binary cache at cache_dir. */
-static int cache_path_info(const Config *c, const char *cache_dir, char *const *paths, json_t **ret, Error *e) {
+int nix_cache_path_info(const Config *c, const char *cache_dir, char *const *paths, json_t **ret, Error *e) {
         _cleanup_strv_free_ char **argv = NULL;
         _cleanup_free_ char *store = NULL;
 
@@ -250,7 +250,7 @@ int nix_cache_nar_sizes(const Config *c, const char *cache_dir, char *const *pat
 
         if (!sizes)
                 return -ENOMEM;
-        r = cache_path_info(c, cache_dir, paths, &infos, e);
+        r = nix_cache_path_info(c, cache_dir, paths, &infos, e);
         if (r < 0) {
                 json_decref(sizes);
                 return r;
@@ -277,7 +277,7 @@ int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths
         size_t i;
         int r;
 
-        r = cache_path_info(c, cache_dir, paths, &infos, e);
+        r = nix_cache_path_info(c, cache_dir, paths, &infos, e);
         if (r < 0)
                 return r;
         /* The paths whose NAR file the cache does not hold. */

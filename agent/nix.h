@@ -64,6 +64,11 @@ int nix_cache_missing(const Config *c, const char *cache_dir, char *const *paths
 /* The activity type of a path being copied, in nix's --log-format internal-json (actCopyPath). */
 #define NIX_ACT_COPY_PATH 100
 
+/* `nix path-info --json --recursive` of paths in the binary cache at cache_dir: an array of
+ * {path, url, narSize, ...}. */
+int nix_cache_path_info(const Config *c, const char *cache_dir, char *const *paths, struct json_t **ret,
+                        Error *reterr);
+
 /* {store path: NAR size} for paths and their closures in the binary cache at cache_dir. */
 int nix_cache_nar_sizes(const Config *c, const char *cache_dir, char *const *paths, struct json_t **ret,
                         Error *reterr);
