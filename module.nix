@@ -133,8 +133,21 @@ let
       systemd-units = nullable (types.nonEmptyListOf types.str) "Passes when every unit is active." {
         example = [ "nginx.service" ];
       };
-      command = nullable (types.nonEmptyListOf types.str) "Passes when this argv (no shell) exits 0." {
-        example = [ "/run/current-system/sw/bin/true" ];
+      command = nullable (types.nonEmptyListOf types.str) ''
+        Passes when this argv (no shell) exits 0. It runs as root, alike in pull, confirm and
+        recheck: the same environment and no sandboxing, so setuid and capability wrappers
+        work (`/run/wrappers/bin/ping`, `sudo`) and it may write anywhere. Its PATH is the
+        units' (nix, git, ssh, nixos-rebuild, coreutils, findutils, grep, sed, systemd), not the
+        system's: name any other program by its absolute path
+        (`/run/current-system/sw/bin/curl`, `''${pkgs.curl}/bin/curl`). HOME is /root, and
+        networking.proxy's variables are set.
+      '' {
+        example = [
+          "/run/wrappers/bin/ping"
+          "-c1"
+          "-W2"
+          "10.0.0.1"
+        ];
       };
     };
   };
@@ -339,19 +352,45 @@ let
     SuccessExitStatus = if cfg.failOnTransient then "143" else "4 6 143";
   };
 
-  # What nix, nixos-rebuild and the git transports of nix need, for every unit that builds,
-  # evaluates or activates.
+  # What nix, nixos-rebuild and the git transports of nix need, for every unit that runs the
+  # agent (pull, confirm, recheck): ssh for `git+ssh` flake inputs, which nix fetches with git,
+  # which runs ssh (as nixos-upgrade.service has it).
   agentPath = [
     config.nix.package
     pkgs.git
+    config.programs.ssh.package
     nixos-rebuild
   ];
 
-  agentEnvironment = {
-    # The agent builds flakes (`nixos-rebuild --flake`, `nix eval`); this does not change the
-    # machine's nix.conf.
-    NIX_CONFIG = "extra-experimental-features = nix-command flakes";
-  };
+  # The environment of every unit that runs the agent, as nixos-upgrade.service has it. The
+  # agent runs nix as root, and root's nix uses the store directly, not nix-daemon: what
+  # NixOS gives the daemon must be here too, or the units fetch and substitute differently
+  # from the daemon. Every health check (`command`) runs with this environment as well, the
+  # same in each unit.
+  agentEnvironment =
+    config.nix.envVars
+    # http_proxy, https_proxy, ftp_proxy, rsync_proxy, all_proxy, no_proxy (and their upper
+    # case forms) from networking.proxy: for the git remote (https), the registries, and nix's
+    # substituters and flake inputs.
+    // config.networking.proxy.envVars
+    // {
+      # systemd gives a unit without User= no HOME; nix and git read root's configuration,
+      # caches and ssh keys from it (~/.config/nix, ~/.cache/nix, ~/.gitconfig, ~/.ssh).
+      HOME = "/root";
+      # The agent builds flakes (`nixos-rebuild --flake`, `nix eval`), and extraNixConfig
+      # adds to it; the machine's nix.conf is not changed.
+      NIX_CONFIG = lib.concatStringsSep "\n" (
+        [ "extra-experimental-features = nix-command flakes" ]
+        ++ lib.optional (cfg.extraNixConfig != "") (lib.removeSuffix "\n" cfg.extraNixConfig)
+      );
+    };
+
+  # A line of extraNixConfig that sets access tokens in the clear: the units' environment is
+  # in the world-readable store.
+  setsAccessTokens =
+    lib.any (l: builtins.match "[[:space:]]*(extra-)?access-tokens[[:space:]]*=.*" l != null) (
+      lib.splitString "\n" cfg.extraNixConfig
+    );
 
   # Units that can activate a generation (pull: switch or boot; confirm: a rollback) share
   # these settings.
@@ -466,6 +505,30 @@ in
       description = "Random delay added to each `pull` (RandomizedDelaySec), so that a fleet does not fetch at once.";
     };
 
+    fixedRandomDelay = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Make the random delays of both timers (pull and re-check) the same on every run
+        (FixedRandomDelay): systemd derives each from the machine id and the timer's name, so
+        every machine keeps its own stable offset within `randomizedDelaySec` and
+        `recheck.randomizedDelaySec`, and the fleet stays spread, instead of a new draw each
+        time.
+      '';
+    };
+
+    persistent = mkOption {
+      type = types.bool;
+      default = true;
+      example = false;
+      description = ''
+        Whether a `pull` that was due while the machine was off runs once soon after it starts
+        (the pull timer's Persistent; the random delay still applies). Off: only at the next
+        `schedule` time.
+      '';
+    };
+
     pull.enable = mkOption {
       type = types.bool;
       default = cfg.settings.repository.url != null;
@@ -491,13 +554,20 @@ in
           Re-check the running system on a schedule: `check` (health checks and drift) and
           `verify-images` (the Cosign signatures of the deployed revision's images, which may
           have been revoked or re-tagged since). Changes nothing; fails the unit when
-          something is wrong.
+          something is wrong. It runs its checks as pull does (same environment, no
+          sandboxing), so that a check gives the same answer in both.
         '';
       };
       schedule = mkOption {
         type = types.str;
         default = "hourly";
         description = "When the re-check runs (OnCalendar).";
+      };
+      randomizedDelaySec = mkOption {
+        type = types.str;
+        default = "5min";
+        example = "30min";
+        description = "Random delay added to each re-check (RandomizedDelaySec), so that a fleet does not ask its registries at once.";
       };
     };
 
@@ -511,6 +581,29 @@ in
         marks a boot entry good only after `confirm` passed; a generation that fails its checks
         (or hangs before them) uses up its tries and systemd-boot falls back by itself. Needs
         systemd-boot with `boot.loader.systemd-boot.bootCounting.enable` and `confirm.enable`.
+      '';
+    };
+
+    extraNixConfig = mkOption {
+      type = types.lines;
+      default = "";
+      example = literalExpression ''
+        '''
+          extra-substituters = https://cache.example.org
+          extra-trusted-public-keys = cache.example.org-1:AAAA…=
+          !include ''${config.sops.secrets.nix-access-tokens.path}
+        '''
+      '';
+      description = ''
+        nix.conf lines for the nix that the agent runs (evaluation, build, `nix flake` fetches,
+        the profile), added to the units' NIX_CONFIG after
+        `extra-experimental-features = nix-command flakes`. The agent takes no nix flags on
+        its command line; this is what `system.autoUpgrade.flags = [ "--option" NAME VALUE ]`
+        is to nixos-rebuild: `NAME = VALUE`, one per line (prefer `extra-NAME` for lists, to
+        add to nix.conf's values rather than replace them). The machine's nix.conf is not
+        changed. The units' environment is in the world-readable store: give credentials
+        (`access-tokens`) with `!include FILE`, FILE outside the store (a missing FILE is
+        skipped); `access-tokens` set here in the clear fails an assertion.
       '';
     };
 
@@ -557,6 +650,12 @@ in
               "other"
             ]);
           message = "services.atticd-agent.settings.system.trial-boot is true, but the boot loader (${toString cfg.settings.system.boot-loader}) has no one-shot entry: a generation cannot be booted once.";
+        }
+      ]
+      ++ [
+        {
+          assertion = !setsAccessTokens;
+          message = "services.atticd-agent.extraNixConfig sets access-tokens: the units' environment is in the nix store, which every user of the machine can read. Put the line in a file outside the store (e.g. config.sops.secrets.<name>.path) and write `!include FILE` instead.";
         }
       ]
       ++ lib.mapAttrsToList (key: path: {
@@ -612,8 +711,8 @@ in
       timerConfig = {
         OnCalendar = cfg.schedule;
         RandomizedDelaySec = cfg.randomizedDelaySec;
-        # A machine that was off when a run was due runs once soon after it starts.
-        Persistent = true;
+        FixedRandomDelay = cfg.fixedRandomDelay;
+        Persistent = cfg.persistent;
       };
     };
 
@@ -681,25 +780,17 @@ in
           exit "$rc"
         '';
 
-        # Hardening. This unit activates nothing, but its health checks must behave as they
-        # do after a deployment (where they decide about a rollback), so only what no check
-        # and no verification needs is taken away:
-        # - /etc, /boot and /usr read-only: a re-check cannot change the system's
-        #   configuration. Not "strict": command checks (podman healthcheck, ...) write below
-        #   /run and /var as they do when pull runs them, and nix eval writes /nix.
-        ProtectSystem = "full";
-        PrivateTmp = true;
-        NoNewPrivileges = true;
-        ProtectKernelTunables = true; # /proc/sys readable, not writable
-        ProtectKernelModules = true;
-        RestrictSUIDSGID = true;
-        RestrictRealtime = true;
-        LockPersonality = true;
-        # Not set: ProtectHome (nix and git keep caches and configuration in root's home),
-        # PrivateDevices, ProtectClock and ProtectKernelLogs (checks may read devices and the
-        # kernel log), ProtectControlGroups and RestrictNamespaces (`podman exec` joins a
-        # container's cgroup and namespaces), SystemCallFilter and RestrictAddressFamilies
-        # (checks are arbitrary commands).
+        # No hardening, as in pull and confirm (deployUnit says why they can have none). This
+        # unit activates nothing, but its health checks must give the answer they give after a
+        # deployment, where they decide about a rollback: a check that passes here and fails
+        # there (or the reverse) is worse than no re-check. Every sandboxing option changes
+        # what a `command` check can do: NoNewPrivileges and RestrictSUIDSGID break the setuid
+        # and capability wrappers (/run/wrappers/bin/ping, sudo); PrivateTmp hides a socket a
+        # service keeps in /tmp; ProtectSystem makes /etc, /usr and /boot read-only;
+        # ProtectKernelTunables /proc/sys and /sys; ProtectKernelModules, RestrictRealtime and
+        # LockPersonality install seccomp filters that every check inherits. And it would
+        # protect little: the same agent, with the same configuration, parses the same
+        # registry answers unhardened in pull.
       } // transientExitStatus;
     };
 
@@ -708,7 +799,9 @@ in
       wantedBy = [ "timers.target" ];
       timerConfig = {
         OnCalendar = cfg.recheck.schedule;
-        RandomizedDelaySec = "5min";
+        RandomizedDelaySec = cfg.recheck.randomizedDelaySec;
+        FixedRandomDelay = cfg.fixedRandomDelay;
+        # A re-check missed while the machine was off runs soon after it starts.
         Persistent = true;
       };
     };

@@ -76,10 +76,36 @@ in
       services.atticd-agent = {
         schedule = "*:0/15";
         randomizedDelaySec = "0";
+        fixedRandomDelay = true;
+        persistent = false;
         recheck.schedule = "daily";
+        recheck.randomizedDelaySec = "30min";
         failOnTransient = true;
       };
     }
+  ];
+
+  # The units' environment from NixOS (the proxy, nix.envVars), another ssh, and nix settings
+  # given in two definitions (types.lines joins them).
+  environment = [
+    enabled
+    (
+      { pkgs, ... }:
+      {
+        networking.proxy.envVars = {
+          http_proxy = "http://proxy.example.org:3128";
+          https_proxy = "http://proxy.example.org:3128";
+          no_proxy = "127.0.0.1,localhost";
+        };
+        nix.envVars.NIX_SSHOPTS = "-o ConnectTimeout=10";
+        programs.ssh.package = pkgs.openssh_hpn;
+        services.atticd-agent.extraNixConfig = ''
+          extra-substituters = https://cache.example.org
+          extra-trusted-public-keys = cache.example.org-1:0dwEKwa0FRUyUfqs7vOe65eiuwjD4jfqQwK2Ka4bAOU=
+        '';
+      }
+    )
+    { services.atticd-agent.extraNixConfig = "!include /run/secrets/nix-access-tokens.conf"; }
   ];
 
   # Boot activation without the confirm unit: a warning, no confirm service.
@@ -196,6 +222,10 @@ in
   no-host = [
     enabled
     ({ lib, ... }: { networking.hostName = lib.mkForce ""; })
+  ];
+  nix-access-tokens = [
+    enabled
+    { services.atticd-agent.extraNixConfig = "extra-access-tokens = github.com=ghp_0123456789"; }
   ];
   pull-without-url = [
     {

@@ -266,8 +266,8 @@ def check_deploy_unit(s, name, summary, command):
     check(sc.get("KillMode") == "process", f"eval: {name}: KillMode=process")
     check("network-online.target" in svc["after"] and "network-online.target" in svc["wants"],
           f"eval: {name}: after and wants network-online.target")
-    check(all(p in svc["path"] for p in ("nix-stub", "git-stub", "nixos-rebuild-stub")),
-          f"eval: {name}: path has nix, git and nixos-rebuild ({svc['path']})")
+    check(all(p in svc["path"] for p in ("nix-stub", "git-stub", "openssh-stub", "nixos-rebuild-stub")),
+          f"eval: {name}: path has nix, git, ssh (programs.ssh.package) and nixos-rebuild ({svc['path']})")
     check(sc.get("ExecStart") == f"{summary['agent']}/bin/atticd-agent --config /etc/atticd-agent/config.yaml {command}",
           f"eval: {name}: ExecStart runs '{command}' of the package with /etc/atticd-agent/config.yaml ({sc.get('ExecStart')})")
     check(sc.get("SuccessExitStatus") == "4 6 143", f"eval: {name}: exit 4, 6 and 143 (stopped) do not fail the unit")
@@ -276,8 +276,33 @@ def check_deploy_unit(s, name, summary, command):
                              "ProtectHostname", "SystemCallFilter", "RestrictSUIDSGID", "NoNewPrivileges",
                              "User", "DynamicUser") if k in sc]
     check(not forbidden, f"eval: {name}: no hardening that breaks activation ({forbidden})")
-    check("extra-experimental-features = nix-command flakes" in svc["environment"].get("NIX_CONFIG", ""),
-          f"eval: {name}: flakes enabled for the unit")
+    check(svc["environment"] == {"HOME": "/root", "NIX_CONFIG": "extra-experimental-features = nix-command flakes"},
+          f"eval: {name}: environment is HOME=/root and NIX_CONFIG with flakes, nothing else by default "
+          f"({svc['environment']})")
+
+
+# Keys of [Service] that describe one unit's job, not the conditions its processes run under.
+# Every other key (sandboxing, credentials, limits, User=, ...) must be the same in pull,
+# confirm and recheck, so that a health check gives the same answer in each.
+UNIT_OWN_KEYS = {"Type", "ExecStart", "SuccessExitStatus", "RemainAfterExit", "KillMode", "NotifyAccess"}
+
+
+def check_same_conditions(s, case):
+    svc = s["services"]
+    units = [u for u in ("atticd-agent-pull", "atticd-agent-confirm", "atticd-agent-recheck") if u in svc]
+    if not check(len(units) == 3, f"eval: {case}: pull, confirm and recheck exist ({units})"):
+        return
+    conditions = {u: {k: v for k, v in svc[u]["serviceConfig"].items() if k not in UNIT_OWN_KEYS} for u in units}
+    check(all(c == conditions[units[0]] for c in conditions.values()),
+          f"eval: {case}: pull, confirm and recheck run under the same [Service] settings ({conditions})")
+    check(all(svc[u]["environment"] == svc[units[0]]["environment"] for u in units),
+          f"eval: {case}: pull, confirm and recheck have the same environment")
+    check(all(svc[u]["path"] == svc[units[0]]["path"] for u in units),
+          f"eval: {case}: pull, confirm and recheck have the same PATH")
+    sandboxing = [(u, k) for u in units for k in ("NoNewPrivileges", "RestrictSUIDSGID", "ProtectSystem", "PrivateTmp")
+                  if k in svc[u]["serviceConfig"]]
+    check(not sandboxing, f"eval: {case}: no unit sets NoNewPrivileges, RestrictSUIDSGID, ProtectSystem or PrivateTmp "
+          f"(setuid wrappers and /tmp work for a check in each) ({sandboxing})")
 
 
 def check_eval_full(ev):
@@ -298,8 +323,9 @@ def check_eval_full(ev):
 
     t = timers.get("atticd-agent-pull", {})
     tc = t.get("timerConfig", {})
-    check(tc.get("OnCalendar") == "hourly" and tc.get("Persistent") is True and tc.get("RandomizedDelaySec") == "5min",
-          f"eval: pull timer: OnCalendar=hourly, Persistent, RandomizedDelaySec ({tc})")
+    check(tc == {"OnCalendar": "hourly", "Persistent": True, "RandomizedDelaySec": "5min", "FixedRandomDelay": False},
+          f"eval: pull timer by default: OnCalendar=hourly, Persistent=true, RandomizedDelaySec=5min, "
+          f"FixedRandomDelay=false ({tc})")
     check("timers.target" in t.get("wantedBy", []), "eval: pull timer is wanted by timers.target")
 
     r = svc.get("atticd-agent-recheck")
@@ -309,11 +335,15 @@ def check_eval_full(ev):
         check(f"{s['agent']}/bin/atticd-agent --config /etc/atticd-agent/config.yaml" in script
               and "agent check" in script and "agent verify-images" in script,
               "eval: recheck runs check and verify-images with the configuration")
-        check(r["serviceConfig"].get("ProtectSystem") == "full" and r["serviceConfig"].get("PrivateTmp") is True,
-              "eval: recheck is hardened (ProtectSystem=full, PrivateTmp)")
         check("atticd-agent-pull.service" in r["after"], "eval: recheck never runs during a pull")
+        check(all(p in r["path"] for p in ("nix-stub", "git-stub", "openssh-stub", "nixos-rebuild-stub")),
+              f"eval: recheck: path has nix, git, ssh and nixos-rebuild ({r['path']})")
+        check(r["environment"].get("HOME") == "/root", "eval: recheck: HOME=/root")
         tc = timers.get("atticd-agent-recheck", {}).get("timerConfig", {})
-        check(tc.get("OnCalendar") == "hourly", "eval: recheck timer")
+        check(tc == {"OnCalendar": "hourly", "Persistent": True, "RandomizedDelaySec": "5min", "FixedRandomDelay": False},
+              f"eval: recheck timer by default: OnCalendar=hourly, Persistent=true, RandomizedDelaySec=5min, "
+              f"FixedRandomDelay=false ({tc})")
+    check_same_conditions(s, "full")
 
     check(s["etc"].get("atticd-agent/config.yaml", "").endswith("-atticd-agent-config.yaml") and s["configChecked"],
           "eval: /etc/atticd-agent/config.yaml is the checked file")
@@ -346,6 +376,52 @@ def check_eval_full(ev):
           ("" if c == expected else f"\n  got      {json.dumps(c, sort_keys=True)}\n  expected {json.dumps(expected, sort_keys=True)}"))
 
 
+NIX_CONFIG_LINES = [
+    "extra-substituters = https://cache.example.org",
+    "extra-trusted-public-keys = cache.example.org-1:0dwEKwa0FRUyUfqs7vOe65eiuwjD4jfqQwK2Ka4bAOU=",
+    "!include /run/secrets/nix-access-tokens.conf",
+]
+
+
+def check_environment(ev):
+    """The units' environment: networking.proxy, nix.envVars, programs.ssh.package, extraNixConfig."""
+    s, err = ev.summary("environment")
+    if not check(s is not None, "eval: the units' environment evaluates" + (f"\n{err}" if s is None else "")):
+        return
+    check(s["failedAssertions"] == [], f"eval: environment: !include of a file is not refused ({s['failedAssertions']})")
+    for name in ("atticd-agent-pull", "atticd-agent-confirm", "atticd-agent-recheck"):
+        u = s["services"].get(name)
+        if not check(u is not None, f"eval: environment: {name} exists"):
+            continue
+        env = u["environment"]
+        proxy = {k: env.get(k) for k in ("http_proxy", "https_proxy", "no_proxy")}
+        check(proxy == {"http_proxy": "http://proxy.example.org:3128", "https_proxy": "http://proxy.example.org:3128",
+                        "no_proxy": "127.0.0.1,localhost"},
+              f"eval: environment: {name} has networking.proxy.envVars ({proxy})")
+        check(env.get("NIX_SSHOPTS") == "-o ConnectTimeout=10", f"eval: environment: {name} has nix.envVars")
+        check(env.get("HOME") == "/root", f"eval: environment: {name} has HOME=/root")
+        check("openssh-hpn-stub" in u["path"] and "openssh-stub" not in u["path"],
+              f"eval: environment: {name}'s PATH has programs.ssh.package, not pkgs.openssh ({u['path']})")
+        lines = env.get("NIX_CONFIG", "").split("\n")
+        check(lines[0] == "extra-experimental-features = nix-command flakes" and sorted(lines[1:]) == sorted(NIX_CONFIG_LINES),
+              f"eval: environment: {name}'s NIX_CONFIG is flakes, then the lines of both extraNixConfig definitions ({lines})")
+    check_same_conditions(s, "environment")
+
+    # What nix makes of the units' NIX_CONFIG: the machine's nix reads it, the included file
+    # (here a temporary one, in place of /run/secrets/...) too.
+    nix_config = s["services"].get("atticd-agent-pull", {}).get("environment", {}).get("NIX_CONFIG", "")
+    tokens = Path(ev.env["HOME"], "nix-access-tokens.conf")
+    tokens.write_text("access-tokens = github.com=ghp_test\n")
+    r = run(["nix", "show-config"], dict(ev.env, NIX_CONFIG=nix_config.replace("/run/secrets/nix-access-tokens.conf", str(tokens))))
+    got = dict(line.split(" = ", 1) for line in r.stdout.splitlines() if " = " in line)
+    check(r.returncode == 0 and "https://cache.example.org" in got.get("substituters", "").split()
+          and "cache.example.org-1:0dwEKwa0FRUyUfqs7vOe65eiuwjD4jfqQwK2Ka4bAOU=" in got.get("trusted-public-keys", "").split()
+          and got.get("access-tokens") == "github.com=ghp_test"
+          and set(got.get("experimental-features", "").split()) >= {"nix-command", "flakes"},
+          "eval: environment: nix reads the units' NIX_CONFIG: flakes, the substituter and its key added, the "
+          "access token from the !include'd file" + ("" if r.returncode == 0 else f"\n{r.stderr.strip()}"))
+
+
 def check_eval_cases(ev):
     s, err = ev.summary("minimal")
     if check(s is not None, "eval: a minimal configuration evaluates" + (f"\n{err}" if s is None else "")):
@@ -358,9 +434,17 @@ def check_eval_cases(ev):
     if check(s is not None, "eval: schedules evaluate" + (f"\n{err}" if s is None else "")):
         tc = s["timers"]["atticd-agent-pull"]["timerConfig"]
         check(tc["OnCalendar"] == "*:0/15" and tc["RandomizedDelaySec"] == "0", "eval: schedule and randomizedDelaySec")
-        check(s["timers"]["atticd-agent-recheck"]["timerConfig"]["OnCalendar"] == "daily", "eval: recheck.schedule")
+        check(tc.get("Persistent") is False, f"eval: persistent = false: the pull timer's Persistent=false ({tc})")
+        check(tc.get("FixedRandomDelay") is True, f"eval: fixedRandomDelay: the pull timer's FixedRandomDelay=true ({tc})")
+        tc = s["timers"]["atticd-agent-recheck"]["timerConfig"]
+        check(tc.get("OnCalendar") == "daily", "eval: recheck.schedule")
+        check(tc.get("RandomizedDelaySec") == "30min", f"eval: recheck.randomizedDelaySec: the recheck timer's RandomizedDelaySec ({tc})")
+        check(tc.get("FixedRandomDelay") is True and tc.get("Persistent") is True,
+              f"eval: fixedRandomDelay: the recheck timer's FixedRandomDelay=true too; it stays Persistent ({tc})")
         check(all(u["serviceConfig"].get("SuccessExitStatus") == "143" for u in s["services"].values()),
               "eval: failOnTransient: exit 4 and 6 fail the units, 143 (stopped) does not")
+
+    check_environment(ev)
 
     s, err = ev.summary("boot-no-confirm")
     if check(s is not None, "eval: boot activation evaluates" + (f"\n{err}" if s is None else "")):
@@ -432,6 +516,7 @@ def check_eval_cases(ev):
             ("secrets-in-store", ["settings.images.registry-auth-file is '/nix/store/", "settings.repository.ssh-key is '/nix/store/"]),
             ("no-host", ["settings.host is empty"]),
             ("pull-without-url", ["pull.enable needs services.atticd-agent.settings.repository.url"]),
+            ("nix-access-tokens", ["extraNixConfig sets access-tokens"]),
             ("extlinux-trial", ["trial-boot is true, but the boot loader (extlinux) has no one-shot entry"]),
             ("counting-without-systemd-boot", ["bootCounting.enable needs systemd-boot"])):
         s, err = ev.summary(case)

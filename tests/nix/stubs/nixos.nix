@@ -116,6 +116,20 @@ in
       type = types.package;
       default = pkgs.nix;
     };
+    # Internal in NixOS: the environment NixOS gives nix-daemon (nix.envVars) and every unit
+    # that talks to the network (networking.proxy.envVars, made from networking.proxy.*).
+    nix.envVars = mkOption {
+      type = types.attrs;
+      default = { };
+    };
+    networking.proxy.envVars = mkOption {
+      type = types.attrs;
+      default = { };
+    };
+    programs.ssh.package = mkOption {
+      type = types.package;
+      default = pkgs.openssh;
+    };
     system.build = mkOption {
       type = types.lazyAttrsOf types.unspecified;
       default = { };

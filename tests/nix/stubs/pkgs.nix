@@ -90,6 +90,9 @@ rec {
 
   nix = tool "nix" [ "nix" ];
   git = tool "git" [ "git" ];
+  openssh = tool "openssh" [ "ssh" ];
+  # Another ssh, for a case that sets programs.ssh.package.
+  openssh_hpn = tool "openssh-hpn" [ "ssh" ];
   jq = stub "jq";
   nixos-rebuild = tool "nixos-rebuild" [ "nixos-rebuild" ];
   systemd = tool "systemd" [
