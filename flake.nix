@@ -34,7 +34,11 @@
       });
 
       # The module builds the package from this tree unless pkgs has atticd-agent (the overlay).
-      nixosModules.default = ./module.nix;
+      # A module that imports the file, not the path itself: `nix flake check` before nix 2.13
+      # refuses a path there ("module must be a function or an attribute set", NixOS/nix#6866).
+      nixosModules.default = {
+        imports = [ ./module.nix ];
+      };
 
       checks = forAllSystems (pkgs: {
         # The build runs the unit tests (doCheck).

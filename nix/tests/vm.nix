@@ -21,6 +21,9 @@
 }:
 
 let
+  # Read as paths below this file, not as "${client}/…", which reads a copy in the store:
+  # `nix flake check --no-build` evaluates in read-only mode, makes no such copy, and fails
+  # with "path '…-client' is not valid" on a store that lacks it (NixOS/nix#7464).
   client = ./client;
 
   clientFlake = pkgs.writeText "flake.nix" (
@@ -35,7 +38,7 @@ let
         "${agentSource}"
         pkgs.stdenv.hostPlatform.system
       ]
-      (builtins.readFile "${client}/flake.nix")
+      (builtins.readFile (client + "/flake.nix"))
   );
 in
 pkgs.testers.runNixOSTest {
@@ -46,7 +49,7 @@ pkgs.testers.runNixOSTest {
     {
       imports = [
         agentModule
-        "${client}/agent.nix"
+        (client + "/agent.nix")
       ];
 
       # Building the client's systems offline: every build input of this system, and the

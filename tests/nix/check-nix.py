@@ -12,7 +12,8 @@
           ($ATTICD_AGENT_BIN), the configuration file is built, which runs the real
           `atticd-agent config check`, and a configuration the agent refuses fails the build.
           flake.nix, evaluated with a stand-in nixpkgs, has the outputs it should, and its
-          package the source, inputs and check phase it should.
+          package the source, inputs and check phase it should; `nix flake check --no-build`,
+          with nixpkgs overridden by the stand-in, passes on this machine's nix.
 
 The nixpkgs library is looked for in $NIXPKGS_LIB, <nixpkgs> on NIX_PATH, a checkout of
 nix-community/nixpkgs.lib or nixpkgs next to the source tree, and root's channels. Without it,
@@ -543,12 +544,16 @@ def check_flake(ev):
         check(f["devShells"][system] == ["default"], f"flake: devShells.{system}.default")
         check(f["formatter"][system] == "nixfmt-rfc-style", f"flake: formatter.{system}")
     check(f["overlay"], "flake: overlays.default adds atticd-agent")
-    check(f["nixosModule"] == str(ROOT / "module.nix"), "flake: nixosModules.default is module.nix")
+    m = f["nixosModule"]
+    check(not m["isPath"] and m["imports"] == [str(ROOT / "module.nix")],
+          f"flake: nixosModules.default is a module that imports module.nix, not the path itself ({m})")
+    check({"atticd-agent-pull", "atticd-agent-confirm", "atticd-agent-recheck"} <= set(m["services"]),
+          f"flake: nixosModules.default, imported into a configuration, makes the units ({m['services']})")
 
     p = f["package"]
     check(p["pname"] == "atticd-agent" and p["doCheck"] is True, "package: atticd-agent, doCheck")
-    check(p["mesonFlags"] == ["-Dintegration-tests=false", "-Dlibcurl=/stub/curl/lib/libcurl.so.4",
-                              "-Dlibarchive=/stub/libarchive/lib/libarchive.so.13"],
+    check(p["mesonFlags"] == ["-Dintegration-tests=false", f"-Dlibcurl={p['curl']}/lib/libcurl.so.4",
+                              f"-Dlibarchive={p['libarchive']}/lib/libarchive.so.13"],
           f"package: integration tests off in the sandbox, libcurl and libarchive dlopened by their store paths "
           f"({p['mesonFlags']})")
     check("meson test --suite unit" in p["checkPhase"] and "grep -vx cosign" in p["checkPhase"],
@@ -575,6 +580,38 @@ def check_flake(ev):
     for step in ("systemctl start atticd-agent-pull.service", "nix flake lock", '"rolled-back"', '"known-bad"',
                  "failed-revision", "atticd-agent-recheck.service"):
         check(step in vm["testScript"], f"vm test: the script has {step}")
+
+
+def check_flake_check(ev, tmp):
+    """`nix flake check --no-build` on the source tree, with nixpkgs overridden by the stand-in.
+
+    What it covers: the outputs as this nix checks them. nixosModules.default must be a module
+    this nix accepts (nix before 2.13 refuses a path there, NixOS/nix#6866), overlays.default
+    must take `final` and `prev`, and every package, check, shell and formatter of both systems
+    must evaluate to a derivation and be instantiated (its .drv written): the package with its
+    real source, flags and check phase; the VM test's derivation with its script and the client
+    flake it writes. What it does not: the real nixpkgs (its stdenv, meson, runNixOSTest, which
+    would evaluate the VM's NixOS configuration), building anything, and module.nix itself
+    (nix only looks at the shape of a module: the eval part above evaluates it)."""
+    stand_in = Path(tmp, "nixpkgs")
+    shutil.copytree(HERE / "stubs" / "nixpkgs", stand_in)
+    shutil.copytree(ev.lib, stand_in / "lib")
+    # A store of its own: with --no-build, nix evaluates in read-only mode and writes nothing
+    # (NixOS/nix#7464), so a path that the evaluations above put in the shared store would
+    # hide an evaluation that needs it there.
+    env = nix_environment(str(Path(tmp, "flake-check")))
+    os.makedirs(env["HOME"])
+    r = run(["nix", "flake", "check", "--no-build", "--no-write-lock-file",
+             "--override-input", "nixpkgs", f"path:{stand_in}", str(ROOT)], env)
+    # Past the note that the lock file (the repository has none) is not written.
+    err = r.stderr[r.stderr.find("error:"):] if "error:" in r.stderr else r.stderr
+    check(r.returncode == 0, f"flake: nix flake check --no-build (nix {nix_version(ev.env)}, nixpkgs: the stand-in)" +
+          ("" if r.returncode == 0 else f"\n{err.strip()}"))
+
+
+def nix_version(env):
+    r = run(["nix", "--version"], env)
+    return r.stdout.split()[-1] if r.returncode == 0 and r.stdout.strip() else "?"
 
 
 def check_build(ev):
@@ -617,6 +654,7 @@ def main():
             check_eval_full(ev)
             check_eval_cases(ev)
             check_flake(ev)
+            check_flake_check(ev, tmp)
             if ev.agent_bin:
                 check_build(ev)
             else:

@@ -22,6 +22,26 @@ let
   ];
   package = outputs.packages.x86_64-linux.default;
   vm = outputs.checks.x86_64-linux.vm;
+  standIn = import nixpkgs { system = "x86_64-linux"; };
+
+  # The module as the flake gives it, evaluated as a client's configuration would import it,
+  # against the stub NixOS options of stubs/nixos.nix.
+  module = outputs.nixosModules.default;
+  moduleConfig =
+    (lib.evalModules {
+      modules = [
+        ./stubs/nixos.nix
+        module
+        {
+          _module.args.pkgs = import ./stubs/pkgs.nix { inherit lib; };
+          networking.hostName = "web1";
+          services.atticd-agent = {
+            enable = true;
+            settings.repository.url = "/srv/git/client.git";
+          };
+        }
+      ];
+    }).config;
 in
 {
   summary = {
@@ -32,9 +52,16 @@ in
     devShells = lib.genAttrs systems (s: lib.attrNames outputs.devShells.${s});
     formatter = lib.genAttrs systems (s: outputs.formatter.${s}.name);
     overlay = (outputs.overlays.default { } { }) ? atticd-agent;
-    nixosModule = toString outputs.nixosModules.default;
+    nixosModule = {
+      isPath = builtins.isPath module;
+      imports = map toString (module.imports or [ ]);
+      services = lib.attrNames moduleConfig.systemd.services;
+    };
     package = {
       inherit (package) pname version doCheck mesonFlags checkPhase;
+      # The stand-in's libraries, whose paths the meson flags name.
+      curl = toString (lib.getLib standIn.curl);
+      libarchive = toString (lib.getLib standIn.libarchive);
       nativeBuildInputs = map (p: p.name) package.nativeBuildInputs;
       buildInputs = map (p: p.name) package.buildInputs;
       # The source the package is built from: top-level entries and those of tests/.
