@@ -213,6 +213,11 @@ let
           default, auto)'';
         description = "The boot loader the trial boot uses; set from `boot.loader`.";
       };
+      keep-generations = nullable types.ints.unsigned ''
+        After each successful deployment, keep only the newest N generations of the system
+        profile (the current one among them; never the known-good one), so that /boot does not
+        fill up; their boot entries go at the next deployment. The agent's default: 0, keep all.
+      '' { example = 10; };
       on-switch-inhibited = nullable (types.enum [
         "boot"
         "wait"

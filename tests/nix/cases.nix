@@ -24,6 +24,9 @@ let
           insecure-registries = [ "127.0.0.1:5000" ];
         };
         bundle.keys = [ "/etc/atticd-agent/bundle.pub" ];
+        system.keep-generations = 10;
+        rollout.bucket = 0;
+        schedule.windows = [ "Mon-Fri 02:00-05:00" ];
         health = {
           settle = 2;
           timeout = 60;

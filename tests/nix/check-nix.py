@@ -357,7 +357,9 @@ def check_eval_full(ev):
     expected = {
         "host": "web1",
         "state-dir": "/var/lib/atticd-agent",
-        "system": {"action": "switch"},
+        "system": {"action": "switch", "keep-generations": 10},
+        "rollout": {"bucket": 0},
+        "schedule": {"windows": ["Mon-Fri 02:00-05:00"]},
         "repository": {"url": "https://git.example.org/client.git", "ref": "production",
                        "allowed-signers": "/etc/atticd-agent/allowed_signers", "http-username": "oauth2",
                        "http-password-file": "/run/secrets/git-token", "connect-timeout": 10},
