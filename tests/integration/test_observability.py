@@ -37,6 +37,7 @@ IDS = {
     "drift": "33939d8554354f19b8ac2a07be5ddcde",
     "waiting": "e4bd81563a084a74b3a12a2a36af449b",
     "plan": "7905687414a84724b1de508123db5291",
+    "container-drift": "0624270588d14101ae1e8cd207229acd",
 }
 NAMES = {v: k for k, v in IDS.items()}
 
