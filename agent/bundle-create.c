@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "openssl-util.h"
 #include "archive-dl.h"
 #include "bundle.h"
 #include "config.h"
@@ -32,12 +33,6 @@
 #define FULL_PACK_NAME "repository.full" /* a delta's whole history, for the evaluation; not a member */
 #define COPY_BLOCK (1024 * 1024)
 
-static void evp_pkey_freep(EVP_PKEY **p) {
-        EVP_PKEY_free(*p);
-}
-static void evp_md_ctx_freep(EVP_MD_CTX **p) {
-        EVP_MD_CTX_free(*p);
-}
 
 typedef struct Member {
         char *path;
@@ -138,7 +133,7 @@ static int add_member(int rootfd, const char *path, Members *m, Error *e) {
 
 /* ---- the parts ---- */
 
-static int write_pack(const char *repo, const char *rev, const char *base, const char *path, char ret_rev[GIT_REV_HEX + 1],
+static int write_pack(const char *repo, const char *rev, const char *base, const char *path, char ret_rev[COMMIT_ID_HEX + 1],
                       Error *e) {
         _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         int r;
@@ -153,11 +148,11 @@ static int write_pack(const char *repo, const char *rev, const char *base, const
 
 /* The history up to the revision; in a delta, without what the base's revision holds. */
 static int write_repository(const BundleCreateOptions *o, const BundleManifest *base, const char *work,
-                            char rev[GIT_REV_HEX + 1], char **ret_flake, Error *e) {
+                            char rev[COMMIT_ID_HEX + 1], char **ret_flake, Error *e) {
         _cleanup_free_ char *pack = path_join(work, PACK_NAME), *full = path_join(work, FULL_PACK_NAME),
                             *mirror = path_join(work, MIRROR_NAME);
         _cleanup_git_source_ GitSource *git = NULL;
-        char delta_rev[GIT_REV_HEX + 1];
+        char delta_rev[COMMIT_ID_HEX + 1];
         int r;
 
         if (!pack || !full || !mirror)
@@ -594,7 +589,7 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         _cleanup_(bundle_manifest_done) BundleManifest base = {};
         char base_id[BUNDLE_ID_LEN + 1] = "";
         json_t *closure = NULL, *images = NULL, *base_blobs = NULL;
-        char rev[GIT_REV_HEX + 1];
+        char rev[COMMIT_ID_HEX + 1];
         size_t sig_size = 0;
         time_t now = time(NULL);
         int r;

@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "openssl-util.h"
 #include "bundle.h"
+#include "fileio.h"
 #include "hasher.h"
 #include "log.h"
 #include "strutil.h"
@@ -19,9 +21,6 @@
 #include "timeutil.h"
 
 
-static void evp_md_ctx_freep(EVP_MD_CTX **p) {
-        EVP_MD_CTX_free(*p);
-}
 
 void bundle_info_done(BundleInfo *i) {
         if (!i)
@@ -192,20 +191,6 @@ static int verify_head(Reader *rd, BundleInfo *info, Error *e) {
         return check_expectations(rd, &info->manifest, rd->o->expect, e);
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p = (const uint8_t *) p + k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* Creates the directories of name below dirfd and opens name for writing. It never follows a
  * symbolic link: there are none below a staging directory that only this reader writes to. */
 static int open_for_writing(int dirfd, const char *name, Error *e) {
@@ -270,7 +255,7 @@ static int read_member(Reader *rd, BundleMember *m, BundleInfo *info, Error *e) 
                 else if (EVP_DigestUpdate(ctx, p, n) != 1)
                         return -EIO;
                 if (fd >= 0) {
-                        r = write_all(fd, p, n);
+                        r = loop_write(fd, p, n);
                         if (r < 0)
                                 return error_set(e, r, "cannot write '%s' in the staging directory: %s", m->path,
                                                  strerror(-r));

@@ -24,6 +24,7 @@
 #include "cosign-key.h"
 #include "error.h"
 #include "progress.h"
+#include "strutil.h"
 
 #define BUNDLE_FORMAT "atticd-agent-bundle"
 #define BUNDLE_VERSION 2
@@ -62,7 +63,7 @@ typedef struct BundleBlob {
 
 typedef struct BundleManifest {
         char *host;
-        char revision[41];
+        char revision[COMMIT_ID_HEX + 1];
         char *system;                 /* the store path of the host's toplevel at revision */
         struct json_t *containers;    /* {name: image reference}: the revision's containers */
         uint64_t sequence;
@@ -85,7 +86,7 @@ typedef struct BundleManifest {
         bool has_base;            /* a delta: it carries only what its base did not */
         char base_id[BUNDLE_ID_LEN + 1];
         uint64_t base_sequence;
-        char base_revision[41]; /* "" or the commit whose history the pack leaves out */
+        char base_revision[COMMIT_ID_HEX + 1]; /* "" or the commit whose history the pack leaves out */
         BundleBlob *base_blobs;  /* the image blobs left out */
         size_t n_base_blobs;
 } BundleManifest;

@@ -8,18 +8,12 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "openssl-util.h"
 #include "cosign.h"
 #include "strutil.h"
 
 #define STATEMENT_V1 "https://in-toto.io/Statement/v1"
 #define STATEMENT_V01 "https://in-toto.io/Statement/v0.1"
-
-static void x509_freep(X509 **p) {
-        X509_free(*p);
-}
-static void openssl_freep(void *p) {
-        OPENSSL_free(*(void **) p);
-}
 
 static int oom(Error *e) {
         return error_set(e, -ENOMEM, "out of memory");
@@ -75,7 +69,7 @@ static int decode_field(json_t *parent, const char *key, size_t max, const char 
 /* The statement, once its signature has verified. */
 static int check_statement(const char *image_digest, const void *payload, size_t size, char **ret_predicate_type,
                            Error *e) {
-        _cleanup_(cosign_json_decrefp) json_t *root = NULL;
+        json_auto_t *root = NULL;
         const char *type, *predicate, *first = NULL, *hex = image_digest + strlen("sha256:");
         char buf[COSIGN_PRINTABLE_SIZE];
         json_t *subjects, *subject;
@@ -199,7 +193,7 @@ static int verify_statement_and_return(const char *image_digest, const uint8_t *
 
 int cosign_verify_dsse_envelope(const CosignKeyring *keys, const char *image_digest, const void *envelope_json,
                                 size_t size, size_t *ret_key_index, char **ret_predicate_type, Error *e) {
-        _cleanup_(cosign_json_decrefp) json_t *root = NULL;
+        json_auto_t *root = NULL;
         _cleanup_free_ uint8_t *payload = NULL;
         size_t payload_size = 0, index = 0;
         int r;
@@ -272,7 +266,7 @@ static void explain_hint(const CosignKeyring *keys, json_t *public_key, Error *e
 
 int cosign_verify_bundle(const CosignKeyring *keys, const char *image_digest, const void *bundle_json, size_t size,
                          size_t *ret_key_index, char **ret_predicate_type, Error *e) {
-        _cleanup_(cosign_json_decrefp) json_t *root = NULL;
+        json_auto_t *root = NULL;
         _cleanup_free_ uint8_t *payload = NULL;
         json_t *material, *certificate, *public_key, *env;
         size_t cert_key = 0, payload_size = 0, index = 0;

@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "openssl-util.h"
 #include "cosign-key.h"
 #include "fileio.h"
 #include "strutil.h"
@@ -48,18 +49,6 @@ struct CosignKeyring {
         size_t n;
 };
 
-static void bio_freep(BIO **p) {
-        BIO_free(*p);
-}
-static void evp_pkey_freep(EVP_PKEY **p) {
-        EVP_PKEY_free(*p);
-}
-static void evp_md_ctx_freep(EVP_MD_CTX **p) {
-        EVP_MD_CTX_free(*p);
-}
-static void openssl_freep(void *p) {
-        OPENSSL_free(*(void **) p);
-}
 
 CosignKeyring *cosign_keyring_free(CosignKeyring *k) {
         if (!k)

@@ -137,7 +137,7 @@ int cosign_dsse_pae(const char *type, const void *payload, size_t size, uint8_t 
 /* The payload, once its signature has verified: {"critical": {"identity": {...}, "image":
  * {"docker-manifest-digest": D}, "type": T}, "optional": ...}. */
 static int check_simplesigning_payload(const char *image_digest, const void *payload, size_t size, Error *e) {
-        _cleanup_(cosign_json_decrefp) json_t *root = NULL;
+        json_auto_t *root = NULL;
         json_t *critical, *image;
         const char *type, *digest;
         char buf[COSIGN_PRINTABLE_SIZE];

@@ -143,7 +143,3 @@ int cosign_dsse_pae(const char *type, const void *payload, size_t size, uint8_t 
 /* At most 80 bytes of a string from the input, with anything but printable ASCII as '?', fit
  * for a message and a log line. */
 const char *cosign_printable(const char *s, char buf[static COSIGN_PRINTABLE_SIZE]);
-
-static inline void cosign_json_decrefp(json_t **j) {
-        json_decref(*j);
-}

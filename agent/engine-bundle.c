@@ -635,7 +635,7 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
         {
-                char resolved[GIT_REV_HEX + 1];
+                char resolved[COMMIT_ID_HEX + 1];
 
                 r = git_source_resolve(git, rev, resolved, &e);
                 if (r < 0)

@@ -15,7 +15,7 @@ ExitCode open_mirror(Run *run, char **ret_path, GitSource **ret);
 
 /* Fetches repository.url into the mirror and resolves repository.ref: the mirror, its path and
  * the commit id. */
-ExitCode fetch_revision(Run *run, char **ret_repo_path, GitSource **ret_git, char rev[static GIT_REV_HEX + 1]);
+ExitCode fetch_revision(Run *run, char **ret_repo_path, GitSource **ret_git, char rev[static COMMIT_ID_HEX + 1]);
 
 /* Fast-forward from the deployed revision, and the commit signature when required. */
 ExitCode verify_revision(Run *run, GitSource *git, const char *rev);

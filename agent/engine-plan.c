@@ -59,7 +59,7 @@ static ExitCode plan(Run *run, bool json) {
         _cleanup_(system_eval_done) SystemEval sys = {};
         json_t *out = NULL, *the_plan = NULL;
         GateVerdict v = {};
-        char rev[GIT_REV_HEX + 1];
+        char rev[COMMIT_ID_HEX + 1];
         time_t next = 0;
         ExitCode code;
         Error e = {};

@@ -214,7 +214,7 @@ static ExitCode source_error(Run *run, int r, const Error *e) {
         }
 }
 
-ExitCode fetch_revision(Run *run, char **ret_repo_path, GitSource **ret_git, char rev[static GIT_REV_HEX + 1]) {
+ExitCode fetch_revision(Run *run, char **ret_repo_path, GitSource **ret_git, char rev[static COMMIT_ID_HEX + 1]) {
         const Config *c = run->config;
         _cleanup_git_source_ GitSource *git = NULL;
         _cleanup_free_ char *repo_path = NULL;
@@ -290,7 +290,7 @@ static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
         _cleanup_git_source_ GitSource *git = NULL;
         _cleanup_free_ char *repo_path = NULL, *flake = NULL;
         _cleanup_(system_eval_done) SystemEval sys = {};
-        char rev[GIT_REV_HEX + 1];
+        char rev[COMMIT_ID_HEX + 1];
         ExitCode code;
         Error e = {};
         int r;
@@ -387,7 +387,7 @@ ExitCode engine_pull(const Config *c, const PullOptions *o) {
 
 /* The images of the revision to verify: the deployed revision's from its record (no
  * evaluation); another's, or one without a usable record, from one evaluation. */
-static ExitCode images_to_verify(Run *run, const char *rev_arg, char rev[static GIT_REV_HEX + 1]) {
+static ExitCode images_to_verify(Run *run, const char *rev_arg, char rev[static COMMIT_ID_HEX + 1]) {
         const State *s = run->state;
         _cleanup_git_source_ GitSource *git = NULL;
         _cleanup_free_ char *repo_path = NULL, *flake = NULL;
@@ -401,7 +401,7 @@ static ExitCode images_to_verify(Run *run, const char *rev_arg, char rev[static 
                 return EXIT_USAGE;
         }
         if (!rev_arg || streq(rev_arg, s->deployed_revision)) {
-                (void) snprintf(rev, GIT_REV_HEX + 1, "%s", s->deployed_revision);
+                (void) snprintf(rev, COMMIT_ID_HEX + 1, "%s", s->deployed_revision);
                 d = state_deployed_entry(s);
                 if (d && d->images && image_set_from_record(d->images, &run->images, &e) == 0) {
                         log_debug("The images of revision %s as deployed: %zu.", rev, run->images.n);
@@ -435,7 +435,7 @@ static ExitCode images_to_verify(Run *run, const char *rev_arg, char rev[static 
 
 ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
         _cleanup_(run_done) Run run = {};
-        char rev[GIT_REV_HEX + 1];
+        char rev[COMMIT_ID_HEX + 1];
         ExitCode code;
         Error e = {};
         int r;

@@ -71,7 +71,7 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         return 0;
 }
 
-static int loop_write(int fd, const void *data, size_t size) {
+int loop_write(int fd, const void *data, size_t size) {
         const char *p = data;
 
         while (size > 0) {

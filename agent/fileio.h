@@ -16,6 +16,9 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 
 int fsync_directory_of(const char *path);
 
+/* Writes all of data to fd, again after EINTR and short writes: 0 or -errno. */
+int loop_write(int fd, const void *data, size_t size);
+
 /* Creates a directory and its parents (like mkdir -p). */
 int mkdir_parents(const char *path, mode_t mode);
 

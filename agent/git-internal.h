@@ -14,6 +14,29 @@ struct GitSource {
         git_repository *repo;
 };
 
+/* Cleanup helpers for libgit2's objects, for _cleanup_(). */
+static inline void git_repository_freep(git_repository **r) {
+        git_repository_free(*r);
+}
+static inline void git_reference_freep(git_reference **r) {
+        git_reference_free(*r);
+}
+static inline void git_object_freep(git_object **o) {
+        git_object_free(*o);
+}
+static inline void git_odb_freep(git_odb **o) {
+        git_odb_free(*o);
+}
+static inline void git_packbuilder_freep(git_packbuilder **p) {
+        git_packbuilder_free(*p);
+}
+static inline void git_revwalk_freep(git_revwalk **w) {
+        git_revwalk_free(*w);
+}
+static inline void git_indexer_freep(git_indexer **i) {
+        git_indexer_free(*i);
+}
+
 /* git_libgit2_init(), and the same settings for every user: no ~/.gitconfig or /etc/gitconfig,
  * and libssh2 without its crypto initialisation. Reference-counted: pair each successful call
  * with git_libgit2_shutdown(). 0, or -EIO. */

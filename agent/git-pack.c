@@ -12,26 +12,6 @@
 
 #define PACK_READ_BLOCK (128 * 1024)
 
-static void git_repository_freep(git_repository **r) {
-        git_repository_free(*r);
-}
-static void git_object_freep(git_object **o) {
-        git_object_free(*o);
-}
-static void git_odb_freep(git_odb **o) {
-        git_odb_free(*o);
-}
-static void git_packbuilder_freep(git_packbuilder **p) {
-        git_packbuilder_free(*p);
-}
-static void git_revwalk_freep(git_revwalk **w) {
-        git_revwalk_free(*w);
-}
-
-static void git_indexer_freep(git_indexer **i) {
-        git_indexer_free(*i);
-}
-
 /* Checking a pack for completeness (docs/bundle-format.md 5.1): every object that an object of
  * the pack names (a commit's tree and parents, a tree's entries but submodule commits, a tag's
  * target) is in the pack itself. So the pack holds everything reachable from each commit in
@@ -327,21 +307,10 @@ int git_source_import_pack(GitSource *s, const char *pack_path, const char *base
 }
 
 static int write_cb(void *buf, size_t size, void *userdata) {
-        int fd = *(int *) userdata;
-
-        while (size > 0) {
-                ssize_t n = write(fd, buf, size);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -1;
-                buf = (uint8_t *) buf + n;
-                size -= (size_t) n;
-        }
-        return 0;
+        return loop_write(*(int *) userdata, buf, size) < 0 ? -1 : 0;
 }
 
-int git_write_pack(const char *repo_dir, const char *rev, const char *base, int fd, char ret_rev[GIT_REV_HEX + 1],
+int git_write_pack(const char *repo_dir, const char *rev, const char *base, int fd, char ret_rev[COMMIT_ID_HEX + 1],
                    Error *e) {
         _cleanup_(git_repository_freep) git_repository *repo = NULL;
         _cleanup_(git_object_freep) git_object *obj = NULL, *commit = NULL;
@@ -363,7 +332,7 @@ int git_write_pack(const char *repo_dir, const char *rev, const char *base, int 
                 r = error_set(e, -ENOENT, "'%s' names no commit in '%s'", rev, repo_dir);
                 goto out;
         }
-        git_oid_tostr(ret_rev, GIT_REV_HEX + 1, git_object_id(commit));
+        git_oid_tostr(ret_rev, COMMIT_ID_HEX + 1, git_object_id(commit));
 
         if ((r = git_packbuilder_new(&pb, repo)) < 0 || (r = git_revwalk_new(&walk, repo)) < 0 ||
             (r = git_revwalk_push(walk, git_object_id(commit))) < 0) {

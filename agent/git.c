@@ -9,16 +9,6 @@
 #include "strutil.h"
 
 
-static void git_repository_freep(git_repository **r) {
-        git_repository_free(*r);
-}
-static void git_reference_freep(git_reference **r) {
-        git_reference_free(*r);
-}
-static void git_object_freep(git_object **o) {
-        git_object_free(*o);
-}
-
 /* The one place where a libgit2 error becomes an errno and a message. */
 int git_map_error(int code, Error *e, const char *what) {
         const git_error *ge = git_error_last();
@@ -172,7 +162,7 @@ int git_source_reopen(GitSource *s, Error *e) {
         return 0;
 }
 
-static int peel_to_commit(GitSource *s, const char *refname, char ret[GIT_REV_HEX + 1]) {
+static int peel_to_commit(GitSource *s, const char *refname, char ret[COMMIT_ID_HEX + 1]) {
         _cleanup_(git_reference_freep) git_reference *ref = NULL;
         _cleanup_(git_object_freep) git_object *obj = NULL;
         int r;
@@ -183,11 +173,11 @@ static int peel_to_commit(GitSource *s, const char *refname, char ret[GIT_REV_HE
         r = git_reference_peel(&obj, ref, GIT_OBJECT_COMMIT);
         if (r < 0)
                 return r;
-        git_oid_tostr(ret, GIT_REV_HEX + 1, git_object_id(obj));
+        git_oid_tostr(ret, COMMIT_ID_HEX + 1, git_object_id(obj));
         return 0;
 }
 
-int git_source_resolve(GitSource *s, const char *ref, char ret[GIT_REV_HEX + 1], Error *e) {
+int git_source_resolve(GitSource *s, const char *ref, char ret[COMMIT_ID_HEX + 1], Error *e) {
         _cleanup_free_ char *candidate = NULL;
         int r;
 
@@ -200,7 +190,7 @@ int git_source_resolve(GitSource *s, const char *ref, char ret[GIT_REV_HEX + 1],
                 r = git_object_lookup(&obj, s->repo, &oid, GIT_OBJECT_COMMIT);
                 if (r < 0)
                         return error_set(e, -ENOENT, "commit %s is not in the repository", ref);
-                memcpy(ret, ref, GIT_REV_HEX + 1);
+                memcpy(ret, ref, COMMIT_ID_HEX + 1);
                 return 0;
         }
 

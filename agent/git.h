@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "strutil.h"
 
-#define GIT_REV_HEX 40
 #define GIT_DEPLOY_REF "refs/heads/atticd-deploy"
 #define GIT_VERIFY_REF "refs/heads/atticd-verify"
 
@@ -53,7 +53,7 @@ int git_source_fetch(GitSource *s, const GitRemote *remote, Error *reterr);
 
 /* Resolves ref (a branch, a tag, a full ref name, or a full commit id) to a commit id, as
  * fetched. ret gets 40 hex digits and a NUL. */
-int git_source_resolve(GitSource *s, const char *ref, char ret[GIT_REV_HEX + 1], Error *reterr);
+int git_source_resolve(GitSource *s, const char *ref, char ret[COMMIT_ID_HEX + 1], Error *reterr);
 
 /* 1 when commit descends from ancestor (and is not it), 0 when not, -ENOENT when either is
  * not in the mirror. */
@@ -86,5 +86,5 @@ int git_source_import_pack(GitSource *s, const char *pack_path, const char *base
  * or a bare repository) and of everything reachable from it, to fd; with base (a commit id),
  * without what base and its tree hold. ret_rev gets the commit id. -ENOENT when rev names no
  * commit. */
-int git_write_pack(const char *repo_dir, const char *rev, const char *base, int fd, char ret_rev[GIT_REV_HEX + 1],
+int git_write_pack(const char *repo_dir, const char *rev, const char *base, int fd, char ret_rev[COMMIT_ID_HEX + 1],
                    Error *reterr);

@@ -3,6 +3,7 @@
  * comes in, capped and hashed on the way (see BlobSink in registry.h). */
 #include <openssl/evp.h>
 
+#include "fileio.h"
 #include "registry.h"
 #include "strutil.h"
 
@@ -30,21 +31,6 @@ void blob_sink_done(BlobSink *s) {
         EVP_MD_CTX_free(s->md);
         buffer_done(&s->buf);
         *s = (BlobSink) { .fd = -1 };
-}
-
-static int loop_write(int fd, const uint8_t *p, size_t size) {
-        while (size > 0) {
-                ssize_t n = write(fd, p, size);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                size -= (size_t) n;
-        }
-        return 0;
 }
 
 int blob_sink_write(BlobSink *s, const void *data, size_t size) {

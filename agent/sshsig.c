@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
+#include "openssl-util.h"
 #include "base64.h"
 #include "sshsig.h"
 
@@ -28,27 +29,6 @@
 #define RSA_BITS_MIN 2048         /* OpenSSH takes 1024: too weak to trust a deployment to */
 #define RSA_BITS_MAX 16384
 
-static void evp_pkey_freep(EVP_PKEY **p) {
-        EVP_PKEY_free(*p);
-}
-static void evp_pkey_ctx_freep(EVP_PKEY_CTX **p) {
-        EVP_PKEY_CTX_free(*p);
-}
-static void evp_md_ctx_freep(EVP_MD_CTX **p) {
-        EVP_MD_CTX_free(*p);
-}
-static void ossl_param_bld_freep(OSSL_PARAM_BLD **p) {
-        OSSL_PARAM_BLD_free(*p);
-}
-static void ossl_param_freep(OSSL_PARAM **p) {
-        OSSL_PARAM_free(*p);
-}
-static void bn_freep(BIGNUM **p) {
-        BN_free(*p);
-}
-static void ecdsa_sig_freep(ECDSA_SIG **p) {
-        ECDSA_SIG_free(*p);
-}
 
 static int oom(Error *e) {
         return error_set(e, -ENOMEM, "out of memory");
