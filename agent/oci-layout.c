@@ -7,6 +7,7 @@
 #include "cosign.h"
 #include "fileio.h"
 #include "oci-layout.h"
+#include "registry.h"
 
 #define OCI_LAYOUT_FILE_MAX 4096
 #define INDEX_ENTRIES_MAX 4096 /* entries of index.json */

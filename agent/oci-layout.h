@@ -15,7 +15,7 @@
  * verifier reads it exactly as it reads a registry, and with no more trust: every file is
  * capped and hashed against the digest it is read by, whatever wrote it. */
 
-#include "registry.h"
+#include "image-source.h"
 
 #define OCI_REF_NAME_ANNOTATION "org.opencontainers.image.ref.name"
 #define OCI_LAYOUT_IMAGE_REF_NAME "image"

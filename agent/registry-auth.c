@@ -4,7 +4,6 @@
 #include "base64.h"
 #include "fileio.h"
 #include "registry-auth.h"
-#include "registry.h"
 
 int auth_challenge_parse(const char *h, AuthChallenge *ret) {
         AuthChallenge c = {};

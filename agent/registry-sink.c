@@ -4,7 +4,7 @@
 #include <openssl/evp.h>
 
 #include "fileio.h"
-#include "registry.h"
+#include "registry-sink.h"
 #include "strutil.h"
 
 void buffer_done(Buffer *b) {

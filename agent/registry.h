@@ -18,6 +18,8 @@
 
 #include "error.h"
 #include "image-ref.h"
+#include "image-source.h"
+#include "registry-sink.h"
 
 #define MANIFEST_MAX (4 * 1024 * 1024)
 #define REFERRERS_MAX 64 /* manifests of a referrers index that are looked at */
@@ -43,34 +45,6 @@ typedef struct RegistryOptions {
 
 /* The seconds a request with a body of at most max bytes may take (0: no limit). */
 unsigned registry_request_timeout(unsigned request_timeout, uint64_t max);
-
-typedef struct Buffer {
-        uint8_t *data;
-        size_t size;
-} Buffer;
-
-void buffer_done(Buffer *b);
-
-/* Where the bytes of a blob go as they arrive: memory (fd < 0) or a file descriptor, at most
- * max bytes, hashed on the way; the digest is checked at the end. The one path by which the
- * registry client and the OCI layout reader take in content, so that both cap and check it
- * alike, and a layer of gigabytes goes to a file in constant memory. */
-typedef struct BlobSink {
-        int fd;          /* -1: into buf */
-        uint64_t max;
-        uint64_t size;   /* bytes taken so far */
-        Buffer buf;      /* fd < 0: the bytes, NUL-terminated (not counted) */
-        size_t allocated;
-        struct evp_md_ctx_st *md;
-        int error;       /* the first failure of blob_sink_write() */
-} BlobSink;
-
-int blob_sink_init(BlobSink *s, int fd, uint64_t max);
-/* 0, -EFBIG past max, -ENOMEM, or the -errno of write(); the first failure sticks. */
-int blob_sink_write(BlobSink *s, const void *data, size_t size);
-/* The sha256 of what was taken, "sha256:<hex>". 0, or a sticky failure. */
-int blob_sink_finish(BlobSink *s, char ret_digest[static IMAGE_DIGEST_LEN + 1]);
-void blob_sink_done(BlobSink *s);
 
 /* The media type a manifest names for itself (mediaType, "" when absent: OCI allows that).
  * -EBADMSG when the body is not a JSON object. */
@@ -105,67 +79,5 @@ int registry_get_blob_to_fd(RegistryClient *c, const char *registry, const char 
 int registry_get_referrers(RegistryClient *c, const char *registry, const char *repository, const char *digest,
                            Buffer *ret, Error *reterr);
 
-/* ---- Where an image and its signatures are read from ----
- *
- * The verifier (images.c) and the layout writer (oci-layout.c) read an image through this
- * seam: a registry (registry_source_new() below), or an OCI image layout on disk
- * (oci_layout_open() in oci-layout.h). Both cap every body and check every digest; both
- * return the errors listed at the top of this file (a layout: -ENOENT for what it does not
- * hold, -EBADMSG for content that does not match its digest, -EIO and friends for the disk). */
-
-typedef struct ImageSource ImageSource;
-
-typedef struct ImageSourceOps {
-        /* reference: a tag or a digest in the image's repository; NULL: the image itself (the
-         * tag or digest it is configured with). As registry_get_manifest(). */
-        int (*get_manifest)(ImageSource *s, const char *reference, Buffer *ret_body, char **ret_media_type,
-                            char **ret_digest, Error *reterr);
-        /* As registry_get_blob() and registry_get_blob_to_fd(). */
-        int (*get_blob)(ImageSource *s, const char *digest, size_t max, Buffer *ret, Error *reterr);
-        int (*get_blob_to_fd)(ImageSource *s, const char *digest, uint64_t max, int fd, uint64_t *ret_size,
-                              Error *reterr);
-        /* The index of the referrers of digest: the Referrers API, else the `sha256-<hex>`
-         * fallback tag. -ENOENT when there is neither. */
-        int (*get_referrers)(ImageSource *s, const char *digest, Buffer *ret, Error *reterr);
-        void (*free)(ImageSource *s);
-} ImageSourceOps;
-
-struct ImageSource {
-        const ImageSourceOps *ops;
-};
-
-static inline int image_source_get_manifest(ImageSource *s, const char *reference, Buffer *ret_body,
-                                            char **ret_media_type, char **ret_digest, Error *reterr) {
-        return s->ops->get_manifest(s, reference, ret_body, ret_media_type, ret_digest, reterr);
-}
-static inline int image_source_get_blob(ImageSource *s, const char *digest, size_t max, Buffer *ret, Error *reterr) {
-        return s->ops->get_blob(s, digest, max, ret, reterr);
-}
-static inline int image_source_get_blob_to_fd(ImageSource *s, const char *digest, uint64_t max, int fd,
-                                              uint64_t *ret_size, Error *reterr) {
-        return s->ops->get_blob_to_fd(s, digest, max, fd, ret_size, reterr);
-}
-static inline int image_source_get_referrers(ImageSource *s, const char *digest, Buffer *ret, Error *reterr) {
-        return s->ops->get_referrers(s, digest, ret, reterr);
-}
-static inline void image_source_free(ImageSource *s) {
-        if (s)
-                s->ops->free(s);
-}
-static inline void image_source_freep(ImageSource **s) {
-        image_source_free(*s);
-}
-
 /* The image ref at its registry, through c (which must outlive the source). */
 int registry_source_new(RegistryClient *c, const ImageRef *ref, ImageSource **ret);
-
-/* The parsed WWW-Authenticate challenge (exposed for tests and fuzzing). */
-typedef struct AuthChallenge {
-        char scheme[16]; /* "Bearer" or "Basic" */
-        char *realm;
-        char *service;
-        char *scope;
-} AuthChallenge;
-
-int auth_challenge_parse(const char *header, AuthChallenge *ret);
-void auth_challenge_done(AuthChallenge *c);

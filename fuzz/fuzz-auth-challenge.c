@@ -8,7 +8,7 @@
 
 #include "fuzz-common.h"
 #include "macro.h"
-#include "registry.h"
+#include "registry-auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_free_ char *header = fuzz_strndup(data, size);
