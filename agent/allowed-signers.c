@@ -11,7 +11,8 @@
 #include <strings.h>
 
 #include "fileio.h"
-#include "sshsig.h"
+#include "allowed-signers.h"
+#include "ssh-key.h"
 
 static int oom(Error *e) {
         return error_set(e, -ENOMEM, "out of memory");
@@ -221,7 +222,7 @@ int allowed_signer_parse_line(const char *line, AllowedSigner *ret, Error *e) {
         p = skip_space(end);
         if (!*p)
                 return error_set(e, -EINVAL, "no key after the key type '%.40s'", a.key_type);
-        q = sshsig_base64_decode(p, (size_t) (word_end(p) - p), &a.key, &a.key_size);
+        q = ssh_base64_decode(p, (size_t) (word_end(p) - p), &a.key, &a.key_size);
         if (q == -ENOMEM)
                 return oom(e);
         if (q < 0)
@@ -235,7 +236,7 @@ int allowed_signer_parse_line(const char *line, AllowedSigner *ret, Error *e) {
             ((size_t) a.key[0] << 24 | (size_t) a.key[1] << 16 | (size_t) a.key[2] << 8 | a.key[3]) != type_size ||
             memcmp(a.key + 4, a.key_type, type_size) != 0)
                 return error_set(e, -EINVAL, "the key is not of type '%.40s'", a.key_type);
-        if (sshsig_key_check(a.key, a.key_size, NULL) == -EBADMSG)
+        if (ssh_key_check(a.key, a.key_size, NULL) == -EBADMSG)
                 return error_set(e, -EINVAL, "malformed %.40s key", a.key_type);
 
         *ret = a;

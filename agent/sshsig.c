@@ -19,15 +19,14 @@
 
 #include "openssl-util.h"
 #include "base64.h"
+#include "allowed-signers.h"
+#include "ssh-key.h"
 #include "sshsig.h"
 
 #define MAGIC "SSHSIG"
 #define MAGIC_SIZE 6
 #define BEGIN_LINE "-----BEGIN SSH SIGNATURE-----"
 #define END_LINE "-----END SSH SIGNATURE-----"
-#define MPINT_MAX (16384 / 8 + 1) /* OpenSSH's SSHBUF_MAX_BIGNUM, and a sign byte */
-#define RSA_BITS_MIN 2048         /* OpenSSH takes 1024: too weak to trust a deployment to */
-#define RSA_BITS_MAX 16384
 
 
 static int oom(Error *e) {
@@ -36,58 +35,6 @@ static int oom(Error *e) {
 
 static bool is_space(char c) {
         return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
-
-/* ---- The SSH wire format (RFC 4251): every length is checked against what is left ---- */
-
-typedef struct Reader {
-        const uint8_t *p;
-        size_t n;
-} Reader;
-
-static bool read_u32(Reader *r, uint32_t *ret) {
-        if (r->n < 4)
-                return false;
-        *ret = (uint32_t) r->p[0] << 24 | (uint32_t) r->p[1] << 16 | (uint32_t) r->p[2] << 8 | r->p[3];
-        r->p += 4;
-        r->n -= 4;
-        return true;
-}
-
-static bool read_string(Reader *r, SshBytes *ret) {
-        uint32_t l;
-
-        if (!read_u32(r, &l) || l > r->n)
-                return false;
-        *ret = (SshBytes) { r->p, l };
-        r->p += l;
-        r->n -= l;
-        return true;
-}
-
-/* A non-negative mpint, without its leading zeros. */
-static bool read_mpint(Reader *r, SshBytes *ret) {
-        if (!read_string(r, ret) || ret->size > MPINT_MAX || (ret->size > 0 && (ret->data[0] & 0x80)))
-                return false;
-        while (ret->size > 0 && ret->data[0] == 0) {
-                ret->data++;
-                ret->size--;
-        }
-        return true;
-}
-
-static bool bytes_eq(SshBytes b, const char *s) {
-        return b.size == strlen(s) && memcmp(b.data, s, b.size) == 0;
-}
-
-/* A field from the signature, fit for a message. */
-static const char *printable(SshBytes b, char buf[static 48]) {
-        size_t n = MIN(b.size, (size_t) 40);
-
-        for (size_t i = 0; i < n; i++)
-                buf[i] = b.data[i] >= 0x20 && b.data[i] < 0x7f ? (char) b.data[i] : '?';
-        buf[n] = 0;
-        return buf;
 }
 
 static void put_string(uint8_t **p, const void *data, size_t n) {
@@ -100,12 +47,6 @@ static void put_string(uint8_t **p, const void *data, size_t n) {
 }
 
 /* ---- Armor and base64 ---- */
-
-/* As OpenSSH's b64_pton: whitespace is skipped, '=' only at the end, and the bits that padding
- * drops must be zero. */
-int sshsig_base64_decode(const char *s, size_t n, uint8_t **ret, size_t *ret_size) {
-        return base64_decode(s, n, BASE64_SKIP_SPACE, ret, ret_size);
-}
 
 /* The BEGIN line must come first, ended by "\n" (OpenSSH 9.2 refuses "\r\n" too); after the
  * END line only whitespace may follow (OpenSSH ignores anything there). */
@@ -126,7 +67,7 @@ int sshsig_dearmor(const char *armored, uint8_t **ret, size_t *ret_size, Error *
         for (p = end + 1 + strlen(END_LINE); *p; p++)
                 if (!is_space(*p))
                         return error_set(e, -EBADMSG, "text after the line '" END_LINE "'");
-        r = sshsig_base64_decode(body, (size_t) (end - body), ret, ret_size);
+        r = ssh_base64_decode(body, (size_t) (end - body), ret, ret_size);
         if (r == -ENOMEM)
                 return oom(e);
         if (r < 0)
@@ -136,7 +77,7 @@ int sshsig_dearmor(const char *armored, uint8_t **ret, size_t *ret_size, Error *
 
 /* OpenSSH takes versions 0 and 1; only 1 exists. */
 int sshsig_parse(const void *blob, size_t size, Sshsig *ret, Error *e) {
-        Reader r = { blob, size }, sig;
+        SshReader r = { blob, size }, sig;
         SshBytes field;
         Sshsig s = {};
 
@@ -144,150 +85,20 @@ int sshsig_parse(const void *blob, size_t size, Sshsig *ret, Error *e) {
                 return error_set(e, -EBADMSG, "not an SSHSIG signature (wrong magic)");
         r.p += MAGIC_SIZE;
         r.n -= MAGIC_SIZE;
-        if (!read_u32(&r, &s.version))
+        if (!ssh_read_u32(&r, &s.version))
                 return error_set(e, -EBADMSG, "the SSHSIG signature is truncated");
         if (s.version != 1)
                 return error_set(e, -EBADMSG, "SSHSIG version %" PRIu32 " is not supported (only 1)", s.version);
-        if (!read_string(&r, &s.public_key) || !read_string(&r, &s.sig_namespace) || !read_string(&r, &s.reserved) ||
-            !read_string(&r, &s.hash_algorithm) || !read_string(&r, &field))
+        if (!ssh_read_string(&r, &s.public_key) || !ssh_read_string(&r, &s.sig_namespace) || !ssh_read_string(&r, &s.reserved) ||
+            !ssh_read_string(&r, &s.hash_algorithm) || !ssh_read_string(&r, &field))
                 return error_set(e, -EBADMSG, "the SSHSIG signature is truncated, or a length points past its end");
         if (r.n > 0)
                 return error_set(e, -EBADMSG, "%zu bytes of trailing data after the SSHSIG signature", r.n);
-        sig = (Reader) { field.data, field.size };
-        if (!read_string(&sig, &s.signature_type) || !read_string(&sig, &s.signature) || sig.n > 0)
+        sig = (SshReader) { field.data, field.size };
+        if (!ssh_read_string(&sig, &s.signature_type) || !ssh_read_string(&sig, &s.signature) || sig.n > 0)
                 return error_set(e, -EBADMSG, "malformed signature field in the SSHSIG signature");
         *ret = s;
         return 0;
-}
-
-/* ---- Public keys ---- */
-
-typedef enum KeyKind {
-        KEY_ED25519,
-        KEY_ECDSA,
-        KEY_RSA,
-} KeyKind;
-
-typedef struct KeyType {
-        const char *name;
-        KeyKind kind;
-        const char *curve;  /* ecdsa: the curve as the key blob names it */
-        const char *group;  /* ecdsa: as OpenSSL names it */
-        size_t point_size;  /* ecdsa: an uncompressed point, 04 || x || y */
-        const char *digest; /* ecdsa: the curve's hash (RFC 5656 6.2.1) */
-} KeyType;
-
-static const KeyType key_types[] = {
-        { "ssh-ed25519", KEY_ED25519 },
-        { "ecdsa-sha2-nistp256", KEY_ECDSA, "nistp256", "P-256", 65, "SHA256" },
-        { "ecdsa-sha2-nistp384", KEY_ECDSA, "nistp384", "P-384", 97, "SHA384" },
-        { "ecdsa-sha2-nistp521", KEY_ECDSA, "nistp521", "P-521", 133, "SHA512" },
-        { "ssh-rsa", KEY_RSA },
-};
-
-static const KeyType *key_type_find(SshBytes name) {
-        for (size_t i = 0; i < ELEMENTSOF(key_types); i++)
-                if (bytes_eq(name, key_types[i].name))
-                        return &key_types[i];
-        return NULL;
-}
-
-/* A public key blob in its parts. ed25519: a = the key; ecdsa: a = curve, b = point;
- * rsa: a = e, b = n. */
-typedef struct Key {
-        const KeyType *type;
-        SshBytes a, b;
-} Key;
-
-static int key_parse(SshBytes blob, Key *ret, Error *e) {
-        Reader r = { blob.data, blob.size };
-        SshBytes name;
-        char buf[48];
-        bool ok = false;
-        Key k = {};
-
-        if (!read_string(&r, &name))
-                return error_set(e, -EBADMSG, "malformed public key");
-        k.type = key_type_find(name);
-        if (!k.type)
-                return error_set(e, -EPROTONOSUPPORT, "key type '%s' is not supported", printable(name, buf));
-        switch (k.type->kind) {
-        case KEY_ED25519:
-                ok = read_string(&r, &k.a) && k.a.size == 32;
-                break;
-        case KEY_ECDSA:
-                ok = read_string(&r, &k.a) && bytes_eq(k.a, k.type->curve) && read_string(&r, &k.b) &&
-                     k.b.size == k.type->point_size && k.b.data[0] == 0x04;
-                break;
-        case KEY_RSA:
-                ok = read_mpint(&r, &k.a) && read_mpint(&r, &k.b);
-                break;
-        }
-        if (!ok || r.n > 0)
-                return error_set(e, -EBADMSG, "malformed %s public key", k.type->name);
-        *ret = k;
-        return 0;
-}
-
-int sshsig_key_check(const void *blob, size_t size, Error *e) {
-        Key k;
-
-        return key_parse((SshBytes) { blob, size }, &k, e);
-}
-
-static int key_to_pkey(const Key *k, EVP_PKEY **ret, Error *e) {
-        _cleanup_(evp_pkey_ctx_freep) EVP_PKEY_CTX *ctx = NULL;
-        _cleanup_(ossl_param_bld_freep) OSSL_PARAM_BLD *bld = NULL;
-        _cleanup_(ossl_param_freep) OSSL_PARAM *params = NULL;
-        _cleanup_(bn_freep) BIGNUM *n = NULL, *ex = NULL;
-        bool ok;
-
-        if (k->type->kind == KEY_ED25519) {
-                *ret = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, k->a.data, k->a.size);
-                return *ret ? 0 : error_set(e, -EBADMSG, "invalid ssh-ed25519 key");
-        }
-        bld = OSSL_PARAM_BLD_new();
-        if (!bld)
-                return oom(e);
-        if (k->type->kind == KEY_ECDSA)
-                ok = OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, k->type->group, 0) &&
-                     OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, k->b.data, k->b.size);
-        else {
-                ex = BN_bin2bn(k->a.data, (int) k->a.size, NULL);
-                n = BN_bin2bn(k->b.data, (int) k->b.size, NULL);
-                if (!ex || !n)
-                        return oom(e);
-                if (BN_num_bits(n) < RSA_BITS_MIN || BN_num_bits(n) > RSA_BITS_MAX)
-                        return error_set(e, -EPROTONOSUPPORT, "%d-bit RSA keys are not accepted (%d to %d bits)",
-                                         BN_num_bits(n), RSA_BITS_MIN, RSA_BITS_MAX);
-                if (!BN_is_odd(ex) || BN_is_one(ex))
-                        return error_set(e, -EBADMSG, "invalid ssh-rsa key (public exponent)");
-                ok = OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
-                     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, ex);
-        }
-        if (!ok || !(params = OSSL_PARAM_BLD_to_param(bld)))
-                return oom(e);
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, k->type->kind == KEY_ECDSA ? "EC" : "RSA", NULL);
-        if (!ctx || EVP_PKEY_fromdata_init(ctx) <= 0 || EVP_PKEY_fromdata(ctx, ret, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
-                ERR_clear_error();
-                return error_set(e, -EBADMSG, "invalid %s key", k->type->name);
-        }
-        return 0;
-}
-
-/* "SHA256:" and the unpadded base64 of the blob's SHA-256, as ssh-keygen -l prints it. */
-static void fingerprint(SshBytes blob, char ret[static 64]) {
-        unsigned char md[32], b64[48];
-        int n;
-
-        if (!EVP_Digest(blob.data, blob.size, md, NULL, EVP_sha256(), NULL)) {
-                (void) snprintf(ret, 64, "SHA256:?");
-                return;
-        }
-        n = EVP_EncodeBlock(b64, md, sizeof(md));
-        while (n > 0 && b64[n - 1] == '=')
-                n--;
-        (void) snprintf(ret, 64, "SHA256:%.*s", n, b64);
 }
 
 /* ---- The signature ---- */
@@ -297,12 +108,12 @@ static int ecdsa_sig_to_der(SshBytes sig, uint8_t **ret, size_t *ret_size) {
         _cleanup_(ecdsa_sig_freep) ECDSA_SIG *s = NULL;
         _cleanup_(bn_freep) BIGNUM *br = NULL, *bs = NULL;
         _cleanup_free_ uint8_t *der = NULL;
-        Reader r = { sig.data, sig.size };
+        SshReader r = { sig.data, sig.size };
         SshBytes rb, sb;
         unsigned char *p;
         int len;
 
-        if (!read_mpint(&r, &rb) || !read_mpint(&r, &sb) || r.n > 0)
+        if (!ssh_read_mpint(&r, &rb) || !ssh_read_mpint(&r, &sb) || r.n > 0)
                 return -EBADMSG;
         s = ECDSA_SIG_new();
         br = BN_bin2bn(rb.data, (int) rb.size, NULL);
@@ -321,14 +132,14 @@ static int ecdsa_sig_to_der(SshBytes sig, uint8_t **ret, size_t *ret_size) {
         return 0;
 }
 
-static int sig_type_mismatch(const Key *k, const Sshsig *s, Error *e) {
+static int sig_type_mismatch(const SshKey *k, const Sshsig *s, Error *e) {
         char buf[48];
 
         return error_set(e, -EBADMSG, "an %s key with a signature of type '%s'", k->type->name,
-                         printable(s->signature_type, buf));
+                         ssh_printable(s->signature_type, buf));
 }
 
-static int verify_signature(const Key *k, EVP_PKEY *pkey, const Sshsig *s, const uint8_t *msg, size_t msg_size,
+static int verify_signature(const SshKey *k, EVP_PKEY *pkey, const Sshsig *s, const uint8_t *msg, size_t msg_size,
                             Error *e) {
         _cleanup_(evp_md_ctx_freep) EVP_MD_CTX *ctx = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
@@ -339,13 +150,13 @@ static int verify_signature(const Key *k, EVP_PKEY *pkey, const Sshsig *s, const
 
         switch (k->type->kind) {
         case KEY_ED25519:
-                if (!bytes_eq(s->signature_type, "ssh-ed25519"))
+                if (!ssh_bytes_eq(s->signature_type, "ssh-ed25519"))
                         return sig_type_mismatch(k, s, e);
                 if (sig.size != 64)
                         return error_set(e, -EBADMSG, "an ssh-ed25519 signature of %zu bytes, not 64", sig.size);
                 break;
         case KEY_ECDSA:
-                if (!bytes_eq(s->signature_type, k->type->name))
+                if (!ssh_bytes_eq(s->signature_type, k->type->name))
                         return sig_type_mismatch(k, s, e);
                 md = k->type->digest;
                 r = ecdsa_sig_to_der(sig, &buf, &sig.size);
@@ -356,11 +167,11 @@ static int verify_signature(const Key *k, EVP_PKEY *pkey, const Sshsig *s, const
                 sig.data = buf;
                 break;
         case KEY_RSA:
-                if (bytes_eq(s->signature_type, "rsa-sha2-512"))
+                if (ssh_bytes_eq(s->signature_type, "rsa-sha2-512"))
                         md = "SHA512";
-                else if (bytes_eq(s->signature_type, "rsa-sha2-256"))
+                else if (ssh_bytes_eq(s->signature_type, "rsa-sha2-256"))
                         md = "SHA256";
-                else if (bytes_eq(s->signature_type, "ssh-rsa"))
+                else if (ssh_bytes_eq(s->signature_type, "ssh-rsa"))
                         return error_set(e, -EPROTONOSUPPORT,
                                          "RSA signatures over SHA-1 (ssh-rsa) are refused; sign with rsa-sha2-512");
                 else
@@ -401,10 +212,10 @@ static int signed_message(const Sshsig *s, const void *data, size_t size, uint8_
         uint8_t *p;
         char buf[48];
 
-        md = bytes_eq(s->hash_algorithm, "sha512") ? "SHA512" : bytes_eq(s->hash_algorithm, "sha256") ? "SHA256" : NULL;
+        md = ssh_bytes_eq(s->hash_algorithm, "sha512") ? "SHA512" : ssh_bytes_eq(s->hash_algorithm, "sha256") ? "SHA256" : NULL;
         if (!md)
                 return error_set(e, -EPROTONOSUPPORT, "hash algorithm '%s' is not supported (sha256, sha512)",
-                                 printable(s->hash_algorithm, buf));
+                                 ssh_printable(s->hash_algorithm, buf));
         if (!EVP_Q_digest(NULL, md, NULL, data, size, digest, &digest_size)) {
                 ERR_clear_error();
                 return error_set(e, -EIO, "cannot compute the %s of the signed data", md);
@@ -439,9 +250,9 @@ int sshsig_verify(const char *allowed_signers_path, const char *armored, const v
         size_t blob_size = 0, msg_size = 0;
         char fp[64], buf[48];
         SshBytes type;
-        Reader rd;
+        SshReader rd;
         Sshsig s;
-        Key k;
+        SshKey k;
         int r;
 
         r = sshsig_dearmor(armored, &blob, &blob_size, e);
@@ -450,31 +261,31 @@ int sshsig_verify(const char *allowed_signers_path, const char *armored, const v
         r = sshsig_parse(blob, blob_size, &s, e);
         if (r < 0)
                 return r;
-        if (!bytes_eq(s.sig_namespace, namespace_))
+        if (!ssh_bytes_eq(s.sig_namespace, namespace_))
                 return error_set(e, -EPERM, "the signature is for namespace '%s', not '%s'",
-                                 printable(s.sig_namespace, buf), namespace_);
+                                 ssh_printable(s.sig_namespace, buf), namespace_);
         r = signed_message(&s, data, size, &msg, &msg_size, e);
         if (r < 0)
                 return r;
-        rd = (Reader) { s.public_key.data, s.public_key.size };
-        if (!read_string(&rd, &type))
+        rd = (SshReader) { s.public_key.data, s.public_key.size };
+        if (!ssh_read_string(&rd, &type))
                 return error_set(e, -EBADMSG, "malformed public key in the signature");
-        if (!key_type_find(type))
+        if (!ssh_key_type_find(type))
                 return error_set(e, -EPROTONOSUPPORT, "signed with a key of type '%s', which is not supported",
-                                 printable(type, buf));
+                                 ssh_printable(type, buf));
 
         /* Only a listed key goes further. */
-        fingerprint(s.public_key, fp);
+        ssh_key_fingerprint(s.public_key, fp);
         r = allowed_signers_find(allowed_signers_path, s.public_key.data, s.public_key.size, namespace_, now, &signer, e);
         if (r == -EKEYREJECTED)
                 return error_prefix(e, r, "signing key %s", fp);
         if (r < 0)
                 return r;
 
-        r = key_parse(s.public_key, &k, e);
+        r = ssh_key_parse(s.public_key, &k, e);
         if (r < 0)
                 return r;
-        r = key_to_pkey(&k, &pkey, e);
+        r = ssh_key_to_pkey(&k, &pkey, e);
         if (r < 0)
                 return r;
         r = verify_signature(&k, pkey, &s, msg, msg_size, e);

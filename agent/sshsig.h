@@ -13,9 +13,9 @@
 #include <time.h>
 
 #include "error.h"
+#include "ssh-key.h"
 
 #define SSHSIG_ARMOR_MAX (64u * 1024u)
-#define ALLOWED_SIGNERS_MAX (1024u * 1024u)
 
 typedef struct SshsigSigner {
         char *principal;      /* the principals field of the matching allowed_signers line */
@@ -42,10 +42,6 @@ void sshsig_signer_done(SshsigSigner *s);
 
 /* ---- The lower layers, for tests and fuzzing ---- */
 
-typedef struct SshBytes {
-        const uint8_t *data;
-        size_t size;
-} SshBytes;
 
 /* The decoded wire format. Every field points into the blob given to sshsig_parse(). */
 typedef struct Sshsig {
@@ -65,40 +61,3 @@ int sshsig_dearmor(const char *armored, uint8_t **ret, size_t *ret_size, Error *
 /* Splits a decoded signature into its fields, checking every length; -EBADMSG when malformed,
  * of another version than 1, or followed by anything. */
 int sshsig_parse(const void *blob, size_t size, Sshsig *ret, Error *reterr);
-
-/* Strict base64 (whitespace skipped, '=' only at the end, no stray bits): 0 or -EBADMSG,
- * -ENOMEM. *ret is malloc()ed. */
-int sshsig_base64_decode(const char *s, size_t n, uint8_t **ret, size_t *ret_size);
-
-/* Whether an SSH public key blob is of a supported type and well formed: 0, -EBADMSG or
- * -EPROTONOSUPPORT. The key's size and its values are checked only when it is used. */
-int sshsig_key_check(const void *blob, size_t size, Error *reterr);
-
-/* ---- allowed_signers (allowed-signers.c) ---- */
-
-/* One line of an allowed_signers file: principals [options] keytype base64-key [comment]. */
-typedef struct AllowedSigner {
-        char *principals;    /* as written, without the quotes */
-        char *namespaces;    /* the namespaces="..." patterns; NULL: any namespace */
-        time_t valid_after;  /* 0: none */
-        time_t valid_before; /* 0: none */
-        bool cert_authority; /* such a line vouches only for certificates: never matches here */
-        char *key_type;
-        uint8_t *key;        /* the decoded public key blob */
-        size_t key_size;
-} AllowedSigner;
-
-/* Returns 1 with *ret filled, 0 for a blank or comment line (*ret untouched), -EINVAL with a
- * message for anything else. */
-int allowed_signer_parse_line(const char *line, AllowedSigner *ret, Error *reterr);
-void allowed_signer_done(AllowedSigner *a);
-
-/* Whether the line's options let its key sign in namespace_ at now: 0 or -EKEYREJECTED. */
-int allowed_signer_check(const AllowedSigner *a, const char *namespace_, time_t now, Error *reterr);
-
-/* Reads the allowed_signers file (at most ALLOWED_SIGNERS_MAX bytes) and finds the first line
- * that lists the key blob (byte for byte) and lets it sign in namespace_ at now; *ret is then
- * owned by the caller. Every line is parsed: a malformed one anywhere is -EINVAL, with
- * "path:line: " in the message. -EKEYREJECTED when no line matches; -errno when unreadable. */
-int allowed_signers_find(const char *path, const void *key, size_t key_size, const char *namespace_, time_t now,
-                         AllowedSigner *ret, Error *reterr);

@@ -19,6 +19,8 @@
 
 #include "fuzz-common.h"
 #include "macro.h"
+#include "allowed-signers.h"
+#include "ssh-key.h"
 #include "sshsig.h"
 
 #define NOW ((time_t) 1748736000)

@@ -10,6 +10,8 @@
 #include <openssl/evp.h>
 
 #include "fileio.h"
+#include "allowed-signers.h"
+#include "ssh-key.h"
 #include "sshsig.h"
 
 #define DIR TEST_DATA_DIR "/sshsig/"
@@ -264,10 +266,10 @@ static void test_parse_fields(void **state) {
         assert_memory_equal(s.signature_type.data, "ssh-ed25519", 11);
         assert_int_equal(s.signature.size, 64);
         assert_int_equal(s.public_key.size, 51);
-        assert_int_equal(sshsig_key_check(s.public_key.data, s.public_key.size, NULL), 0);
-        assert_int_equal(sshsig_key_check(s.public_key.data, s.public_key.size - 1, NULL), -EBADMSG);
-        assert_int_equal(sshsig_key_check("\0\0\0\x07ssh-dss", 11, NULL), -EPROTONOSUPPORT);
-        assert_int_equal(sshsig_key_check("\0\0\0", 3, NULL), -EBADMSG);
+        assert_int_equal(ssh_key_check(s.public_key.data, s.public_key.size, NULL), 0);
+        assert_int_equal(ssh_key_check(s.public_key.data, s.public_key.size - 1, NULL), -EBADMSG);
+        assert_int_equal(ssh_key_check("\0\0\0\x07ssh-dss", 11, NULL), -EPROTONOSUPPORT);
+        assert_int_equal(ssh_key_check("\0\0\0", 3, NULL), -EBADMSG);
 }
 
 static void test_armor(void **state) {
@@ -443,7 +445,7 @@ static void test_ecdsa_key_form(void **state) {
                 blob[n] = c == 2 ? 0x02 : c == 4 ? 0x03 : 0x04;
                 n += point;
                 /* 0: well formed (on the curve or not: OpenSSL decides when it is used) */
-                assert_int_equal(sshsig_key_check(blob, n, NULL), c == 0 ? 0 : -EBADMSG);
+                assert_int_equal(ssh_key_check(blob, n, NULL), c == 0 ? 0 : -EBADMSG);
         }
 }
 
