@@ -57,7 +57,7 @@ int bundle_keyring_load(char *const *paths, CosignKeyring **ret, Error *e) {
 
 typedef struct Reader {
         const BundleReadOptions *o;
-        Input in;
+        TarInput in;
         uint64_t file_size;
         const char *reason;
 } Reader;
@@ -65,7 +65,7 @@ typedef struct Reader {
 static void progress(Reader *rd) {
         if (!rd->o->progress)
                 return;
-        rd->o->progress->read_done = MIN(input_position(&rd->in), rd->file_size);
+        rd->o->progress->read_done = MIN(tar_input_position(&rd->in), rd->file_size);
         progress_update(rd->o->progress, false);
 }
 
@@ -81,7 +81,7 @@ static void progress_count_closure(Reader *rd, const BundleManifest *m) {
 }
 
 /* Section 2: a valid name (the reason before the name: a long name is cut in the message). */
-static int check_name(const Header *h, Error *e) {
+static int check_name(const TarHeader *h, Error *e) {
         const char *problem = h->name_nul ? "a NUL byte in its pax path" : bundle_member_name_problem(h->name);
 
         if (problem)
@@ -91,12 +91,12 @@ static int check_name(const Header *h, Error *e) {
 
 /* Reads a small member whole: the manifest or the signature. */
 static int read_small(Reader *rd, const char *expected, size_t max, uint8_t **ret, size_t *ret_size, Error *e) {
-        _cleanup_(header_done) Header h = {};
+        _cleanup_(tar_header_done) TarHeader h = {};
         _cleanup_free_ uint8_t *buf = NULL;
         uint64_t got;
         int r;
 
-        r = next_header(&rd->in, &h, e);
+        r = tar_next_header(&rd->in, &h, e);
         if (r == 0)
                 return error_set(e, -EPERM, "the archive ends before '%s'", expected);
         if (r < 0)
@@ -112,12 +112,12 @@ static int read_small(Reader *rd, const char *expected, size_t max, uint8_t **re
         buf = malloc((size_t) h.size + 1);
         if (!buf)
                 return -ENOMEM;
-        r = input_read(&rd->in, buf, h.size, &got, e);
+        r = tar_input_read(&rd->in, buf, h.size, &got, e);
         if (r < 0)
                 return r;
         if (got < h.size)
                 return error_set(e, -EPERM, "'%s' is truncated", expected);
-        r = skip_padding(&rd->in, h.size, e);
+        r = tar_skip_padding(&rd->in, h.size, e);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(buf);
@@ -242,7 +242,7 @@ static int read_member(Reader *rd, BundleMember *m, BundleInfo *info, Error *e) 
                 const uint8_t *p;
                 size_t n;
 
-                r = input_peek(&rd->in, left, &p, &n, e);
+                r = tar_input_peek(&rd->in, left, &p, &n, e);
                 if (r < 0)
                         return r;
                 if (n == 0)
@@ -260,7 +260,7 @@ static int read_member(Reader *rd, BundleMember *m, BundleInfo *info, Error *e) 
                                 return error_set(e, r, "cannot write '%s' in the staging directory: %s", m->path,
                                                  strerror(-r));
                 }
-                input_consume(&rd->in, n);
+                tar_input_consume(&rd->in, n);
                 left -= n;
                 progress(rd);
         }
@@ -271,7 +271,7 @@ static int read_member(Reader *rd, BundleMember *m, BundleInfo *info, Error *e) 
         if (memcmp(digest, m->sha256, 32) != 0)
                 return error_set(e, -EPERM, "member '%s' does not match its sha256 in the manifest", SHOWN(m->path));
         info->bytes += m->size;
-        return skip_padding(&rd->in, m->size, e);
+        return tar_skip_padding(&rd->in, m->size, e);
 }
 
 static int read_members(Reader *rd, BundleInfo *info, Error *e) {
@@ -280,10 +280,10 @@ static int read_members(Reader *rd, BundleInfo *info, Error *e) {
         int r;
 
         for (;;) {
-                _cleanup_(header_done) Header h = {};
+                _cleanup_(tar_header_done) TarHeader h = {};
                 BundleMember *mb;
 
-                r = next_header(&rd->in, &h, e);
+                r = tar_next_header(&rd->in, &h, e);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -317,7 +317,7 @@ static int read_members(Reader *rd, BundleInfo *info, Error *e) {
 static int read_bundle(Reader *rd, int fd, BundleInfo *info, Error *e) {
         int r;
 
-        r = input_open(&rd->in, fd, e);
+        r = tar_input_open(&rd->in, fd, e);
         if (r < 0)
                 return r;
         r = verify_head(rd, info, e);
@@ -365,7 +365,7 @@ int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, E
                 o->progress->read_done = rd.file_size;
                 progress_update(o->progress, true);
         }
-        input_done(&rd.in);
+        tar_input_done(&rd.in);
         if (r < 0) {
                 if (o->ret_reason)
                         *o->ret_reason = rd.reason ?: "bundle-integrity";
@@ -391,10 +391,10 @@ int bundle_read_manifest(const char *path, BundleManifest *ret, char ret_id[stat
         if (fd < 0)
                 return fd;
         rd.file_size = (uint64_t) st.st_size;
-        r = input_open(&rd.in, fd, e);
+        r = tar_input_open(&rd.in, fd, e);
         if (r >= 0)
                 r = read_small(&rd, BUNDLE_MANIFEST_NAME, BUNDLE_MANIFEST_MAX, &manifest, &size, e);
-        input_done(&rd.in);
+        tar_input_done(&rd.in);
         if (r < 0)
                 return error_prefix(e, r, "'%s'", path);
         if (!EVP_Digest(manifest, size, digest, NULL, EVP_sha256(), NULL))

@@ -617,7 +617,7 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
         }
 
         /* The history: into the mirror, then the same checks as a pulled revision. */
-        code = open_mirror(run, &repo_path, &git);
+        code = engine_open_mirror(run, &repo_path, &git);
         if (code != EXIT_OK)
                 return run_result(run, code, RESULT_ERROR, rev, "cannot open the local mirror");
         pack = path_join(staging.path, m->repository);
@@ -654,7 +654,7 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 return run_result(run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
         }
 
-        code = verify_revision(run, git, rev);
+        code = engine_verify_revision(run, git, rev);
         if (code != EXIT_OK)
                 return code;
         r = git_source_pin(git, rev, &e);
@@ -704,7 +704,7 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 if (code != EXIT_OK)
                         return code;
         }
-        code = check_images(run, rev);
+        code = engine_check_images(run, rev);
         if (code != EXIT_OK)
                 return code;
         if (m->has_images) {

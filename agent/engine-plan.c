@@ -70,7 +70,7 @@ static ExitCode plan(Run *run, bool json) {
                           run->state->pending ? run->state->pending->revision : "?", phase_to_string(run->state->phase));
                 return EXIT_BUSY;
         }
-        code = fetch_revision(run, &repo_path, &git, rev);
+        code = engine_fetch_revision(run, &repo_path, &git, rev);
         if (code != EXIT_OK)
                 return code;
         out = json_pack("{s:s, s:o, s:b}", "revision", rev, "deployed",
@@ -84,7 +84,7 @@ static ExitCode plan(Run *run, bool json) {
                 return EXIT_OK;
         }
 
-        code = verify_revision(run, git, rev);
+        code = engine_verify_revision(run, git, rev);
         if (code != EXIT_OK)
                 goto finish;
         r = gate_rollout_decide(c, run->state, git, rev, &v, &e);
@@ -110,7 +110,7 @@ static ExitCode plan(Run *run, bool json) {
                 code = EXIT_DEPLOY_FAILED;
                 goto finish;
         }
-        code = check_images(run, rev);
+        code = engine_check_images(run, rev);
         if (code != EXIT_OK)
                 goto finish;
         run_phase(run, "build", "Building revision %s", rev);

@@ -27,7 +27,7 @@ int engine_check_tools(const Config *c, Error *e) {
 }
 
 /* The local mirror of the client repository below state-dir. */
-ExitCode open_mirror(Run *run, char **ret_path, GitSource **ret) {
+ExitCode engine_open_mirror(Run *run, char **ret_path, GitSource **ret) {
         _cleanup_free_ char *path = path_join(run->config->state_dir, REPO_DIR);
         Error e = {};
         int r;
@@ -106,7 +106,7 @@ static ExitCode verify_commit_signature(Run *run, GitSource *git, const char *re
         return EXIT_OK;
 }
 
-ExitCode verify_revision(Run *run, GitSource *git, const char *rev) {
+ExitCode engine_verify_revision(Run *run, GitSource *git, const char *rev) {
         ExitCode code;
 
         run_phase(run, "verify", "Verifying revision %s", rev);
@@ -139,7 +139,7 @@ static void image_summary(const ImageSet *set, char *digests, size_t dsize, char
                                 sn += (size_t) snprintf(signers + sn, ssize - sn, "%s%s", sn ? "," : "", *k);
 }
 
-ExitCode evaluate_revision(Run *run, const char *flake, const char *rev, SystemEval *ret) {
+ExitCode engine_evaluate_revision(Run *run, const char *flake, const char *rev, SystemEval *ret) {
         Error e = {};
         int r;
 
@@ -158,7 +158,7 @@ ExitCode evaluate_revision(Run *run, const char *flake, const char *rev, SystemE
         return EXIT_OK;
 }
 
-ExitCode check_images(Run *run, const char *rev) {
+ExitCode engine_check_images(Run *run, const char *rev) {
         Error e = {};
         int r;
 
@@ -214,7 +214,7 @@ static ExitCode source_error(Run *run, int r, const Error *e) {
         }
 }
 
-ExitCode fetch_revision(Run *run, char **ret_repo_path, GitSource **ret_git, char rev[static COMMIT_ID_HEX + 1]) {
+ExitCode engine_fetch_revision(Run *run, char **ret_repo_path, GitSource **ret_git, char rev[static COMMIT_ID_HEX + 1]) {
         const Config *c = run->config;
         _cleanup_git_source_ GitSource *git = NULL;
         _cleanup_free_ char *repo_path = NULL;
@@ -222,7 +222,7 @@ ExitCode fetch_revision(Run *run, char **ret_repo_path, GitSource **ret_git, cha
         Error e = {};
         int r;
 
-        code = open_mirror(run, &repo_path, &git);
+        code = engine_open_mirror(run, &repo_path, &git);
         if (code != EXIT_OK)
                 return run_result(run, code, RESULT_ERROR, NULL, "cannot open the local mirror");
 
@@ -301,7 +301,7 @@ static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
                 return EXIT_OK;
         }
 
-        code = fetch_revision(run, &repo_path, &git, rev);
+        code = engine_fetch_revision(run, &repo_path, &git, rev);
         if (code != EXIT_OK)
                 return code;
 
@@ -331,7 +331,7 @@ static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
                           "New revision %s ('%s'), deployed: %s.", rev, c->repository.ref,
                           strna(run->state->deployed_revision));
 
-        code = verify_revision(run, git, rev);
+        code = engine_verify_revision(run, git, rev);
         if (code != EXIT_OK)
                 return code;
         code = gate_rollout(run, git, rev);
@@ -353,11 +353,11 @@ static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
         if (code != EXIT_OK || run->waiting)
                 return code;
         if (!sys.toplevel) {
-                code = evaluate_revision(run, flake, rev, &sys);
+                code = engine_evaluate_revision(run, flake, rev, &sys);
                 if (code != EXIT_OK)
                         return code;
         }
-        code = check_images(run, rev);
+        code = engine_check_images(run, rev);
         if (code != EXIT_OK)
                 return code;
 
@@ -410,7 +410,7 @@ static ExitCode images_to_verify(Run *run, const char *rev_arg, char rev[static 
                 log_debug("No record of the images of revision %s: evaluating it.", rev);
         }
 
-        code = open_mirror(run, &repo_path, &git);
+        code = engine_open_mirror(run, &repo_path, &git);
         if (code != EXIT_OK)
                 return code;
         r = git_source_resolve(git, rev_arg ?: s->deployed_revision, rev, &e);

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "archive-dl.h"
-#include "bundle.h"
 #include "tar-reader.h"
 
 #define TAR_BLOCK 512u
@@ -19,20 +18,20 @@
 
 /* ---- The tar stream: the bundle's bytes after decompression ---- */
 
-void input_done(Input *in) {
+void tar_input_done(TarInput *in) {
         if (in->hasher)
                 hasher_stop(in->hasher);
         if (in->a)
                 sym_archive_read_free(in->a);
         free(in->slots);
-        *in = (Input) { .fd = -EBADF };
+        *in = (TarInput) { .fd = -EBADF };
 }
 
 /* libarchive recognises the compression (section 1: by its magic number). A bundle that is
  * not compressed is then read directly, a block at a time into buffers small enough to stay
  * in the CPU's cache while the block is hashed (and written): no copy through libarchive's
  * buffer of the file, and hashing out of a buffer of a megabyte took twice as long. */
-int input_open(Input *in, int fd, Error *e) {
+int tar_input_open(TarInput *in, int fd, Error *e) {
         struct archive_entry *entry;
         int r;
 
@@ -73,7 +72,7 @@ int input_open(Input *in, int fd, Error *e) {
 
 /* Bytes in in->p, unless the data ends (in->n stays 0). The next slot is filled once the
  * hasher is done with it. */
-static int input_fill(Input *in, Error *e) {
+static int input_fill(TarInput *in, Error *e) {
         while (in->n == 0 && !in->eof) {
                 unsigned next = (in->slot + 1) % in->n_slots;
                 uint8_t *buf = in->slots + (size_t) next * INPUT_BLOCK;
@@ -101,17 +100,17 @@ static int input_fill(Input *in, Error *e) {
         return 0;
 }
 
-uint64_t input_position(const Input *in) {
+uint64_t tar_input_position(const TarInput *in) {
         return in->a ? (uint64_t) MAX(sym_archive_filter_bytes(in->a, -1), 0) : in->offset;
 }
 
-void input_consume(Input *in, size_t n) {
+void tar_input_consume(TarInput *in, size_t n) {
         in->p += n;
         in->n -= n;
         in->offset += n;
 }
 
-int input_peek(Input *in, uint64_t max, const uint8_t **ret, size_t *ret_size, Error *e) {
+int tar_input_peek(TarInput *in, uint64_t max, const uint8_t **ret, size_t *ret_size, Error *e) {
         int r = input_fill(in, e);
 
         if (r < 0)
@@ -121,13 +120,13 @@ int input_peek(Input *in, uint64_t max, const uint8_t **ret, size_t *ret_size, E
         return 0;
 }
 
-int input_read(Input *in, void *buf, uint64_t size, uint64_t *ret_got, Error *e) {
+int tar_input_read(TarInput *in, void *buf, uint64_t size, uint64_t *ret_got, Error *e) {
         uint64_t got = 0;
 
         while (got < size) {
                 const uint8_t *p;
                 size_t n;
-                int r = input_peek(in, size - got, &p, &n, e);
+                int r = tar_input_peek(in, size - got, &p, &n, e);
 
                 if (r < 0)
                         return r;
@@ -135,7 +134,7 @@ int input_read(Input *in, void *buf, uint64_t size, uint64_t *ret_got, Error *e)
                         break;
                 if (buf)
                         memcpy((uint8_t *) buf + got, p, n);
-                input_consume(in, n);
+                tar_input_consume(in, n);
                 got += n;
         }
         *ret_got = got;
@@ -144,12 +143,12 @@ int input_read(Input *in, void *buf, uint64_t size, uint64_t *ret_got, Error *e)
 
 /* ---- Tar headers (sections 1 and 2) ---- */
 
-void header_done(Header *h) {
+void tar_header_done(TarHeader *h) {
         free(h->name);
-        *h = (Header) {};
+        *h = (TarHeader) {};
 }
 
-const char *shown(char buf[static SHOWN_MAX + 4], const char *s, size_t len) {
+const char *tar_shown(char buf[static SHOWN_MAX + 4], const char *s, size_t len) {
         size_t i;
 
         for (i = 0; i < len && i < SHOWN_MAX; i++)
@@ -229,7 +228,7 @@ static bool keyword_is_vendor(const uint8_t *k, size_t len) {
 /* The records of a pax extended header (typeflag 'x'): "LEN KEYWORD=VALUE\n", each. Only path
  * and size count; mtime, atime, ctime, uid, gid, uname, gname, comment and vendor keywords are
  * ignored; any other keyword (linkpath, hdrcharset, ...) is refused. */
-static int parse_pax(const uint8_t *p, size_t n, uint64_t at, Header *ret, bool *ret_has_size, Error *e) {
+static int parse_pax(const uint8_t *p, size_t n, uint64_t at, TarHeader *ret, bool *ret_has_size, Error *e) {
         static const char *const ignored[] = { "mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment" };
         bool has_path = false;
 
@@ -266,7 +265,7 @@ static int parse_pax(const uint8_t *p, size_t n, uint64_t at, Header *ret, bool 
                                 return error_set(e, -EPERM, "the pax header at byte %" PRIu64 " has two sizes", at);
                         for (i = 0; i < vlen && i < 17 && v[i] >= '0' && v[i] <= '9'; i++)
                                 size = size * 10 + (uint64_t) (v[i] - '0');
-                        if (i == 0 || i != vlen || size > BUNDLE_SIZE_MAX)
+                        if (i == 0 || i != vlen || size > TAR_SIZE_MAX)
                                 return error_set(e, -EPERM, "the pax header at byte %" PRIu64 " has a size that is not "
                                                  "a number of at most 2^53-1", at);
                         ret->size = size;
@@ -280,7 +279,7 @@ static int parse_pax(const uint8_t *p, size_t n, uint64_t at, Header *ret, bool 
                                 return error_set(e, -EPERM, "the pax keyword '%s' (header at byte %" PRIu64 ") is not "
                                                  "allowed in a bundle: only path, size, the ignored times, ids and "
                                                  "names, comment and vendor keywords are",
-                                                 shown((char[SHOWN_MAX + 4]) {}, (const char *) k, (size_t) (eq - k)),
+                                                 tar_shown((char[SHOWN_MAX + 4]) {}, (const char *) k, (size_t) (eq - k)),
                                                  at);
                 }
                 p += len;
@@ -289,9 +288,9 @@ static int parse_pax(const uint8_t *p, size_t n, uint64_t at, Header *ret, bool 
         return 0;
 }
 
-int skip_padding(Input *in, uint64_t size, Error *e) {
+int tar_skip_padding(TarInput *in, uint64_t size, Error *e) {
         uint64_t pad = (TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK, got;
-        int r = input_read(in, NULL, pad, &got, e);
+        int r = tar_input_read(in, NULL, pad, &got, e);
 
         if (r < 0)
                 return r;
@@ -300,8 +299,8 @@ int skip_padding(Input *in, uint64_t size, Error *e) {
         return 0;
 }
 
-int next_header(Input *in, Header *ret, Error *e) {
-        _cleanup_(header_done) Header pax = {};
+int tar_next_header(TarInput *in, TarHeader *ret, Error *e) {
+        _cleanup_(tar_header_done) TarHeader pax = {};
         bool has_pax = false, has_size = false;
         uint8_t h[TAR_BLOCK];
 
@@ -310,7 +309,7 @@ int next_header(Input *in, Header *ret, Error *e) {
                 _cleanup_free_ uint8_t *records = NULL;
                 int r;
 
-                r = input_read(in, h, TAR_BLOCK, &got, e);
+                r = tar_input_read(in, h, TAR_BLOCK, &got, e);
                 if (r < 0)
                         return r;
                 if (got == 0 || (got == TAR_BLOCK && all_zero(h))) {
@@ -346,7 +345,7 @@ int next_header(Input *in, Header *ret, Error *e) {
                         records = malloc(MAX(size, 1u));
                         if (!records)
                                 return -ENOMEM;
-                        r = input_read(in, records, size, &got, e);
+                        r = tar_input_read(in, records, size, &got, e);
                         if (r < 0)
                                 return r;
                         if (got < size)
@@ -355,7 +354,7 @@ int next_header(Input *in, Header *ret, Error *e) {
                         r = parse_pax(records, (size_t) size, at, &pax, &has_size, e);
                         if (r < 0)
                                 return r;
-                        r = skip_padding(in, size, e);
+                        r = tar_skip_padding(in, size, e);
                         if (r < 0)
                                 return r;
                         pax.at = at;
@@ -390,7 +389,7 @@ int next_header(Input *in, Header *ret, Error *e) {
                         pax.size = size;
                 pax.at = at;
                 *ret = pax;
-                pax = (Header) {};
+                pax = (TarHeader) {};
                 return 1;
         }
 }
