@@ -367,8 +367,8 @@ int bundle_read(const char *path, const BundleReadOptions *o, BundleInfo *ret, E
         }
         tar_input_done(&rd.in);
         if (r < 0) {
-                if (o->ret_reason)
-                        *o->ret_reason = rd.reason ?: "bundle-integrity";
+                if (e)
+                        e->reason = rd.reason ?: "bundle-integrity";
                 bundle_info_done(&info);
                 return r == -ENOMEM ? error_set(e, r, "out of memory") : r;
         }

@@ -135,8 +135,7 @@ typedef struct BundleReadOptions {
         int staging_fd;   /* >= 0: write every member below this directory */
         Progress *progress; /* non-NULL: its line shows how much is read (a terminal); with a
                              * staging directory, the closure's NARs count as to be imported */
-        const char **ret_reason; /* on refusal: "bundle-signature", "host", "expired", "sequence" or
-                                  * "bundle-integrity" */
+
 } BundleReadOptions;
 
 /* Reads the bundle at path completely and verifies it (sections 6.1-6.8). 0 when everything

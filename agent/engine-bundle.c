@@ -107,9 +107,9 @@ static ExitCode preflight(const Config *c, const char *path, CosignKeyring **ret
         return EXIT_OK;
 }
 
-static ExitCode read_bundle(const Config *c, const CosignKeyring *keys, const char *path, const BundleOptions *o,
-                            const State *s, int staging_fd, Progress *progress, BundleInfo *info, Error *e, int *ret_r,
-                            const char **ret_reason) {
+/* 0, -EPERM when a verification refused the bundle (e->reason says which), or another -errno. */
+static int read_bundle(const Config *c, const CosignKeyring *keys, const char *path, const BundleOptions *o,
+                       const State *s, int staging_fd, Progress *progress, BundleInfo *info, Error *e) {
         BundleExpect x = {
                 .host = c->host,
                 .store_dir = machine_store_dir(),
@@ -120,28 +120,20 @@ static ExitCode read_bundle(const Config *c, const CosignKeyring *keys, const ch
                 .future_tolerance = c->bundle.future_tolerance,
         };
         char a[TIMESTAMP_MAX], b[TIMESTAMP_MAX];
-        int r;
 
         if ((int64_t) x.now < x.time_floor)
                 log_warning("The clock (%s) is behind the time floor (%s), the latest signed time this machine has seen: "
                             "bundles are judged by the floor. Set the clock.",
                             format_timestamp(a, x.now), format_timestamp(b, (time_t) x.time_floor));
 
-        r = bundle_read(path,
-                        &(BundleReadOptions) {
-                                .keys = keys,
-                                .expect = &x,
-                                .staging_fd = staging_fd,
-                                .progress = progress,
-                                .ret_reason = ret_reason,
-                        },
-                        info, e);
-        *ret_r = r;
-        if (r == -EPERM)
-                return EXIT_REFUSED;
-        if (r < 0)
-                return r == -ENOMEM ? EXIT_USAGE : EXIT_USAGE;
-        return EXIT_OK;
+        return bundle_read(path,
+                           &(BundleReadOptions) {
+                                   .keys = keys,
+                                   .expect = &x,
+                                   .staging_fd = staging_fd,
+                                   .progress = progress,
+                           },
+                           info, e);
 }
 
 ExitCode engine_verify_bundle(const Config *c, const char *path, const BundleOptions *o, bool json) {
@@ -169,16 +161,16 @@ ExitCode engine_verify_bundle(const Config *c, const char *path, const BundleOpt
                 if (isatty(STDERR_FILENO) && !o->quiet && asprintf(&label, "Verifying '%s'", path) < 0)
                         return log_oom_exit();
                 progress.label = label;
-                code = read_bundle(c, keys, path, o, state, -EBADF, label ? &progress : NULL, &info, &e, &r, NULL);
+                r = read_bundle(c, keys, path, o, state, -EBADF, label ? &progress : NULL, &info, &e);
                 progress_end(&progress);
         }
-        if (code == EXIT_REFUSED) {
+        if (r == -EPERM) {
                 log_error("Refused '%s': %s", path, error_message(&e));
-                return code;
+                return EXIT_REFUSED;
         }
-        if (code != EXIT_OK) {
+        if (r < 0) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
-                return code;
+                return EXIT_USAGE;
         }
         print_info(&info, path, json);
         log_info("Bundle '%s' verified: revision %s, sequence %" PRIu64 ", signed by %s.", path,
@@ -562,7 +554,7 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
         _cleanup_free_ char *repo_path = NULL, *flake = NULL, *pack = NULL;
         _cleanup_(system_eval_done) SystemEval sys = {};
         const BundleManifest *m = &info.manifest;
-        const char *rev, *reason = NULL;
+        const char *rev;
         int has_system;
         usec_t started;
         ExitCode code;
@@ -587,14 +579,14 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                         return log_oom_exit();
                 progress.label = label;
         }
-        code = read_bundle(c, keys, path, o, run->state, staging.fd, label ? &progress : NULL, &info, &e, &r, &reason);
+        r = read_bundle(c, keys, path, o, run->state, staging.fd, label ? &progress : NULL, &info, &e);
         if (r == -ENOSPC || r == -EDQUOT)
                 return no_space(run, NULL, staging.path, bundle_size(path), r, &e);
-        if (code == EXIT_REFUSED)
-                return run_refuse(run, reason, NULL, "bundle '%s': %s", path, error_message(&e));
-        if (code != EXIT_OK) {
+        if (r == -EPERM)
+                return run_refuse(run, e.reason, NULL, "bundle '%s': %s", path, error_message(&e));
+        if (r < 0) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
-                return run_result(run, code, RESULT_ERROR, NULL, error_message(&e));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
         }
         rev = m->revision;
         log_phase_done("Verified and extracted", path, bundle_size(path), started);

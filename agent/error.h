@@ -14,6 +14,7 @@
 
 typedef struct Error {
         char message[ERROR_MESSAGE_MAX];
+        const char *reason; /* a refusal's reason word (REASON=, the metrics), a static string; NULL: none */
 } Error;
 
 /* Sets the message (truncated to fit) and returns r, so that one can write

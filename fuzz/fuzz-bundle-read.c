@@ -236,8 +236,7 @@ static int check_staged(const char *path, const struct stat *st, int type, struc
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *path = fuzz_tmp_path("bundle.tar");
         _cleanup_free_ uint8_t *signed_input = NULL;
-        const char *reason = NULL;
-        BundleReadOptions o = { .keys = keys, .expect = &expect, .staging_fd = -1, .ret_reason = &reason };
+        BundleReadOptions o = { .keys = keys, .expect = &expect, .staging_fd = -1 };
         BundleInfo info = {};
         size_t signed_size = 0;
         Error e = {};
@@ -272,7 +271,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 int k;
 
                 v.staging_fd = -1;
-                v.ret_reason = NULL;
                 k = bundle_read(path, &v, &vi, &ve);
                 fuzz_report("bundle_read (verify only)", k, &ve);
                 if (k == 0 && r != 0 &&
@@ -302,8 +300,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (!fuzz_known("bundle-read-global-pax") &&
                     has_global_header(signed_input ?: data, signed_input ? signed_size : size))
                         fuzz_fail("accepted a bundle with a global pax header (section 1: not allowed)");
-        } else if (!e.message[0] || (!reason && !fuzz_known("bundle-read-no-reason")))
-                fuzz_fail("bundle_read() failed with %d, '%s', reason %s", r, e.message, strna(reason));
+        } else if (!e.message[0] || (!e.reason && !fuzz_known("bundle-read-no-reason")))
+                fuzz_fail("bundle_read() failed with %d, '%s', reason %s", r, e.message, strna(e.reason));
 
 #ifdef FUZZ_BUNDLE_EXTRACT
         /* What was written below the staging directory: only what the manifest lists. */

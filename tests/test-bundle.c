@@ -478,7 +478,7 @@ static void test_reader(void **state) {
                 _cleanup_free_ char *path = NULL, *staging = NULL;
                 _cleanup_close_ int staging_fd = -EBADF;
                 BundleExpect x = { .host = "h", .store_dir = "/nix/store", .now = 150 };
-                const char *want, *reason = NULL;
+                const char *want;
                 BundleInfo info = {};
                 Error e = {};
                 FILE *f;
@@ -498,14 +498,13 @@ static void test_reader(void **state) {
 
                 /* Verifying and extracting agree. */
                 for (int extract = 0; extract < 2; extract++) {
-                        BundleReadOptions o = { .keys = keys, .expect = &x, .staging_fd = extract ? staging_fd : -1,
-                                                .ret_reason = &reason };
+                        BundleReadOptions o = { .keys = keys, .expect = &x, .staging_fd = extract ? staging_fd : -1 };
 
                         r = bundle_read(path, &o, &info, &e);
                         if (!want && r != 0)
                                 fail_msg("case %zu: refused (%d): %s", i, r, e.message);
-                        if (want && (r != -EPERM || !strstr(e.message, want) || !streq_ptr(reason, "bundle-integrity")))
-                                fail_msg("case %zu: r=%d, reason %s, message '%s', expected '%s'", i, r, strna(reason),
+                        if (want && (r != -EPERM || !strstr(e.message, want) || !streq_ptr(e.reason, "bundle-integrity")))
+                                fail_msg("case %zu: r=%d, reason %s, message '%s', expected '%s'", i, r, strna(e.reason),
                                          e.message, want);
                         if (!want) {
                                 assert_int_equal(info.bytes, strlen(PACK) + 5);
