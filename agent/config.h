@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The configuration file: YAML, strict, typed. Every key of ../shared/CONTRACT.md is parsed
- * here, including those whose feature comes later, so that later code only uses the fields.
+/* The configuration file: YAML, strict, typed. Every key is parsed here (docs/configuration.md
+ * lists them, with their types and defaults), so that the rest of the agent only reads fields.
  * An unknown key, a wrong type, a duplicate key or a missing required key is an error that
  * names the file, the line and the key (see config_load()). */
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The exit codes of ../shared/CONTRACT.md. Fixed: tests outside this repository rely on them. */
+/* The exit codes (docs/atticd-agent.8.scd, EXIT STATUS). Fixed: tests outside this repository
+ * rely on them. */
 typedef enum ExitCode {
         EXIT_OK = 0,              /* deployed, nothing to do, verified, healthy */
         EXIT_DEPLOY_FAILED = 1,   /* build, activation or health failed (check: unhealthy) */
