@@ -43,12 +43,14 @@ static inline void freep(void *p) {
 }
 #define _cleanup_free_ _cleanup_(freep)
 
+/* Closes *fd (when open) and forgets it: *fd is -EBADF afterwards, so a second call is harmless. */
 static inline void closep(int *fd) {
         if (*fd >= 0) {
                 int saved = errno;
                 close(*fd);
                 errno = saved;
         }
+        *fd = -EBADF;
 }
 #define _cleanup_close_ _cleanup_(closep)
 

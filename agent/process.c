@@ -204,116 +204,137 @@ static const char *basename_of(const char *p) {
         return s ? s + 1 : p;
 }
 
-int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *ret, Error *reterr) {
-        static const ProcessOptions defaults = {};
-        const ProcessOptions *o = opts ?: &defaults;
-        const char *name = o->name ?: basename_of(argv[0]);
-        int level = o->log_level ?: LOG_INFO;
-        int out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF }, report[2] = { -EBADF, -EBADF };
-        _cleanup_close_ int pidfd = -EBADF;
-        Stream streams[2] = {
-                { .fd = -EBADF, .what = "stdout", .capturing = !!o->capture, .cap_max = o->capture_max, .o = o },
-                { .fd = -EBADF, .what = "stderr", .o = o },
-        };
-        usec_t start = now_usec(CLOCK_MONOTONIC), deadline, grace;
-        bool timed_out = false, stopped = false, killed = false, guard_gone = false;
-        ProcessResult result = {};
-        Report rep = {};
-        pid_t guard, agent = getpid();
-        int r = 0, status = 0;
+/* One run of a command: its guard, the streams read from it, and what happened to it. */
+typedef struct Child {
+        const ProcessOptions *o;
+        const char *name;
+        int level;
+        Stream streams[2];  /* stdout, stderr */
+        int report_fd;      /* the guard's report (exec failure or the command's wait status) */
+        int pidfd;          /* of the guard, when the kernel has pidfds */
+        pid_t guard;
+        usec_t start, deadline, grace;
+        bool timed_out, stopped, killed;
+        int status;         /* the guard's own wait status */
+        int r;              /* a failure of the pump itself (poll, output over capture_max) */
+} Child;
 
-        if (!argv || !argv[0])
-                return -EINVAL;
-        if (stop_requested() && !o->keep_on_stop)
-                return error_set(reterr, -ECANCELED, "%s was not started: the agent was asked to stop", name);
+static void child_done(Child *c) {
+        for (int i = 0; i < 2; i++)
+                closep(&c->streams[i].fd);
+        closep(&c->report_fd);
+        closep(&c->pidfd);
+        free(c->streams[0].cap);
+        c->streams[0].cap = NULL;
+}
+
+/* Pipes for stdout, stderr and the report, and the guard (run_guard) in a process group of its
+ * own, which starts the command. */
+static int child_spawn(Child *c, char *const argv[], Error *e) {
+        int out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF }, report[2] = { -EBADF, -EBADF };
+        pid_t agent = getpid();
+        int r = 0;
 
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
-                r = -errno;
-                goto finish;
+                r = error_set(e, -errno, "%s: %m", c->name);
+                goto fail;
         }
-        streams[0].fd = TAKE_FD(out[0]);
-        streams[1].fd = TAKE_FD(err[0]);
-
         fflush(stdout);
         fflush(stderr);
 
-        guard = fork();
-        if (guard < 0) {
-                r = -errno;
-                goto finish;
+        c->guard = fork();
+        if (c->guard < 0) {
+                r = error_set(e, -errno, "%s: %m", c->name);
+                goto fail;
         }
-        if (guard == 0) {
-                close(streams[0].fd);
-                close(streams[1].fd);
+        if (c->guard == 0) {
+                close(out[0]);
+                close(err[0]);
                 close(report[0]);
-                run_guard(argv, o, agent, out[1], err[1], report[1]);
+                run_guard(argv, c->o, agent, out[1], err[1], report[1]);
         }
-
         /* Also set the group from this side, so that a kill(-guard) right away cannot miss. */
-        (void) setpgid(guard, guard);
+        (void) setpgid(c->guard, c->guard);
 
-        close(TAKE_FD(out[1]));
-        close(TAKE_FD(err[1]));
-        close(TAKE_FD(report[1]));
-        (void) fcntl(streams[0].fd, F_SETFL, O_NONBLOCK);
-        (void) fcntl(streams[1].fd, F_SETFL, O_NONBLOCK);
+        c->streams[0].fd = TAKE_FD(out[0]);
+        c->streams[1].fd = TAKE_FD(err[0]);
+        c->report_fd = TAKE_FD(report[0]);
+        (void) fcntl(c->streams[0].fd, F_SETFL, O_NONBLOCK);
+        (void) fcntl(c->streams[1].fd, F_SETFL, O_NONBLOCK);
+        c->pidfd = pidfd_open_wrapper(c->guard);
+        c->deadline = c->o->timeout > 0 ? c->start + c->o->timeout : USEC_INFINITY;
+        c->grace = c->o->kill_grace ?: DEFAULT_KILL_GRACE;
+fail:
+        for (int i = 0; i < 2; i++) {
+                closep(&out[i]);
+                closep(&err[i]);
+                closep(&report[i]);
+        }
+        return r;
+}
 
-        pidfd = pidfd_open_wrapper(guard);
-        deadline = o->timeout > 0 ? start + o->timeout : USEC_INFINITY;
-        grace = o->kill_grace ?: DEFAULT_KILL_GRACE;
+/* A stop request or the deadline: SIGTERM to the group, then SIGKILL after the grace period.
+ * Returns the milliseconds poll() may wait (-1: no limit). */
+static int child_enforce_deadline(Child *c) {
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        int timeout_ms = -1;
 
-        /* Read both pipes until the guard is gone. Once it is gone, the command has ended:
-         * drain what is left, but do not wait for EOF, since something the command started
-         * in the background may still hold the pipes open. */
+        if (!c->o->keep_on_stop && stop_requested() && !c->stopped && !c->timed_out) {
+                /* Asked to stop: the command goes the way of a timeout. */
+                c->stopped = true;
+                (void) kill(-c->guard, SIGTERM);
+                c->deadline = now + c->grace;
+        } else if (now >= c->deadline) {
+                if (!c->timed_out && !c->stopped) {
+                        c->timed_out = true;
+                        (void) kill(-c->guard, SIGTERM);
+                        c->deadline = now + c->grace;
+                } else if (!c->killed) {
+                        c->killed = true;
+                        (void) kill(-c->guard, SIGKILL);
+                        c->deadline = USEC_INFINITY;
+                }
+        }
+        if (c->deadline != USEC_INFINITY)
+                timeout_ms = (int) MIN((c->deadline - MIN(now, c->deadline)) / USEC_PER_MSEC + 1, (usec_t) 60000);
+        /* A long build must not look like a hung agent to the service manager. */
+        notify_watchdog();
+        if (notify_watchdog_interval() != USEC_INFINITY) {
+                int w = (int) MIN(notify_watchdog_interval() / USEC_PER_MSEC + 1, (usec_t) 60000);
+                if (timeout_ms < 0 || timeout_ms > w)
+                        timeout_ms = w;
+        }
+        return timeout_ms;
+}
+
+/* Reads both pipes until the guard is gone. Once it is gone, the command has ended: what is
+ * left is drained, but EOF is not waited for, since something the command started in the
+ * background may still hold the pipes open. */
+static void child_pump(Child *c) {
+        bool guard_gone = false;
+
         while (!guard_gone) {
                 struct pollfd p[4];
                 nfds_t n = 0;
                 int idx[2] = { -1, -1 };
-                int timeout_ms = -1;
-                usec_t now = now_usec(CLOCK_MONOTONIC);
-
-                if (!o->keep_on_stop && stop_requested() && !stopped && !timed_out) {
-                        /* Asked to stop: the command goes the way of a timeout. */
-                        stopped = true;
-                        (void) kill(-guard, SIGTERM);
-                        deadline = now + grace;
-                } else if (now >= deadline) {
-                        if (!timed_out && !stopped) {
-                                timed_out = true;
-                                (void) kill(-guard, SIGTERM);
-                                deadline = now + grace;
-                        } else if (!killed) {
-                                killed = true;
-                                (void) kill(-guard, SIGKILL);
-                                deadline = USEC_INFINITY;
-                        }
-                }
-                if (deadline != USEC_INFINITY)
-                        timeout_ms = (int) MIN((deadline - MIN(now, deadline)) / USEC_PER_MSEC + 1, (usec_t) 60000);
-                /* A long build must not look like a hung agent to the service manager. */
-                notify_watchdog();
-                if (notify_watchdog_interval() != USEC_INFINITY) {
-                        int w = (int) MIN(notify_watchdog_interval() / USEC_PER_MSEC + 1, (usec_t) 60000);
-                        if (timeout_ms < 0 || timeout_ms > w)
-                                timeout_ms = w;
-                }
+                int timeout_ms = child_enforce_deadline(c);
 
                 for (int i = 0; i < 2; i++)
-                        if (streams[i].fd >= 0) {
+                        if (c->streams[i].fd >= 0) {
                                 idx[i] = (int) n;
-                                p[n++] = (struct pollfd) { .fd = streams[i].fd, .events = POLLIN };
+                                p[n++] = (struct pollfd) { .fd = c->streams[i].fd, .events = POLLIN };
                         }
-                if (pidfd >= 0)
-                        p[n++] = (struct pollfd) { .fd = pidfd, .events = POLLIN };
-                if (!o->keep_on_stop && !stopped && stop_fd() >= 0)
+                if (c->pidfd >= 0)
+                        p[n++] = (struct pollfd) { .fd = c->pidfd, .events = POLLIN };
+                if (!c->o->keep_on_stop && !c->stopped && stop_fd() >= 0)
                         p[n++] = (struct pollfd) { .fd = stop_fd(), .events = POLLIN };
                 else if (timeout_ms < 0 || timeout_ms > 100)
                         timeout_ms = 100; /* no pidfd: look at the guard every 100 ms */
 
                 if (poll(p, n, timeout_ms) < 0 && errno != EINTR) {
-                        r = -errno;
-                        (void) kill(-guard, SIGKILL);
-                        killed = true;
+                        c->r = -errno;
+                        (void) kill(-c->guard, SIGKILL);
+                        c->killed = true;
                 }
 
                 for (int i = 0; i < 2; i++) {
@@ -321,84 +342,99 @@ int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *r
 
                         if (idx[i] < 0 || !(p[idx[i]].revents & (POLLIN | POLLHUP | POLLERR)))
                                 continue;
-                        k = stream_read(&streams[i], name, level);
-                        if (k == -EFBIG && !killed) {
-                                r = -EFBIG;
-                                (void) kill(-guard, SIGKILL);
-                                killed = true;
+                        k = stream_read(&c->streams[i], c->name, c->level);
+                        if (k == -EFBIG && !c->killed) {
+                                c->r = -EFBIG;
+                                (void) kill(-c->guard, SIGKILL);
+                                c->killed = true;
                         }
-                        if (k != 0 && k != -EFBIG) {
-                                close(streams[i].fd);
-                                streams[i].fd = -EBADF;
-                        }
+                        if (k != 0 && k != -EFBIG)
+                                closep(&c->streams[i].fd);
                 }
 
-                if (waitpid(guard, &status, WNOHANG) == guard)
+                if (waitpid(c->guard, &c->status, WNOHANG) == c->guard)
                         guard_gone = true;
         }
 
         for (int i = 0; i < 2; i++)
-                if (streams[i].fd >= 0) {
-                        (void) stream_read(&streams[i], name, level);
-                        close(streams[i].fd);
-                        streams[i].fd = -EBADF;
+                if (c->streams[i].fd >= 0) {
+                        (void) stream_read(&c->streams[i], c->name, c->level);
+                        closep(&c->streams[i].fd);
                 }
         for (int i = 0; i < 2; i++)
-                if (!streams[i].capturing)
-                        stream_emit_lines(&streams[i], name, level, true);
+                if (!c->streams[i].capturing)
+                        stream_emit_lines(&c->streams[i], c->name, c->level, true);
+}
 
-        if (read(report[0], &rep, sizeof(rep)) != (ssize_t) sizeof(rep))
-                rep = (Report) { .kind = REPORT_WAIT_STATUS, .value = status }; /* the guard itself was killed */
+/* What happened to the command: the guard's report, into the result and an error. */
+static int child_reap(Child *c, char *const argv[], ProcessResult *result, Error *e) {
+        Report rep = {};
 
-        result.timed_out = timed_out;
-        result.duration = now_usec(CLOCK_MONOTONIC) - start;
+        if (read(c->report_fd, &rep, sizeof(rep)) != (ssize_t) sizeof(rep))
+                rep = (Report) { .kind = REPORT_WAIT_STATUS, .value = c->status }; /* the guard itself was killed */
 
-        if (r < 0) {
-                if (r == -EFBIG)
-                        error_set(reterr, r, "%s wrote more than %zu bytes of output", name, o->capture_max);
-                else
-                        error_set(reterr, r, "%s: %s", name, strerror(-r));
-                goto finish;
-        }
-        if (rep.kind == REPORT_EXEC_FAILED) {
-                r = error_set(reterr, -rep.value, "failed to start %s: %s", argv[0], strerror(rep.value));
-                goto finish;
-        }
+        result->timed_out = c->timed_out;
+        result->duration = now_usec(CLOCK_MONOTONIC) - c->start;
+
+        if (c->r == -EFBIG)
+                return error_set(e, c->r, "%s wrote more than %zu bytes of output", c->name, c->o->capture_max);
+        if (c->r < 0)
+                return error_set(e, c->r, "%s: %s", c->name, strerror(-c->r));
+        if (rep.kind == REPORT_EXEC_FAILED)
+                return error_set(e, -rep.value, "failed to start %s: %s", argv[0], strerror(rep.value));
         if (WIFEXITED(rep.value)) {
-                result.exited = true;
-                result.exit_status = WEXITSTATUS(rep.value);
+                result->exited = true;
+                result->exit_status = WEXITSTATUS(rep.value);
         } else if (WIFSIGNALED(rep.value))
-                result.signal = WTERMSIG(rep.value);
+                result->signal = WTERMSIG(rep.value);
 
-        if (stopped)
-                r = error_set(reterr, -ECANCELED, "%s was stopped: the agent was asked to stop", name);
-        else if (timed_out)
-                r = error_set(reterr, -ETIMEDOUT, "%s did not finish within %llu s and was killed", name,
-                              (unsigned long long) (o->timeout / USEC_PER_SEC));
-        else if (result.exited && result.exit_status != 0)
-                r = error_set(reterr, -EPROTO, "%s exited with status %d", name, result.exit_status);
-        else if (!result.exited)
-                r = error_set(reterr, -EPROTO, "%s was killed by signal %s", name, strsignal(result.signal));
+        if (c->stopped)
+                return error_set(e, -ECANCELED, "%s was stopped: the agent was asked to stop", c->name);
+        if (c->timed_out)
+                return error_set(e, -ETIMEDOUT, "%s did not finish within %llu s and was killed", c->name,
+                                 (unsigned long long) (c->o->timeout / USEC_PER_SEC));
+        if (result->exited && result->exit_status != 0)
+                return error_set(e, -EPROTO, "%s exited with status %d", c->name, result->exit_status);
+        if (!result->exited)
+                return error_set(e, -EPROTO, "%s was killed by signal %s", c->name, strsignal(result->signal));
+        return 0;
+}
 
-finish:
-        for (int i = 0; i < 2; i++) {
-                if (streams[i].fd >= 0)
-                        close(streams[i].fd);
+int process_run(char *const argv[], const ProcessOptions *opts, ProcessResult *ret, Error *reterr) {
+        static const ProcessOptions defaults = {};
+        const ProcessOptions *o = opts ?: &defaults;
+        Child c = {
+                .o = o,
+                .name = argv && argv[0] ? (o->name ?: basename_of(argv[0])) : NULL,
+                .level = o->log_level ?: LOG_INFO,
+                .streams = {
+                        { .fd = -EBADF, .what = "stdout", .capturing = !!o->capture, .cap_max = o->capture_max, .o = o },
+                        { .fd = -EBADF, .what = "stderr", .o = o },
+                },
+                .report_fd = -EBADF,
+                .pidfd = -EBADF,
+                .start = now_usec(CLOCK_MONOTONIC),
+        };
+        ProcessResult result = {};
+        int r;
+
+        if (!argv || !argv[0])
+                return -EINVAL;
+        if (stop_requested() && !o->keep_on_stop)
+                return error_set(reterr, -ECANCELED, "%s was not started: the agent was asked to stop", c.name);
+
+        r = child_spawn(&c, argv, reterr);
+        if (r >= 0) {
+                child_pump(&c);
+                r = child_reap(&c, argv, &result, reterr);
         }
-        closep(&out[0]);
-        closep(&out[1]);
-        closep(&err[0]);
-        closep(&err[1]);
-        closep(&report[0]);
-        closep(&report[1]);
-
         if (r >= 0 && o->capture) {
-                *o->capture = streams[0].cap ?: strdup("");
-                streams[0].cap = NULL;
+                *o->capture = c.streams[0].cap ?: strdup("");
+                c.streams[0].cap = NULL;
                 if (!*o->capture)
                         r = -ENOMEM;
         }
-        free(streams[0].cap);
+        child_done(&c);
         if (ret)
                 *ret = result;
         return r;
