@@ -5,14 +5,14 @@
 #include <inttypes.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "bundle/bundle.h"
 
-#include "config.h"
-#include "engine.h"
-#include "exitcode.h"
-#include "log.h"
-#include "status.h"
-#include "stop.h"
+#include "config/config.h"
+#include "engine/engine.h"
+#include "basic/exitcode.h"
+#include "basic/log.h"
+#include "engine/status.h"
+#include "basic/stop.h"
 #include "version.h"
 
 typedef struct Args {

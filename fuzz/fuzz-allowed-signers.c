@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* OpenSSH allowed_signers files (agent/allowed-signers.c): each line through
+/* OpenSSH allowed_signers files (agent/sign/allowed-signers.c): each line through
  * allowed_signer_parse_line() and allowed_signer_check(), and the whole input as a file
  * through allowed_signers_find(), looking for the key of its first valid line.
  *
@@ -9,10 +9,10 @@
  * and is the key looked for. */
 
 #include "fuzz-common.h"
-#include "macro.h"
-#include "allowed-signers.h"
-#include "ssh-key.h"
-#include "sshsig.h"
+#include "basic/macro.h"
+#include "sign/allowed-signers.h"
+#include "sign/ssh-key.h"
+#include "sign/sshsig.h"
 
 #define NOW ((time_t) 1748736000)
 

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* The WWW-Authenticate parser of the registry client: auth_challenge_parse()
- * (agent/registry-auth.c). The input is the header's value (up to its first NUL byte, as the
+ * (agent/oci/registry-auth.c). The input is the header's value (up to its first NUL byte, as the
  * client hands it over), as a registry or anything pretending to be one sends it.
  *
  * What must hold: a parsed challenge has a scheme of 1 to 15 bytes without a space, and every
  * parameter it keeps is no longer than the header. */
 
 #include "fuzz-common.h"
-#include "macro.h"
-#include "registry-auth.h"
+#include "basic/macro.h"
+#include "oci/registry-auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_free_ char *header = fuzz_strndup(data, size);

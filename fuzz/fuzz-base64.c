@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The one base64 decoder of the agent: base64_decode() (agent/base64.c), with each of its 8
+/* The one base64 decoder of the agent: base64_decode() (agent/basic/base64.c), with each of its 8
  * combinations of flags (the Cosign, SSH and registry callers use three of them).
  *
  * What must hold, for each combination:
@@ -11,9 +11,9 @@
 
 #include <openssl/evp.h>
 
-#include "base64.h"
+#include "basic/base64.h"
 #include "fuzz-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 static char *encode(const uint8_t *data, size_t size, size_t *ret_size) {
         char *out = malloc(4 * ((size + 2) / 3) + 1);

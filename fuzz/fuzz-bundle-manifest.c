@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The bundle manifest (docs/bundle-format.md section 3): bundle_manifest_parse()
- * (agent/bundle-manifest.c), on bytes that in a bundle would have passed the signature check.
+ * (agent/bundle/bundle-manifest.c), on bytes that in a bundle would have passed the signature check.
  * Chunked input (fuzz-common.h): the head is manifest.json, so that `"sha256": "@H1@", "size":
  * @S1@` can describe a member whose content is chunk 1.
  *
@@ -13,10 +13,10 @@
 
 #include <jansson.h>
 
-#include "bundle.h"
-#include "cosign.h"
+#include "bundle/bundle.h"
+#include "sign/cosign.h"
 #include "fuzz-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 static bool has_member_below(const BundleManifest *m, const char *prefix) {
         size_t l = strlen(prefix);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Bundle member names (docs/bundle-format.md section 2): bundle_member_name_valid()
- * (agent/bundle-manifest.c) against the rules of the specification, written out again here
+ * (agent/bundle/bundle-manifest.c) against the rules of the specification, written out again here
  * from its text. The input is the name (up to its first NUL byte, as a C string).
  *
  * "A member name MUST be at most 1024 bytes, with at most 32 components separated by single
@@ -8,9 +8,9 @@
  * components of 1 to 255 characters from `A-Z a-z 0-9 . _ + = @ -`, none of which starts with
  * `.`." */
 
-#include "bundle.h"
+#include "bundle/bundle.h"
 #include "fuzz-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 static bool spec_valid(const char *name) {
         size_t len = strlen(name), components = 0;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The bundle reader over arbitrary input: bundle_read() (agent/bundle-read.c) on a file that
+/* The bundle reader over arbitrary input: bundle_read() (agent/bundle/bundle-read.c) on a file that
  * holds the input: any bytes, read as the agent reads a bundle (libarchive only decompresses
  * gzip, xz or zstd; the reader parses the ustar and pax headers itself and refuses every other
  * header kind, GNU's included). Built twice: fuzz-bundle-read verifies only (staging_fd -1), fuzz-bundle-extract
@@ -28,10 +28,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include "bundle.h"
-#include "fileio.h"
+#include "bundle/bundle.h"
+#include "basic/fileio.h"
 #include "fuzz-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 static CosignKeyring *keys;
 static const BundleExpect expect = {

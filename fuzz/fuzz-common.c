@@ -6,10 +6,10 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
-#include "cosign.h"
-#include "fileio.h"
+#include "sign/cosign.h"
+#include "basic/fileio.h"
 #include "fuzz-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 #ifndef FUZZ_DIR
 #error "FUZZ_DIR must be the fuzz/ source directory"

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The configuration parser (agent/config.c on agent/yaml-schema.c): any bytes as a
+/* The configuration parser (agent/config/config.c on agent/config/yaml-schema.c): any bytes as a
  * configuration file. A file that loads must load with every field the schema promises: a
  * host, and defaults for what the file leaves out. */
 
-#include "config.h"
+#include "config/config.h"
 #include "fuzz-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_config_ Config *c = NULL;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Sigstore bundles v0.3 (cosign 3's signatures and attestations): cosign_verify_bundle()
- * (agent/cosign-dsse.c), with its DSSE envelope and, for keyless bundles, the X.509
+ * (agent/sign/cosign-dsse.c), with its DSSE envelope and, for keyless bundles, the X.509
  * certificate in verificationMaterial. Chunked input:
  *
  *   head     <image digest>\n<the bundle JSON>
@@ -11,9 +11,9 @@
  * What must hold: an accepted bundle yields a non-empty predicateType and a key index in the
  * keyring. */
 
-#include "cosign.h"
+#include "sign/cosign.h"
 #include "fuzz-cosign-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const CosignKeyring *keys = fuzz_cosign_keyring();

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* DSSE envelopes (a classic `.att` layer): cosign_verify_dsse_envelope() (agent/cosign-dsse.c).
+/* DSSE envelopes (a classic `.att` layer): cosign_verify_dsse_envelope() (agent/sign/cosign-dsse.c).
  * Chunked input:
  *
  *   head     <image digest>\n<the envelope JSON>
@@ -9,9 +9,9 @@
  * What must hold: an accepted envelope yields a non-empty predicateType and a key index in the
  * keyring. */
 
-#include "cosign.h"
+#include "sign/cosign.h"
 #include "fuzz-cosign-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const CosignKeyring *keys = fuzz_cosign_keyring();

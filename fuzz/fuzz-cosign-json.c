@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The lower layers the Cosign verifier reads unsigned input with (agent/cosign.c):
+/* The lower layers the Cosign verifier reads unsigned input with (agent/sign/cosign.c):
  * cosign_json_parse(), which bounds nesting and the number of values on the text before
  * jansson allocates anything, and the DSSE PAE. The first byte picks the limits.
  *
@@ -8,9 +8,9 @@
 
 #include <jansson.h>
 
-#include "cosign.h"
+#include "sign/cosign.h"
 #include "fuzz-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 static void count(json_t *j, size_t depth, size_t *max_depth, size_t *tokens) {
         const char *key;

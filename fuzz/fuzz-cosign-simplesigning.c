@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Classic Cosign signatures: cosign_verify_simplesigning() (agent/cosign.c). Chunked input:
+/* Classic Cosign signatures: cosign_verify_simplesigning() (agent/sign/cosign.c). Chunked input:
  *
  *   head     <image digest>\n<the signature annotation: base64, "@SIG2@" to sign chunk 2>
  *   1..      anything the head or the payload names (e.g. the image manifest, for "@D1@")
@@ -15,9 +15,9 @@
 
 #include <jansson.h>
 
-#include "cosign.h"
+#include "sign/cosign.h"
 #include "fuzz-cosign-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const CosignKeyring *keys = fuzz_cosign_keyring();

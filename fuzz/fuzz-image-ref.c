@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Container image references, as the revision's configuration names them
  * (virtualisation.oci-containers.containers.<name>.image, read with nix eval from the
- * client's repository): image_ref_parse() (agent/image-ref.c), against the grammar of
+ * client's repository): image_ref_parse() (agent/oci/image-ref.c), against the grammar of
  * distribution/reference (reference.go) as a POSIX regular expression. The input is the
  * reference (up to its first NUL byte).
  *
@@ -12,8 +12,8 @@
 #include <regex.h>
 
 #include "fuzz-common.h"
-#include "image-ref.h"
-#include "macro.h"
+#include "oci/image-ref.h"
+#include "basic/macro.h"
 
 /* reference.go, with the agent's restriction of digests to sha256 (and no IPv6 hosts). */
 #define DOMAIN_COMPONENT "([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* OCI manifests and indexes as the image verifier reads them (agent/images.c: the image's
+/* OCI manifests and indexes as the image verifier reads them (agent/oci/images.c: the image's
  * manifest, the `.sig` and `.att` manifests and their layers, the referrers index and the
- * manifests it lists, through agent/oci-layout.c and agent/registry.c's manifest_media_type).
+ * manifests it lists, through agent/oci/oci-layout.c and agent/oci/registry.c's manifest_media_type).
  * The parsers there are static; images_verify() is the public entry that parses such bytes,
  * reading them from an OCI image layout as it does for an offline bundle. The layout is made
  * from a chunked input (fuzz-common.h):
@@ -21,12 +21,12 @@
 
 #include <sys/stat.h>
 
-#include "config.h"
-#include "cosign.h"
-#include "fileio.h"
+#include "config/config.h"
+#include "sign/cosign.h"
+#include "basic/fileio.h"
 #include "fuzz-common.h"
-#include "images.h"
-#include "macro.h"
+#include "oci/images.h"
+#include "basic/macro.h"
 
 #define REFERENCE "registry.example/app:1"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The metrics file: metrics_record() (agent/metrics.c) reads <state-dir>/metrics.json, counts
+/* The metrics file: metrics_record() (agent/engine/metrics.c) reads <state-dir>/metrics.json, counts
  * a run into it and renders the Prometheus textfile (metrics.textfile) from it. The input is
  * metrics.json as a damaged or edited file may leave it: the agent promises to start counting
  * again from anything it cannot use ("nothing else depends on it").
@@ -12,12 +12,12 @@
 #include <limits.h>
 #include <stdlib.h>
 
-#include "config.h"
-#include "fileio.h"
+#include "config/config.h"
+#include "basic/fileio.h"
 #include "fuzz-common.h"
-#include "macro.h"
-#include "metrics.h"
-#include "state.h"
+#include "basic/macro.h"
+#include "engine/metrics.h"
+#include "system/state.h"
 
 static Config *config;
 static State *state;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Registry credentials: registry_auth_lookup() (agent/registry-auth.c) on the input as a
+/* Registry credentials: registry_auth_lookup() (agent/oci/registry-auth.c) on the input as a
  * docker config.json (images.registry-auth-file), for a registry given as host:port, which
  * the file may also name with an https:// or http:// prefix.
  *
@@ -7,8 +7,8 @@
  * has no ':' (the first ':' separates them). */
 
 #include "fuzz-common.h"
-#include "macro.h"
-#include "registry-auth.h"
+#include "basic/macro.h"
+#include "oci/registry-auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_free_ char *user = NULL, *password = NULL;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* SSH signatures (OpenSSH's SSHSIG, as git writes them with gpg.format=ssh): sshsig_verify()
- * (agent/sshsig.c) with its armor, base64, wire format, key and signature parsers, and the
- * allowed_signers file it reads (agent/allowed-signers.c). Chunked input (fuzz-common.h):
+ * (agent/sign/sshsig.c) with its armor, base64, wire format, key and signature parsers, and the
+ * allowed_signers file it reads (agent/sign/allowed-signers.c). Chunked input (fuzz-common.h):
  *
  *   head     the armored signature ("-----BEGIN SSH SIGNATURE-----" ...)
  *   1        the signed data (a commit); empty when absent
@@ -18,10 +18,10 @@
 #include <openssl/evp.h>
 
 #include "fuzz-common.h"
-#include "macro.h"
-#include "allowed-signers.h"
-#include "ssh-key.h"
-#include "sshsig.h"
+#include "basic/macro.h"
+#include "sign/allowed-signers.h"
+#include "sign/ssh-key.h"
+#include "sign/sshsig.h"
 
 #define NOW ((time_t) 1748736000)
 

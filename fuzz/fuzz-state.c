@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The state file reader (agent/state.c): the input as state.json, read as state_load() reads
+/* The state file reader (agent/system/state.c): the input as state.json, read as state_load() reads
  * it (json_loadb, then state_from_json), and as last-run.json through last_run_load().
  *
  * What must hold for a state that loads: state_to_json() writes it, what it writes loads
@@ -10,8 +10,8 @@
 #include <jansson.h>
 
 #include "fuzz-common.h"
-#include "macro.h"
-#include "state.h"
+#include "basic/macro.h"
+#include "system/state.h"
 
 /* Writes s, reads it back; returns what was written. */
 static json_t *round_trip(const State *s, const char *what) {

@@ -8,9 +8,9 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-#include "fileio.h"
+#include "basic/fileio.h"
 #include "fuzz-common.h"
-#include "macro.h"
+#include "basic/macro.h"
 
 __attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv) {
         return 0;

@@ -77,7 +77,7 @@ stdenv.mkDerivation {
 
   # The integration tests need real git and nix servers, a registry and systemd: not in the
   # build sandbox. They run in CI (tools/test) and in the NixOS VM test (nix/tests/vm.nix).
-  # libcurl and libarchive are dlopened when first needed (agent/dl.c), so they are not in the
+  # libcurl and libarchive are dlopened when first needed (agent/basic/dl.c), so they are not in the
   # binary's NEEDED entries nor its RUNPATH: give the loader the libraries' store paths.
   mesonFlags = [
     (lib.mesonBool "integration-tests" false)

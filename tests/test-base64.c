@@ -4,8 +4,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "base64.h"
-#include "macro.h"
+#include "basic/base64.h"
+#include "basic/macro.h"
 
 static void expect(const char *in, unsigned flags, const char *out) {
         _cleanup_free_ uint8_t *buf = NULL;

@@ -15,8 +15,8 @@
 
 #include <jansson.h>
 
-#include "bundle.h"
-#include "fileio.h"
+#include "bundle/bundle.h"
+#include "basic/fileio.h"
 
 #define REV "0123456789abcdef0123456789abcdef01234567"
 #define SHA "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests of agent/config.c (and the table walker in agent/yaml-schema.c under it). */
+/* Tests of agent/config/config.c (and the table walker in agent/config/yaml-schema.c under it). */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "config/config.h"
 
 #define DATA TEST_DATA_DIR "/config/"
 

@@ -9,8 +9,8 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "cosign.h"
-#include "fileio.h"
+#include "sign/cosign.h"
+#include "basic/fileio.h"
 
 #define DATA TEST_DATA_DIR "/cosign/"
 #define KEYS DATA "keys/"

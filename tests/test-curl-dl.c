@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "curl-dl.h"
-#include "macro.h"
+#include "basic/curl-dl.h"
+#include "basic/macro.h"
 
 #define THREADS 8
 

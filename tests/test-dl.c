@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "dl.h"
+#include "basic/dl.h"
 
 #define TEST_FUNCTIONS(X) X(floor)
 

@@ -6,8 +6,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "fileio.h"
-#include "macro.h"
+#include "basic/fileio.h"
+#include "basic/macro.h"
 
 static char *make_tmpdir(void) {
         char *d = strdup("/tmp/test-fileio-XXXXXX");

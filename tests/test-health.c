@@ -12,10 +12,10 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#include "config.h"
-#include "fileio.h"
-#include "health.h"
-#include "log.h"
+#include "config/config.h"
+#include "basic/fileio.h"
+#include "system/health.h"
+#include "basic/log.h"
 
 #define MSEC USEC_PER_MSEC
 #define FAST (&(HealthOptions) { .interval = 200 * MSEC })

@@ -15,9 +15,9 @@
 #include <stdio.h>
 #include <sys/resource.h>
 
-#include "config.h"
-#include "images.h"
-#include "log.h"
+#include "config/config.h"
+#include "oci/images.h"
+#include "basic/log.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED true

@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "fileio.h"
-#include "log.h"
-#include "process.h"
-#include "stop.h"
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "system/process.h"
+#include "basic/stop.h"
 
 static bool pid_gone(pid_t pid) {
         char path[64], st[512] = {};

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* agent/rollout.c: the rollout file, strictly; the buckets, uniform and the same as systemd's
+/* agent/engine/rollout.c: the rollout file, strictly; the buckets, uniform and the same as systemd's
  * application-specific machine id gives. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 #include <openssl/rand.h>
 #include <systemd/sd-id128.h>
 
-#include "rollout.h"
+#include "engine/rollout.h"
 
 static void parse_ok(const char *text, unsigned percent, bool paused, uint64_t delay) {
         Rollout r;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* agent/schedule.c: change windows, parsed strictly, open or closed at a given local time,
+/* agent/config/schedule.c: change windows, parsed strictly, open or closed at a given local time,
  * and when the next one opens. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "schedule.h"
+#include "config/schedule.h"
 
 /* A local time (TZ=UTC for the test): 2026-12-07 is a Monday. */
 static time_t at(int day, int hour, int min) {

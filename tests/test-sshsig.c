@@ -9,10 +9,10 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "fileio.h"
-#include "allowed-signers.h"
-#include "ssh-key.h"
-#include "sshsig.h"
+#include "basic/fileio.h"
+#include "sign/allowed-signers.h"
+#include "sign/ssh-key.h"
+#include "sign/sshsig.h"
 
 #define DIR TEST_DATA_DIR "/sshsig/"
 #define NOW ((time_t) 1748736000) /* 2025-06-01T00:00:00Z, the generator's verify-time */

@@ -7,8 +7,8 @@
 #include <jansson.h>
 #include <sys/stat.h>
 
-#include "fileio.h"
-#include "state.h"
+#include "basic/fileio.h"
+#include "system/state.h"
 
 #define REV1 "1111111111111111111111111111111111111111"
 #define REV2 "2222222222222222222222222222222222222222"

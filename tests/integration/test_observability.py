@@ -282,7 +282,7 @@ class CatalogTest(unittest.TestCase):
         import shutil
         if not shutil.which("journalctl"):
             self.skipTest("no journalctl")
-        source = (REPO_ROOT / "agent" / "event.c").read_text()
+        source = (REPO_ROOT / "agent" / "system" / "event.c").read_text()
         ids = set(re.findall(r'\{ "[a-z-]+", "([0-9a-f]{32})" \}', source))
         self.assertEqual(ids, set(IDS.values()))
         with tempfile.TemporaryDirectory() as root:

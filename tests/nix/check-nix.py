@@ -4,7 +4,7 @@
 
 1. parse: every .nix file of the source tree parses (nix-instantiate --parse).
 2. docs:  every command and option of the contract, and every configuration key the agent
-          knows (the tables of agent/config.c), is in the man page and every key in
+          knows (the tables of agent/config/config.c), is in the man page and every key in
           docs/configuration.md; the man page renders (scdoc, man -l).
 3. eval:  module.nix, evaluated with lib.evalModules and the nixpkgs library against the stub
           NixOS options of tests/nix/stubs/, makes the units and the file it should, refuses
@@ -122,13 +122,13 @@ CONTRACT_KEYS = [
     "health.checks[].tcp", "health.checks[].systemd-units", "health.checks[].command",
 ]
 
-# Where the rows of each table of agent/config.c live in the file.
+# Where the rows of each table of agent/config/config.c live in the file.
 TABLE_PREFIX = {"config": "", "check": "health.checks[].", "http": "health.checks[].http."}
 
 
 def config_c_keys():
-    """Every key of the configuration tables of agent/config.c, as a dotted path."""
-    src = (ROOT / "agent" / "config.c").read_text()
+    """Every key of the configuration tables of agent/config/config.c, as a dotted path."""
+    src = (ROOT / "agent" / "config" / "config.c").read_text()
     keys = []
     for m in re.finditer(r"static const SchemaKey (\w+)_keys\[\] = \{(.*?)\n\};", src, re.S):
         prefix = TABLE_PREFIX.get(m.group(1), m.group(1) + ".")
@@ -174,7 +174,7 @@ def check_docs(env_tmp):
           (f"; missing: {', '.join(missing)}" if missing else ""))
 
     keys = list(dict.fromkeys(CONTRACT_KEYS + config_c_keys()))
-    check(len(keys) > len(CONTRACT_KEYS), f"docs: {len(keys)} configuration keys (contract and agent/config.c)")
+    check(len(keys) > len(CONTRACT_KEYS), f"docs: {len(keys)} configuration keys (contract and agent/config/config.c)")
     for name, text, path in (("man page", man, MAN_PAGE), ("docs/configuration.md", conf, CONFIGURATION_MD)):
         missing = [k for k in keys if not documents_key(text, k)]
         check(not missing, f"docs: every configuration key is in the {name}" +
