@@ -545,74 +545,57 @@ static int record_bundle(Run *run, const BundleInfo *info, const char *path) {
         return run->bundle ? 0 : -ENOMEM;
 }
 
-static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, const char *path, const BundleOptions *o) {
-        _cleanup_free_ char *label = NULL;
-        _cleanup_(progress_end) Progress progress = {};
-        _cleanup_(staging_done) Staging staging = { .fd = -EBADF };
-        _cleanup_(bundle_info_done) BundleInfo info = {};
-        _cleanup_git_source_ GitSource *git = NULL;
-        _cleanup_free_ char *repo_path = NULL, *flake = NULL, *pack = NULL;
-        _cleanup_(system_eval_done) SystemEval sys = {};
-        const BundleManifest *m = &info.manifest;
-        const char *rev;
-        int has_system;
+/* Step 1: the bundle verified completely while it is extracted to the staging directory. */
+static ExitCode stage_bundle(Run *run, const CosignKeyring *keys, const char *path, const BundleOptions *o,
+                             Staging *staging, Progress *progress, BundleInfo *info) {
+        const BundleManifest *m = &info->manifest;
         usec_t started;
-        ExitCode code;
+        char seq[32];
         Error e = {};
         int r;
 
-        if (run->state->phase == PHASE_PENDING_REBOOT) {
-                log_error("A boot-activated deployment waits for its reboot and confirmation; apply the bundle after it.");
-                return run_result(run, EXIT_BUSY, RESULT_ERROR, NULL, "a deployment waits for its reboot");
-        }
-
         run_phase(run, "bundle", "Verifying bundle %s", path);
-        r = staging_create(c, &staging, &e);
+        r = staging_create(run->config, staging, &e);
         if (r < 0) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
         }
-
         started = now_usec(CLOCK_MONOTONIC);
-        if (isatty(STDERR_FILENO) && !o->quiet) {
-                if (asprintf(&label, "Applying '%s'", path) < 0)
-                        return log_oom_exit();
-                progress.label = label;
-        }
-        r = read_bundle(c, keys, path, o, run->state, staging.fd, label ? &progress : NULL, &info, &e);
+        r = read_bundle(run->config, keys, path, o, run->state, staging->fd, progress, info, &e);
         if (r == -ENOSPC || r == -EDQUOT)
-                return no_space(run, NULL, staging.path, bundle_size(path), r, &e);
+                return no_space(run, NULL, staging->path, bundle_size(path), r, &e);
         if (r == -EPERM)
                 return run_refuse(run, e.reason, NULL, "bundle '%s': %s", path, error_message(&e));
         if (r < 0) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, NULL, error_message(&e));
         }
-        rev = m->revision;
         log_phase_done("Verified and extracted", path, bundle_size(path), started);
-        {
-                char seq[32];
+        (void) snprintf(seq, sizeof(seq), "%" PRIu64, m->sequence);
+        log_event(EVENT_UPDATE_FOUND, LOG_INFO,
+                  EVENT_FIELDS({ "REVISION", m->revision }, { "SOURCE", "bundle" }, { "BUNDLE_ID", info->id },
+                               { "BUNDLE_SEQUENCE", seq }, { "BUNDLE_SIGNER", info->signer },
+                               { "DEPLOYED_REVISION", run->state->deployed_revision }),
+                  "Bundle '%s' verified: revision %s, sequence %" PRIu64 ", signed by %s (%s); deployed: %s.", path,
+                  m->revision, m->sequence, info->signer, info->signer_path, strna(run->state->deployed_revision));
+        return EXIT_OK;
+}
 
-                (void) snprintf(seq, sizeof(seq), "%" PRIu64, m->sequence);
-                log_event(EVENT_UPDATE_FOUND, LOG_INFO,
-                          EVENT_FIELDS({ "REVISION", rev }, { "SOURCE", "bundle" }, { "BUNDLE_ID", info.id },
-                                       { "BUNDLE_SEQUENCE", seq }, { "BUNDLE_SIGNER", info.signer },
-                                       { "DEPLOYED_REVISION", run->state->deployed_revision }),
-                          "Bundle '%s' verified: revision %s, sequence %" PRIu64 ", signed by %s (%s); deployed: %s.",
-                          path, rev, m->sequence, info.signer, info.signer_path, strna(run->state->deployed_revision));
-        }
+/* Step 2: the history into the mirror; the revision must be in it then. */
+static ExitCode import_history(Run *run, const char *path, const BundleManifest *m, const char *staging,
+                               char **ret_repo_path, GitSource **ret_git) {
+        _cleanup_git_source_ GitSource *git = NULL;
+        _cleanup_free_ char *repo_path = NULL, *pack = NULL;
+        char resolved[COMMIT_ID_HEX + 1];
+        const char *rev = m->revision;
+        ExitCode code;
+        Error e = {};
+        int r;
 
-        if (m->has_base) {
-                code = check_delta(run, m, staging.path);
-                if (code != EXIT_OK)
-                        return code;
-        }
-
-        /* The history: into the mirror, then the same checks as a pulled revision. */
         code = engine_open_mirror(run, &repo_path, &git);
         if (code != EXIT_OK)
                 return run_result(run, code, RESULT_ERROR, rev, "cannot open the local mirror");
-        pack = path_join(staging.path, m->repository);
+        pack = path_join(staging, m->repository);
         if (!pack)
                 return log_oom_exit();
         r = git_source_import_pack(git, pack, m->base_revision[0] ? m->base_revision : NULL, &e);
@@ -626,13 +609,120 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 log_error("Cannot import the repository pack: %s", error_message(&e) ?: strerror(-r));
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
-        {
-                char resolved[COMMIT_ID_HEX + 1];
+        if (git_source_resolve(git, rev, resolved, &e) < 0)
+                return run_refuse(run, "bundle-integrity", rev, "bundle '%s': the pack does not hold commit %s", path, rev);
+        *ret_repo_path = TAKE_PTR(repo_path);
+        *ret_git = TAKE_PTR(git);
+        return EXIT_OK;
+}
 
-                r = git_source_resolve(git, rev, resolved, &e);
-                if (r < 0)
-                        return run_refuse(run, "bundle-integrity", rev, "bundle '%s': the pack does not hold commit %s", path, rev);
+/* Step 3: the system the manifest names, which is what gets activated: its closure imported,
+ * and then it must be in the store, or (with --reevaluate, whose evaluation must give exactly
+ * it) be built here. */
+static ExitCode import_system(Run *run, const char *path, const BundleOptions *o, const BundleManifest *m,
+                              const char *staging, const char *flake, Progress *progress, SystemEval *sys,
+                              bool *ret_has_system) {
+        usec_t started;
+        ExitCode code;
+        Error e = {};
+        int has_system;
+
+        if (m->has_closure) {
+                code = verify_nix_signatures(run, m, staging);
+                if (code != EXIT_OK)
+                        return code;
+                started = now_usec(CLOCK_MONOTONIC);
+                code = import_closure(run, m, staging, progress);
+                if (code != EXIT_OK)
+                        return code;
+                log_phase_done("Imported the closure of", path, closure_size(staging, m), started);
         }
+        progress_end(progress); /* the bundle is in: what follows is the deployment's */
+        has_system = nix_store_has(run->config, m->system, &e);
+        if (has_system < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-has_system));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, m->revision, error_message(&e));
+        }
+        if (o->reevaluate) {
+                code = reevaluate(run, m, flake, sys);
+                if (code != EXIT_OK)
+                        return code;
+        } else if (has_system == 0)
+                return run_refuse(run, "bundle-closure", m->revision,
+                                  "bundle '%s' %s system %s, and the store does not hold it (apply --reevaluate "
+                                  "builds it here from the bundled flake)",
+                                  path, m->has_closure ? "does not carry the closure of its" : "carries no closure of its",
+                                  m->system);
+        *ret_has_system = has_system > 0;
+        return EXIT_OK;
+}
+
+/* Step 4: the images the manifest names, from the bundle's layouts (or, in a bundle without
+ * images, from their registries): verified, imported, and kept for the deltas to come. */
+static ExitCode bring_images(Run *run, const BundleManifest *m, const char *staging) {
+        _cleanup_free_ char *blobs = NULL;
+        ExitCode code;
+        Error e = {};
+        int r;
+
+        r = image_set_from_containers(m->containers, &run->images, &e);
+        if (r < 0) {
+                log_error("%s", error_message(&e) ?: strerror(-r));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, m->revision, error_message(&e));
+        }
+        if (m->has_images) {
+                code = images_from_bundle(run, m, staging);
+                if (code != EXIT_OK)
+                        return code;
+        }
+        code = engine_check_images(run, m->revision);
+        if (code != EXIT_OK || !m->has_images)
+                return code;
+        code = import_images(run, m->revision);
+        if (code != EXIT_OK)
+                return code;
+        blobs = path_join(run->config->state_dir, BLOB_CACHE_DIR);
+        if (!blobs)
+                return log_oom_exit();
+        (void) blob_cache_keep(blobs, staging, m);
+        return EXIT_OK;
+}
+
+static ExitCode apply(Run *run, const CosignKeyring *keys, const char *path, const BundleOptions *o) {
+        _cleanup_free_ char *label = NULL, *repo_path = NULL, *flake = NULL;
+        _cleanup_(progress_end) Progress progress = {};
+        _cleanup_(staging_done) Staging staging = { .fd = -EBADF };
+        _cleanup_(bundle_info_done) BundleInfo info = {};
+        _cleanup_git_source_ GitSource *git = NULL;
+        _cleanup_(system_eval_done) SystemEval sys = {};
+        const BundleManifest *m = &info.manifest;
+        const char *rev = m->revision;
+        bool has_system = false;
+        ExitCode code;
+        Error e = {};
+        int r;
+
+        if (run->state->phase == PHASE_PENDING_REBOOT) {
+                log_error("A boot-activated deployment waits for its reboot and confirmation; apply the bundle after it.");
+                return run_result(run, EXIT_BUSY, RESULT_ERROR, NULL, "a deployment waits for its reboot");
+        }
+        if (isatty(STDERR_FILENO) && !o->quiet) {
+                if (asprintf(&label, "Applying '%s'", path) < 0)
+                        return log_oom_exit();
+                progress.label = label;
+        }
+
+        code = stage_bundle(run, keys, path, o, &staging, label ? &progress : NULL, &info);
+        if (code != EXIT_OK)
+                return code;
+        if (m->has_base) {
+                code = check_delta(run, m, staging.path);
+                if (code != EXIT_OK)
+                        return code;
+        }
+        code = import_history(run, path, m, staging.path, &repo_path, &git);
+        if (code != EXIT_OK)
+                return code;
 
         if (streq_ptr(rev, run->state->deployed_revision)) {
                 log_info("Revision %s is deployed already; nothing to do.", rev);
@@ -646,6 +736,7 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 return run_result(run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
         }
 
+        /* The same checks as a pulled revision. */
         code = engine_verify_revision(run, git, rev);
         if (code != EXIT_OK)
                 return code;
@@ -655,63 +746,12 @@ static ExitCode apply(Run *run, const Config *c, const CosignKeyring *keys, cons
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
 
-        if (m->has_closure) {
-                code = verify_nix_signatures(run, m, staging.path);
-                if (code != EXIT_OK)
-                        return code;
-                started = now_usec(CLOCK_MONOTONIC);
-                code = import_closure(run, m, staging.path, label ? &progress : NULL);
-                if (code != EXIT_OK)
-                        return code;
-                log_phase_done("Imported the closure of", path, closure_size(staging.path, m), started);
-        }
-        progress_end(&progress); /* the bundle is in: what follows is the deployment's */
-        /* The system the manifest names is what gets activated: it must be here now, or (with
-         * --reevaluate, whose evaluation must give exactly it) be built here. */
-        has_system = nix_store_has(c, m->system, &e);
-        if (has_system < 0) {
-                log_error("%s", error_message(&e) ?: strerror(-has_system));
-                return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
-        }
-        if (o->reevaluate) {
-                code = reevaluate(run, m, flake, &sys);
-                if (code != EXIT_OK)
-                        return code;
-        } else if (has_system == 0)
-                return run_refuse(run, "bundle-closure", rev,
-                                  "bundle '%s' %s system %s, and the store does not hold it (apply --reevaluate "
-                                  "builds it here from the bundled flake)",
-                                  path, m->has_closure ? "does not carry the closure of its" : "carries no closure of its",
-                                  m->system);
-
-        /* The images the manifest names, from the bundle's layouts (or, in a bundle without
-         * images, from their registries). */
-        r = image_set_from_containers(m->containers, &run->images, &e);
-        if (r < 0) {
-                log_error("%s", error_message(&e) ?: strerror(-r));
-                return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
-        }
-        if (m->has_images) {
-                code = images_from_bundle(run, m, staging.path);
-                if (code != EXIT_OK)
-                        return code;
-        }
-        code = engine_check_images(run, rev);
+        code = import_system(run, path, o, m, staging.path, flake, label ? &progress : NULL, &sys, &has_system);
         if (code != EXIT_OK)
                 return code;
-        if (m->has_images) {
-                code = import_images(run, rev);
-                if (code != EXIT_OK)
-                        return code;
-                /* For the deltas to come. */
-                {
-                        _cleanup_free_ char *blobs = path_join(c->state_dir, BLOB_CACHE_DIR);
-
-                        if (!blobs)
-                                return log_oom_exit();
-                        (void) blob_cache_keep(blobs, staging.path, m);
-                }
-        }
+        code = bring_images(run, m, staging.path);
+        if (code != EXIT_OK)
+                return code;
 
         if (record_bundle(run, &info, path) < 0)
                 return log_oom_exit();
@@ -735,5 +775,5 @@ ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOpti
         code = deploy_begin(&run, c, "apply");
         if (code != EXIT_OK)
                 return deploy_exit(&run, code);
-        return deploy_exit(&run, apply(&run, c, keys, path, o));
+        return deploy_exit(&run, apply(&run, keys, path, o));
 }
