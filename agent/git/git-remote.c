@@ -371,16 +371,131 @@ static void warn_http_proxy_unused(const char *url) {
                     "directly. An https:// URL goes through the proxy.", url);
 }
 
+/* A fetch in flight: the child that runs it, and what the parent watches of it. */
+typedef struct FetchWatch {
+        const GitRemote *remote;
+        pid_t child;
+        int pidfd;
+        int heartbeat;  /* read end: a byte per progress callback of the child */
+        int result;     /* read end: the child's FetchResult */
+        int status;     /* the child's wait status */
+} FetchWatch;
+
+static void fetch_watch_done(FetchWatch *w) {
+        closep(&w->pidfd);
+        closep(&w->heartbeat);
+        closep(&w->result);
+}
+
+/* The child (run_child) with its heartbeat and result pipes. */
+static int fetch_spawn(GitSource *s, FetchContext *ctx, FetchWatch *w, Error *e) {
+        int hb[2] = { -EBADF, -EBADF }, res[2] = { -EBADF, -EBADF };
+        pid_t parent = getpid();
+        int r = 0;
+
+        if (pipe2(hb, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(res, O_CLOEXEC) < 0) {
+                r = error_set(e, -errno, "cannot create pipes: %m");
+                goto finish;
+        }
+        ctx->heartbeat_fd = hb[1];
+        w->child = fork();
+        if (w->child < 0) {
+                r = error_set(e, -errno, "cannot fork: %m");
+                goto finish;
+        }
+        if (w->child == 0) {
+                close(hb[0]);
+                close(res[0]);
+                run_child(s, ctx, parent, res[1]);
+        }
+        w->heartbeat = TAKE_FD(hb[0]);
+        w->result = TAKE_FD(res[0]);
+        w->pidfd = (int) syscall(SYS_pidfd_open, w->child, 0);
+finish:
+        for (int i = 0; i < 2; i++) {
+                closep(&hb[i]);
+                closep(&res[i]);
+        }
+        return r;
+}
+
+/* Until the child is gone: killed when it does not answer in connect-timeout, stalls for
+ * stall-timeout, or runs past fetch-timeout. */
+static int fetch_watch(FetchWatch *w, Error *e) {
+        const GitRemote *remote = w->remote;
+        usec_t start = now_usec(CLOCK_MONOTONIC), last = 0;
+
+        for (;;) {
+                usec_t now = now_usec(CLOCK_MONOTONIC);
+                usec_t limit = last ? last + remote->stall_timeout * USEC_PER_SEC
+                                    : start + remote->connect_timeout * USEC_PER_SEC;
+                usec_t deadline = remote->fetch_timeout > 0 ? start + remote->fetch_timeout * USEC_PER_SEC
+                                                            : USEC_INFINITY;
+                struct pollfd p[2];
+                nfds_t n = 0;
+                int timeout_ms;
+
+                if (now >= deadline) {
+                        /* Slow retrieval: a remote that drips just fast enough never stalls. */
+                        (void) kill(w->child, SIGKILL);
+                        (void) waitpid(w->child, &w->status, 0);
+                        return error_set(e, -ETIMEDOUT, "%s: the fetch did not finish within %u s (repository.fetch-timeout)",
+                                         remote->url, remote->fetch_timeout);
+                }
+                limit = MIN(limit, deadline);
+                if (now >= limit) {
+                        (void) kill(w->child, SIGKILL);
+                        (void) waitpid(w->child, &w->status, 0);
+                        if (last)
+                                return error_set(e, -ETIMEDOUT, "%s: the transfer stalled (no progress for %u s)",
+                                                 remote->url, remote->stall_timeout);
+                        return error_set(e, -ETIMEDOUT, "%s: no answer within %u s", remote->url,
+                                         remote->connect_timeout);
+                }
+                timeout_ms = (int) MIN((limit - now) / USEC_PER_MSEC + 1, (usec_t) 1000);
+                if (w->pidfd < 0)
+                        timeout_ms = MIN(timeout_ms, 50);
+
+                if (w->heartbeat >= 0)
+                        p[n++] = (struct pollfd) { .fd = w->heartbeat, .events = POLLIN };
+                if (w->pidfd >= 0)
+                        p[n++] = (struct pollfd) { .fd = w->pidfd, .events = POLLIN };
+                (void) poll(p, n, timeout_ms);
+
+                if (w->heartbeat >= 0) {
+                        char buf[256];
+                        ssize_t k = read(w->heartbeat, buf, sizeof(buf));
+
+                        if (k > 0)
+                                last = now_usec(CLOCK_MONOTONIC);
+                        else if (k == 0)
+                                closep(&w->heartbeat);
+                }
+                if (waitpid(w->child, &w->status, WNOHANG) == w->child)
+                        return 0;
+        }
+}
+
+/* What the child reported. */
+static int fetch_result(FetchWatch *w, Error *e) {
+        FetchResult res = { .r = -EIO };
+
+        if (read(w->result, &res, sizeof(res)) != (ssize_t) sizeof(res))
+                return error_set(e, -EIO, "%s: the fetch ended without a result (%s %d)", w->remote->url,
+                                 WIFSIGNALED(w->status) ? "signal" : "status",
+                                 WIFSIGNALED(w->status) ? WTERMSIG(w->status) : WEXITSTATUS(w->status));
+        if (res.r < 0 && e)
+                *e = res.error;
+        return res.r;
+}
+
 int git_source_fetch(GitSource *s, const GitRemote *remote, Error *e) {
         _cleanup_free_ char *password = NULL;
-        _cleanup_close_ int pidfd = -EBADF;
-        int hb[2] = { -EBADF, -EBADF }, res_pipe[2] = { -EBADF, -EBADF };
+        _cleanup_(fetch_watch_done) FetchWatch w = {
+                .remote = remote, .pidfd = -EBADF, .heartbeat = -EBADF, .result = -EBADF,
+        };
         FetchContext ctx = { .remote = remote };
-        FetchResult res = { .r = -EIO };
-        usec_t start, last = 0;
-        pid_t child, parent = getpid();
-        bool child_gone = false;
-        int r, status;
+        int r;
 
         if (remote->http_password_file) {
                 r = read_password(remote->http_password_file, &password, e);
@@ -393,104 +508,16 @@ int git_source_fetch(GitSource *s, const GitRemote *remote, Error *e) {
                 if (r < 0)
                         return r;
         }
-
         remove_stale_locks(s->path);
         warn_http_proxy_unused(remote->url);
 
-        if (pipe2(hb, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(res_pipe, O_CLOEXEC) < 0) {
-                r = error_set(e, -errno, "cannot create pipes: %m");
-                goto finish;
-        }
-        ctx.heartbeat_fd = hb[1];
-
-        child = fork();
-        if (child < 0) {
-                r = error_set(e, -errno, "cannot fork: %m");
-                goto finish;
-        }
-        if (child == 0) {
-                close(hb[0]);
-                close(res_pipe[0]);
-                run_child(s, &ctx, parent, res_pipe[1]);
-        }
-        closep(&hb[1]);
-        closep(&res_pipe[1]);
-        pidfd = (int) syscall(SYS_pidfd_open, child, 0);
-
-        start = now_usec(CLOCK_MONOTONIC);
-        while (!child_gone) {
-                usec_t now = now_usec(CLOCK_MONOTONIC);
-                usec_t limit = last ? last + remote->stall_timeout * USEC_PER_SEC
-                                    : start + remote->connect_timeout * USEC_PER_SEC;
-                usec_t deadline = remote->fetch_timeout > 0 ? start + remote->fetch_timeout * USEC_PER_SEC
-                                                            : USEC_INFINITY;
-                struct pollfd p[2];
-                nfds_t n = 0;
-                int timeout_ms;
-
-                if (now >= deadline) {
-                        /* Slow retrieval: a remote that drips just fast enough never stalls. */
-                        (void) kill(child, SIGKILL);
-                        (void) waitpid(child, &status, 0);
-                        r = error_set(e, -ETIMEDOUT, "%s: the fetch did not finish within %u s (repository.fetch-timeout)",
-                                      remote->url, remote->fetch_timeout);
-                        goto finish;
-                }
-                limit = MIN(limit, deadline);
-                if (now >= limit) {
-                        (void) kill(child, SIGKILL);
-                        (void) waitpid(child, &status, 0);
-                        if (last)
-                                r = error_set(e, -ETIMEDOUT, "%s: the transfer stalled (no progress for %u s)",
-                                              remote->url, remote->stall_timeout);
-                        else
-                                r = error_set(e, -ETIMEDOUT, "%s: no answer within %u s", remote->url,
-                                              remote->connect_timeout);
-                        goto finish;
-                }
-                timeout_ms = (int) MIN((limit - now) / USEC_PER_MSEC + 1, (usec_t) 1000);
-                if (pidfd < 0)
-                        timeout_ms = MIN(timeout_ms, 50);
-
-                if (hb[0] >= 0)
-                        p[n++] = (struct pollfd) { .fd = hb[0], .events = POLLIN };
-                if (pidfd >= 0)
-                        p[n++] = (struct pollfd) { .fd = pidfd, .events = POLLIN };
-                (void) poll(p, n, timeout_ms);
-
-                if (hb[0] >= 0) {
-                        char buf[256];
-                        ssize_t k = read(hb[0], buf, sizeof(buf));
-
-                        if (k > 0)
-                                last = now_usec(CLOCK_MONOTONIC);
-                        else if (k == 0)
-                                closep(&hb[0]);
-                }
-                if (waitpid(child, &status, WNOHANG) == child)
-                        child_gone = true;
-        }
-
-        if (read(res_pipe[0], &res, sizeof(res)) != (ssize_t) sizeof(res)) {
-                r = error_set(e, -EIO, "%s: the fetch ended without a result (%s %d)", remote->url,
-                              WIFSIGNALED(status) ? "signal" : "status",
-                              WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-                goto finish;
-        }
-        if (res.r < 0) {
-                if (e)
-                        *e = res.error;
-                r = res.r;
-                goto finish;
-        }
-
+        r = fetch_spawn(s, &ctx, &w, e);
+        if (r >= 0)
+                r = fetch_watch(&w, e);
+        if (r >= 0)
+                r = fetch_result(&w, e);
+        if (r < 0)
+                return r;
         /* The child changed the mirror behind this process's libgit2 caches. */
-        r = git_source_reopen(s, e);
-
-finish:
-        closep(&hb[0]);
-        closep(&hb[1]);
-        closep(&res_pipe[0]);
-        closep(&res_pipe[1]);
-        return r;
+        return git_source_reopen(s, e);
 }
