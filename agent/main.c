@@ -326,6 +326,15 @@ static int cmd_bundle(const Args *a, int argc, char **argv) {
                 return EXIT_USAGE;
         if (!o.host)
                 o.host = c->host;
+        else if (!streq_ptr(c->host, o.host)) {
+                /* What is evaluated and built is --host's, whatever the configuration names. */
+                free(c->host);
+                c->host = strdup(o.host);
+                if (!c->host) {
+                        log_error("Out of memory.");
+                        return EXIT_USAGE;
+                }
+        }
 
         r = bundle_create(c, &o, &e);
         if (r < 0) {

@@ -433,9 +433,27 @@ class BundleTest(BundleBase):
         self.assert_refused(b, "expired")
 
     def test_another_host(self):
-        rev = self.w.commit()
+        rev = self.w.commit(host="otherhost")
         b = self.create(rev, "b.tar", "--no-closure", "--host", "otherhost")
         self.assert_refused(b, "for host 'otherhost'")
+
+    def test_host_option_names_what_is_built(self):
+        """bundle create --host NAME evaluates and builds nixosConfigurations.NAME, whatever
+        the configuration's host, and with no configuration file at all."""
+        w = self.w
+        rev = w.commit()
+        self.configure(host="web2")  # the configuration of another machine
+        b = self.create(rev, "b.tar", "--no-closure", "--host", "testhost")
+        m = self.manifest(b)
+        self.assertEqual(m["host"], "testhost")
+        self.assertIn("nixos-system-testhost-world", m["system"])
+        out = self.out / "c.tar"
+        r = w.agent("bundle", "create", "-o", str(out), "--rev", rev, "--repo", str(w.repo.work), "--key",
+                    str(self.key), "--no-closure", "--host", "testhost", config=False,
+                    env={"ATTICD_AGENT_CONFIG": str(w.tmp / "no-such-config.yaml")})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("(null)", r.stderr)
+        self.assertEqual(self.manifest(out)["system"], m["system"])
 
     def test_wrong_key(self):
         other_key, _ = openssl_keypair(self.w.tmp, "other")
