@@ -177,8 +177,11 @@ static int cmd_config(const Args *a, int argc, char **argv) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
-        /* A configuration whose rollback cannot run is not a good one. */
+        /* A configuration whose rollback cannot run is not a good one, nor one whose files do
+         * not hold what their keys allow. */
         r = engine_check_tools(c, &e);
+        if (r >= 0)
+                r = engine_check_files(c, &e);
         if (r < 0) {
                 log_error("%s", error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;

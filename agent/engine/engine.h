@@ -26,6 +26,12 @@ int engine_check_tools(const Config *c, Error *reterr);
 /* `pull`: fetch the configured repository and deploy its revision when it is new. */
 ExitCode engine_pull(const Config *c, const PullOptions *o);
 
+/* The files the configuration names (repository.allowed-signers, images.keys, bundle.keys),
+ * read and checked as the commands will: -EINVAL with "CONFIG: KEY: what is wrong". A file
+ * that is not on this machine is said to be unread, not an error (`config check` at build
+ * time); a command that needs it fails then. */
+int engine_check_files(const Config *c, Error *reterr);
+
 /* `plan`: fetch, verify and build the new revision; print what activating it would change and
  * whether this host would take it now (--json: one object); activate nothing, write no state. */
 ExitCode engine_plan(const Config *c, bool json);

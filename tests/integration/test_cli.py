@@ -148,6 +148,52 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn("is a symlink owned by uid 65534", r.stderr)
 
+    def test_config_check_reads_the_files_it_names(self):
+        """config check reads what the configuration names, as the commands will: a malformed
+        allowed_signers line, a key that is not a PEM key, an RSA key in bundle.keys and a
+        threshold without keys are exit 2 with the file and line; a file that is not on this
+        machine (a build-time check) is said to be unread, not passed silently."""
+        import subprocess
+        d = self.dir
+        ec = d / "ec.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                        str(d / "ec.key")], check=True, capture_output=True)
+        subprocess.run(["openssl", "pkey", "-in", str(d / "ec.key"), "-pubout", "-out", str(ec)], check=True,
+                       capture_output=True)
+        rsa = d / "rsa.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out",
+                        str(d / "rsa.key")], check=True, capture_output=True)
+        subprocess.run(["openssl", "pkey", "-in", str(d / "rsa.key"), "-pubout", "-out", str(rsa)], check=True,
+                       capture_output=True)
+        not_pem = d / "not.pem"
+        not_pem.write_text("hello\n")
+        signers = d / "allowed_signers"
+        signers.write_text("# a comment\nops@example.org ssh-ed25519\n")
+        base = f"host: testhost\nstate-dir: {self.state}\n"
+
+        def check(extra):
+            p = d / "c.yaml"
+            p.write_text(base + extra)
+            return run("config", "check", str(p))
+
+        for extra, needle in ((f"repository:\n  allowed-signers: {signers}\n", f"{signers}:2:"),
+                              (f"images:\n  keys: [{not_pem}]\n", "images.keys"),
+                              (f"bundle:\n  keys: [{rsa}]\n", "bundle.keys"),
+                              ("images:\n  threshold: 3\n", "images.threshold: is 3, but images.keys is empty")):
+            with self.subTest(extra=extra):
+                r = check(extra)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(needle, r.stderr)
+        # Good files: no output.
+        signers.write_text("ops@example.org " + "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKqmrM" "W0rsP3ukqrcYSNXgXjeFsiB4PTBdvUnCXJkZ/P\n")
+        r = check(f"repository:\n  allowed-signers: {signers}\nimages:\n  keys: [{ec}]\nbundle:\n  keys: [{ec}]\n")
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        # Not on this machine: said, not passed silently, and not an error here.
+        r = check(f"repository:\n  allowed-signers: {d / 'absent'}\nimages:\n  keys: [{d / 'absent.pem'}]\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("repository.allowed-signers: '%s' is not on this machine: not read here" % (d / "absent"), r.stderr)
+        self.assertIn("images.keys: '%s' is not on this machine" % (d / "absent.pem"), r.stderr)
+
     def test_fifo_as_configuration_or_bundle(self):
         """A FIFO given as the configuration or as a bundle is refused at once (exit 2, "not a
         regular file"): nothing waits for a writer, and the lock is not held meanwhile."""
