@@ -169,6 +169,16 @@ static ExitCode verify_commit_signature(Run *run, GitSource *git, const char *re
                 return run_refuse(run, "commit-signature", rev, "cannot read the signature of commit %s: %s", rev, error_message(&e));
 
         r = sshsig_verify(signers, signature, data, size, "git", time(NULL), &signer, &e);
+        /* The allowed_signers file itself is malformed or unreadable: the machine's
+         * configuration, not the revision's fault (exit 2; `config check` says the same). */
+        if (r == -EINVAL || r == -EFBIG || r == -ENOENT || r == -EACCES || r == -EISDIR || r == -ENOTDIR ||
+            r == -EBADFD || r == -ELOOP || r == -EIO) {
+                log_error("%s: repository.allowed-signers: %s; nothing was changed.", run->config->path,
+                          error_message(&e) ?: strerror(-r));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
+        }
+        if (r == -ENOMEM)
+                return log_oom_exit();
         if (r < 0)
                 return run_refuse(run, "commit-signature", rev, "the signature of commit %s is not acceptable: %s", rev,
                               error_message(&e) ?: strerror(-r));

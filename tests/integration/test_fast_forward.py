@@ -165,6 +165,25 @@ class GitVerifyTest(unittest.TestCase):
         self.assertFalse(self.reference_verdict(rev, signers))
         self.assert_refused(rev, "not signed")
 
+    def test_malformed_allowed_signers_is_a_configuration_error(self):
+        """A malformed allowed_signers file is the machine's configuration, not the revision's
+        fault: exit 2 (as `config check` says), not a refusal, and the revision is not marked."""
+        w = self.w
+        key = self.keygen("release")
+        signers = self.allowed_signers(key)
+        signers.write_text(signers.read_text() + "ops@example.org ssh-ed25519\n")
+        w.write_config(repository={"allowed-signers": str(signers)})
+        before = (w.state_dir / "state.json").read_bytes() if (w.state_dir / "state.json").exists() else None
+        w.commit(sign_key=key)
+        r = self.pull(2)
+        self.assertIn(f"{signers}:2:", r.stderr)
+        self.assertNotIn("REASON=commit-signature", r.stderr)
+        after = (w.state_dir / "state.json").read_bytes() if (w.state_dir / "state.json").exists() else None
+        self.assertEqual(after, before, "the state changed")
+        r = w.agent("config", "check")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"{signers}:2:", r.stderr)
+
     def test_signed_by_unlisted_key_refused(self):
         w = self.w
         listed, stranger = self.keygen("release"), self.keygen("stranger")
