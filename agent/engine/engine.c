@@ -252,11 +252,19 @@ ExitCode engine_check_images(Run *run, const char *rev) {
         r = images_verify(run->config, &run->images, &e);
         if (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG)
                 return run_refuse(run, "image-signature", rev, "%s", error_message(&e) ?: strerror(-r));
+        if (r == -EINVAL || r == -ENOENT) {
+                /* images.keys names a file that is not a usable key: the configuration's problem. */
+                log_error("The images cannot be verified (images.keys); nothing was changed: %s",
+                          error_message(&e) ?: strerror(-r));
+                return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
+        }
         if (r < 0) {
                 log_error("The registry could not be asked; nothing was changed: %s", error_message(&e) ?: strerror(-r));
-                return run_result(run, r == -EINVAL || r == -ENOENT ? EXIT_USAGE : EXIT_TRANSIENT,
-                                  r == -EINVAL || r == -ENOENT ? RESULT_ERROR : RESULT_TRANSIENT, rev, error_message(&e));
+                return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, rev, error_message(&e));
         }
+        /* No keys, nothing verified (images_verify() said so): no claim that they are signed. */
+        if (strv_length(run->config->images.keys) == 0)
+                return EXIT_OK;
         for (size_t i = 0; i < run->images.n; i++)
                 log_info("Image '%s' %s is %s, signed by %zu trusted key(s)%s.", run->images.images[i].name,
                          run->images.images[i].reference, run->images.images[i].digest,

@@ -166,6 +166,34 @@ class ImagesTest(unittest.TestCase):
 
     # -- refused ----------------------------------------------------------------------------
 
+    def test_no_keys_no_claims(self):
+        """images.keys empty: each run warns that the images are not verified, and nothing
+        claims they are (no "(null)" digest, no images-verified event, none in the record)."""
+        web = self.image()
+        rev = self.w.commit(images={"web": self.ref()})
+        self.w.write_config(images={"insecure-registries": [self.reg.host]})
+        r = self.pull(0)
+        self.assertIn("images.keys is empty: the 1 image(s) of this revision are not verified", r.stderr)
+        self.assertNotIn("(null)", r.stderr)
+        self.assertNotIn("e14532f5197e48e78dc1e95e6eb3c01b", r.stderr)  # images-verified
+        self.assertNotIn("signed by 0 trusted key", r.stderr)
+        s = json.loads(self.w.agent("status", "--json").stdout)
+        self.assertEqual(s["revision"], rev)
+        self.assertNotIn(web, json.dumps(s["history"][-1]["images"]))
+
+    def test_unreadable_key_is_a_configuration_error(self):
+        bad = self.w.tmp / "not-a-key.pem"
+        bad.write_text("hello\n")
+        self.deploy_base()
+        before = self.state()
+        self.w.commit(images={"web": self.ref()})
+        self.image()
+        self.w.write_config(images={"keys": [str(bad)], "insecure-registries": [self.reg.host]})
+        r = self.pull(2)
+        self.assertIn("The images cannot be verified (images.keys)", r.stderr)
+        self.assertNotIn("registry could not be asked", r.stderr)
+        self.assertEqual(self.state(), before)
+
     def test_unsigned(self):
         web = self.image()
         self.assert_refused({"web": self.ref()}, "image 'web'", web, "no Cosign signature found")
