@@ -18,6 +18,7 @@
 typedef struct Args {
         const char *config_path;
         bool json;
+        bool help, version; /* given after the command */
 } Args;
 
 static void help(void) {
@@ -36,11 +37,11 @@ static void help(void) {
                "                          evaluate the bundled flake offline; it must give the signed system)\n"
                "  verify BUNDLE [--allow-downgrade]\n"
                "                          verify a bundle completely; change nothing\n"
-               "  bundle create -o OUT --rev REV [--repo DIR] --key KEY [--sequence N] [--expires DURATION]\n"
+               "  bundle create -o|--output OUT --rev REV [--repo DIR] --key KEY [--sequence N] [--expires DURATION]\n"
                "                          [--no-closure] [--no-images] [--with-sources] [--host NAME]\n"
                "                          [--base BUNDLE]\n"
                "                          write a signed bundle for an air-gapped machine\n"
-               "  verify-images [--rev REV]\n"
+               "  verify-images [--rev REV | --rev=REV]\n"
                "                          verify the Cosign signatures of every image of the deployed\n"
                "                          revision (or of REV); change nothing\n"
                "  check                   run the health checks now against the running system\n"
@@ -195,7 +196,9 @@ static int cmd_verify_images(const Args *a, int argc, char **argv) {
         int code;
 
         for (int i = 1; i < argc; i++) {
-                if (streq(argv[i], "--rev") && i + 1 < argc)
+                if (streq(argv[i], "--rev") && i + 1 >= argc)
+                        return usage_error("verify-images", "a commit or ref is missing after", "--rev");
+                else if (streq(argv[i], "--rev"))
                         rev = argv[++i];
                 else if (strncmp(argv[i], "--rev=", 6) == 0)
                         rev = argv[i] + 6;
@@ -385,6 +388,10 @@ static int take_global_options(Args *a, int *argc, char **argv) {
                         a->config_path = argv[++i];
                 } else if (strncmp(s, "--config=", 9) == 0)
                         a->config_path = s + 9;
+                else if (streq(s, "-h") || streq(s, "--help"))
+                        a->help = true;
+                else if (streq(s, "--version"))
+                        a->version = true;
                 else
                         argv[out++] = argv[i];
         }
@@ -469,6 +476,15 @@ int main(int argc, char **argv) {
                         r = take_global_options(&a, &n, argv + optind);
                         if (r != EXIT_OK)
                                 return r;
+                        /* "status --help" as "--help status": the help, not an unknown argument. */
+                        if (a.help) {
+                                help();
+                                return EXIT_OK;
+                        }
+                        if (a.version) {
+                                printf("atticd-agent %s\n", PACKAGE_VERSION);
+                                return EXIT_OK;
+                        }
                         return commands[i].run(&a, n, argv + optind);
                 }
 

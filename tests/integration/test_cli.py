@@ -148,6 +148,24 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn("is a symlink owned by uid 65534", r.stderr)
 
+    def test_global_options_after_the_command(self):
+        """--help, -h and --version work after a command as before it; a missing value of
+        --rev is said as such."""
+        for args in (["status", "--help"], ["status", "-h"], ["pull", "--help"]):
+            with self.subTest(args=args):
+                r = run(*args)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertTrue(r.stdout.startswith("Usage: atticd-agent"), r.stdout[:80])
+        r = run("status", "--version")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith("atticd-agent "))
+        r = run("-c", str(self.config), "verify-images", "--rev")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("a commit or ref is missing after '--rev'", r.stderr)
+        r = run("--help")
+        self.assertIn("--output", r.stdout)
+        self.assertIn("--rev=REV", r.stdout)
+
     def test_config_check_reads_the_files_it_names(self):
         """config check reads what the configuration names, as the commands will: a malformed
         allowed_signers line, a key that is not a PEM key, an RSA key in bundle.keys and a
