@@ -527,6 +527,7 @@ static ExitCode images_to_verify(Run *run, const char *rev_arg, char rev[static 
 ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
         _cleanup_(run_done) Run run = {};
         char rev[COMMIT_ID_HEX + 1];
+        bool refused, unchecked;
         ExitCode code;
         Error e = {};
         int r;
@@ -539,10 +540,20 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
                 return code;
 
         r = run.images.n > 0 ? images_verify(c, &run.images, &e) : 0;
+        refused = r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG;
+        /* Nothing was checked: no keys, or a key or the registry could not be used. */
+        unchecked = (r < 0 && !refused) || strv_length(c->images.keys) == 0;
         if (r == 0)
-                run.images_verified = (long) run.images.n;
-        run_metrics(&run, r == 0 ? RESULT_SUCCESS : r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG ?
-                                   RESULT_REFUSED : RESULT_TRANSIENT);
+                run.images_verified = strv_length(c->images.keys) > 0 ? (long) run.images.n : 0;
+        if (refused) {
+                run.refusal = "image-signature";
+                log_event(EVENT_REFUSED, LOG_ERR,
+                          EVENT_FIELDS({ "REVISION", rev }, { "REASON", "image-signature" }, { "COMMAND", "verify-images" },
+                                       { "ERROR", error_message(&e) }),
+                          "Refused: %s", error_message(&e) ?: strerror(-r));
+        }
+        run_metrics(&run, r == 0 ? RESULT_SUCCESS : refused ? RESULT_REFUSED :
+                          r == -EINVAL || r == -ENOENT ? RESULT_ERROR : RESULT_TRANSIENT);
 
         if (json) {
                 json_t *j = json_pack("{s:s, s:o, s:b}", "revision", rev, "images", image_set_to_json(&run.images),
@@ -560,18 +571,24 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
                         char error[ERROR_MESSAGE_MAX]; /* a registry's words: no control characters */
 
                         printf("%-16s %-60s %s %s\n", ic->name, ic->reference, ic->digest ?: "-",
-                               ic->result == 0 ? "ok" : log_escape(error, sizeof(error), ic->error.message));
+                               ic->result != 0 ? log_escape(error, sizeof(error), ic->error.message) :
+                               unchecked        ? "not verified" : "ok");
                 }
 
-        if (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG) {
-                log_error("Refused: %s", error_message(&e));
+        if (refused)
                 return EXIT_REFUSED;
+        if (r == -EINVAL || r == -ENOENT) {
+                log_error("The images cannot be verified (images.keys): %s", error_message(&e) ?: strerror(-r));
+                return EXIT_USAGE;
         }
         if (r < 0) {
                 log_error("The registry could not be asked: %s", error_message(&e) ?: strerror(-r));
-                return r == -EINVAL || r == -ENOENT ? EXIT_USAGE : EXIT_TRANSIENT;
+                return EXIT_TRANSIENT;
         }
-        log_info("All %zu image(s) of revision %s are signed by the trusted keys.", run.images.n, rev);
+        if (unchecked)
+                log_warning("The %zu image(s) of revision %s were not verified: images.keys is empty.", run.images.n, rev);
+        else
+                log_info("All %zu image(s) of revision %s are signed by the trusted keys.", run.images.n, rev);
         return EXIT_OK;
 }
 

@@ -194,6 +194,32 @@ class ImagesTest(unittest.TestCase):
         self.assertNotIn("registry could not be asked", r.stderr)
         self.assertEqual(self.state(), before)
 
+    def test_verify_images_refusal_is_counted_and_sent(self):
+        """verify-images refusing a deployed image (its signature removed since): exit 3, the
+        refused event, the refusal counted by its reason; an unusable key: exit 2 and the
+        images shown as not verified, never "ok"."""
+        web = self.image()
+        sign_classic(self.reg, "app/web", web, self.key)
+        self.w.commit(images={"web": self.ref()})
+        metrics = self.w.tmp / "m.prom"
+        self.w.write_config(images={"keys": [str(self.pub)], "insecure-registries": [self.reg.host]},
+                            metrics={"textfile": str(metrics)})
+        self.pull(0)
+        client = self.reg.client()
+        sig = client.head_manifest("app/web", "sha256-" + web.split(":")[1] + ".sig")
+        client.delete_manifest("app/web", sig["digest"])
+        r = self.w.agent("verify-images")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("bedd6bd26fb849a79d1ee1a2319c9ecd", r.stderr)  # refused
+        self.assertIn('atticd_agent_refusals_total{reason="image-signature"} 1', metrics.read_text())
+        bad = self.w.tmp / "not-a-key.pem"
+        bad.write_text("hello\n")
+        self.w.write_config(images={"keys": [str(bad)], "insecure-registries": [self.reg.host]})
+        r = self.w.agent("verify-images")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("not verified", r.stdout)
+        self.assertNotRegex(r.stdout, r" ok$")
+
     def test_unsigned(self):
         web = self.image()
         self.assert_refused({"web": self.ref()}, "image 'web'", web, "no Cosign signature found")
