@@ -272,7 +272,9 @@ int metrics_record(const Config *c, const State *s, const MetricsRun *run) {
                 json_object_set_new(entry, "success", json_boolean(run->result == RESULT_SUCCESS ||
                                                                    run->result == RESULT_NO_CHANGE ||
                                                                    run->result == RESULT_PENDING_REBOOT ||
-                                                                   run->result == RESULT_WAITING));
+                                                                   run->result == RESULT_WAITING ||
+                                                                   (run->result == RESULT_ROLLED_BACK &&
+                                                                    streq_ptr(run->command, "rollback"))));
                 json_object_set_new(entry, "duration", json_real((double) run->duration / USEC_PER_SEC));
                 phases = object_child(m, "phases");
                 for (size_t i = 0; i < run->n_phases; i++)

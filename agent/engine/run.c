@@ -13,13 +13,6 @@ ExitCode log_oom_exit(void) {
         return EXIT_USAGE;
 }
 
-void run_done(Run *run) {
-        state_free(run->state);
-        closep(&run->lock_fd);
-        free(run->signer);
-        image_set_done(&run->images);
-        json_decref(run->bundle);
-}
 
 static void phase_end(Run *run) {
         usec_t now = now_usec(CLOCK_MONOTONIC);
@@ -56,20 +49,39 @@ void run_phase(Run *run, const char *phase, const char *fmt, ...) {
         run->phase_start = now_usec(CLOCK_MONOTONIC);
 }
 
-void run_metrics(Run *run, RunResult result) {
+/* The metrics of the run, once, with its last result (a step may record one that a later one
+ * overrides: a rollback's deploy_finish, then the rollback command's own). */
+static void record_metrics(Run *run) {
         MetricsRun m = {
                 .command = run->command,
-                .result = result,
+                .result = run->result,
                 .end = time(NULL),
                 .refusal = run->refusal,
                 .images_verified = run->images_verified,
+                .duration = run->start > 0 ? now_usec(CLOCK_MONOTONIC) - run->start : 0,
         };
 
-        phase_end(run);
-        m.duration = run->start > 0 ? now_usec(CLOCK_MONOTONIC) - run->start : 0;
+        if (!run->result_set || !run->config)
+                return;
         memcpy(m.phases, run->phases, sizeof(m.phases));
         m.n_phases = run->n_phases;
         (void) metrics_record(run->config, run->state, &m);
+        run->result_set = false;
+}
+
+void run_done(Run *run) {
+        record_metrics(run);
+        state_free(run->state);
+        closep(&run->lock_fd);
+        free(run->signer);
+        image_set_done(&run->images);
+        json_decref(run->bundle);
+}
+
+void run_metrics(Run *run, RunResult result) {
+        phase_end(run);
+        run->result = result;
+        run->result_set = true;
         notify_status("Idle: last %s %s", run->command, run_result_to_string(result));
 }
 

@@ -27,6 +27,9 @@ typedef struct Run {
         size_t n_phases;
         long images_verified; /* -1 until a verification ran */
         bool waiting;         /* the revision waits (gate.h): not an error, nothing deployed */
+        RunResult result;     /* the last result recorded (run_result, run_metrics); the metrics get
+                               * it once, when the run ends (run_done) */
+        bool result_set;
 } Run;
 
 /* Takes the lock and reads the state: EXIT_BUSY, EXIT_USAGE (unreadable state) or EXIT_OK. */

@@ -208,6 +208,22 @@ class ObservabilityTest(unittest.TestCase):
         self.assertEqual(sample(m, "atticd_agent_deployed_info", revision=good, generation=gen), 1)
         self.assertIsNotNone(sample(m, "atticd_agent_phase_duration_seconds", phase="rollback"))
 
+    def test_manual_rollback_counted_once(self):
+        """A manual rollback is one run and one rollback in the metrics, and a successful one
+        (exit 0) is last_run_success 1."""
+        w = self.w
+        w.commit()
+        self.pull(0)
+        w.commit()
+        self.pull(0)
+        r = w.agent("rollback")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = prom(self.metrics)
+        self.assertEqual(sample(m, "atticd_agent_runs_total", command="rollback"), 1)
+        self.assertEqual(sample(m, "atticd_agent_rollbacks_total"), 1)
+        self.assertEqual(sample(m, "atticd_agent_last_run_success", command="rollback"), 1)
+        self.assertEqual(sample(m, "atticd_agent_runs_total", command="pull"), 2)
+
     def test_notify_socket_and_watchdog(self):
         w = self.w
         w.commit()
