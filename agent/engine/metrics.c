@@ -305,6 +305,15 @@ int metrics_record(const Config *c, const State *s, const MetricsRun *run) {
         json_decref(m);
         if (r < 0)
                 return r;
+        /* The collector's directory may not exist yet (a first run before the exporter's). */
+        {
+                _cleanup_free_ char *dir = strdup(c->metrics.textfile);
+
+                if (dir && strrchr(dir, '/') && strrchr(dir, '/') != dir) {
+                        *strrchr(dir, '/') = 0;
+                        (void) mkdir_parents(dir, 0755);
+                }
+        }
         r = write_file_atomic(c->metrics.textfile, prom, size, 0644);
         if (r < 0)
                 return log_warning_errno(r, "Failed to write the metrics to '%s': %m", c->metrics.textfile);

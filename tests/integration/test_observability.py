@@ -224,6 +224,14 @@ class ObservabilityTest(unittest.TestCase):
         self.assertEqual(sample(m, "atticd_agent_last_run_success", command="rollback"), 1)
         self.assertEqual(sample(m, "atticd_agent_runs_total", command="pull"), 2)
 
+    def test_metrics_directory_is_created(self):
+        w = self.w
+        textfile = w.tmp / "not-yet" / "there" / "atticd-agent.prom"
+        w.write_config(metrics={"textfile": str(textfile)}, health=self.health)
+        w.commit()
+        self.pull(0)
+        self.assertEqual(sample(prom(textfile), "atticd_agent_runs_total", command="pull"), 1)
+
     def test_notify_socket_and_watchdog(self):
         w = self.w
         w.commit()
