@@ -190,6 +190,8 @@ static ExitCode verify_commit_signature(Run *run, GitSource *git, const char *re
 }
 
 ExitCode engine_verify_revision(Run *run, GitSource *git, const char *rev) {
+        const char *deployed = run->state->deployed_revision;
+        char history[128];
         ExitCode code;
 
         run_phase(run, "verify", "Verifying revision %s", rev);
@@ -199,12 +201,17 @@ ExitCode engine_verify_revision(Run *run, GitSource *git, const char *rev) {
         code = verify_commit_signature(run, git, rev);
         if (code != EXIT_OK)
                 return code;
+        if (!deployed)
+                (void) snprintf(history, sizeof(history), "is the first deployment (nothing deployed to compare with)");
+        else if (run->config->repository.allow_non_fast_forward)
+                (void) snprintf(history, sizeof(history), "was not checked against the deployed %s "
+                                "(repository.allow-non-fast-forward)", deployed);
+        else
+                (void) snprintf(history, sizeof(history), "is a fast-forward of %s", deployed);
         log_event(EVENT_REPOSITORY_VERIFIED, LOG_INFO,
                   EVENT_FIELDS({ "REVISION", rev }, { "DEPLOYED_REVISION", run->state->deployed_revision },
                                { "SIGNER", run->signer }, { "COMMAND", run->command }),
-                  "Revision %s %s %s%s%s.", rev,
-                  run->state->deployed_revision ? "is a fast-forward of" : "is the first deployment, nothing to compare with",
-                  strempty(run->state->deployed_revision), run->signer ? ", signed by " : "", strempty(run->signer));
+                  "Revision %s %s%s%s.", rev, history, run->signer ? ", signed by " : "", strempty(run->signer));
         return EXIT_OK;
 }
 

@@ -137,6 +137,7 @@ class ObservabilityTest(unittest.TestCase):
         self.assertEqual(by["update-found"]["REVISION"], rev)
         self.assertEqual(by["update-found"]["SOURCE"], "pull")
         self.assertEqual(by["update-found"]["REF"], "main")
+        self.assertIn(f"Revision {rev} is the first deployment (nothing deployed to compare with).", r.stderr)
         self.assertEqual(by["activated"]["GENERATION"], gen)
         self.assertEqual(by["activated"]["ACTION"], "switch")
         self.assertEqual((by["healthy"]["REVISION"], by["healthy"]["GENERATION"], by["healthy"]["SOURCE"]),
