@@ -8,6 +8,7 @@
 #include "system/bus.h"
 #include "basic/curl-dl.h"
 #include "system/health.h"
+#include "system/notify.h"
 #include "basic/log.h"
 #include "system/process.h"
 #include "basic/stop.h"
@@ -192,7 +193,9 @@ static int connect_before(const struct addrinfo *a, usec_t deadline) {
 
                 if (now >= deadline)
                         return -ETIMEDOUT;
-                k = poll(&p, 1, (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (usec_t) 60000));
+                notify_watchdog();
+                k = poll(&p, 1, (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC,
+                                          MIN(notify_watchdog_interval() / USEC_PER_MSEC + 1, (usec_t) 60000)));
                 if (k > 0)
                         break;
                 if (k < 0 && errno != EINTR)
@@ -474,13 +477,22 @@ static int report_new(const Config *c, HealthReport *ret, Error *reterr) {
         return 0;
 }
 
-/* Sleeps until `until`, or until a stop is requested (false then). */
+/* Sleeps until `until`, or until a stop is requested (false then), feeding the service
+ * manager's watchdog at least every half interval meanwhile. */
 static bool sleep_until(usec_t until) {
-        struct timespec ts = { .tv_sec = (time_t) (until / USEC_PER_SEC), .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
+        while (!stop_requested()) {
+                usec_t now = now_usec(CLOCK_MONOTONIC), step = until;
+                struct timespec ts;
 
-        while (!stop_requested())
-                if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != EINTR)
+                notify_watchdog();
+                if (now >= until)
                         return true;
+                if (notify_watchdog_interval() != USEC_INFINITY)
+                        step = MIN(until, now + notify_watchdog_interval());
+                ts = (struct timespec) { .tv_sec = (time_t) (step / USEC_PER_SEC),
+                                         .tv_nsec = (long) (step % USEC_PER_SEC) * 1000 };
+                (void) clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        }
         return false;
 }
 

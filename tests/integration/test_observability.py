@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 from pathlib import Path
 
@@ -90,6 +91,7 @@ class NotifySocket:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.settimeout(0.2)
         self.messages: list[str] = []
+        self.watchdog_times: list[float] = []  # when each WATCHDOG=1 arrived (monotonic)
         self._stop = False
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -102,7 +104,10 @@ class NotifySocket:
                 continue
             except OSError:
                 return
-            self.messages.extend(data.decode().splitlines())
+            lines = data.decode().splitlines()
+            self.messages.extend(lines)
+            if "WATCHDOG=1" in lines:
+                self.watchdog_times.append(time.monotonic())
 
     def close(self):
         self._stop = True
@@ -249,6 +254,22 @@ class ObservabilityTest(unittest.TestCase):
         self.assertEqual(status[-1], "Idle: last pull success")
         # The build and the health checks take longer than 50 ms: the watchdog was fed.
         self.assertGreaterEqual(ns.messages.count("WATCHDOG=1"), 2, ns.messages)
+
+    def test_watchdog_fed_while_the_health_checks_settle(self):
+        """WATCHDOG_USEC=1s and a settle of 3 s: the agent pings at least every half interval
+        while it waits, so a service manager with WatchdogSec never kills it in the wait."""
+        w = self.w
+        w.commit()
+        w.write_config(metrics={"textfile": str(self.metrics)}, health=dict(self.health, settle=3))
+        ns = NotifySocket(w.tmp)
+        try:
+            self.pull(0, env={"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"})
+        finally:
+            ns.close()
+        times = ns.watchdog_times
+        self.assertGreaterEqual(len(times), 6, ns.messages)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        self.assertLess(max(gaps), 0.9, f"the longest time without a ping: {max(gaps):.2f} s")
 
     def test_drift(self):
         w = self.w
