@@ -320,6 +320,18 @@ ExitCode engine_fetch_revision(Run *run, char **ret_repo_path, GitSource **ret_g
         Error e = {};
         int r;
 
+        /* A local repository that is not there is the configuration's mistake (exit 2), not an
+         * unreachable remote (exit 6, which the units take for "try again later"). */
+        {
+                const char *local = strncmp(c->repository.url, "file://", 7) == 0 ? c->repository.url + 7 :
+                                    c->repository.url[0] == '/'                  ? c->repository.url :
+                                                                                   NULL;
+
+                if (local && access(local, F_OK) < 0 && errno == ENOENT) {
+                        log_error("%s: repository.url: '%s' does not exist on this machine.", c->path, local);
+                        return run_result(run, EXIT_USAGE, RESULT_ERROR, NULL, "repository.url does not exist");
+                }
+        }
         code = engine_open_mirror(run, &repo_path, &git);
         if (code != EXIT_OK)
                 return run_result(run, code, RESULT_ERROR, NULL, "cannot open the local mirror");

@@ -34,7 +34,7 @@ class CliTest(unittest.TestCase):
             "host: testhost\n"
             f"state-dir: {self.state}\n"
             "repository:\n"
-            f"  url: {self.dir / 'nowhere'}\n")
+            "  url: http://127.0.0.1:9/client.git\n")  # nothing listens: exit 6
 
     def tearDown(self):
         self.tmp.cleanup()
@@ -116,6 +116,16 @@ class CliTest(unittest.TestCase):
         # released: the next run gets past the lock (and fails on the missing remote: 6)
         r = run("-c", str(self.config), "pull")
         self.assertEqual(r.returncode, 6, r.stderr)
+
+    def test_local_repository_that_does_not_exist(self):
+        """A repository.url that is a local path not on this machine is a configuration error
+        (exit 2, named), not an unreachable remote (exit 6, which the units retry silently)."""
+        for url in (self.dir / "nowhere", f"file://{self.dir / 'nowhere'}"):
+            with self.subTest(url=url):
+                self.config.write_text(f"host: testhost\nstate-dir: {self.state}\nrepository:\n  url: {url}\n")
+                r = run("-c", str(self.config), "pull")
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(f"repository.url: '{self.dir / 'nowhere'}' does not exist on this machine", r.stderr)
 
     def test_state_directory_modes(self):
         """Created 0700, its files 0600 (docs/security.md); a state directory that others may
