@@ -64,13 +64,42 @@ static bool is_store_path(const char *p) {
 }
 
 /* Runs nix with argv and parses what it prints as JSON. */
+/* nix's own reason for a failure: its "error:" line and what follows it (the last such one). */
+typedef struct NixError {
+        char text[512];
+        bool in_error;
+} NixError;
+
+static bool nix_error_line(const char *line, size_t len, void *userdata) {
+        NixError *ne = userdata;
+        size_t k = strlen(ne->text), skip = strspn(line, " ");
+
+        if (len >= 6 && memcmp(line, "error:", 6) == 0) {
+                ne->text[0] = 0;
+                k = 0;
+                ne->in_error = true;
+                line += 6;
+                len -= 6;
+                skip = strspn(line, " ");
+        } else if (!ne->in_error || skip >= len)
+                return false;
+        if (skip < len && k + 2 < sizeof(ne->text))
+                (void) snprintf(ne->text + k, sizeof(ne->text) - k, "%s%.*s", k ? " " : "", (int) (len - skip), line + skip);
+        return false; /* logged as well */
+}
+
 static int nix_json(char **argv, const char *what, json_t **ret, Error *e) {
         _cleanup_free_ char *out = NULL;
+        NixError ne = {};
         json_error_t jerr;
         int r;
 
-        r = process_run(argv, &(ProcessOptions) { .name = what, .capture = &out, .capture_max = NIX_OUTPUT_MAX },
+        r = process_run(argv,
+                        &(ProcessOptions) { .name = what, .capture = &out, .capture_max = NIX_OUTPUT_MAX,
+                                            .on_line = nix_error_line, .userdata = &ne },
                         NULL, e);
+        if (r == -EPROTO && ne.text[0])
+                return error_set(e, r, "%s failed: %s", what, ne.text);
         if (r < 0)
                 return r;
         *ret = json_loads(out, JSON_REJECT_DUPLICATES, &jerr);

@@ -50,6 +50,17 @@ class PullTest(unittest.TestCase):
         self.assertIsNone(s["pending"])
         return s
 
+    def test_host_missing_from_the_flake_says_why(self):
+        """A host the flake does not have: the recorded error is nix's reason, not only "nix eval
+        exited with status 1"."""
+        w = self.w
+        w.write_config(host="nosuchhost")
+        w.commit()
+        self.pull(1)
+        err = self.status()["history"][-1]["error"]
+        self.assertIn("does not provide attribute", err)
+        self.assertIn("nosuchhost", err)
+
     def test_keep_generations(self):
         """system.keep-generations: after each successful deployment only the newest N profile
         generations stay (the current one among them), never the known-good one; a revision
