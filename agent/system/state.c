@@ -473,7 +473,7 @@ int state_from_json(json_t *j, State **ret, Error *e) {
 
         /* The version first, alone: a newer agent's file gets a clear message. */
         if (json_unpack_ex(j, &jerr, 0, "{s:I}", "version", &version) < 0)
-                return error_set(e, -EINVAL, "%s", jerr.text);
+                return error_set(e, -EINVAL, "not a state file of this agent: %s", jerr.text);
         if (version != STATE_VERSION)
                 return error_set(e, -EPROTONOSUPPORT, "unsupported state version %lld (this agent reads version %d)",
                                  (long long) version, STATE_VERSION);
@@ -484,7 +484,7 @@ int state_from_json(json_t *j, State **ret, Error *e) {
                            "phase", &phase, "failed-revision", &failed, "bundle-sequence", &sequence, "time-floor",
                            &floor, "unhealthy", &unhealthy, "waiting", &waiting, "pending", &pending, "history",
                            &history) < 0)
-                return error_set(e, -EINVAL, "%s", jerr.text);
+                return error_set(e, -EINVAL, "not a state file of this agent: a key is missing, unknown or of the wrong type (%s)", jerr.text);
         r = waiting_check(waiting, e);
         if (r < 0)
                 return r;

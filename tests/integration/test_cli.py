@@ -158,7 +158,7 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn("is a symlink owned by uid 65534", r.stderr)
 
-    def test_global_options_after_the_command(self):
+    def test_help_and_version_after_the_command(self):
         """--help, -h and --version work after a command as before it; a missing value of
         --rev is said as such."""
         for args in (["status", "--help"], ["status", "-h"], ["pull", "--help"]):
@@ -254,6 +254,7 @@ class CliTest(unittest.TestCase):
                     r = run("-c", str(self.config), *cmd)
                     self.assertEqual(r.returncode, 2, r.stderr)
                     self.assertIn("state.json", r.stderr)
+                    self.assertNotIn("Object item not found", r.stderr.split("(")[0])
                     self.assertEqual((self.state / "state.json").read_bytes(), content)
                     self.assertFalse((self.state / "repo.git").exists(), "nothing may be fetched")
 
