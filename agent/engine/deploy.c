@@ -37,9 +37,18 @@ HealthVerdict deploy_check_health(Run *run, bool record) {
         Error e = {};
         int r;
 
+        const Deployment *p = run->state->pending;
+        /* In a rollback, what runs and is checked is the rollback's target, not the generation
+         * that failed. */
+        bool rollback = run->state->phase == PHASE_ROLLING_BACK && p;
+        const char *checked = rollback ? (run->state->good_generation ?: p->previous_generation) :
+                              p        ? p->generation :
+                                         NULL;
+        const char *checked_revision = rollback ? run->state->good_revision : p ? p->revision : NULL;
+
         if (run->config->health.n_checks == 0 && !run->config->health.no_failed_units)
                 return HEALTH_PASSED;
-        run_phase(run, "check", "Checking the health of %s", strna(run->state->pending ? run->state->pending->generation : NULL));
+        run_phase(run, "check", "Checking the health of %s", strna(checked));
         r = health_run(run->config, NULL, &report, &e);
         if (r == -ECANCELED)
                 return HEALTH_STOPPED;
@@ -48,8 +57,7 @@ HealthVerdict deploy_check_health(Run *run, bool record) {
                 return HEALTH_FAILED;
         }
         v = report.healthy ? HEALTH_PASSED : HEALTH_FAILED;
-        if (v == HEALTH_FAILED && run->state->pending) {
-                const Deployment *p = run->state->pending;
+        if (v == HEALTH_FAILED && p) {
                 char failed[ERROR_MESSAGE_MAX] = "";
                 size_t n = 0;
 
@@ -58,9 +66,10 @@ HealthVerdict deploy_check_health(Run *run, bool record) {
                                 n += (size_t) snprintf(failed + n, sizeof(failed) - n, "%s%s: %s", n ? "; " : "",
                                                        report.results[i].name, strempty(report.results[i].detail));
                 log_event(EVENT_UNHEALTHY, LOG_WARNING,
-                          EVENT_FIELDS({ "REVISION", p->revision }, { "GENERATION", p->generation },
+                          EVENT_FIELDS({ "REVISION", checked_revision }, { "GENERATION", checked },
                                        { "SOURCE", p->source }, { "ERROR", failed }),
-                          "Generation %s is not healthy: %s", strna(p->generation), failed);
+                          "Generation %s%s is not healthy: %s", strna(checked),
+                          rollback ? " (the rollback's target)" : "", failed);
         }
         if (record && run->state->pending) {
                 json_decref(run->state->pending->health);

@@ -217,12 +217,15 @@ class FailedRollbackTest(Base):
         self.configure()
         w.commit()
         self.run_agent("pull", expect=0)
+        good = self.status()["generation"]
         # from now on the known-good generation's service is not what the check asks for
         self.configure(health={"settle": 0, "timeout": 2, "checks": [
             {"name": "never", "command": ["false"]}]})
         w.commit()
         r = self.run_agent("pull", expect=5)
         self.assertIn("not healthy either", r.stderr)
+        # The second unhealthy event is the rollback target's, and names it.
+        self.assertIn(f"Generation {good} (the rollback's target) is not healthy", r.stderr)
         self.assertIsNotNone(self.status()["unhealthy"])
         self.run_agent("pull", expect=5)
 
