@@ -7,6 +7,7 @@ here needs nix; test_pull.py runs real deployments."""
 import fcntl
 import json
 import os
+import re
 import pathlib
 import subprocess
 import tempfile
@@ -221,6 +222,34 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("repository.allowed-signers: '%s' is not on this machine: not read here" % (d / "absent"), r.stderr)
         self.assertIn("images.keys: '%s' is not on this machine" % (d / "absent.pem"), r.stderr)
+
+    def test_documented_examples_hold(self):
+        """Every configuration example of README.md, docs/ and the man page passes `config
+        check` (a fragment gets a host line), and every long option --help names is in the man
+        page, and the other way round for the commands' options."""
+        root = pathlib.Path(__file__).resolve().parents[2]
+        blocks = []
+        for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+            blocks += [(doc.name, b) for b in re.findall(r"```yaml\n(.*?)```", doc.read_text(), re.S)]
+        man = (root / "docs" / "atticd-agent.8.scd").read_text()
+        blocks += [("atticd-agent.8.scd", b) for b in re.findall(r"```\n(.*?)```", man, re.S)
+                   if re.match(r"[a-z-]+:", b)]
+        self.assertGreaterEqual(len(blocks), 3, blocks)
+        for name, text in blocks:
+            with self.subTest(doc=name, example=text[:40]):
+                if not re.search(r"^host:", text, re.M):
+                    text = "host: testhost\n" + text
+                p = self.dir / "example.yaml"
+                p.write_text(text)
+                r = run("config", "check", str(p))
+                self.assertEqual(r.returncode, 0, f"{name}:\n{text}\n{r.stderr}")
+        help_text = run("--help").stdout
+        help_options = set(re.findall(r"(--[a-z][a-z-]+)", help_text))
+        # The options of other programs the man page quotes (nixos-rebuild, grub-reboot).
+        others = {"--store-path", "--no-reexec", "--boot-directory"}
+        man_options = set(re.findall(r"\*(--[a-z][a-z-]+)", man)) - others
+        self.assertEqual(sorted(help_options - man_options), [], "in --help, not in the man page")
+        self.assertEqual(sorted(man_options - help_options), [], "in the man page, not in --help")
 
     def test_fifo_as_configuration_or_bundle(self):
         """A FIFO given as the configuration or as a bundle is refused at once (exit 2, "not a
