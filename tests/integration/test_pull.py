@@ -282,13 +282,19 @@ class PullTest(unittest.TestCase):
         w.commit()
         self.pull(0)
         before = self.state_bytes()
-        w.write_config(repository={"url": str(w.tmp / "gone.git")})
+        # Nothing listens there: unreachable, try again later (exit 6).
+        w.write_config(repository={"url": "http://127.0.0.1:9/client.git"})
         w.reset_call_logs()
         r = self.pull(6)
         self.assertIn("unreachable", r.stderr)
         self.assertEqual(self.state_bytes(), before)
         self.assertEqual(w.nix_calls(), [])
         self.assertEqual(self.status()["last-run"]["result"], "transient")
+        # A local path that is not there is the configuration's mistake: exit 2, nothing changed.
+        w.write_config(repository={"url": str(w.tmp / "gone.git")})
+        r = self.pull(2)
+        self.assertIn("does not exist on this machine", r.stderr)
+        self.assertEqual(self.state_bytes(), before)
 
     def test_unknown_ref_is_refused(self):
         w = self.w
