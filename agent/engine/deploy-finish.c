@@ -5,6 +5,7 @@
 #include <stdarg.h>
 
 #include "engine/deploy-internal.h"
+#include "engine/roots.h"
 #include "system/event.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
@@ -96,42 +97,6 @@ static void emit_outcome(const Deployment *d, RunResult result, const char *erro
 #undef FIELDS_OF
 }
 
-/* One root: link -> want (NULL: no root). Unchanged links cost a readlink. */
-static void sync_root(const Config *c, const char *name, const char *want) {
-        _cleanup_free_ char *link = path_join(c->state_dir, name), *now = NULL;
-        Error e = {};
-        int r;
-
-        if (!link)
-                return;
-        if (readlink_malloc(link, &now) >= 0 && streq_ptr(now, want))
-                return;
-        if (!want) {
-                if (unlink(link) < 0 && errno != ENOENT)
-                        log_warning_errno(errno, "Cannot remove the garbage-collector root '%s': %m", link);
-                return;
-        }
-        r = nix_add_root(c, link, want, &e);
-        if (r < 0)
-                log_warning("Cannot make '%s' a garbage-collector root of %s: %s", link, want,
-                            error_message(&e) ?: strerror(-r));
-}
-
-void deploy_sync_roots(Run *run) {
-        const State *s = run->state;
-        _cleanup_free_ char *legacy = path_join(run->config->state_dir, "build/result");
-
-        sync_root(run->config, DEPLOY_ROOT_KNOWN_GOOD, s->good_generation);
-        /* Before the pending root goes: a system built ahead of its window moves from one
-         * to the other. */
-        sync_root(run->config, DEPLOY_ROOT_WAITING,
-                  s->waiting ? json_string_value(json_object_get(s->waiting, "system")) : NULL);
-        sync_root(run->config, DEPLOY_ROOT_PENDING, s->pending ? s->pending->generation : NULL);
-        /* Where builds were rooted before: nothing needs it. */
-        if (legacy)
-                (void) unlink(legacy);
-}
-
 /* system.keep-generations: the old profile generations go, never the known-good one, one in
  * flight or one built ahead of its window; their boot entries go at the next boot loader
  * install (the next deployment). A failure is logged: the deployment stands. */
@@ -174,10 +139,10 @@ ExitCode deploy_finish(Run *run, RunResult result, const char *error, ExitCode c
                 deployment_done(&copy);
                 return EXIT_USAGE;
         }
-        deploy_sync_roots(run);
+        roots_sync(run);
         /* What `plan` built and kept for this deployment is not needed any more. */
         {
-                _cleanup_free_ char *plan_root = path_join(run->config->state_dir, DEPLOY_ROOT_PLAN);
+                _cleanup_free_ char *plan_root = path_join(run->config->state_dir, ROOT_PLAN);
 
                 if (plan_root)
                         (void) unlink(plan_root);

@@ -7,14 +7,6 @@
 #include "engine/deploy.h"
 #include "basic/error.h"
 
-/* Garbage-collector roots below state-dir (indirect roots of nix): the known-good generation,
- * and the generation of the deployment in flight, so that no garbage collection can take what
- * a rollback needs, or what waits for its reboot. */
-#define DEPLOY_ROOT_KNOWN_GOOD "gcroots/known-good"
-#define DEPLOY_ROOT_PENDING "gcroots/pending"
-#define DEPLOY_ROOT_WAITING "gcroots/waiting" /* a revision built ahead of its change window */
-#define DEPLOY_ROOT_PLAN "gcroots/plan"       /* what `plan` built, until a deployment ends */
-
 typedef enum HealthVerdict {
         HEALTH_PASSED,
         HEALTH_FAILED,

@@ -8,9 +8,11 @@
 #include "system/activation.h"
 #include "system/bootloader.h"
 #include "engine/deploy-internal.h"
+#include "engine/roots.h"
 #include "system/event.h"
 #include "basic/fileio.h"
 #include "engine/gate.h"
+#include "engine/plan.h"
 #include "system/health.h"
 #include "basic/log.h"
 #include "system/nix.h"
@@ -283,6 +285,58 @@ static ExitCode wait_for_activations(Run *run) {
         return EXIT_OK;
 }
 
+/* For the deployment being built (deploy_revision, after the build): the plan, recorded in it
+ * and in the journal; then the change window (t->schedule) and the switch inhibitors (a
+ * switch becomes a boot, or waits: system.on-switch-inhibited). EXIT_OK to activate; when the
+ * revision waits, the pending deployment is dropped (nothing was changed) and run->waiting is
+ * set. */
+static ExitCode before_switch(Run *run, const DeployTarget *t) {
+        const Config *c = run->config;
+        Deployment *p = run->state->pending;
+        _cleanup_free_ char *summary = NULL;
+        json_t *plan = NULL;
+        time_t next = 0;
+        ExitCode code;
+
+        run_phase(run, "plan", "Planning the switch to %s", t->toplevel);
+        if (plan_make(c, t->toplevel, &plan) < 0 || !(summary = plan_summary(plan))) {
+                json_decref(plan);
+                return log_oom_exit();
+        }
+        log_event(EVENT_PLAN, LOG_INFO,
+                  EVENT_FIELDS({ "REVISION", t->revision }, { "GENERATION", t->toplevel }, { "PLAN", summary }),
+                  "Plan of revision %s: %s.", t->revision, summary);
+
+        if (t->schedule && !gate_window_open(c, &next)) {
+                state_abandon(run->state);
+                code = gate_wait(run, t->revision, "window", next, t->toplevel, t->containers, plan,
+                                 "outside every change window (schedule.windows); built, to be activated in the next");
+                json_decref(plan);
+                return code;
+        }
+        if (plan_switch_inhibited(plan) && streq(p->action, "switch")) {
+                if (c->system.on_switch_inhibited == SWITCH_INHIBITED_WAIT) {
+                        state_abandon(run->state);
+                        code = gate_wait(run, t->revision, "switch-inhibited", 0, t->toplevel, t->containers, plan,
+                                         "its switch inhibitors changed, and system.on-switch-inhibited is wait: it "
+                                         "needs a boot (apply it by hand, or set on-switch-inhibited: boot)");
+                        json_decref(plan);
+                        return code;
+                }
+                log_warning("The switch inhibitors of revision %s changed (NixOS refuses to switch into it): installing "
+                            "it for the next boot instead (system.on-switch-inhibited: boot).", t->revision);
+                free(p->action);
+                p->action = strdup("boot");
+                if (!p->action) {
+                        json_decref(plan);
+                        return log_oom_exit();
+                }
+        }
+        p->plan = plan;
+        state_clear_waiting(run->state);
+        return run_save_state(run) < 0 ? EXIT_USAGE : EXIT_OK;
+}
+
 ExitCode deploy_revision(Run *run, const DeployTarget *t) {
         const Config *c = run->config;
         _cleanup_free_ char *out_link = NULL, *before = NULL;
@@ -290,7 +344,7 @@ ExitCode deploy_revision(Run *run, const DeployTarget *t) {
         Error e = {};
         int r;
 
-        out_link = path_join(c->state_dir, DEPLOY_ROOT_PENDING);
+        out_link = path_join(c->state_dir, ROOT_PENDING);
         if (!out_link)
                 return log_oom_exit();
 
@@ -346,7 +400,7 @@ ExitCode deploy_revision(Run *run, const DeployTarget *t) {
          * lock, so only once no other activation runs), the change window, the switch
          * inhibitors. */
         {
-                ExitCode code = gate_switch(run, t);
+                ExitCode code = before_switch(run, t);
 
                 if (code != EXIT_OK || run->waiting)
                         return code;
@@ -502,7 +556,7 @@ ExitCode deploy_begin(Run *run, const Config *c, const char *command) {
         code = deploy_recover(run);
         /* State files written by an agent that kept no roots get them now. */
         if (code != EXIT_STOPPED)
-                deploy_sync_roots(run);
+                roots_sync(run);
         return code == EXIT_USAGE || code == EXIT_BUSY || code == EXIT_STOPPED ? code : EXIT_OK;
 }
 

@@ -26,11 +26,6 @@ typedef struct DeployTarget {
         struct json_t *containers; /* the system's containers, for the waiting record (borrowed) */
 } DeployTarget;
 
-/* The garbage-collector roots follow the state: known-good -> State.good_generation, waiting ->
- * the waiting record's system, pending -> the pending deployment's generation; a root of
- * anything else is dropped. Failures are logged. */
-void deploy_sync_roots(Run *run);
-
 /* Builds the target, activates it, checks its health and rolls back when activation or health
  * fails. */
 ExitCode deploy_revision(Run *run, const DeployTarget *t);

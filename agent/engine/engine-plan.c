@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "engine/deploy-internal.h"
+#include "engine/roots.h"
 #include "engine/engine.h"
 #include "engine/engine-internal.h"
 #include "basic/fileio.h"
@@ -114,7 +115,7 @@ static ExitCode plan(Run *run, bool json) {
         if (code != EXIT_OK)
                 goto finish;
         run_phase(run, "build", "Building revision %s", rev);
-        out_link = path_join(c->state_dir, DEPLOY_ROOT_PLAN);
+        out_link = path_join(c->state_dir, ROOT_PLAN);
         if (!out_link)
                 return log_oom_exit();
         r = nix_build_system(c, sys.drv_path, sys.toplevel, out_link, false, &e);

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 
 #include "engine/engine.h"
+#include "engine/roots.h"
 #include "bundle/bundle.h"
 #include "sign/cosign-key.h"
 #include "sign/allowed-signers.h"
@@ -422,7 +423,7 @@ static ExitCode pull(Run *run, const Config *c, const PullOptions *o) {
                         state_clear_waiting(run->state);
                         if (run_save_state(run) < 0)
                                 return EXIT_USAGE;
-                        deploy_sync_roots(run);
+                        roots_sync(run);
                 }
                 return run_result(run, EXIT_OK, RESULT_NO_CHANGE, rev, NULL);
         }

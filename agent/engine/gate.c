@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "engine/deploy-internal.h"
+#include "engine/roots.h"
 #include "system/event.h"
 #include "engine/gate.h"
 #include "basic/log.h"
@@ -45,7 +45,7 @@ ExitCode gate_wait(Run *run, const char *rev, const char *reason, time_t until, 
                                detail, when[0] ? "; until " : "", when);
         if (run_save_state(run) < 0)
                 return EXIT_USAGE;
-        deploy_sync_roots(run);
+        roots_sync(run);
         return run_result(run, EXIT_OK, RESULT_WAITING, rev, NULL);
 }
 
@@ -112,51 +112,4 @@ ExitCode gate_rollout(Run *run, GitSource *git, const char *rev) {
         if (v.detail[0])
                 log_info("Rollout: %s; taking revision %s.", v.detail, rev);
         return EXIT_OK;
-}
-
-ExitCode gate_switch(Run *run, const DeployTarget *t) {
-        const Config *c = run->config;
-        Deployment *p = run->state->pending;
-        _cleanup_free_ char *summary = NULL;
-        json_t *plan = NULL;
-        time_t next = 0;
-        ExitCode code;
-
-        run_phase(run, "plan", "Planning the switch to %s", t->toplevel);
-        if (plan_make(c, t->toplevel, &plan) < 0 || !(summary = plan_summary(plan))) {
-                json_decref(plan);
-                return log_oom_exit();
-        }
-        log_event(EVENT_PLAN, LOG_INFO,
-                  EVENT_FIELDS({ "REVISION", t->revision }, { "GENERATION", t->toplevel }, { "PLAN", summary }),
-                  "Plan of revision %s: %s.", t->revision, summary);
-
-        if (t->schedule && !gate_window_open(c, &next)) {
-                state_abandon(run->state);
-                code = gate_wait(run, t->revision, "window", next, t->toplevel, t->containers, plan,
-                                 "outside every change window (schedule.windows); built, to be activated in the next");
-                json_decref(plan);
-                return code;
-        }
-        if (plan_switch_inhibited(plan) && streq(p->action, "switch")) {
-                if (c->system.on_switch_inhibited == SWITCH_INHIBITED_WAIT) {
-                        state_abandon(run->state);
-                        code = gate_wait(run, t->revision, "switch-inhibited", 0, t->toplevel, t->containers, plan,
-                                         "its switch inhibitors changed, and system.on-switch-inhibited is wait: it "
-                                         "needs a boot (apply it by hand, or set on-switch-inhibited: boot)");
-                        json_decref(plan);
-                        return code;
-                }
-                log_warning("The switch inhibitors of revision %s changed (NixOS refuses to switch into it): installing "
-                            "it for the next boot instead (system.on-switch-inhibited: boot).", t->revision);
-                free(p->action);
-                p->action = strdup("boot");
-                if (!p->action) {
-                        json_decref(plan);
-                        return log_oom_exit();
-                }
-        }
-        p->plan = plan;
-        state_clear_waiting(run->state);
-        return run_save_state(run) < 0 ? EXIT_USAGE : EXIT_OK;
 }

@@ -16,7 +16,7 @@
 
 #include <time.h>
 
-#include "engine/deploy.h"
+#include "engine/run.h"
 #include "git/git.h"
 
 struct json_t;
@@ -40,13 +40,6 @@ ExitCode gate_rollout(Run *run, GitSource *git, const char *rev);
 /* Records that rev waits (run->waiting), with detail (printf-like); returns EXIT_OK. */
 ExitCode gate_wait(Run *run, const char *rev, const char *reason, time_t until, const char *system,
                    struct json_t *containers, struct json_t *plan, const char *fmt, ...) _printf_(8, 9);
-
-/* For the deployment being built (deploy_revision, after the build): the plan, recorded in it
- * and in the journal; then the change window (t->schedule) and the switch inhibitors (a
- * switch becomes a boot, or waits: system.on-switch-inhibited). EXIT_OK to activate; when the
- * revision waits, the pending deployment is dropped (nothing was changed) and run->waiting is
- * set. */
-ExitCode gate_switch(Run *run, const DeployTarget *t);
 
 /* Whether the change windows are open now; when not, *ret_next gets when the next opens. */
 bool gate_window_open(const Config *c, time_t *ret_next);
