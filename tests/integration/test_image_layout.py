@@ -4,7 +4,7 @@
 images_export() copies an image with its Cosign signatures from docker-registry on loopback
 into a layout, and images_verify() verifies it from the layout alone, with the registry
 stopped, through the same verifier as for a registry; images_import() runs the import
-command once per layout. Driven through tests/test-oci-layout.c (no command of the agent
+command once per layout. Driven through tests/oci/test-oci-layout.c (no command of the agent
 calls these yet), with images and signatures made as cosign makes them
 (tests/integration/registry.py).
 

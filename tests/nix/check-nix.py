@@ -572,10 +572,12 @@ def check_flake(ev):
     check(p["src"] == ["agent", "catalog", "docs", "meson.build", "meson_options.txt", "tests"]
           and p["srcDocs"] == ["atticd-agent.8.scd"] and "meson.build" in p["srcTests"] and "data" in p["srcTests"]
           and "integration" not in p["srcTests"]
-          and all(n == "data" or n == "meson.build" or n.endswith((".c", ".h")) for n in p["srcTests"]),
+          and set(p["srcTests"]) - {"data", "meson.build"} <= {x.name for x in (ROOT / "agent").iterdir() if x.is_dir()}
+          and all(n.startswith("data/") or n.endswith((".c", ".h")) for n in p["srcTestFiles"]),
           f"package: the source is what meson reads, no build directories ({p['src']}, tests: {p['srcTests']})")
-    c_tests = sorted(x.name for x in (ROOT / "tests").glob("test-*.c"))
-    check(all(t in p["srcTests"] for t in c_tests), "package: the source has every unit test")
+    c_tests = sorted(str(x.relative_to(ROOT / "tests")) for x in (ROOT / "tests").glob("*/test-*.c"))
+    check(c_tests and all(t in p["srcTestFiles"] for t in c_tests),
+          f"package: the source has every unit test ({len(c_tests)}: tests/<folder>/test-*.c)")
 
     vm = f["vm"]
     check(vm["name"] == "vm-test-run-atticd-agent" and vm["nodes"] == ["machine"], "vm test: one node, machine")

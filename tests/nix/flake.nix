@@ -64,9 +64,13 @@ in
       libarchive = toString (lib.getLib standIn.libarchive);
       nativeBuildInputs = map (p: p.name) package.nativeBuildInputs;
       buildInputs = map (p: p.name) package.buildInputs;
-      # The source the package is built from: top-level entries and those of tests/.
+      # The source the package is built from: top-level entries, those of tests/, and the files
+      # below tests/ as "folder/name" (the unit tests and data).
       src = lib.attrNames (builtins.readDir package.src);
       srcTests = lib.attrNames (builtins.readDir (package.src + "/tests"));
+      srcTestFiles = lib.concatMap (
+        d: map (n: d + "/" + n) (lib.attrNames (builtins.readDir (package.src + "/tests/" + d)))
+      ) (lib.attrNames (lib.filterAttrs (_: type: type == "directory") (builtins.readDir (package.src + "/tests"))));
       srcDocs = lib.attrNames (builtins.readDir (package.src + "/docs"));
     };
     vm = {
