@@ -26,6 +26,39 @@ int curl_dl_open(Error *e) {
         return dl_open(&libcurl, e);
 }
 
+CURLcode curl_perform_ticking(CURL *h, unsigned tick_ms, void (*on_tick)(void)) {
+        CURLM *m = sym_curl_multi_init();
+        CURLcode result = CURLE_OUT_OF_MEMORY;
+        CURLMsg *msg;
+        int running = 1, left;
+
+        if (!m)
+                return CURLE_OUT_OF_MEMORY;
+        if (sym_curl_multi_add_handle(m, h) != CURLM_OK) {
+                sym_curl_multi_cleanup(m);
+                return CURLE_OUT_OF_MEMORY;
+        }
+        while (running > 0) {
+                if (sym_curl_multi_perform(m, &running) != CURLM_OK) {
+                        result = CURLE_RECV_ERROR;
+                        break;
+                }
+                if (on_tick)
+                        on_tick();
+                if (running > 0 && sym_curl_multi_poll(m, NULL, 0, (int) MAX(tick_ms, 1u), NULL) != CURLM_OK) {
+                        result = CURLE_RECV_ERROR;
+                        break;
+                }
+        }
+        /* The transfer's own result (its timeouts included) once it is done. */
+        while ((msg = sym_curl_multi_info_read(m, &left)))
+                if (msg->msg == CURLMSG_DONE && msg->easy_handle == h)
+                        result = msg->data.result;
+        (void) sym_curl_multi_remove_handle(m, h);
+        sym_curl_multi_cleanup(m);
+        return result;
+}
+
 void curl_url_origin_done(UrlOrigin *o) {
         if (!sym_curl_free)
                 return;

@@ -27,7 +27,14 @@
         X(curl_url) \
         X(curl_url_set) \
         X(curl_url_get) \
-        X(curl_url_cleanup)
+        X(curl_url_cleanup) \
+        X(curl_multi_init) \
+        X(curl_multi_add_handle) \
+        X(curl_multi_remove_handle) \
+        X(curl_multi_perform) \
+        X(curl_multi_poll) \
+        X(curl_multi_info_read) \
+        X(curl_multi_cleanup)
 
 CURL_DL_FUNCTIONS(DL_DECLARE)
 
@@ -36,6 +43,11 @@ CURL_DL_FUNCTIONS(DL_DECLARE)
  * together); every call returns what the first one found. Returns 0, or -ENOPKG (cannot be
  * loaded) or -EIO (cannot be initialized) with the loader's message in e. */
 int curl_dl_open(Error *e);
+
+/* As curl_easy_perform(h), but on_tick runs at least every tick (and the transfer waits in
+ * curl_multi_poll, never longer): a service manager's watchdog stays fed however long a server
+ * takes to answer. libcurl's own progress callback may be an idle second apart. */
+CURLcode curl_perform_ticking(CURL *h, unsigned tick_ms, void (*on_tick)(void));
 
 /* The origin of a URL by libcurl's URL parser (curl_dl_open first): scheme, host and port
  * (the scheme's default when none is given). -EINVAL when it does not parse, -ENOPKG when

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "system/bus.h"
+#include "system/notify.h"
 #include "basic/macro.h"
 
 const char *system_bus_address(void) {
@@ -42,5 +43,8 @@ int system_bus_open(usec_t deadline, sd_bus **ret, Error *e) {
 int bus_call_timeout(sd_bus *bus, usec_t deadline) {
         usec_t now = now_usec(CLOCK_MONOTONIC);
 
+        /* Every call starts with a fed watchdog: a call to a responsive systemd takes
+         * milliseconds, one to an unresponsive one is bounded by the deadline. */
+        notify_watchdog();
         return now >= deadline ? -ETIMEDOUT : sd_bus_set_method_call_timeout(bus, deadline - now);
 }

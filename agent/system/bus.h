@@ -22,5 +22,6 @@ const char *system_bus_address(void);
  * reterr says which bus and why. */
 int system_bus_open(usec_t deadline, sd_bus **ret, Error *reterr);
 
-/* Each call gets what is left until the deadline, so that several calls together keep to it. */
+/* Each call gets what is left until the deadline, so that several calls together keep to it;
+ * the watchdog is fed before it (notify_watchdog). */
 int bus_call_timeout(sd_bus *bus, usec_t deadline);

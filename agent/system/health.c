@@ -128,7 +128,9 @@ static bool check_http(const HealthCheck *hc, usec_t budget, char **detail) {
         (void) sym_curl_easy_setopt(h, CURLOPT_USERAGENT, "atticd-agent health check");
         (void) sym_curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* a health check asks the machine, not a proxy */
 
-        cc = sym_curl_easy_perform(h);
+        /* Fed while the server takes its time (up to the budget). */
+        cc = curl_perform_ticking(h, (unsigned) MIN(notify_watchdog_interval() / USEC_PER_MSEC, (usec_t) 1000),
+                                  notify_watchdog);
         body = b.data;
         if (cc != CURLE_OK) {
                 (void) sym_curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);

@@ -278,6 +278,43 @@ class ObservabilityTest(unittest.TestCase):
         self.assertGreaterEqual(len(pings), 6, ns.messages)
         self.assertLess(max(gaps), 0.9, f"the longest time without a ping in the wait: {max(gaps):.2f} s")
 
+    def test_watchdog_fed_while_an_http_check_waits_for_its_answer(self):
+        """WATCHDOG_USEC=1s and an HTTP check whose server answers after 3 s: the agent pings
+        at least every half interval while libcurl waits (libcurl's own progress callback may
+        be an idle second apart)."""
+        import http.server
+
+        class Slow(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                time.sleep(3)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        w = self.w
+        w.commit()
+        w.write_config(metrics={"textfile": str(self.metrics)}, health={"settle": 0, "timeout": 20, "checks": [
+            {"name": "slow", "http": {"url": f"http://127.0.0.1:{srv.server_address[1]}/", "status": 200}}]})
+        ns = NotifySocket(w.tmp)
+        try:
+            self.pull(0, env={"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"})
+        finally:
+            ns.close()
+        i = next(k for k, m in enumerate(ns.messages) if m.startswith("STATUS=Checking the health"))
+        j = next(k for k in range(i + 1, len(ns.messages)) if ns.messages[k].startswith("STATUS="))
+        start, end = ns.times[i], ns.times[j]
+        pings = [start] + [t for t in ns.watchdog_times if start <= t <= end] + [end]
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        self.assertGreaterEqual(end - start, 3, "the check was answered sooner than the server answers")
+        self.assertLess(max(gaps), 0.9, f"the longest time without a ping in the check: {max(gaps):.2f} s")
+
     def test_drift(self):
         w = self.w
         rev = w.commit()
