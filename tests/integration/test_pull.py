@@ -7,6 +7,7 @@ loopback (tests/world)."""
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -49,6 +50,76 @@ class PullTest(unittest.TestCase):
         self.assertEqual(s["phase"], "idle")
         self.assertIsNone(s["pending"])
         return s
+
+    def test_every_command_with_the_required_keys_only(self):
+        """Every command, with a configuration that sets only what is required (host, the
+        repository's url, bundle.keys for bundles) besides the paths of the test world that
+        stand in for NixOS's: the documented defaults apply (reboot-command [systemctl,
+        reboot], found on PATH), each command ends with the exit code the man page gives, and no
+        output says "(null)"."""
+        w = self.w
+        bin_dir = w.tmp / "fake-systemctl"
+        bin_dir.mkdir()
+        calls = w.tmp / "systemctl-calls"
+        (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+        (bin_dir / "systemctl").chmod(0o755)
+        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        key = w.tmp / "bundle.key"
+        pub = w.tmp / "bundle.pub"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+        subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True)
+
+        cfg = w.config_dict(bundle={"keys": [str(pub)]})
+        cfg["system"] = {k: v for k, v in cfg["system"].items() if k != "action"}
+        cfg["repository"] = {"url": cfg["repository"]["url"]}  # ref: its default, main
+        from world import to_yaml
+        w.config_path = w.tmp / "minimal.yaml"
+        w.config_path.write_text(to_yaml(cfg))
+
+        outputs = []
+
+        def agent(*args, expect):
+            r = w.agent(*args, env=env)
+            outputs.append((args, r.stdout + r.stderr))
+            self.assertEqual(r.returncode, expect, f"{args}:\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}")
+            return r
+
+        agent("config", "check", str(w.config_path), expect=0)
+        agent("status", expect=0)
+        agent("--json", "status", expect=0)
+        agent("check", expect=0)              # nothing deployed, no checks: healthy
+        agent("confirm", expect=0)            # nothing pending
+        agent("rollback", expect=2)           # nothing to roll back to
+        first = w.commit()
+        agent("plan", expect=0)
+        agent("pull", expect=0)
+        self.assertEqual(self.status()["revision"], first)
+        agent("check", expect=0)
+        agent("verify-images", expect=0)      # no keys: a warning that nothing is verified
+        agent("pull", expect=0)               # nothing new
+        second = w.commit()
+        bundle = w.tmp / "b.tar"
+        agent("bundle", "create", "-o", str(bundle), "--rev", second, "--repo", str(w.repo.work), "--key",
+              str(key), expect=0)
+        agent("verify", str(bundle), expect=0)
+        agent("apply", str(bundle), expect=0)
+        self.assertEqual(self.status()["revision"], second)
+        agent("rollback", expect=0)           # the known-good generation runs already
+        self.assertEqual(self.status()["revision"], second)
+
+        # action boot, and no reboot-command: the default, systemctl reboot, from PATH.
+        cfg["system"]["action"] = "boot"
+        w.config_path.write_text(to_yaml(cfg))
+        third = w.commit()
+        agent("pull", expect=0)
+        self.assertEqual(calls.read_text().split("\n")[-2], "reboot")
+        self.assertEqual(self.status()["phase"], "pending-reboot")
+        w.reboot()
+        agent("confirm", expect=0)
+        self.assertEqual(self.status()["revision"], third)
+        agent("status", expect=0)
+        for args, out in outputs:
+            self.assertNotIn("(null)", out, f"{args} said (null):\n{out}")
 
     def test_host_missing_from_the_flake_says_why(self):
         """A host the flake does not have: the recorded error is nix's reason, not only "nix eval
