@@ -5,7 +5,10 @@
  *   apply:   verify while extracting into a staging directory below state-dir; only then:
  *            pack -> mirror, fast-forward and commit signature, closure -> store, image
  *            signatures from the bundle, images -> container storage, and the same
- *            deployment as `pull`. The staging directory is removed in every case. */
+ *            deployment as `pull`. The staging directory is removed in every case.
+ *
+ * The check of a delta bundle is engine-bundle-delta.c; the closure's nix signatures and its
+ * import, engine-bundle-closure.c. */
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,7 +26,6 @@
 #include "bundle/blob-cache.h"
 #include "oci/images.h"
 #include "basic/log.h"
-#include "system/process.h"
 #include "system/nix.h"
 #include "basic/stop.h"
 #include "system/state.h"
@@ -188,7 +190,7 @@ typedef struct Staging {
 /* A full file system, or a quota, is the machine's state, not the bundle's: never a refusal;
  * a transient failure that names the file system and the space needed. Nothing was changed:
  * the staging directory goes, the mirror only ever gets a pack that was indexed whole. */
-static ExitCode no_space(Run *run, const char *rev, const char *dir, uint64_t needed, int r, const Error *e) {
+ExitCode engine_no_space(Run *run, const char *rev, const char *dir, uint64_t needed, int r, const Error *e) {
         _cleanup_free_ char *msg = NULL;
         struct statvfs sv;
         uint64_t free_bytes = statvfs(dir, &sv) == 0 ? (uint64_t) sv.f_bavail * sv.f_frsize : 0;
@@ -264,205 +266,6 @@ static int staging_create(const Config *c, Staging *ret, Error *e) {
         }
         ret->path = TAKE_PTR(path);
         return 0;
-}
-
-/* bundle.nix-keys: a second, independent key. Every path of the closure (as the bundle's binary
- * cache holds it) must carry a valid narinfo signature by one of these nix keys, checked by nix
- * (`nix store verify`, trusting those keys only): a stolen bundle key alone cannot then put
- * content under a release's store path. */
-static ExitCode verify_nix_signatures(Run *run, const BundleManifest *m, const char *staging) {
-        const Config *c = run->config;
-        _cleanup_free_ char *cache = path_join(staging, m->cache), *store = NULL, *keys = NULL;
-        _cleanup_strv_free_ char **argv = NULL;
-        ProcessResult pr = {};
-        Error e = {};
-        int r;
-
-        if (strv_length(c->bundle.nix_keys) == 0)
-                return EXIT_OK;
-        keys = strv_join_n(c->bundle.nix_keys, SIZE_MAX, " ");
-        if (!cache || !keys || asprintf(&store, "file://%s", cache) < 0)
-                return log_oom_exit();
-        if (strv_extend(&argv, c->system.nix_command) < 0 || strv_extend(&argv, "store") < 0 ||
-            strv_extend(&argv, "verify") < 0 || strv_extend(&argv, "--store") < 0 || strv_extend(&argv, store) < 0 ||
-            strv_extend(&argv, "--recursive") < 0 || strv_extend(&argv, "--no-contents") < 0 ||
-            strv_extend(&argv, "--sigs-needed") < 0 || strv_extend(&argv, "1") < 0 ||
-            strv_extend(&argv, "--option") < 0 || strv_extend(&argv, "trusted-public-keys") < 0 ||
-            strv_extend(&argv, keys) < 0)
-                return log_oom_exit();
-        for (char **p = m->paths; p && *p; p++)
-                if (strv_extend(&argv, *p) < 0)
-                        return log_oom_exit();
-
-        run_phase(run, "nix-signatures", "Checking the nix signatures of the closure of %s", m->paths[0]);
-        log_info("Checking that every path of the closure is signed by a key of bundle.nix-keys.");
-        r = process_run(argv, &(ProcessOptions) { .name = "nix store verify" }, &pr, &e);
-        /* nix store verify: 2 in its status when a path is not signed by a trusted key. */
-        if (r == -EPROTO && pr.exited && (pr.exit_status & 2))
-                return run_refuse(run, "nix-signature", m->revision,
-                                  "a path of the bundle's closure is not signed by a key of bundle.nix-keys (nix store "
-                                  "verify: see above): the bundle key alone does not make a closure trusted here");
-        if (r < 0)
-                return run_refuse(run, "nix-signature", m->revision,
-                                  "the nix signatures of the bundle's closure could not be checked: %s",
-                                  error_message(&e) ?: strerror(-r));
-        return EXIT_OK;
-}
-
-/* Whether this machine applied the bundle with that id (a deployment of it in the history, or
- * a sequence at least its). */
-static bool bundle_applied_here(const State *s, const char *id, uint64_t sequence) {
-        if (s->bundle_sequence >= sequence)
-                return true;
-        for (size_t i = 0; i < s->n_history; i++)
-                if (streq_ptr(json_string_value(json_object_get(s->history[i].bundle, "id")), id))
-                        return true;
-        return false;
-}
-
-/* A delta carries only what its base did not: the machine must have applied the base, its
- * store must hold every path whose NAR the delta leaves out, and its image blob cache every
- * blob the delta leaves out (these are put into the staged layouts here). Refused (exit 3,
- * REASON=base, what is missing listed) with nothing changed otherwise. The history the pack
- * leaves out is checked when the pack is indexed. */
-static ExitCode check_delta(Run *run, const BundleManifest *m, const char *staging) {
-        _cleanup_free_ char *cache = path_join(staging, m->cache ?: ""), *blobs = NULL, *list = NULL;
-        _cleanup_strv_free_ char **missing = NULL, **missing_blobs = NULL;
-        size_t n;
-        Error e = {};
-        int r;
-
-        if (!cache || !(blobs = path_join(run->config->state_dir, BLOB_CACHE_DIR)))
-                return log_oom_exit();
-        if (!bundle_applied_here(run->state, m->base_id, m->base_sequence))
-                return run_refuse(run, "base", m->revision,
-                                  "a delta of bundle %s (sequence %" PRIu64 "), which this machine has not applied: apply "
-                                  "that bundle (or a full one) first",
-                                  m->base_id, m->base_sequence);
-        if (m->has_closure) {
-                r = nix_cache_missing(run->config, cache, m->paths, &missing, &e);
-                if (r < 0)
-                        return run_refuse(run, "base", m->revision, "cannot tell which paths the delta leaves out: %s",
-                                          error_message(&e) ?: strerror(-r));
-        }
-        r = blob_cache_fill(blobs, staging, m, &missing_blobs, &e);
-        if (r == -ENOSPC || r == -EDQUOT)
-                return no_space(run, m->revision, staging, 0, r, &e);
-        if (r < 0) {
-                log_error("%s", error_message(&e) ?: strerror(-r));
-                return run_result(run, EXIT_USAGE, RESULT_ERROR, m->revision, error_message(&e));
-        }
-        for (char **b = missing_blobs; b && *b; b++)
-                if (strv_extend(&missing, *b) < 0)
-                        return log_oom_exit();
-        n = strv_length(missing);
-        if (n == 0)
-                return EXIT_OK;
-        list = strv_join_n(missing, 10, ", ");
-        if (!list)
-                return log_oom_exit();
-        return run_refuse(run, "base", m->revision,
-                          "a delta of bundle %s: %zu path(s) and blob(s) it leaves out are not on this machine: %s%s",
-                          m->base_id, n, list, n > 10 ? ", ..." : "");
-}
-
-/* nix copy's progress on a terminal (--log-format internal-json): each path it copied counts
- * its NAR size as imported; its messages are logged; nothing else of it shows. */
-typedef struct ImportProgress {
-        Progress *progress;
-        json_t *sizes;   /* {path: NAR size} */
-        json_t *copying; /* {activity id: path} */
-} ImportProgress;
-
-static bool import_line(const char *line, size_t len, void *userdata) {
-        ImportProgress *ip = userdata;
-        const char *action, *text;
-        json_t *j, *id;
-        char key[32];
-        int level;
-
-        if (len < 5 || memcmp(line, "@nix ", 5) != 0)
-                return false;
-        j = json_loadb(line + 5, len - 5, 0, NULL);
-        action = json_string_value(json_object_get(j, "action"));
-        if (!action) {
-                json_decref(j);
-                return false;
-        }
-        id = json_object_get(j, "id");
-        (void) snprintf(key, sizeof(key), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-        if (streq(action, "start") && json_integer_value(json_object_get(j, "type")) == NIX_ACT_COPY_PATH) {
-                json_t *path = json_array_get(json_object_get(j, "fields"), 0);
-
-                if (json_is_string(path))
-                        (void) json_object_set(ip->copying, key, path);
-        } else if (streq(action, "stop") && json_object_get(ip->copying, key)) {
-                const char *path = json_string_value(json_object_get(ip->copying, key));
-
-                ip->progress->import_done += (uint64_t) MAX(json_integer_value(json_object_get(ip->sizes, path)), 0);
-                (void) json_object_del(ip->copying, key);
-                progress_update(ip->progress, false);
-        } else if (streq(action, "msg")) {
-                text = json_string_value(json_object_get(j, "raw_msg")) ?: json_string_value(json_object_get(j, "msg"));
-                level = (int) json_integer_value(json_object_get(j, "level"));
-                if (text)
-                        log_full_errno(level == 0 ? LOG_ERR : level == 1 ? LOG_WARNING : level <= 3 ? LOG_INFO : LOG_DEBUG, 0,
-                                       "nix copy: %s", text);
-        }
-        json_decref(j);
-        return true;
-}
-
-static ExitCode import_closure(Run *run, const BundleManifest *m, const char *staging, Progress *progress) {
-        const Config *c = run->config;
-        _cleanup_free_ char *cache = path_join(staging, m->cache), *from = NULL;
-        _cleanup_strv_free_ char **argv = NULL;
-        ImportProgress ip = { .progress = progress };
-        Error e = {};
-        int r;
-
-        if (!cache || asprintf(&from, "file://%s", cache) < 0)
-                return log_oom_exit();
-        /* No nix signature check: the bundle signature covers every narinfo and NAR
-         * (docs/bundle-format.md 5.2), and nix checks each NAR against its narinfo. */
-        if (strv_extend(&argv, c->system.nix_command) < 0 || strv_extend(&argv, "copy") < 0 ||
-            strv_extend(&argv, "--no-check-sigs") < 0 || strv_extend(&argv, "--from") < 0 ||
-            strv_extend(&argv, from) < 0)
-                return log_oom_exit();
-        /* On a terminal, nix's lines become the bundle's progress line. */
-        if (progress && progress->import_total > 0 && nix_cache_nar_sizes(c, cache, m->paths, &ip.sizes, NULL) >= 0) {
-                ip.copying = json_object();
-                if (!ip.copying || strv_extend(&argv, "--log-format") < 0 || strv_extend(&argv, "internal-json") < 0) {
-                        json_decref(ip.sizes);
-                        json_decref(ip.copying);
-                        return log_oom_exit();
-                }
-        }
-        for (char **p = m->paths; p && *p; p++)
-                if (strv_extend(&argv, *p) < 0)
-                        return log_oom_exit();
-
-        run_phase(run, "import", "Importing the closure of %s", m->paths[0]);
-        log_info("Importing the closure of %s (%zu path(s) with their dependencies).", m->paths[0],
-                 strv_length(m->paths));
-        r = process_run(argv,
-                        &(ProcessOptions) { .name = "nix copy",
-                                            .on_line = ip.copying ? import_line : NULL,
-                                            .userdata = &ip },
-                        NULL, &e);
-        json_decref(ip.sizes);
-        json_decref(ip.copying);
-        if (r < 0) {
-                progress_end(progress);
-                log_error("Importing the closure failed; the system was not changed: %s", error_message(&e));
-                return run_result(run, EXIT_DEPLOY_FAILED, RESULT_BUILD_FAILED, m->revision, error_message(&e));
-        }
-        /* What nix skipped (valid already) is done as well. */
-        if (progress) {
-                progress->import_done = progress->import_total;
-                progress_end(progress);
-        }
-        return EXIT_OK;
 }
 
 /* The images of the revision come from the bundle's layouts: each must be there, and must be
@@ -563,7 +366,7 @@ static ExitCode stage_bundle(Run *run, const CosignKeyring *keys, const char *pa
         started = now_usec(CLOCK_MONOTONIC);
         r = read_bundle(run->config, keys, path, o, run->state, staging->fd, progress, info, &e);
         if (r == -ENOSPC || r == -EDQUOT)
-                return no_space(run, NULL, staging->path, bundle_size(path), r, &e);
+                return engine_no_space(run, NULL, staging->path, bundle_size(path), r, &e);
         if (r == -EPERM)
                 return run_refuse(run, e.reason, NULL, "bundle '%s': %s", path, error_message(&e));
         if (r < 0) {
@@ -600,7 +403,7 @@ static ExitCode import_history(Run *run, const char *path, const BundleManifest 
                 return log_oom_exit();
         r = git_source_import_pack(git, pack, m->base_revision[0] ? m->base_revision : NULL, &e);
         if (r == -ENOSPC || r == -EDQUOT)
-                return no_space(run, rev, repo_path, bundle_size(pack), r, &e);
+                return engine_no_space(run, rev, repo_path, bundle_size(pack), r, &e);
         if (r == -ENXIO)
                 return run_refuse(run, "base", rev, "bundle '%s': %s", path, error_message(&e));
         if (r == -EBADMSG)
@@ -628,11 +431,11 @@ static ExitCode import_system(Run *run, const char *path, const BundleOptions *o
         int has_system;
 
         if (m->has_closure) {
-                code = verify_nix_signatures(run, m, staging);
+                code = engine_verify_nix_signatures(run, m, staging);
                 if (code != EXIT_OK)
                         return code;
                 started = now_usec(CLOCK_MONOTONIC);
-                code = import_closure(run, m, staging, progress);
+                code = engine_import_closure(run, m, staging, progress);
                 if (code != EXIT_OK)
                         return code;
                 log_phase_done("Imported the closure of", path, closure_size(staging, m), started);
@@ -716,7 +519,7 @@ static ExitCode apply(Run *run, const CosignKeyring *keys, const char *path, con
         if (code != EXIT_OK)
                 return code;
         if (m->has_base) {
-                code = check_delta(run, m, staging.path);
+                code = engine_check_delta(run, m, staging.path);
                 if (code != EXIT_OK)
                         return code;
         }

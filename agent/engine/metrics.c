@@ -94,16 +94,11 @@ static long profile_number(const Config *c) {
         return n;
 }
 
-static int render(const Config *c, const State *s, json_t *m, const MetricsDrift *drift, char **ret, size_t *ret_size) {
-        json_t *runs = json_object_get(m, "runs"), *phases = json_object_get(m, "phases"),
-               *refusals = json_object_get(m, "refusals"), *v;
+/* The last run of each command (when, whether it succeeded, its result, how long it took) and
+ * how long each phase took when it last ran. */
+static void render_last_runs(FILE *f, json_t *m) {
+        json_t *runs = json_object_get(m, "runs"), *phases = json_object_get(m, "phases"), *v;
         const char *k;
-        size_t size = 0;
-        char *buf = NULL;
-        FILE *f = open_memstream(&buf, &size);
-
-        if (!f)
-                return -ENOMEM;
 
         header(f, "atticd_agent_last_run_timestamp_seconds", "gauge", "When the last run of a command ended.");
         json_object_foreach(runs, k, v) {
@@ -138,6 +133,13 @@ static int render(const Config *c, const State *s, json_t *m, const MetricsDrift
                 put_label(f, k);
                 fprintf(f, "\"} %.3f\n", json_number_value(v));
         }
+}
+
+/* The counters: runs of each command, refusals by reason, rollbacks and failed rollbacks. */
+static void render_counters(FILE *f, json_t *m) {
+        json_t *runs = json_object_get(m, "runs"), *refusals = json_object_get(m, "refusals"), *v;
+        const char *k;
+
         header(f, "atticd_agent_runs_total", "counter", "Runs of each command.");
         json_object_foreach(runs, k, v) {
                 fprintf(f, "atticd_agent_runs_total{command=\"");
@@ -155,9 +157,10 @@ static int render(const Config *c, const State *s, json_t *m, const MetricsDrift
         header(f, "atticd_agent_rollback_failures_total", "counter", "Rollbacks that failed: a person was needed.");
         fprintf(f, "atticd_agent_rollback_failures_total %lld\n",
                 (long long) json_integer_value(json_object_get(m, "rollback-failures")));
-        header(f, "atticd_agent_images_verified", "gauge", "Images whose signatures the last verification accepted.");
-        fprintf(f, "atticd_agent_images_verified %lld\n", (long long) json_integer_value(json_object_get(m, "images-verified")));
+}
 
+/* What is deployed: its revision, generation and source, when something is. */
+static void render_deployed(FILE *f, const Config *c, const State *s) {
         header(f, "atticd_agent_deployed_info", "gauge", "What is deployed (always 1; the labels say what).");
         if (s && s->deployed_revision) {
                 const Deployment *d = NULL;
@@ -176,6 +179,38 @@ static int render(const Config *c, const State *s, json_t *m, const MetricsDrift
                 put_label(f, c->host);
                 fprintf(f, "\"} 1\n");
         }
+}
+
+/* Whether a new revision waits, and which one and why. */
+static void render_waiting(FILE *f, const State *s) {
+        header(f, "atticd_agent_waiting", "gauge",
+               "1 while a new revision waits (rollout, change window, switch inhibitors), else 0.");
+        fprintf(f, "atticd_agent_waiting %d\n", s && s->waiting);
+        header(f, "atticd_agent_waiting_info", "gauge", "The revision that waits and why (always 1, while one waits).");
+        if (s && s->waiting) {
+                fprintf(f, "atticd_agent_waiting_info{revision=\"");
+                put_label(f, json_string_value(json_object_get(s->waiting, "revision")));
+                fprintf(f, "\",reason=\"");
+                put_label(f, json_string_value(json_object_get(s->waiting, "reason")));
+                fprintf(f, "\"} 1\n");
+        }
+}
+
+/* The .prom file: every metric with its HELP and TYPE lines, in a fixed order. */
+static int render(const Config *c, const State *s, json_t *m, const MetricsDrift *drift, char **ret, size_t *ret_size) {
+        size_t size = 0;
+        char *buf = NULL;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return -ENOMEM;
+
+        render_last_runs(f, m);
+        render_counters(f, m);
+        header(f, "atticd_agent_images_verified", "gauge", "Images whose signatures the last verification accepted.");
+        fprintf(f, "atticd_agent_images_verified %lld\n", (long long) json_integer_value(json_object_get(m, "images-verified")));
+
+        render_deployed(f, c, s);
         header(f, "atticd_agent_profile_generation", "gauge", "The number of the system profile's current generation.");
         fprintf(f, "atticd_agent_profile_generation %ld\n", profile_number(c));
         header(f, "atticd_agent_bundle_sequence", "gauge", "The sequence of the last bundle applied (0: none).");
@@ -188,17 +223,7 @@ static int render(const Config *c, const State *s, json_t *m, const MetricsDrift
                "Containers of the deployed revision that were not running at the last check.");
         fprintf(f, "atticd_agent_containers_not_running %lld\n",
                 (long long) json_integer_value(json_object_get(m, "containers-not-running")));
-        header(f, "atticd_agent_waiting", "gauge",
-               "1 while a new revision waits (rollout, change window, switch inhibitors), else 0.");
-        fprintf(f, "atticd_agent_waiting %d\n", s && s->waiting);
-        header(f, "atticd_agent_waiting_info", "gauge", "The revision that waits and why (always 1, while one waits).");
-        if (s && s->waiting) {
-                fprintf(f, "atticd_agent_waiting_info{revision=\"");
-                put_label(f, json_string_value(json_object_get(s->waiting, "revision")));
-                fprintf(f, "\",reason=\"");
-                put_label(f, json_string_value(json_object_get(s->waiting, "reason")));
-                fprintf(f, "\"} 1\n");
-        }
+        render_waiting(f, s);
         header(f, "atticd_agent_drift", "gauge",
                "1 when the running system or the profile is not the generation the agent deployed (a change by hand).");
         fprintf(f, "atticd_agent_drift %d\n", drift && drift->drift);

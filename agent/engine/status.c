@@ -43,8 +43,92 @@ static json_t *status_to_json(const Config *c, const State *s, const LastRun *l)
         return j;
 }
 
-static void print_table(FILE *f, const Config *c, const State *s, const LastRun *l) {
+/* A revision that waits: which, why, until when, and the plan of its change. */
+static void print_waiting(FILE *f, const State *s) {
+        char detail[1024], plan[2048];
+        const char *until = json_string_value(json_object_get(s->waiting, "until"));
+        json_t *pl = json_object_get(s->waiting, "plan");
+        _cleanup_free_ char *summary = json_is_object(pl) ? plan_summary(pl) : NULL;
+
+        fprintf(f, "Waiting:     %s (%s): %s%s%s\n", strna(json_string_value(json_object_get(s->waiting, "revision"))),
+                strna(json_string_value(json_object_get(s->waiting, "reason"))),
+                log_escape(detail, sizeof(detail), strempty(json_string_value(json_object_get(s->waiting, "detail")))),
+                until ? "; until " : "", strempty(until));
+        if (summary)
+                fprintf(f, "             plan: %s\n", log_escape(plan, sizeof(plan), summary));
+}
+
+/* The phase, with the revision in flight, and how a pending generation boots. */
+static void print_phase(FILE *f, const State *s) {
+        fprintf(f, "Phase:       %s%s%s", phase_to_string(s->phase), s->pending ? " " : "",
+               s->pending ? s->pending->revision : "");
+        if (s->pending && s->pending->activations > 1)
+                fprintf(f, " (activation %u: the run before was interrupted)", s->pending->activations);
+        fputc('\n', f);
+        if (s->pending && s->pending->trial_entry)
+                fprintf(f, "Trial boot:  %s boots once at the next boot (entry %s); the default stays the known-good "
+                       "generation until `confirm` finds it healthy\n",
+                       strna(s->pending->generation), s->pending->trial_entry);
+        else if (s->pending && s->phase == PHASE_PENDING_REBOOT)
+                fprintf(f, "Boot:        %s is the boot default already (no trial boot: the boot loader has no one-shot "
+                       "entry, or system.trial-boot is false)\n",
+                       strna(s->pending->generation));
+}
+
+/* One deployment of the history: its row of the table, and below it its error, signer, plan,
+ * bundle, health checks and images. */
+static void print_deployment(FILE *f, const Deployment *d) {
         char b1[TIMESTAMP_MAX], b2[TIMESTAMP_MAX];
+
+        fprintf(f, "%-5llu %-20s %-20s %-18s %-7s %-12.12s %s\n", (unsigned long long) d->id,
+               format_timestamp(b1, d->started), d->finished ? format_timestamp(b2, d->finished) : "-",
+               run_result_to_string(d->result), d->source, d->revision, d->generation ?: "-");
+        if (d->error)
+                fprintf(f, "      %s\n", d->error);
+        if (d->signer)
+                fprintf(f, "      commit signed by %s\n", d->signer);
+        if (d->plan) {
+                _cleanup_free_ char *summary = plan_summary(d->plan);
+                char shown[2048];
+
+                if (summary)
+                        fprintf(f, "      plan: %s\n", log_escape(shown, sizeof(shown), summary));
+        }
+        if (d->bundle)
+                fprintf(f, "      bundle %s sequence %lld signed by %s (%s)\n",
+                       strna(json_string_value(json_object_get(d->bundle, "id"))),
+                       (long long) json_integer_value(json_object_get(d->bundle, "sequence")),
+                       strna(json_string_value(json_object_get(d->bundle, "signer"))),
+                       strna(json_string_value(json_object_get(d->bundle, "file"))));
+        if (d->health) {
+                size_t k;
+                json_t *h;
+
+                json_array_foreach(d->health, k, h)
+                        fprintf(f, "      check %s %s %s\n", strna(json_string_value(json_object_get(h, "name"))),
+                               json_is_true(json_object_get(h, "ok")) ? "ok" : "FAIL",
+                               strempty(json_string_value(json_object_get(h, "detail"))));
+        }
+        if (d->images) {
+                size_t k;
+                json_t *img;
+
+                json_array_foreach(d->images, k, img) {
+                        json_t *signers = json_object_get(img, "signers"), *sg;
+                        size_t x;
+
+                        fprintf(f, "      image %s %s %s", json_string_value(json_object_get(img, "name")),
+                               json_string_value(json_object_get(img, "reference")),
+                               json_string_value(json_object_get(img, "digest")) ?: "-");
+                        json_array_foreach(signers, x, sg)
+                                fprintf(f, "%s%s", x ? ", " : " signed by ", json_string_value(sg));
+                        fputc('\n', f);
+                }
+        }
+}
+
+static void print_table(FILE *f, const Config *c, const State *s, const LastRun *l) {
+        char b1[TIMESTAMP_MAX];
 
         fprintf(f, "Host:        %s\n", c->host);
         fprintf(f, "Deployed:    %s\n", s->deployed_revision ?: "nothing yet");
@@ -71,32 +155,9 @@ static void print_table(FILE *f, const Config *c, const State *s, const LastRun 
                         format_timestamp(floor_ts, (time_t) s->time_floor),
                         time(NULL) < s->time_floor ? " -- the clock is BEHIND it" : "");
         }
-        if (s->waiting) {
-                char detail[1024], plan[2048];
-                const char *until = json_string_value(json_object_get(s->waiting, "until"));
-                json_t *pl = json_object_get(s->waiting, "plan");
-                _cleanup_free_ char *summary = json_is_object(pl) ? plan_summary(pl) : NULL;
-
-                fprintf(f, "Waiting:     %s (%s): %s%s%s\n", strna(json_string_value(json_object_get(s->waiting, "revision"))),
-                        strna(json_string_value(json_object_get(s->waiting, "reason"))),
-                        log_escape(detail, sizeof(detail), strempty(json_string_value(json_object_get(s->waiting, "detail")))),
-                        until ? "; until " : "", strempty(until));
-                if (summary)
-                        fprintf(f, "             plan: %s\n", log_escape(plan, sizeof(plan), summary));
-        }
-        fprintf(f, "Phase:       %s%s%s", phase_to_string(s->phase), s->pending ? " " : "",
-               s->pending ? s->pending->revision : "");
-        if (s->pending && s->pending->activations > 1)
-                fprintf(f, " (activation %u: the run before was interrupted)", s->pending->activations);
-        fputc('\n', f);
-        if (s->pending && s->pending->trial_entry)
-                fprintf(f, "Trial boot:  %s boots once at the next boot (entry %s); the default stays the known-good "
-                       "generation until `confirm` finds it healthy\n",
-                       strna(s->pending->generation), s->pending->trial_entry);
-        else if (s->pending && s->phase == PHASE_PENDING_REBOOT)
-                fprintf(f, "Boot:        %s is the boot default already (no trial boot: the boot loader has no one-shot "
-                       "entry, or system.trial-boot is false)\n",
-                       strna(s->pending->generation));
+        if (s->waiting)
+                print_waiting(f, s);
+        print_phase(f, s);
         if (l->result != RESULT_NONE)
                 fprintf(f, "Last run:    %s %s at %s%s%s\n", strna(l->command), run_result_to_string(l->result),
                        format_timestamp(b1, l->time), l->error ? ": " : "", strempty(l->error));
@@ -107,55 +168,8 @@ static void print_table(FILE *f, const Config *c, const State *s, const LastRun 
                 return;
         fprintf(f, "\n%-5s %-20s %-20s %-18s %-7s %-12s %s\n", "ID", "STARTED", "FINISHED", "RESULT", "SOURCE",
                "REVISION", "GENERATION");
-        for (size_t i = s->n_history; i > 0; i--) {
-                const Deployment *d = &s->history[i - 1];
-
-                fprintf(f, "%-5llu %-20s %-20s %-18s %-7s %-12.12s %s\n", (unsigned long long) d->id,
-                       format_timestamp(b1, d->started), d->finished ? format_timestamp(b2, d->finished) : "-",
-                       run_result_to_string(d->result), d->source, d->revision, d->generation ?: "-");
-                if (d->error)
-                        fprintf(f, "      %s\n", d->error);
-                if (d->signer)
-                        fprintf(f, "      commit signed by %s\n", d->signer);
-                if (d->plan) {
-                        _cleanup_free_ char *summary = plan_summary(d->plan);
-                        char shown[2048];
-
-                        if (summary)
-                                fprintf(f, "      plan: %s\n", log_escape(shown, sizeof(shown), summary));
-                }
-                if (d->bundle)
-                        fprintf(f, "      bundle %s sequence %lld signed by %s (%s)\n",
-                               strna(json_string_value(json_object_get(d->bundle, "id"))),
-                               (long long) json_integer_value(json_object_get(d->bundle, "sequence")),
-                               strna(json_string_value(json_object_get(d->bundle, "signer"))),
-                               strna(json_string_value(json_object_get(d->bundle, "file"))));
-                if (d->health) {
-                        size_t k;
-                        json_t *h;
-
-                        json_array_foreach(d->health, k, h)
-                                fprintf(f, "      check %s %s %s\n", strna(json_string_value(json_object_get(h, "name"))),
-                                       json_is_true(json_object_get(h, "ok")) ? "ok" : "FAIL",
-                                       strempty(json_string_value(json_object_get(h, "detail"))));
-                }
-                if (d->images) {
-                        size_t k;
-                        json_t *img;
-
-                        json_array_foreach(d->images, k, img) {
-                                json_t *signers = json_object_get(img, "signers"), *sg;
-                                size_t x;
-
-                                fprintf(f, "      image %s %s %s", json_string_value(json_object_get(img, "name")),
-                                       json_string_value(json_object_get(img, "reference")),
-                                       json_string_value(json_object_get(img, "digest")) ?: "-");
-                                json_array_foreach(signers, x, sg)
-                                        fprintf(f, "%s%s", x ? ", " : " signed by ", json_string_value(sg));
-                                fputc('\n', f);
-                        }
-                }
-        }
+        for (size_t i = s->n_history; i > 0; i--)
+                print_deployment(f, &s->history[i - 1]);
 }
 
 /* The table holds text from outside (a server's error, a health check's answer, a title read
