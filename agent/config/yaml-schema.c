@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
+/* The walk of a YAML document against schema tables: libyaml's events read one by one (anchors,
+ * aliases and tags refused), the key path and the messages "FILE:LINE: KEY: ...", and the
+ * readers of a mapping, a value, a string, a list and an array of mappings. What a value
+ * becomes in the caller's struct, its default and its release are yaml-schema-fields.c's. */
 #include <limits.h>
 #include <stdint.h>
 #include <yaml.h>
 
-#include "config/yaml-schema.h"
+#include "config/yaml-schema-internal.h"
 
 #define SHOWN_MAX 64 /* bytes of a key or value repeated in a message */
 
@@ -17,8 +21,6 @@ struct SchemaWalker {
         size_t path_len;
         char path[512]; /* the dotted key path of the value being read */
 };
-
-#define FIELD(base, offset, type) ((type *) (void *) ((uint8_t *) (base) + (offset)))
 
 static void event_done(yaml_event_t *e) {
         yaml_event_delete(e);
@@ -226,56 +228,6 @@ static int check_syntax(SchemaWalker *w) {
         }
 }
 
-static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret) {
-        unsigned long long v;
-        const char *digits = s[0] == '-' ? s + 1 : s;
-
-        if (digits[0] == 0 || digits[strspn(digits, "0123456789")] != 0)
-                return -EINVAL;
-        if (digits != s)
-                return -ERANGE;
-
-        errno = 0;
-        v = strtoull(digits, NULL, 10);
-        if (errno == ERANGE || v < min || v > max)
-                return -ERANGE;
-        *ret = (unsigned) v;
-        return 0;
-}
-
-static int parse_bool(const char *s, bool *ret) {
-        if (streq(s, "true"))
-                *ret = true;
-        else if (streq(s, "false"))
-                *ret = false;
-        else
-                return -EINVAL;
-        return 0;
-}
-
-static int parse_enum(const char *s, const char *const *values, int *ret) {
-        for (int i = 0; values[i]; i++)
-                if (streq(s, values[i])) {
-                        *ret = i;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
-/* Converts text to the type of k (a bool, an integer or an enum) and stores it. */
-static int store_scalar(const SchemaKey *k, void *base, const char *text) {
-        switch (k->type) {
-        case SCHEMA_BOOL:
-                return parse_bool(text, FIELD(base, k->offset, bool));
-        case SCHEMA_UINT:
-                return parse_uint(text, k->min, k->max, FIELD(base, k->offset, unsigned));
-        case SCHEMA_ENUM:
-                return parse_enum(text, k->values, FIELD(base, k->offset, int));
-        default:
-                return -EINVAL;
-        }
-}
-
 /* A scalar that is a non-empty string without NUL bytes, accepted by k->check. */
 static int string_from_event(SchemaWalker *w, const yaml_event_t *e, const SchemaKey *k, char **ret) {
         char d[SHOWN_MAX + 8];
@@ -366,7 +318,7 @@ static int parse_scalar(SchemaWalker *w, const yaml_event_t *e, const SchemaKey 
         if (k->type != SCHEMA_ENUM && !scalar_is_plain(e))
                 return schema_error(w, event_line(e), NULL, "expected %s, got a quoted string", what);
 
-        r = store_scalar(k, base, scalar(e));
+        r = schema_store_scalar(k, base, scalar(e));
         if (r == -ERANGE)
                 return schema_error(w, event_line(e), NULL, "must be an integer between %u and %u, got %s", k->min,
                                     k->max, event_describe(e, d));
@@ -580,7 +532,7 @@ int schema_parse(const char *file, const char *data, size_t size, const SchemaMa
 
 /* A list's default is written as a YAML flow sequence ("[systemctl, reboot]"), as the
  * documentation shows it: read with the same parser as the file. */
-static int strv_from_default(const SchemaKey *k, void *base) {
+int schema_strv_from_default(const SchemaKey *k, void *base) {
         _cleanup_(walker_done) SchemaWalker w = {
                 .file = "(default)",
                 .data = k->def,
@@ -599,85 +551,4 @@ static int strv_from_default(const SchemaKey *k, void *base) {
         if (r >= 0)
                 r = parse_strv(&w, &seq, k, base);
         return r < 0 ? -EINVAL : 0;
-}
-
-int schema_apply_defaults(const SchemaMapping *m, void *base) {
-        int r;
-
-        for (const SchemaKey *k = m->keys; k->name; k++)
-                switch (k->type) {
-                case SCHEMA_STRING:
-                        if (k->def) {
-                                char *s = strdup(k->def), **field = FIELD(base, k->offset, char *);
-                                if (!s)
-                                        return -ENOMEM;
-                                free(*field);
-                                *field = s;
-                        }
-                        break;
-                case SCHEMA_STRV: {
-                        char ***field = FIELD(base, k->offset, char **);
-                        if (k->def) {
-                                r = strv_from_default(k, base);
-                                if (r < 0)
-                                        return r;
-                        } else if (!*field) {
-                                *field = calloc(1, sizeof(char *));
-                                if (!*field)
-                                        return -ENOMEM;
-                        }
-                        break;
-                }
-                case SCHEMA_BOOL:
-                case SCHEMA_UINT:
-                case SCHEMA_ENUM:
-                        if (k->def) {
-                                r = store_scalar(k, base, k->def);
-                                if (r < 0)
-                                        return -EINVAL;
-                        }
-                        break;
-                case SCHEMA_SECTION:
-                        r = schema_apply_defaults(k->mapping, base);
-                        if (r < 0)
-                                return r;
-                        break;
-                case SCHEMA_ARRAY:
-                        break;
-                }
-        return 0;
-}
-
-void schema_free_fields(const SchemaMapping *m, void *base) {
-        for (const SchemaKey *k = m->keys; k->name; k++)
-                switch (k->type) {
-                case SCHEMA_STRING:
-                        free(*FIELD(base, k->offset, char *));
-                        *FIELD(base, k->offset, char *) = NULL;
-                        break;
-                case SCHEMA_STRV:
-                        strv_free(*FIELD(base, k->offset, char **));
-                        *FIELD(base, k->offset, char **) = NULL;
-                        break;
-                case SCHEMA_SECTION:
-                        schema_free_fields(k->mapping, base);
-                        break;
-                case SCHEMA_ARRAY: {
-                        uint8_t *array = *FIELD(base, k->offset, uint8_t *);
-                        size_t *count = FIELD(base, k->count_offset, size_t);
-
-                        for (size_t i = 0; i < *count; i++)
-                                schema_free_fields(k->mapping, array + i * k->elem_size);
-                        free(array);
-                        *FIELD(base, k->offset, uint8_t *) = NULL;
-                        *count = 0;
-                        break;
-                }
-                default:
-                        break;
-                }
-}
-
-const char *schema_check_absolute_path(const char *value) {
-        return value[0] == '/' ? NULL : "must be an absolute path";
 }
