@@ -6,10 +6,13 @@
  * state.json as it was but still counts. The .prom file is rendered from it and from the
  * state at the end of every run, and written atomically (the collector never sees half). */
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "basic/fileio.h"
 #include "basic/log.h"
@@ -254,6 +257,25 @@ void metrics_drift_done(MetricsDrift *d) {
         *d = (MetricsDrift) {};
 }
 
+/* metrics.json is read, counted into and written again by every run, and also by a run that
+ * found the state's lock taken (busy): its own lock, held for as long as that takes. */
+static int lock_metrics(const char *state_dir) {
+        _cleanup_free_ char *path = path_join(state_dir, "metrics.lock");
+        int fd;
+
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        if (flock(fd, LOCK_EX) < 0) {
+                int r = -errno;
+                (void) close(fd);
+                return r;
+        }
+        return fd;
+}
+
 static int save(const Config *c, json_t *m) {
         _cleanup_free_ char *path = path_join(c->state_dir, METRICS_FILE), *data = NULL;
         int r;
@@ -268,6 +290,7 @@ static int save(const Config *c, json_t *m) {
 }
 
 int metrics_record_containers(const Config *c, const State *s, long drifted, long not_running) {
+        _cleanup_close_ int lock = lock_metrics(c->state_dir);
         json_t *m = load(c->state_dir);
 
         if (!m)
@@ -276,12 +299,14 @@ int metrics_record_containers(const Config *c, const State *s, long drifted, lon
         json_object_set_new(m, "containers-not-running", json_integer(not_running));
         (void) save(c, m);
         json_decref(m);
+        closep(&lock);
         return metrics_record(c, s, NULL);
 }
 
 int metrics_record(const Config *c, const State *s, const MetricsRun *run) {
         _cleanup_free_ char *prom = NULL;
         _cleanup_(metrics_drift_done) MetricsDrift drift = {};
+        _cleanup_close_ int lock = lock_metrics(c->state_dir); /* best effort: counting goes on without */
         json_t *m = load(c->state_dir), *runs, *entry, *phases;
         size_t size;
         int r;

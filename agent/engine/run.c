@@ -131,6 +131,11 @@ ExitCode run_begin(Run *run, const Config *c, const char *command) {
         r = lock_acquire(c->state_dir, &e);
         if (r == -EBUSY) {
                 log_error("Another atticd-agent run holds the lock in '%s'; nothing was done.", c->state_dir);
+                /* Counted all the same (last_run_success 0, result busy), with the state as the
+                 * other run last wrote it: it is only ever replaced whole. */
+                (void) state_load(c->state_dir, &run->state, NULL);
+                run->result = RESULT_BUSY;
+                run->result_set = true;
                 return EXIT_BUSY;
         }
         if (r < 0) {

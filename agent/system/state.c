@@ -36,6 +36,7 @@ static const char *const result_table[_RESULT_MAX] = {
         [RESULT_KNOWN_BAD] = "known-bad",
         [RESULT_PENDING_REBOOT] = "pending-reboot",
         [RESULT_WAITING] = "waiting",
+        [RESULT_BUSY] = "busy",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(phase, Phase, phase_table, _PHASE_MAX)

@@ -53,6 +53,7 @@ typedef enum RunResult {
         RESULT_KNOWN_BAD,          /* the revision failed before and was not tried again */
         RESULT_PENDING_REBOOT,     /* installed for the next boot; `confirm` decides after it */
         RESULT_WAITING,            /* a new revision waits: rollout, change window or switch inhibitors */
+        RESULT_BUSY,               /* another run held the lock: nothing was done (metrics only) */
         _RESULT_MAX,
 } RunResult;
 
