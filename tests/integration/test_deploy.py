@@ -229,6 +229,61 @@ class FailedRollbackTest(Base):
         self.assertIsNotNone(self.status()["unhealthy"])
         self.run_agent("pull", expect=5)
 
+    def test_failed_rollback_activation_is_no_rollback(self):
+        """The rollback's own activation fails, either its profile operation (nix profile
+        rollback) or switch-to-configuration switch of the target (its boot loader installation
+        refuses, before it activates anything), while the failed revision's service answers
+        (it failed its activation, not its health): exit 5, rollback-failed, the record names
+        the failed generation, which runs. Went on to the health checks, a failed rollback
+        activation would pass them (what runs answers) and be recorded as a rollback (exit 1)."""
+        w = self.w
+        self.configure()
+        good = w.commit()
+        self.run_agent("pull", expect=0)
+        good_gen = self.assert_truthful()["generation"]
+        broken = HeldNix(w, PROFILE_BACK, name="broken", seconds=0, every=True, fail=True)
+
+        for how in ("nix profile rollback", "switch-to-configuration"):
+            with self.subTest(how=how):
+                if how == "nix profile rollback":
+                    self.configure(system={"nix-command": str(broken.path)})
+                else:
+                    # Boot counting is systemd-boot's: with grub, the installer exits 1, and
+                    # switch-to-configuration switch with it (tests/world/README.md). The new
+                    # generation's activation (test) installs no boot loader; the rollback's
+                    # (switch) does.
+                    w.boot_loader, w.boot_counting = "grub", 2
+                bad = w.commit(activation_exit=3)
+                r = self.run_agent("pull", expect=5)
+                bad_gen = w.current_system()
+                self.assertNotEqual(bad_gen, good_gen)
+                self.assertEqual(w.service_marker(), w.marker_of(bad_gen))
+                self.assertEqual(w.health(), 200, "the failed generation's service does not answer")
+                self.assertIn(f"the rollback to {good_gen} failed too", r.stderr)
+                self.assertIn(f"the system runs {bad_gen}", r.stderr)
+                self.assertIn("needs a person", r.stderr)
+                self.assertNotIn("healthy again", r.stderr)
+                if how == "switch-to-configuration":
+                    self.assertIn("Failed to install bootloader", r.stderr)
+                s = self.status()
+                self.assertEqual(s["phase"], "idle")
+                self.assertEqual(s["history"][-1]["result"], "rollback-failed")
+                self.assertEqual(s["history"][-1]["revision"], bad)
+                self.assertEqual(s["unhealthy"]["revision"], bad)
+                self.assertEqual(s["unhealthy"]["generation"], bad_gen)
+                self.assertEqual(s["revision"], good)
+                self.assertIn("UNHEALTHY", self.run_agent("status", expect=0).stdout)
+                r = self.run_agent("pull", expect=5)
+                self.assertIn("rollback failed", r.stderr)
+
+                # Repaired, a rollback by hand ends it.
+                if how == "nix profile rollback":
+                    self.configure()
+                else:
+                    w.boot_loader, w.boot_counting = "systemd-boot", 0
+                self.run_agent("rollback", expect=0)
+                self.assertEqual(self.assert_truthful()["generation"], good_gen)
+
 
 class DetachedActivationTest(Base):
     world_kw = {"detached_activation": True, "activation_seconds": 3, "rebuild_flavor": "ng"}

@@ -73,6 +73,42 @@ class GitVerifyTest(unittest.TestCase):
         rewritten = w.commit(branch="main", force=True)
         self.assert_refused(rewritten, deployed)
 
+    def test_remote_without_the_deployed_revision_refused(self):
+        """The history is rewritten (a new root commit on main) and the local mirror is
+        damaged, so that it is cloned again from a remote that no longer has the deployed
+        commit: nothing can show that the new revision descends from it. Refused (exit 3,
+        non-fast-forward), never deployed; a build that took the missing commit for fine
+        would deploy the rewritten history."""
+        w = self.w
+        w.commit()
+        deployed = w.commit()
+        self.pull(0)
+        gen = w.profile_target()
+        w.repo.git("checkout", "-q", "--orphan", "rewritten")
+        w.repo.git("rm", "-q", "-rf", "--cached", ".")
+        rewritten = w.commit(branch="main", force=True)
+        self.assertEqual(w.repo.remote_rev("main"), rewritten)
+        self.assertNotEqual(w.repo.git("merge-base", rewritten, deployed, check=False).returncode, 0,
+                           "the rewritten history shares a commit with the deployed one")
+        # Damaged as test_pull's test_damaged_mirror_is_cloned_again does: the agent creates
+        # the mirror again, and fetches only what the remote's refs reach.
+        mirror = w.state_dir / "repo.git"
+        (mirror / "HEAD").write_text("garbage\n")
+        (mirror / "config").write_text("[[[ not a config\n")
+
+        r = self.assert_refused(rewritten, deployed, "the remote no longer has the deployed revision",
+                                "REASON=non-fast-forward")
+        self.assertIn("creating it again", r.stderr)
+        # The case this is about: the mirror lacks the deployed commit, and has the new one.
+        self.assertNotEqual(w.git("-C", str(mirror), "cat-file", "-e", f"{deployed}^{{commit}}",
+                                  check=False).returncode, 0, "the mirror still has the deployed commit")
+        self.assertEqual(w.git("-C", str(mirror), "cat-file", "-t", rewritten).stdout.strip(), "commit")
+        self.assertEqual(self.deployed(), deployed)
+        self.assertEqual(w.current_system(), gen)
+        # Refused again at the next run (it is not taken for "nothing to do").
+        self.assert_refused(rewritten, deployed, "the remote no longer has the deployed revision")
+        self.assertEqual(self.deployed(), deployed)
+
     def test_downgrade_refused(self):
         w = self.w
         old = w.commit()
