@@ -221,12 +221,16 @@ class FailedRollbackTest(Base):
         # from now on the known-good generation's service is not what the check asks for
         self.configure(health={"settle": 0, "timeout": 2, "checks": [
             {"name": "never", "command": ["false"]}]})
-        w.commit()
+        bad = w.commit()
         r = self.run_agent("pull", expect=5)
         self.assertIn("not healthy either", r.stderr)
         # The second unhealthy event is the rollback target's, and names it.
         self.assertIn(f"Generation {good} (the rollback's target) is not healthy", r.stderr)
-        self.assertIsNotNone(self.status()["unhealthy"])
+        s = self.status()
+        # The record names the revision that failed and what runs now: the rollback's target.
+        self.assertEqual((s["unhealthy"]["revision"], s["unhealthy"]["generation"]), (bad, good))
+        self.assertEqual(w.current_system(), good)
+        self.assertEqual((s["history"][-1]["revision"], s["history"][-1]["result"]), (bad, "rollback-failed"))
         self.run_agent("pull", expect=5)
 
     def test_failed_rollback_activation_is_no_rollback(self):
