@@ -16,6 +16,7 @@
 
 #include "basic/openssl-util.h"
 #include "bundle/archive-dl.h"
+#include "bundle/bundle-internal.h"
 #include "bundle/bundle.h"
 #include "config/config.h"
 #include "basic/fileio.h"
@@ -26,24 +27,10 @@
 #include "system/nix.h"
 #include "basic/strutil.h"
 
-#define PACK_NAME "repository.pack"
-#define CACHE_NAME "nix"
-#define IMAGES_NAME "images"
 #define MIRROR_NAME "repo.git"           /* in the work directory, not a member */
 #define FULL_PACK_NAME "repository.full" /* a delta's whole history, for the evaluation; not a member */
 #define COPY_BLOCK (1024 * 1024)
 
-
-typedef struct Member {
-        char *path;
-        uint64_t size;
-        char sha256[65];
-} Member;
-
-typedef struct Members {
-        Member *list;
-        size_t n, allocated;
-} Members;
 
 static void members_done(Members *m) {
         for (size_t i = 0; i < m->n; i++)
@@ -122,6 +109,18 @@ static int collect(int rootfd, const char *prefix, Members *m, Error *e) {
         return 0;
 }
 
+/* The members after the manifest and its signature: the pack, then the binary cache (with a
+ * closure) and the image layouts (with images). */
+static int collect_members(int rootfd, const json_t *closure, const json_t *images, Members *m, Error *e) {
+        int r;
+
+        r = add_member(rootfd, PACK_NAME, m, e);
+        if (r >= 0 && closure)
+                r = collect(rootfd, CACHE_NAME, m, e);
+        if (r >= 0 && images && json_array_size(images) > 0)
+                r = collect(rootfd, IMAGES_NAME, m, e);
+        return r;
+}
 
 /* ---- the parts ---- */
 
@@ -171,6 +170,20 @@ static int write_repository(const BundleCreateOptions *o, const BundleManifest *
                 (void) unlink(full);
         }
         return flake_ref_for_revision(mirror, GIT_DEPLOY_REF, rev, ret_flake);
+}
+
+/* Built here, closure or not: a bundle names the system it was signed for, and signing
+ * one that does not build helps nobody. */
+static int build_system(const Config *c, const BundleCreateOptions *o, const SystemEval *sys, const char *work,
+                        Error *e) {
+        _cleanup_free_ char *out_link = path_join(work, "system");
+        int r;
+
+        log_info("Building the system of '%s'.", o->host);
+        r = out_link ? nix_build_system(c, sys->drv_path, sys->toplevel, out_link, false, e) : -ENOMEM;
+        if (r < 0)
+                return error_prefix(e, r, "the system does not build");
+        return 0;
 }
 
 /* The closure of the toplevel (built here from the evaluation's derivation) and, with
@@ -406,128 +419,30 @@ static int write_archive(const char *output, const char *tmp, int fd, int rootfd
         return r;
 }
 
-/* The digest (hex) of an image blob member "images/N/blobs/sha256/<hex>", else NULL. */
-static const char *image_blob_hex(const char *path) {
-        const char *slash = strrchr(path, '/');
-
-        if (strncmp(path, IMAGES_NAME "/", strlen(IMAGES_NAME "/")) != 0 || !slash || slash - path < 14 ||
-            strncmp(slash - 13, "/blobs/sha256", 13) != 0 || !is_hex(slash + 1, 64))
-                return NULL;
-        return slash + 1;
-}
-
-/* Whether the machine that applied base holds the image blob hex: base carried it, or left
- * it out itself (so the machine had it then). */
-static bool base_has_blob(const BundleManifest *base, const char *hex) {
-        for (size_t i = 0; i < base->n_members; i++) {
-                const char *h = image_blob_hex(base->members[i].path);
-                char sha[65];
-
-                if (h && streq(h, hex) && streq(hex_encode(base->members[i].sha256, 32, sha), hex))
-                        return true;
-        }
-        for (size_t i = 0; i < base->n_base_blobs; i++)
-                if (streq(base->base_blobs[i].sha256, hex))
-                        return true;
-        return false;
-}
-
-/* A delta (--base) leaves out what the machine has since it applied base:
- * - the closure's NARs that base carried byte for byte (apply checks that their paths are in
- *   the store); the narinfos stay, nix copy reads them to skip the paths that are valid;
- * - the image blobs that base carried or left out (apply takes them from its blob cache),
- *   listed in ret_blobs for the manifest. */
-static const Member *members_find(const Members *m, const char *path) {
-        for (size_t i = 0; i < m->n; i++)
-                if (streq(m->list[i].path, path))
-                        return &m->list[i];
-        return NULL;
-}
-
-/* The NAR members of paths whose narinfo the base carried byte for byte: the same path with the
- * same NAR, which the machine holds since it applied the base, whether the base carried that NAR
- * or left it out itself (a delta of a delta). */
-static int nars_of_base_paths(const Config *c, const char *work, json_t *closure, const Members *m,
-                              const BundleManifest *base, char ***ret, Error *e) {
-        _cleanup_free_ char *cache = path_join(work, CACHE_NAME);
-        _cleanup_strv_free_ char **paths = NULL, **nars = NULL;
-        json_t *infos = NULL, *v;
-        size_t i;
+/* The archive into tmp (a new file of a random name, made from its template here), renamed
+ * over output once complete; tmp is removed when that fails. */
+static int write_output(const char *output, char *tmp, int rootfd, const char *manifest, const uint8_t *sig,
+                        size_t sig_size, const Members *m, time_t now, Error *e) {
+        _cleanup_close_ int out_fd = -EBADF;
         int r;
 
-        json_array_foreach(json_object_get(closure, "paths"), i, v)
-                if (strv_extend(&paths, json_string_value(v)) < 0)
-                        return -ENOMEM;
-        if (!cache)
-                return -ENOMEM;
-        r = nix_cache_path_info(c, cache, paths, &infos, e);
-        if (r < 0)
+        out_fd = mkostemp(tmp, O_CLOEXEC);
+        if (out_fd < 0)
+                return error_set(e, -errno, "cannot create a temporary file next to '%s': %m", output);
+        r = write_archive(output, tmp, out_fd, rootfd, manifest, sig, sig_size, m, (int64_t) now, e);
+        if (r >= 0 && (fchmod(out_fd, 0644) < 0 || fsync(out_fd) < 0))
+                r = error_set(e, -errno, "cannot write '%s': %m", tmp);
+        if (close(TAKE_FD(out_fd)) < 0 && r >= 0)
+                r = error_set(e, -errno, "cannot write '%s': %m", tmp);
+        if (r < 0) {
+                (void) unlink(tmp);
                 return r;
-        json_array_foreach(infos, i, v) {
-                const char *path = json_string_value(json_object_get(v, "path")),
-                           *url = json_string_value(json_object_get(v, "url")), *name = path ? strrchr(path, '/') : NULL;
-                _cleanup_free_ char *narinfo = NULL, *nar = NULL;
-                const BundleMember *b;
-                const Member *ours;
-                char hex[65];
-
-                if (!name || !url || strlen(name) < 33 ||
-                    asprintf(&narinfo, CACHE_NAME "/%.32s.narinfo", name + 1) < 0 ||
-                    asprintf(&nar, CACHE_NAME "/%s", url) < 0) {
-                        json_decref(infos);
-                        return -ENOMEM;
-                }
-                b = bundle_manifest_find(base, narinfo);
-                ours = members_find(m, narinfo);
-                if (b && ours && b->size == ours->size && streq(hex_encode(b->sha256, 32, hex), ours->sha256) &&
-                    strv_extend(&nars, nar) < 0) {
-                        json_decref(infos);
-                        return -ENOMEM;
-                }
         }
-        json_decref(infos);
-        *ret = TAKE_PTR(nars);
-        return 0;
-}
-
-static int drop_base_members(Members *m, const BundleManifest *base, char *const *base_nars, uint64_t *ret_nars,
-                             uint64_t *ret_blobs_size, json_t **ret_blobs) {
-        json_t *blobs = json_array();
-        size_t k = 0;
-
-        *ret_nars = *ret_blobs_size = 0;
-        if (!blobs)
-                return -ENOMEM;
-        for (size_t i = 0; i < m->n; i++) {
-                const BundleMember *b = strncmp(m->list[i].path, CACHE_NAME "/nar/", strlen(CACHE_NAME "/nar/")) == 0 ?
-                                                bundle_manifest_find(base, m->list[i].path) : NULL;
-                const char *hex = image_blob_hex(m->list[i].path);
-                char sha[65];
-
-                bool known = false;
-
-                for (char *const *n = base_nars; n && *n && !known; n++)
-                        known = streq(*n, m->list[i].path);
-                if (known || (b && b->size == m->list[i].size &&
-                              streq(hex_encode(b->sha256, sizeof(b->sha256), sha), m->list[i].sha256))) {
-                        *ret_nars += m->list[i].size;
-                        free(m->list[i].path);
-                        continue;
-                }
-                if (hex && streq(hex, m->list[i].sha256) && base_has_blob(base, hex)) {
-                        if (json_array_append_new(blobs, json_pack("{s:s, s:I}", "path", m->list[i].path, "size",
-                                                                   (json_int_t) m->list[i].size)) < 0) {
-                                json_decref(blobs);
-                                return -ENOMEM;
-                        }
-                        *ret_blobs_size += m->list[i].size;
-                        free(m->list[i].path);
-                        continue;
-                }
-                m->list[k++] = m->list[i];
+        if (rename(tmp, output) < 0) {
+                r = error_set(e, -errno, "cannot rename '%s' to '%s': %m", tmp, output);
+                (void) unlink(tmp);
+                return r;
         }
-        m->n = k;
-        *ret_blobs = blobs;
         return 0;
 }
 
@@ -577,7 +492,7 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         _cleanup_free_ uint8_t *sig = NULL;
         _cleanup_(members_done) Members members = {};
         _cleanup_(system_eval_done) SystemEval sys = {};
-        _cleanup_close_ int rootfd = -EBADF, out_fd = -EBADF;
+        _cleanup_close_ int rootfd = -EBADF;
         _cleanup_(bundle_manifest_done) BundleManifest base = {};
         char base_id[BUNDLE_ID_LEN + 1] = "";
         json_t *closure = NULL, *images = NULL, *base_blobs = NULL;
@@ -592,15 +507,9 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
             asprintf(&tmp, "%s.XXXXXX", o->output) < 0)
                 return -ENOMEM;
         if (o->base) {
-                r = bundle_read_manifest(o->base, &base, base_id, e);
+                r = bundle_delta_read_base(o, &base, base_id, e);
                 if (r < 0)
-                        return error_prefix(e, r, "--base");
-                if (!streq(base.host, o->host))
-                        return error_set(e, -EINVAL, "--base: '%s' is a bundle for host '%s', not '%s'", o->base, base.host,
-                                         o->host);
-                if (o->sequence && o->sequence <= base.sequence)
-                        return error_set(e, -EINVAL, "--base: the sequence %" PRIu64 " is not above the base's %" PRIu64,
-                                         o->sequence, base.sequence);
+                        return r;
         }
         if (!mkdtemp(work))
                 return error_set(e, -errno, "cannot create a work directory next to '%s': %m", o->output);
@@ -615,18 +524,9 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         r = nix_evaluate_system(c, flake, &sys, e);
         if (r < 0)
                 goto finish;
-        /* Built here, closure or not: a bundle names the system it was signed for, and signing
-         * one that does not build helps nobody. */
-        {
-                _cleanup_free_ char *out_link = path_join(work, "system");
-
-                log_info("Building the system of '%s'.", o->host);
-                r = out_link ? nix_build_system(c, sys.drv_path, sys.toplevel, out_link, false, e) : -ENOMEM;
-                if (r < 0) {
-                        error_prefix(e, r, "the system does not build");
-                        goto finish;
-                }
-        }
+        r = build_system(c, o, &sys, work, e);
+        if (r < 0)
+                goto finish;
         if (o->closure) {
                 r = write_closure(c, o, flake, &sys, work, &closure, e);
                 if (r < 0)
@@ -643,30 +543,14 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
                 r = error_set(e, -errno, "cannot open '%s': %m", work);
                 goto finish;
         }
-        r = add_member(rootfd, PACK_NAME, &members, e);
-        if (r >= 0 && closure)
-                r = collect(rootfd, CACHE_NAME, &members, e);
-        if (r >= 0 && images && json_array_size(images) > 0)
-                r = collect(rootfd, IMAGES_NAME, &members, e);
+        r = collect_members(rootfd, closure, images, &members, e);
         if (r < 0)
                 goto finish;
 
         if (o->base) {
-                _cleanup_strv_free_ char **base_nars = NULL;
-                uint64_t nars, blobs;
-
-                if (closure) {
-                        r = nars_of_base_paths(c, work, closure, &members, &base, &base_nars, e);
-                        if (r < 0)
-                                goto finish;
-                }
-                r = drop_base_members(&members, &base, base_nars, &nars, &blobs, &base_blobs);
+                r = bundle_delta_leave_out(c, work, closure, &members, &base, base_id, &base_blobs, e);
                 if (r < 0)
                         goto finish;
-                log_info("A delta of bundle %s (sequence %" PRIu64 "): the history up to %s, %.1f MiB of the closure "
-                         "and %.1f MiB of image blobs left out.",
-                         base_id, base.sequence, base.revision, (double) nars / (1024 * 1024),
-                         (double) blobs / (1024 * 1024));
         }
         r = make_manifest(o, rev, &sys, now, TAKE_PTR(closure), TAKE_PTR(images), &members, o->base ? &base : NULL,
                           base_id, TAKE_PTR(base_blobs), &manifest);
@@ -675,25 +559,9 @@ int bundle_create(const Config *c, const BundleCreateOptions *o, Error *e) {
         r = sign(o->key, manifest, strlen(manifest), &sig, &sig_size, e);
         if (r < 0)
                 goto finish;
-        out_fd = mkostemp(tmp, O_CLOEXEC);
-        if (out_fd < 0) {
-                r = error_set(e, -errno, "cannot create a temporary file next to '%s': %m", o->output);
+        r = write_output(o->output, tmp, rootfd, manifest, sig, sig_size, &members, now, e);
+        if (r < 0)
                 goto finish;
-        }
-        r = write_archive(o->output, tmp, out_fd, rootfd, manifest, sig, sig_size, &members, (int64_t) now, e);
-        if (r >= 0 && (fchmod(out_fd, 0644) < 0 || fsync(out_fd) < 0))
-                r = error_set(e, -errno, "cannot write '%s': %m", tmp);
-        if (close(TAKE_FD(out_fd)) < 0 && r >= 0)
-                r = error_set(e, -errno, "cannot write '%s': %m", tmp);
-        if (r < 0) {
-                (void) unlink(tmp);
-                goto finish;
-        }
-        if (rename(tmp, o->output) < 0) {
-                r = error_set(e, -errno, "cannot rename '%s' to '%s': %m", tmp, o->output);
-                (void) unlink(tmp);
-                goto finish;
-        }
         log_info("Wrote '%s': revision %s, %zu members after the manifest, sequence %" PRIu64 ", expires in %" PRIu64 " s.", o->output,
                  rev, members.n, o->sequence ?: (uint64_t) now, o->expires_in);
 finish:

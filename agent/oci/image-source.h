@@ -9,7 +9,7 @@
 
 /* Where an image and its signatures are read from.
  *
- * The verifier (images.c) and the layout writer (oci-layout.c) read an image through this
+ * The verifier (images-verify.c) and the layout writer (oci-layout.c) read an image through this
  * seam: a registry (registry_source_new() in registry.h), or an OCI image layout on disk
  * (oci_layout_open() in oci-layout.h). Both cap every body and check every digest; both
  * return the errors listed at the top of registry.h (a layout: -ENOENT for what it does not

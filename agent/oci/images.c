@@ -1,19 +1,19 @@
 /* SPDX-License-Identifier: MIT */
+/* The sets of images (ImageSet): a configuration's containers, a deployment's record, the
+ * containers of a revision (one nix eval), and a set as JSON for the history; for offline
+ * bundles, a set's export into OCI image layouts and its import from them. The verdict on
+ * each image is images-verify.c's. */
 #include <jansson.h>
-#include <pthread.h>
 
-#include "sign/cosign.h"
 #include "oci/image-ref.h"
+#include "oci/images-internal.h"
 #include "oci/images.h"
-#include "basic/log.h"
 #include "oci/oci-layout.h"
 #include "system/process.h"
 #include "oci/registry.h"
 
 #define IMAGES_MAX 1024
 #define NIX_EVAL_OUTPUT_MAX (1024 * 1024)
-#define WORKERS_MAX 4
-#define PREDICATE_COSIGN_SIGN "https://sigstore.dev/cosign/sign/v1"
 
 void image_set_done(ImageSet *s) {
         if (!s)
@@ -121,9 +121,8 @@ int images_of_revision(const Config *c, const char *flake, ImageSet *ret, Error 
         return r;
 }
 
-/* ---- one image ---- */
-
-static RegistryOptions registry_options(const Config *c) {
+/* The registry client's options: images.* of the configuration. */
+RegistryOptions images_registry_options(const Config *c) {
         return (RegistryOptions) {
                 .insecure_registries = c->images.insecure_registries,
                 .token_hosts = c->images.token_hosts,
@@ -133,362 +132,6 @@ static RegistryOptions registry_options(const Config *c) {
                 .stall_timeout = c->images.stall_timeout,
                 .request_timeout = c->images.request_timeout,
         };
-}
-
-typedef struct Verifier {
-        const Config *config;
-        const CosignKeyring *keys;
-        RegistryClient *registry; /* the worker's, made for the first image from a registry */
-        ImageSource *src;         /* the image being verified: its registry or its OCI layout */
-} Verifier;
-
-typedef struct Found {
-        CosignTally tally;
-        bool sbom;
-        Error last_refusal; /* why the last signature that did not count did not count */
-        int last_refusal_r;
-} Found;
-
-static void note_refusal(Found *f, int r, const Error *e) {
-        f->last_refusal_r = r;
-        f->last_refusal = *e;
-}
-
-static const char *json_str(json_t *o, const char *key) {
-        json_t *v = json_object_get(o, key);
-        return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-/* The layers of a signature manifest: calls fn with each layer's media type, blob (at most
- * blob_max bytes: what the verifier takes for that kind, COSIGN_PAYLOAD_MAX for a
- * simple-signing payload, COSIGN_DOCUMENT_MAX for a bundle or an envelope, which may carry
- * an SBOM), and the signature annotation (classic signatures only). */
-typedef int (*LayerFn)(Verifier *v, const char *digest, const char *media_type, const Buffer *blob,
-                       const char *annotation, Found *f);
-
-static int for_each_layer(Verifier *v, const char *digest, const char *manifest_ref, LayerFn fn, size_t blob_max,
-                          Found *f, Error *e) {
-        _cleanup_free_ char *mt = NULL, *mdigest = NULL;
-        Buffer body = {};
-        json_t *j, *layers, *layer;
-        size_t i;
-        int r;
-
-        r = image_source_get_manifest(v->src, manifest_ref, &body, &mt, &mdigest, e);
-        if (r < 0)
-                return r;
-        j = json_loadb((const char *) body.data, body.size, JSON_REJECT_DUPLICATES, NULL);
-        buffer_done(&body);
-        layers = j ? json_object_get(j, "layers") : NULL;
-        if (!json_is_array(layers)) {
-                json_decref(j);
-                return error_set(e, -EBADMSG, "%s is not an image manifest with layers", manifest_ref);
-        }
-        json_array_foreach(layers, i, layer) {
-                const char *lmt = json_str(layer, "mediaType"), *ldigest = json_str(layer, "digest");
-                json_t *ann = json_object_get(layer, "annotations");
-                const char *sig = json_is_object(ann) ? json_str(ann, "dev.cosignproject.cosign/signature") : NULL;
-                Buffer blob = {};
-                Error le = {};
-
-                if (i >= 1000)
-                        break; /* cosign writes at most 1000 */
-                if (!lmt || !ldigest) {
-                        note_refusal(f, -EBADMSG, &(Error) { .message = "a signature layer without mediaType or digest" });
-                        continue;
-                }
-                r = image_source_get_blob(v->src, ldigest, blob_max, &blob, &le);
-                if (r < 0) {
-                        if (r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -EACCES) {
-                                json_decref(j);
-                                if (e)
-                                        *e = le;
-                                return r;
-                        }
-                        note_refusal(f, r, &le);
-                        continue;
-                }
-                r = fn(v, digest, lmt, &blob, sig, f);
-                buffer_done(&blob);
-                if (r < 0) {
-                        json_decref(j);
-                        return r;
-                }
-        }
-        json_decref(j);
-        return 0;
-}
-
-static int on_simplesigning(Verifier *v, const char *digest, const char *media_type,
-                            const Buffer *blob, const char *annotation, Found *f) {
-        size_t key;
-        Error e = {};
-        int r;
-
-        if (!annotation) {
-                note_refusal(f, -EBADMSG, &(Error) { .message = "a .sig layer without a signature annotation" });
-                return 0;
-        }
-        r = cosign_verify_simplesigning(v->keys, digest, media_type, blob->data, blob->size, annotation, &key, &e);
-        if (r < 0)
-                note_refusal(f, r, &e);
-        else
-                cosign_tally_add(&f->tally, key);
-        return 0;
-}
-
-static int on_attestation(Verifier *v, const char *digest, const char *media_type,
-                          const Buffer *blob, const char *annotation, Found *f) {
-        _cleanup_free_ char *predicate = NULL;
-        size_t key;
-        Error e = {};
-        int r;
-
-        if (!streq(media_type, "application/vnd.dsse.envelope.v1+json"))
-                return 0;
-        r = cosign_verify_dsse_envelope(v->keys, digest, blob->data, blob->size, &key, &predicate, &e);
-        if (r < 0)
-                note_refusal(f, r, &e);
-        else if (cosign_predicate_is_sbom(predicate))
-                f->sbom = true;
-        return 0;
-}
-
-static int on_bundle(Verifier *v, const char *digest, const char *media_type,
-                     const Buffer *blob, const char *annotation, Found *f) {
-        _cleanup_free_ char *predicate = NULL;
-        size_t key;
-        Error e = {};
-        int r;
-
-        if (strncmp(media_type, "application/vnd.dev.sigstore.bundle", 35) != 0)
-                return 0;
-        r = cosign_verify_bundle(v->keys, digest, blob->data, blob->size, &key, &predicate, &e);
-        if (r < 0)
-                note_refusal(f, r, &e);
-        else if (streq_ptr(predicate, PREDICATE_COSIGN_SIGN))
-                cosign_tally_add(&f->tally, key);
-        else if (cosign_predicate_is_sbom(predicate))
-                f->sbom = true;
-        return 0;
-}
-
-/* Sigstore bundles are attached as referrers: the Referrers API, else the fallback index at
- * tag sha256-<hex> (the source finds it). Every manifest listed is looked at (cosign's
- * fallback index does not say artifactType reliably). */
-static int verify_referrers(Verifier *v, const char *digest, Found *f, Error *e) {
-        Buffer body = {};
-        json_t *j, *manifests, *m;
-        size_t i;
-        int r;
-
-        r = image_source_get_referrers(v->src, digest, &body, e);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-
-        j = json_loadb((const char *) body.data, body.size, JSON_REJECT_DUPLICATES, NULL);
-        buffer_done(&body);
-        manifests = j ? json_object_get(j, "manifests") : NULL;
-        if (!json_is_array(manifests)) {
-                json_decref(j);
-                return 0; /* not an index: no referrers */
-        }
-        json_array_foreach(manifests, i, m) {
-                const char *d = json_str(m, "digest");
-
-                if (i >= REFERRERS_MAX)
-                        break;
-                if (!d || !image_digest_is_valid(d))
-                        continue;
-                r = for_each_layer(v, digest, d, on_bundle, COSIGN_DOCUMENT_MAX, f, e);
-                if (r < 0 && r != -ENOENT && r != -EBADMSG) {
-                        json_decref(j);
-                        return r;
-                }
-        }
-        json_decref(j);
-        return 0;
-}
-
-/* The image's source: its OCI layout, else its registry (through the worker's client). */
-static int open_source(Verifier *v, const ImageCheck *ic, const ImageRef *ref, Error *e) {
-        int r;
-
-        if (ic->layout) {
-                r = oci_layout_open(ic->layout, ref, &v->src, e);
-                /* A layout that is not there or not one is a bundle to refuse. */
-                return r == -ENOENT || r == -EBADMSG || r == -EFBIG || r == -ENOTDIR ? -EPERM : r;
-        }
-        if (!v->registry) {
-                RegistryOptions o = registry_options(v->config);
-
-                r = registry_client_new(&o, &v->registry, e);
-                if (r < 0)
-                        return r;
-        }
-        return registry_source_new(v->registry, ref, &v->src);
-}
-
-static int verify_one(Verifier *v, ImageCheck *ic) {
-        const Config *c = v->config;
-        _cleanup_free_ char *sig_tag = NULL, *att_tag = NULL, *digest = NULL;
-        ImageRef ref = {};
-        Buffer body = {};
-        Found f = {};
-        Error *e = &ic->error;
-        int r;
-
-        r = image_ref_parse(ic->reference, &ref, e);
-        if (r < 0)
-                return r == -ENOMEM ? r : -EPERM;
-        if (ic->pinned) {
-                /* The recorded digest, whatever a tag points to now. */
-                free(ref.digest);
-                ref.digest = strdup(ic->digest);
-                if (!ref.digest) {
-                        image_ref_done(&ref);
-                        return -ENOMEM;
-                }
-        } else if (c->images.require_digest && !ref.digest) {
-                image_ref_done(&ref);
-                error_set(e, 0, "not pinned by digest, and images.require-digest is set");
-                return -EPERM;
-        }
-        r = open_source(v, ic, &ref, e);
-        image_ref_done(&ref);
-        if (r < 0)
-                return r;
-
-        /* The digest the reference resolves to (the index for a multi-arch image). */
-        r = image_source_get_manifest(v->src, NULL, &body, NULL, &digest, e);
-        buffer_done(&body);
-        if (r < 0)
-                return r == -ENOENT || r == -EBADMSG || r == -EFBIG ? -EPERM : r;
-        if (ic->digest && !streq(ic->digest, digest)) {
-                error_set(e, 0, "resolves to %s, not to %s as recorded", digest, ic->digest);
-                return -EPERM;
-        }
-        free(ic->digest);
-        ic->digest = TAKE_PTR(digest);
-
-        cosign_tally_init(&f.tally, v->keys);
-        if (asprintf(&sig_tag, "sha256-%s.sig", ic->digest + 7) < 0 || asprintf(&att_tag, "sha256-%s.att", ic->digest + 7) < 0)
-                return -ENOMEM;
-
-        r = for_each_layer(v, ic->digest, sig_tag, on_simplesigning, COSIGN_PAYLOAD_MAX, &f, e);
-        if (r == -EBADMSG) /* a signature manifest that is not one: said if nothing else counts */
-                note_refusal(&f, r, e);
-        /* Bundles only when the classic signatures are not enough already. */
-        if ((r >= 0 || r == -ENOENT || r == -EBADMSG) &&
-            (cosign_tally_count(&f.tally) < c->images.threshold || (c->images.require_sbom && !f.sbom)))
-                r = verify_referrers(v, ic->digest, &f, e);
-        if ((r >= 0 || r == -ENOENT) && c->images.require_sbom && !f.sbom) {
-                r = for_each_layer(v, ic->digest, att_tag, on_attestation, COSIGN_DOCUMENT_MAX, &f, e);
-                if (r == -ENOENT || r == -EBADMSG)
-                        r = 0;
-        }
-        if (r < 0 && r != -ENOENT && r != -EBADMSG)
-                return r; /* the registry could not be asked */
-
-        for (size_t i = 0; i < cosign_keyring_size(v->keys); i++)
-                if (cosign_tally_has(&f.tally, i) && strv_extend(&ic->signers, cosign_keyring_fingerprint(v->keys, i)) < 0)
-                        return -ENOMEM;
-        ic->sbom = f.sbom;
-
-        if (cosign_tally_count(&f.tally) < c->images.threshold) {
-                if (cosign_tally_count(&f.tally) == 0 && f.last_refusal_r == 0)
-                        error_set(e, 0, "no Cosign signature found");
-                else if (cosign_tally_count(&f.tally) == 0)
-                        error_set(e, 0, "no valid signature by a trusted key (%s)", f.last_refusal.message);
-                else
-                        error_set(e, 0, "signed by %zu trusted key(s), %u required", cosign_tally_count(&f.tally),
-                                  c->images.threshold);
-                return -EPERM;
-        }
-        if (c->images.require_sbom && !f.sbom) {
-                error_set(e, 0, "no SBOM attestation (SPDX or CycloneDX) signed by a trusted key");
-                return -EPERM;
-        }
-        return 0;
-}
-
-/* ---- the pool ---- */
-
-typedef struct Pool {
-        const Config *config;
-        const CosignKeyring *keys;
-        ImageSet *set;
-        pthread_mutex_t lock;
-        size_t next;
-} Pool;
-
-static void *worker(void *userdata) {
-        Pool *p = userdata;
-        Verifier v = { .config = p->config, .keys = p->keys };
-
-        for (;;) {
-                size_t i;
-
-                pthread_mutex_lock(&p->lock);
-                i = p->next++;
-                pthread_mutex_unlock(&p->lock);
-                if (i >= p->set->n)
-                        break;
-                p->set->images[i].result = verify_one(&v, &p->set->images[i]);
-                image_source_free(v.src);
-                v.src = NULL;
-        }
-        registry_client_free(v.registry);
-        return NULL;
-}
-
-int images_verify(const Config *c, ImageSet *set, Error *e) {
-        CosignKeyring *keys = NULL;
-        pthread_t threads[WORKERS_MAX];
-        size_t n_threads = MIN(set->n, (size_t) WORKERS_MAX), started = 0;
-        Pool pool = { .config = c, .set = set, .lock = PTHREAD_MUTEX_INITIALIZER };
-        int r, worst = 0;
-        ImageCheck *worst_ic = NULL;
-
-        if (set->n == 0)
-                return 0;
-        if (strv_length(c->images.keys) == 0) {
-                log_warning("images.keys is empty: the %zu image(s) of this revision are not verified.", set->n);
-                return 0;
-        }
-        r = cosign_keyring_load(c->images.keys, &keys, e);
-        if (r < 0)
-                return r;
-        pool.keys = keys;
-
-        for (size_t i = 0; i < n_threads; i++) {
-                if (pthread_create(&threads[i], NULL, worker, &pool) != 0)
-                        break;
-                started++;
-        }
-        if (started == 0)
-                worker(&pool);
-        for (size_t i = 0; i < started; i++)
-                pthread_join(threads[i], NULL);
-        cosign_keyring_free(keys);
-
-        /* A refusal outweighs a registry that could not be asked. */
-        for (size_t i = 0; i < set->n; i++) {
-                ImageCheck *ic = &set->images[i];
-
-                if (ic->result == 0)
-                        continue;
-                if (!worst_ic || (ic->result == -EPERM && worst != -EPERM)) {
-                        worst = ic->result;
-                        worst_ic = ic;
-                }
-        }
-        if (!worst_ic)
-                return 0;
-        return error_set(e, worst, "image '%s' (%s%s%s): %s", worst_ic->name, worst_ic->reference,
-                         worst_ic->digest ? ", " : "", strempty(worst_ic->digest), worst_ic->error.message);
 }
 
 json_t *image_set_to_json(const ImageSet *s) {
@@ -523,7 +166,7 @@ static const ImageCheck *same_reference(const ImageSet *set, size_t i) {
 
 int images_export(const Config *c, ImageSet *set, const char *dir, Error *e) {
         _cleanup_(registry_client_freep) RegistryClient *registry = NULL;
-        RegistryOptions o = registry_options(c);
+        RegistryOptions o = images_registry_options(c);
         size_t n_layouts = 0;
         int r;
 

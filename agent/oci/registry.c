@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/* The registry client: its curl handle, one GET (timeouts, redirects, a cap on every body),
+ * the authentication a registry asks for (a Bearer token from its token service, or basic
+ * auth), and the registry as an ImageSource. What is fetched is registry-manifest.c's
+ * (manifests, referrers) and registry-blob.c's (blobs). */
 #include <inttypes.h>
 #include <jansson.h>
 #include <strings.h>
@@ -7,6 +11,7 @@
 #include "oci/image-ref.h"
 #include "basic/log.h"
 #include "oci/registry-auth.h"
+#include "oci/registry-internal.h"
 #include "oci/registry.h"
 #include "basic/timeutil.h"
 
@@ -14,35 +19,7 @@
 #define ERROR_BODY_MAX (1024 * 1024) /* the body of an answer other than 200, which is not read */
 #define MAX_REDIRECTS 5
 
-static const char MANIFEST_ACCEPT[] =
-        "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
-        "application/vnd.docker.distribution.manifest.v2+json, "
-        "application/vnd.docker.distribution.manifest.list.v2+json";
-
-struct RegistryClient {
-        RegistryOptions options;
-        CURL *curl;
-        /* The last Bearer token and what it was for: a run verifies one repository after
-         * another, so one entry is enough. */
-        char *token_key;
-        char *token;
-        /* A registry that answered that it has no Referrers API is not asked again. */
-        char *no_referrers_api;
-};
-
-/* One answer. Only a 200 body is kept, in the sink the request was made with; the bodies of
- * other answers (a 401, a 404) are dropped, up to ERROR_BODY_MAX. */
-typedef struct Response {
-        long status;
-        CURL *curl;
-        BlobSink *sink;
-        uint64_t dropped;
-        bool over_cap;
-        char *docker_digest;
-        char *www_authenticate;
-} Response;
-
-static void response_done(Response *r) {
+void registry_response_done(Response *r) {
         free(r->docker_digest);
         free(r->www_authenticate);
         *r = (Response) {};
@@ -233,38 +210,38 @@ static int http_get(RegistryClient *c, const char *url, const char *accept, cons
         (void) sym_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
 
         if (r.over_cap || cc == CURLE_FILESIZE_EXCEEDED) {
-                response_done(&r);
+                registry_response_done(&r);
                 return error_set(e, -EFBIG, "%s: the answer is larger than %" PRIu64 " bytes", url,
                                  r.dropped > ERROR_BODY_MAX ? (uint64_t) ERROR_BODY_MAX : sink->max);
         }
         if (cc == CURLE_WRITE_ERROR && sink->error < 0) {
-                response_done(&r);
+                registry_response_done(&r);
                 return error_set(e, sink->error, "%s: cannot keep the answer: %s", url, strerror(-sink->error));
         }
         switch (cc) {
         case CURLE_OK:
                 break;
         case CURLE_OPERATION_TIMEDOUT:
-                response_done(&r);
+                registry_response_done(&r);
                 return timeout_error(c, h, url, timeout, elapsed, e);
         case CURLE_PARTIAL_FILE:
-                response_done(&r);
+                registry_response_done(&r);
                 return error_set(e, -EHOSTUNREACH, "%s: the registry closed the connection before the end of the answer (%s)",
                                  url, errbuf[0] ? errbuf : sym_curl_easy_strerror(cc));
         case CURLE_UNSUPPORTED_PROTOCOL:
-                response_done(&r);
+                registry_response_done(&r);
                 return error_set(e, -EBADMSG, "%s: redirected to a protocol other than https (%s)", url,
                                  errbuf[0] ? errbuf : sym_curl_easy_strerror(cc));
         case CURLE_TOO_MANY_REDIRECTS:
-                response_done(&r);
+                registry_response_done(&r);
                 return error_set(e, -EBADMSG, "%s: more than %d redirects", url, MAX_REDIRECTS);
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CACERT_BADFILE:
-                response_done(&r);
+                registry_response_done(&r);
                 return error_set(e, -EKEYREJECTED, "%s: the TLS certificate is not trusted (%s)", url,
                                  sym_curl_easy_strerror(cc));
         default:
-                response_done(&r);
+                registry_response_done(&r);
                 return error_set(e, -EHOSTUNREACH, "%s: %s", url, errbuf[0] ? errbuf : sym_curl_easy_strerror(cc));
         }
         *ret = r;
@@ -328,8 +305,8 @@ static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *reg
         k = http_get(c, url, NULL, NULL, user, password, &body, &r, e);
         if (k < 0)
                 return k;
-        status = r.status; /* response_done() clears it */
-        response_done(&r);
+        status = r.status; /* registry_response_done() clears it */
+        registry_response_done(&r);
         if (status == 401 || status == 403)
                 return error_set(e, -EACCES, "the token service %s refused %s (HTTP %ld)", ch->realm,
                                  user ? "the credentials" : "access without credentials", status);
@@ -351,8 +328,8 @@ static int get_token(RegistryClient *c, const AuthChallenge *ch, const char *reg
 }
 
 /* A GET below /v2/ of a registry, authenticating when the registry asks to. */
-static int registry_request(RegistryClient *c, const char *registry, const char *repository, const char *path,
-                            const char *accept, BlobSink *sink, Response *ret, Error *e) {
+int registry_request(RegistryClient *c, const char *registry, const char *repository, const char *path,
+                     const char *accept, BlobSink *sink, Response *ret, Error *e) {
         _cleanup_free_ char *url = NULL, *key = NULL, *user = NULL, *password = NULL;
         AuthChallenge ch = {};
         Response r = {};
@@ -373,10 +350,10 @@ static int registry_request(RegistryClient *c, const char *registry, const char 
 
         /* The registry wants credentials: Bearer (a token from its token service) or Basic. */
         if (!r.www_authenticate || auth_challenge_parse(r.www_authenticate, &ch) < 0) {
-                response_done(&r);
+                registry_response_done(&r);
                 return error_set(e, -EACCES, "%s: HTTP 401 without a usable WWW-Authenticate challenge", url);
         }
-        response_done(&r);
+        registry_response_done(&r);
 
         if (c->options.auth_file) {
                 Error ae = {};
@@ -413,14 +390,14 @@ static int registry_request(RegistryClient *c, const char *registry, const char 
         if (k < 0)
                 return k;
         if (r.status == 401 || r.status == 403) {
-                response_done(&r);
+                registry_response_done(&r);
                 return error_set(e, -EACCES, "%s: the registry refused the credentials (HTTP %ld)", url, r.status);
         }
         *ret = r;
         return 0;
 }
 
-static int status_error(const Response *r, const char *what, Error *e) {
+int registry_status_error(const Response *r, const char *what, Error *e) {
         if (r->status == 404)
                 return error_set(e, -ENOENT, "%s: not found", what);
         if (r->status == 401 || r->status == 403)
@@ -428,172 +405,6 @@ static int status_error(const Response *r, const char *what, Error *e) {
         if (r->status >= 500)
                 return error_set(e, -EHOSTUNREACH, "%s: the registry answered HTTP %ld", what, r->status);
         return error_set(e, -EBADMSG, "%s: unexpected HTTP %ld", what, r->status);
-}
-
-int manifest_media_type(const Buffer *body, char **ret) {
-        json_t *j, *mt;
-
-        j = json_loadb((const char *) body->data, body->size, JSON_REJECT_DUPLICATES, NULL);
-        if (!json_is_object(j)) {
-                json_decref(j);
-                return -EBADMSG;
-        }
-        mt = json_object_get(j, "mediaType");
-        *ret = strdup(json_is_string(mt) ? json_string_value(mt) : "");
-        json_decref(j);
-        return *ret ? 0 : -ENOMEM;
-}
-
-int registry_get_manifest(RegistryClient *c, const char *registry, const char *repository, const char *reference,
-                          Buffer *ret_body, char **ret_media_type, char **ret_digest, Error *e) {
-        _cleanup_free_ char *path = NULL, *what = NULL, *mt = NULL;
-        _cleanup_(blob_sink_done) BlobSink body = { .fd = -1 };
-        char digest[IMAGE_DIGEST_LEN + 1];
-        Response r = {};
-        int k;
-
-        if (asprintf(&path, "manifests/%s", reference) < 0 ||
-            asprintf(&what, "%s/%s%s%s", registry, repository, strchr(reference, ':') ? "@" : ":", reference) < 0 ||
-            blob_sink_init(&body, -1, MANIFEST_MAX) < 0)
-                return -ENOMEM;
-
-        k = registry_request(c, registry, repository, path, MANIFEST_ACCEPT, &body, &r, e);
-        if (k < 0)
-                return k;
-        if (r.status != 200) {
-                k = status_error(&r, what, e);
-                response_done(&r);
-                return k;
-        }
-        k = blob_sink_finish(&body, digest);
-        if (k < 0) {
-                response_done(&r);
-                return k;
-        }
-        if (image_digest_is_valid(reference) && !streq(digest, reference)) {
-                response_done(&r);
-                return error_set(e, -EBADMSG, "%s: the manifest's content hashes to %s", what, digest);
-        }
-        if (r.docker_digest && !streq(r.docker_digest, digest)) {
-                k = error_set(e, -EBADMSG, "%s: the registry says the digest is %s, the content hashes to %s", what,
-                              r.docker_digest, digest);
-                response_done(&r);
-                return k;
-        }
-        response_done(&r);
-
-        /* The media type is the manifest's own, not the Content-Type header's. */
-        k = manifest_media_type(&body.buf, &mt);
-        if (k == -EBADMSG)
-                return error_set(e, k, "%s: the manifest is not a JSON object", what);
-        if (k < 0)
-                return k;
-        if (ret_digest && !(*ret_digest = strdup(digest)))
-                return -ENOMEM;
-        if (ret_media_type)
-                *ret_media_type = TAKE_PTR(mt);
-        *ret_body = body.buf;
-        body.buf = (Buffer) {};
-        return 0;
-}
-
-/* A blob into sink: the one path for blobs into memory and into a file. */
-static int get_blob(RegistryClient *c, const char *registry, const char *repository, const char *digest,
-                    BlobSink *sink, Error *e) {
-        _cleanup_free_ char *path = NULL, *what = NULL;
-        char actual[IMAGE_DIGEST_LEN + 1];
-        Response r = {};
-        int k;
-
-        if (!image_digest_is_valid(digest))
-                return error_set(e, -EBADMSG, "'%s' is not a sha256 digest", digest);
-        if (asprintf(&path, "blobs/%s", digest) < 0 || asprintf(&what, "blob %s in %s/%s", digest, registry, repository) < 0)
-                return -ENOMEM;
-
-        k = registry_request(c, registry, repository, path, NULL, sink, &r, e);
-        if (k < 0)
-                return k;
-        if (r.status != 200) {
-                k = status_error(&r, what, e);
-                response_done(&r);
-                return k;
-        }
-        response_done(&r);
-        k = blob_sink_finish(sink, actual);
-        if (k < 0)
-                return k;
-        if (!streq(actual, digest))
-                return error_set(e, -EBADMSG, "%s: the content hashes to %s", what, actual);
-        return 0;
-}
-
-int registry_get_blob(RegistryClient *c, const char *registry, const char *repository, const char *digest,
-                      size_t max, Buffer *ret, Error *e) {
-        _cleanup_(blob_sink_done) BlobSink sink = { .fd = -1 };
-        int k;
-
-        if (blob_sink_init(&sink, -1, max) < 0)
-                return -ENOMEM;
-        k = get_blob(c, registry, repository, digest, &sink, e);
-        if (k < 0)
-                return k;
-        *ret = sink.buf;
-        sink.buf = (Buffer) {};
-        return 0;
-}
-
-int registry_get_blob_to_fd(RegistryClient *c, const char *registry, const char *repository, const char *digest,
-                            uint64_t max, int fd, uint64_t *ret_size, Error *e) {
-        _cleanup_(blob_sink_done) BlobSink sink = { .fd = -1 };
-        int k;
-
-        if (fd < 0)
-                return -EBADF;
-        if (blob_sink_init(&sink, fd, max) < 0)
-                return -ENOMEM;
-        k = get_blob(c, registry, repository, digest, &sink, e);
-        if (k < 0)
-                return k;
-        if (ret_size)
-                *ret_size = sink.size;
-        return 0;
-}
-
-int registry_get_referrers(RegistryClient *c, const char *registry, const char *repository, const char *digest,
-                           Buffer *ret, Error *e) {
-        _cleanup_free_ char *path = NULL, *what = NULL;
-        _cleanup_(blob_sink_done) BlobSink body = { .fd = -1 };
-        Response r = {};
-        int k;
-
-        if (!image_digest_is_valid(digest))
-                return error_set(e, -EBADMSG, "'%s' is not a sha256 digest", digest);
-        if (streq_ptr(c->no_referrers_api, registry))
-                return -ENOENT;
-        if (asprintf(&path, "referrers/%s", digest) < 0 ||
-            asprintf(&what, "referrers of %s/%s@%s", registry, repository, digest) < 0 ||
-            blob_sink_init(&body, -1, MANIFEST_MAX) < 0)
-                return -ENOMEM;
-        k = registry_request(c, registry, repository, path, "Accept: application/vnd.oci.image.index.v1+json",
-                             &body, &r, e);
-        if (k < 0)
-                return k;
-        /* Registries without the API answer 404 (or 400/405 on some): the fallback tag then. */
-        if (r.status == 404 || r.status == 400 || r.status == 405) {
-                response_done(&r);
-                free(c->no_referrers_api);
-                c->no_referrers_api = strdup(registry);
-                return -ENOENT;
-        }
-        if (r.status != 200) {
-                k = status_error(&r, what, e);
-                response_done(&r);
-                return k;
-        }
-        response_done(&r);
-        *ret = body.buf;
-        body.buf = (Buffer) {};
-        return 0;
 }
 
 /* ---- the registry as an ImageSource ---- */
