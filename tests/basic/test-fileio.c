@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -14,6 +15,35 @@ static char *make_tmpdir(void) {
         assert_non_null(d);
         assert_non_null(mkdtemp(d));
         return d;
+}
+
+/* The names in dir, sorted and separated by spaces. */
+static char *dir_names(const char *dir) {
+        struct dirent **de = NULL;
+        char *names = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&names, &size);
+        int n = scandir(dir, &de, NULL, alphasort);
+
+        assert_non_null(f);
+        assert_true(n >= 0);
+        for (int i = 0, k = 0; i < n; i++) {
+                if (strcmp(de[i]->d_name, ".") != 0 && strcmp(de[i]->d_name, "..") != 0)
+                        fprintf(f, "%s%s", k++ > 0 ? " " : "", de[i]->d_name);
+                free(de[i]);
+        }
+        free(de);
+        assert_int_equal(fclose(f), 0);
+        return names;
+}
+
+/* Fails at the caller's line when path does not hold exactly expected. */
+#define assert_content(path, expected) assert_content_at(path, expected, __FILE__, __LINE__)
+static void assert_content_at(const char *path, const char *expected, const char *file, int line) {
+        _cleanup_free_ char *buf = NULL;
+
+        _assert_int_equal(read_full_file(path, 100, &buf, NULL), 0, file, line);
+        _assert_string_equal(buf, expected, file, line);
 }
 
 static void test_atomic_write_and_read(void **state) {
@@ -36,6 +66,32 @@ static void test_atomic_write_and_read(void **state) {
         assert_string_equal(buf, "bye");
         assert_int_equal(rm_rf(p), 0);
         assert_int_equal(rmdir(dir), 0); /* empty: the temporary file was renamed, not left */
+}
+
+/* The rename is what makes the write atomic: it replaces the directory entry, and the old file
+ * lives on under any other name it has. A write in place (into the file that path names) would
+ * change a hard link too, and a reader could see it half written. */
+static void test_atomic_write_replaces_the_entry(void **state) {
+        _cleanup_free_ char *dir = make_tmpdir(), *p = path_join(dir, "f"), *l = path_join(dir, "g"), *names = NULL;
+        struct stat st, lst;
+
+        assert_int_equal(write_file_atomic(p, "old content", 11, 0600), 0);
+        assert_int_equal(link(p, l), 0);
+
+        assert_int_equal(write_file_atomic(p, "new", 3, 0640), 0);
+        assert_content(p, "new");
+        assert_content(l, "old content");
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(stat(l, &lst), 0);
+        assert_true(st.st_ino != lst.st_ino);
+        assert_int_equal(st.st_nlink, 1);
+        assert_int_equal(lst.st_nlink, 1);
+        assert_int_equal(st.st_mode & 07777, 0640); /* the mode asked for, not the old file's */
+        assert_int_equal(lst.st_mode & 07777, 0600);
+
+        names = dir_names(dir); /* no temporary file left */
+        assert_string_equal(names, "f g");
+        assert_int_equal(rm_rf(dir), 0);
 }
 
 static void test_read_cap(void **state) {
@@ -86,6 +142,7 @@ static void test_readlink(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_atomic_write_and_read),
+                cmocka_unit_test(test_atomic_write_replaces_the_entry),
                 cmocka_unit_test(test_read_cap),
                 cmocka_unit_test(test_mkdir_parents_and_rm_rf),
                 cmocka_unit_test(test_path_join),
