@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -423,6 +424,47 @@ class BundleTest(BundleBase):
         b = self.create(rev, "b.tar", "--no-closure", key=key)
         r = self.agent("verify", str(b), expect=0)
         self.assertIn(str(pub), r.stdout)
+
+    def test_staging_left_by_a_killed_apply_is_removed_by_the_next(self):
+        """apply extracts into <state-dir>/staging/bundle-XXXXXX; a run killed there cannot
+        remove it, and the next apply removes it before it extracts (docs/architecture.md;
+        issue 24, item 8)."""
+        w = self.w
+        rev = w.commit(payload_mib=8)
+        bundle = self.create(rev, "b.tar", "--sequence", "1")
+        self.wipe_machine()
+        staging = w.state_dir / "staging"
+
+        def extracting():
+            """The staging directory of the run, once something was extracted into it."""
+            try:
+                return next((d for d in staging.glob("bundle-*") if any(d.iterdir())), None)
+            except OSError:  # not there yet, or removed while listed
+                return None
+
+        p = w.popen([w.agent_bin(), "-c", str(w.config_path), "apply", str(bundle)])
+        try:
+            # Stopped as soon as it is seen (the agent goes on within milliseconds), then killed.
+            leftover = w.wait_for(lambda: extracting() or p.poll() is not None, timeout=120, interval=0.005)
+            if p.poll() is not None:
+                self.fail(f"apply ended (exit {p.returncode}) before its staging directory was seen:\n"
+                          f"{p.communicate()[1]}")
+            os.killpg(p.pid, signal.SIGSTOP)
+            self.assertTrue(isinstance(leftover, Path) and leftover.is_dir(),
+                            f"no staging directory with content was seen: {leftover!r}")
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.communicate(timeout=60)
+        self.assertEqual(p.returncode, -signal.SIGKILL)
+        self.assertTrue(leftover.is_dir(), "the killed run removed its staging directory")
+        self.assertTrue(any(leftover.iterdir()), "the killed run emptied its staging directory")
+
+        self.agent("apply", str(bundle), expect=0)
+        self.assertFalse(leftover.exists(), "the next apply left the killed run's staging directory")
+        self.assertEqual(list(staging.iterdir()), [])
+        self.assertEqual(self.status()["revision"], rev)
+        self.assertEqual(w.current_system(), self.manifest(bundle)["system"])
 
     # -- refusals the engine makes ---------------------------------------------------------
 
