@@ -77,6 +77,13 @@ static void put_label(FILE *f, const char *v) {
         }
 }
 
+/* The start of one sample, `metric{label="value"} `: the caller writes the number. */
+static void sample(FILE *f, const char *metric, const char *label, const char *value) {
+        fprintf(f, "%s{%s=\"", metric, label);
+        put_label(f, value);
+        fputs("\"} ", f);
+}
+
 static void header(FILE *f, const char *name, const char *type, const char *help) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -105,15 +112,13 @@ static void render_last_runs(FILE *f, json_t *m) {
 
         header(f, "atticd_agent_last_run_timestamp_seconds", "gauge", "When the last run of a command ended.");
         json_object_foreach(runs, k, v) {
-                fprintf(f, "atticd_agent_last_run_timestamp_seconds{command=\"");
-                put_label(f, k);
-                fprintf(f, "\"} %lld\n", (long long) json_integer_value(json_object_get(v, "time")));
+                sample(f, "atticd_agent_last_run_timestamp_seconds", "command", k);
+                fprintf(f, "%lld\n", (long long) json_integer_value(json_object_get(v, "time")));
         }
         header(f, "atticd_agent_last_run_success", "gauge", "1 when the last run of a command succeeded (or had nothing to do).");
         json_object_foreach(runs, k, v) {
-                fprintf(f, "atticd_agent_last_run_success{command=\"");
-                put_label(f, k);
-                fprintf(f, "\"} %d\n", json_is_true(json_object_get(v, "success")));
+                sample(f, "atticd_agent_last_run_success", "command", k);
+                fprintf(f, "%d\n", json_is_true(json_object_get(v, "success")));
         }
         header(f, "atticd_agent_last_run_result", "gauge", "The result of the last run of a command (always 1).");
         json_object_foreach(runs, k, v) {
@@ -125,16 +130,14 @@ static void render_last_runs(FILE *f, json_t *m) {
         }
         header(f, "atticd_agent_last_run_duration_seconds", "gauge", "How long the last run of a command took.");
         json_object_foreach(runs, k, v) {
-                fprintf(f, "atticd_agent_last_run_duration_seconds{command=\"");
-                put_label(f, k);
-                fprintf(f, "\"} %.3f\n", json_number_value(json_object_get(v, "duration")));
+                sample(f, "atticd_agent_last_run_duration_seconds", "command", k);
+                fprintf(f, "%.3f\n", json_number_value(json_object_get(v, "duration")));
         }
         header(f, "atticd_agent_phase_duration_seconds", "gauge",
                "How long each phase (fetch, verify, images, build, activate, check, rollback) took when it last ran.");
         json_object_foreach(phases, k, v) {
-                fprintf(f, "atticd_agent_phase_duration_seconds{phase=\"");
-                put_label(f, k);
-                fprintf(f, "\"} %.3f\n", json_number_value(v));
+                sample(f, "atticd_agent_phase_duration_seconds", "phase", k);
+                fprintf(f, "%.3f\n", json_number_value(v));
         }
 }
 
@@ -145,15 +148,13 @@ static void render_counters(FILE *f, json_t *m) {
 
         header(f, "atticd_agent_runs_total", "counter", "Runs of each command.");
         json_object_foreach(runs, k, v) {
-                fprintf(f, "atticd_agent_runs_total{command=\"");
-                put_label(f, k);
-                fprintf(f, "\"} %lld\n", (long long) json_integer_value(json_object_get(v, "count")));
+                sample(f, "atticd_agent_runs_total", "command", k);
+                fprintf(f, "%lld\n", (long long) json_integer_value(json_object_get(v, "count")));
         }
         header(f, "atticd_agent_refusals_total", "counter", "Refused updates, by reason.");
         json_object_foreach(refusals, k, v) {
-                fprintf(f, "atticd_agent_refusals_total{reason=\"");
-                put_label(f, k);
-                fprintf(f, "\"} %lld\n", (long long) json_integer_value(v));
+                sample(f, "atticd_agent_refusals_total", "reason", k);
+                fprintf(f, "%lld\n", (long long) json_integer_value(v));
         }
         header(f, "atticd_agent_rollbacks_total", "counter", "Deployments rolled back (or whose rollback failed).");
         fprintf(f, "atticd_agent_rollbacks_total %lld\n", (long long) json_integer_value(json_object_get(m, "rollbacks")));

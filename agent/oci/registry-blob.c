@@ -21,11 +21,9 @@ static int get_blob(RegistryClient *c, const char *registry, const char *reposit
         k = registry_request(c, registry, repository, path, NULL, sink, &r, e);
         if (k < 0)
                 return k;
-        if (r.status != 200) {
-                k = registry_status_error(&r, what, e);
-                registry_response_done(&r);
+        k = registry_expect_ok(&r, what, e);
+        if (k < 0)
                 return k;
-        }
         registry_response_done(&r);
         k = blob_sink_finish(sink, actual);
         if (k < 0)

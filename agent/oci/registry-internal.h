@@ -45,3 +45,6 @@ int registry_request(RegistryClient *c, const char *registry, const char *reposi
 /* The error for an answer other than 200 to the request for what: -ENOENT (404), -EACCES (401,
  * 403), -EHOSTUNREACH (5xx), else -EBADMSG. */
 int registry_status_error(const Response *r, const char *what, Error *reterr);
+
+/* 0 for a 200; else r is done and the error is registry_status_error()'s. */
+int registry_expect_ok(Response *r, const char *what, Error *reterr);

@@ -43,11 +43,9 @@ int registry_get_manifest(RegistryClient *c, const char *registry, const char *r
         k = registry_request(c, registry, repository, path, MANIFEST_ACCEPT, &body, &r, e);
         if (k < 0)
                 return k;
-        if (r.status != 200) {
-                k = registry_status_error(&r, what, e);
-                registry_response_done(&r);
+        k = registry_expect_ok(&r, what, e);
+        if (k < 0)
                 return k;
-        }
         k = blob_sink_finish(&body, digest);
         if (k < 0) {
                 registry_response_done(&r);
@@ -106,11 +104,9 @@ int registry_get_referrers(RegistryClient *c, const char *registry, const char *
                 c->no_referrers_api = strdup(registry);
                 return -ENOENT;
         }
-        if (r.status != 200) {
-                k = registry_status_error(&r, what, e);
-                registry_response_done(&r);
+        k = registry_expect_ok(&r, what, e);
+        if (k < 0)
                 return k;
-        }
         registry_response_done(&r);
         *ret = body.buf;
         body.buf = (Buffer) {};

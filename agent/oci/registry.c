@@ -407,6 +407,16 @@ int registry_status_error(const Response *r, const char *what, Error *e) {
         return error_set(e, -EBADMSG, "%s: unexpected HTTP %ld", what, r->status);
 }
 
+int registry_expect_ok(Response *r, const char *what, Error *e) {
+        int k;
+
+        if (r->status == 200)
+                return 0;
+        k = registry_status_error(r, what, e);
+        registry_response_done(r);
+        return k;
+}
+
 /* ---- the registry as an ImageSource ---- */
 
 typedef struct RegistrySource {
