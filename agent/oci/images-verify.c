@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The verdict on each image of a set (images_verify()): the digest its reference resolves to,
- * its classic `.sig` signatures, its Sigstore bundle referrers and, with images.require-sbom,
- * its signed attestations, each read from its registry or its OCI layout (image-source.h) and
- * checked against images.keys and images.threshold. A small pool of workers verifies the
+ * its classic `.sig` signatures, its Sigstore bundle referrers and its signed SBOM attestation
+ * (looked for always, required with images.require-sbom), each read from its registry or its OCI
+ * layout (image-source.h) and checked against images.keys and images.threshold. A small pool of workers verifies the
  * images concurrently, each with its own registry client. */
 
 #include <jansson.h>
@@ -266,14 +266,24 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         r = for_each_layer(v, ic->digest, sig_tag, on_simplesigning, COSIGN_PAYLOAD_MAX, &f, e);
         if (r == -EBADMSG) /* a signature manifest that is not one: said if nothing else counts */
                 note_refusal(&f, r, e);
-        /* Bundles only when the classic signatures are not enough already. */
+        /* Bundles when the classic signatures are not enough already, and the SBOM (bundles, then
+         * the .att tag) always: the record says whether a signed one exists (status sbom), even
+         * where none is required. Looked for only for the record, a registry that cannot answer
+         * changes nothing. */
         if ((r >= 0 || r == -ENOENT || r == -EBADMSG) &&
-            (cosign_tally_count(&f.tally) < c->images.threshold || (c->images.require_sbom && !f.sbom)))
-                r = verify_referrers(v, ic->digest, &f, e);
-        if ((r >= 0 || r == -ENOENT) && c->images.require_sbom && !f.sbom) {
-                r = for_each_layer(v, ic->digest, att_tag, on_attestation, COSIGN_DOCUMENT_MAX, &f, e);
-                if (r == -ENOENT || r == -EBADMSG)
-                        r = 0;
+            (cosign_tally_count(&f.tally) < c->images.threshold || !f.sbom)) {
+                bool needed = cosign_tally_count(&f.tally) < c->images.threshold || c->images.require_sbom;
+                int k = verify_referrers(v, ic->digest, &f, needed ? e : &(Error) {});
+
+                if (needed)
+                        r = k;
+        }
+        if ((r >= 0 || r == -ENOENT) && !f.sbom) {
+                int k = for_each_layer(v, ic->digest, att_tag, on_attestation, COSIGN_DOCUMENT_MAX, &f,
+                                       c->images.require_sbom ? e : &(Error) {});
+
+                if (c->images.require_sbom)
+                        r = k == -ENOENT || k == -EBADMSG ? 0 : k;
         }
         if (r < 0 && r != -ENOENT && r != -EBADMSG)
                 return r; /* the registry could not be asked */

@@ -155,6 +155,25 @@ class ImagesTest(unittest.TestCase):
         self.pull(0)
         self.assertTrue(self.history_images()[0]["sbom"])
 
+    def test_sbom_recorded_when_not_required(self):
+        """Without images.require-sbom the record still says whether a signed SBOM exists: false
+        with none, true with one (classic .att or a bundle), false with one signed by an untrusted
+        key; a missing one refuses nothing."""
+        web = self.image()
+        sign_classic(self.reg, "app/web", web, self.key)
+        self.w.commit(images={"web": self.ref()})
+        self.configure()
+        self.pull(0)
+        self.assertFalse(self.history_images()[0]["sbom"])
+        attest_sbom(self.reg, "app/web", web, self.other_key)
+        self.w.commit(images={"web": self.ref()})
+        self.pull(0)
+        self.assertFalse(self.history_images()[0]["sbom"], "an SBOM signed by an untrusted key counted")
+        attest_sbom(self.reg, "app/web", web, self.key)
+        self.w.commit(images={"web": self.ref()})
+        self.pull(0)
+        self.assertTrue(self.history_images()[0]["sbom"])
+
     def test_sbom_as_bundle(self):
         web = self.image()
         sign_bundle(self.reg, "app/web", web, self.key)
