@@ -43,7 +43,7 @@ class SystemdTest(unittest.TestCase):
         self.addCleanup(self.sd.stop)
         self.runs = 0
 
-    def unit(self, *args, wait=True, name=None):
+    def unit(self, *args, wait=True, name=None, properties=()):
         """The agent as a unit of the container's systemd, as the module makes the pull unit.
         wait: until it ends, with its output (--pipe); else started, and its name returned."""
         self.runs += 1
@@ -51,6 +51,8 @@ class SystemdTest(unittest.TestCase):
         env = [f"--setenv={k}={v}" for k, v in sorted(self.w.env.items())]
         argv = ["systemd-run", f"--unit={name}", "--quiet", "--collect", "--service-type=exec",
                 "-p", "KillMode=process", "-p", "SuccessExitStatus=4 6 143", *env]
+        for p in properties:
+            argv += ["-p", p]
         if wait:
             argv += ["--wait", "--pipe"]
         argv += ["--", self.agent, "-c", self.w.config_path, *args]
@@ -138,6 +140,20 @@ class SystemdTest(unittest.TestCase):
                          ("idle", rev, "interrupted"))
         last = json.loads((w.state_dir / "last-run.json").read_text())
         self.assertEqual(last["result"], "interrupted")
+
+    def test_watchdog_outlives_a_long_settle(self):
+        """WatchdogSec=2s (NotifyAccess=main, as the module's units) and a settle of 5 s: the
+        agent feeds the watchdog while it waits, so systemd does not kill the run in the wait
+        (every run used to be killed there, and every next one resumed into the same kill)."""
+        w = self.w
+        self.configure(health={"settle": 5, "timeout": 10, "checks": [
+            {"name": "web", "http": {"url": f"http://127.0.0.1:{w.port}/health", "status": 200}}]})
+        rev = self.commit()
+        r = self.unit("pull", properties=("WatchdogSec=2s", "NotifyAccess=main"))
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertIn("Waiting 5.0 s for the system to settle", r.stderr)
+        s = self.state()
+        self.assertEqual((s["phase"], s["deployed"]["revision"]), ("idle", rev))
 
 
 if __name__ == "__main__":
