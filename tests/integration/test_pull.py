@@ -18,6 +18,35 @@ from world import World  # noqa: E402
 from held import BUILD, HeldNix, pid_gone  # noqa: E402
 
 
+def module_minimal_config():
+    """The configuration file module.nix writes with only `enable` and a repository url (the
+    `minimal` case of tests/nix/cases.nix), evaluated with the real module system; None when nix
+    or the nixpkgs library (../shared/nixpkgs-lib) is not there."""
+    import json as _json
+    import subprocess as _sp
+    import tempfile as _tf
+    repo = Path(__file__).resolve().parents[2]
+    lib = Path(os.environ.get("NIXPKGS_LIB", repo.parent / "shared" / "nixpkgs-lib"))
+    lib = lib / "lib" if (lib / "lib" / "modules.nix").is_file() else lib
+    if not (lib / "modules.nix").is_file():
+        return None
+    with _tf.TemporaryDirectory(prefix="atticd-module-") as d:
+        env = dict(os.environ, HOME=d, NIX_STATE_DIR=f"{d}/state", NIX_STORE_DIR=f"{d}/store",
+                   NIX_LOG_DIR=f"{d}/log", NIX_CONFIG="sandbox = false\nbuild-users-group =")
+        env.pop("NIX_REMOTE", None)
+        try:
+            r = _sp.run(["nix-instantiate", "--eval", "--strict", "--json", str(repo / "tests" / "nix" / "eval.nix"),
+                         "-A", "summary.configText", "--arg", "nixpkgsLib", str(lib), "--argstr", "case", "minimal"],
+                        capture_output=True, text=True, env=env, timeout=120)
+        except OSError:
+            return None
+        finally:
+            _sp.run(["chmod", "-R", "u+w", d], stderr=_sp.DEVNULL)
+    if r.returncode != 0:
+        raise AssertionError(f"module.nix did not evaluate: {r.stderr[-2000:]}")
+    return _json.loads(_json.loads(r.stdout))
+
+
 class PullTest(unittest.TestCase):
     def setUp(self):
         self.w = World.for_test(self)
@@ -52,9 +81,10 @@ class PullTest(unittest.TestCase):
         return s
 
     def test_every_command_with_the_required_keys_only(self):
-        """Every command, with a configuration that sets only what is required (host, the
-        repository's url, bundle.keys for bundles) besides the paths of the test world that
-        stand in for NixOS's: the documented defaults apply (reboot-command [systemctl,
+        """Every command, with the configuration module.nix writes for `enable` and a url (host,
+        repository.url, state-dir and system.action: switch; evaluated with the nixpkgs library
+        of ../shared, else only the required keys), with this world's values and the paths that
+        stand in for NixOS's, plus bundle.keys for bundles: the documented defaults apply (reboot-command [systemctl,
         reboot], found on PATH), each command ends with the exit code the man page gives, and no
         output says "(null)"."""
         w = self.w
@@ -72,6 +102,14 @@ class PullTest(unittest.TestCase):
         cfg = w.config_dict(bundle={"keys": [str(pub)]})
         cfg["system"] = {k: v for k, v in cfg["system"].items() if k != "action"}
         cfg["repository"] = {"url": cfg["repository"]["url"]}  # ref: its default, main
+        # What the NixOS module writes for `enable` and a url, with this world's host, state
+        # directory, remote and stand-ins (NixOS's paths) in place of the machine's.
+        module = module_minimal_config()
+        if module is not None:
+            self.assertEqual(set(module), {"host", "repository", "state-dir", "system"}, module)
+            module["system"].update(cfg["system"])
+            module.update({k: cfg[k] for k in ("host", "state-dir", "repository", "bundle")})
+            cfg = module
         from world import to_yaml
         w.config_path = w.tmp / "minimal.yaml"
         w.config_path.write_text(to_yaml(cfg))
