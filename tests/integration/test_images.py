@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from world import World  # noqa: E402
 from servers import HttpProxy  # noqa: E402
 from registry import (BadRegistry, Registry, attest_sbom, make_cosign_keypair, push_image,  # noqa: E402
-                      push_index, sign_bundle, sign_classic)
+                      push_index, sha256_digest, sign_bundle, sign_classic, signature_tag)
+from test_observability import events  # noqa: E402
 
 SHARED_REGISTRY = None
 
@@ -75,6 +76,42 @@ class ImagesTest(unittest.TestCase):
 
     def history_images(self):
         return json.loads(self.w.agent("status", "--json").stdout)["history"][-1]["images"]
+
+    def refusal(self, r, command):
+        """The one refused event of a run (its stderr, as the journal gets it): REASON
+        image-signature, sent by `command`."""
+        refused = [e for e in events(r.stderr) if e["event"] == "refused"]
+        self.assertEqual(len(refused), 1, r.stderr[-3000:])
+        self.assertEqual(refused[0]["REASON"], "image-signature", refused[0])
+        self.assertEqual(refused[0]["COMMAND"], command, refused[0])
+        return refused[0]
+
+    def verify_images(self, *args, expect):
+        r = self.w.agent("verify-images", *args)
+        self.assertEqual(r.returncode, expect, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr[-3000:]}")
+        return r
+
+    @staticmethod
+    def image_lines(r):
+        """verify-images' lines, by image name."""
+        return {line.split()[0]: line for line in r.stdout.splitlines() if line.strip()}
+
+    def assert_verify_refused(self, rev, name, reason, *args):
+        """verify-images [args] refuses image `name` of revision rev: exit 3, the refused event
+        (REASON=image-signature, COMMAND=verify-images, the revision, the image and why), the
+        image's line says why, never "ok"; nothing changed."""
+        before = self.state()
+        r = self.verify_images(*args, expect=3)
+        ev = self.refusal(r, "verify-images")
+        self.assertEqual(ev["REVISION"], rev)
+        self.assertIn(f"image '{name}'", ev["ERROR"])
+        self.assertIn(reason, ev["ERROR"])
+        self.assertIn(f"Refused: image '{name}'", r.stderr)
+        line = self.image_lines(r)[name]
+        self.assertIn(reason, line)
+        self.assertNotRegex(line, r" ok$")
+        self.assertEqual(self.state(), before, "verify-images changed the state file")
+        return r, ev
 
     # -- accepted ---------------------------------------------------------------------------
 
@@ -219,6 +256,118 @@ class ImagesTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("not verified", r.stdout)
         self.assertNotRegex(r.stdout, r" ok$")
+
+    # -- verify-images: what it refuses (issue 24, item 6) ---------------------------------
+
+    def test_verify_images_signature_removed(self):
+        """A signature removed from the registry after the deployment: verify-images of the
+        deployed revision refuses that image, a classic .sig as a Sigstore bundle (its fallback
+        index), and says which and why; the other image stays "ok"; signed again, it verifies."""
+        web, db = self.image(), self.image("app/db", "2.0")
+        sign_classic(self.reg, "app/web", web, self.key)
+        sign_bundle(self.reg, "app/db", db, self.key)
+        rev = self.w.commit(images={"web": self.ref(), "db": f"{self.reg.host}/app/db@{db}"})
+        self.configure()
+        self.pull(0)
+        r = self.verify_images(expect=0)
+        for name in ("web", "db"):
+            self.assertRegex(self.image_lines(r)[name], r" ok$")
+
+        client = self.reg.client()
+        client.delete_manifest("app/web", client.head_manifest("app/web", signature_tag(web))["digest"])
+        r, ev = self.assert_verify_refused(rev, "web", "no Cosign signature found")
+        self.assertIn(web, ev["ERROR"])
+        self.assertRegex(self.image_lines(r)["db"], r" ok$")
+
+        sign_classic(self.reg, "app/web", web, self.key)
+        self.verify_images(expect=0)
+        client.delete_manifest("app/db", client.head_manifest("app/db", signature_tag(db, ""))["digest"])
+        r, ev = self.assert_verify_refused(rev, "db", "no Cosign signature found")
+        self.assertIn(db, ev["ERROR"])
+        self.assertRegex(self.image_lines(r)["web"], r" ok$")
+
+    def test_verify_images_tag_moved_to_an_unsigned_image(self):
+        """verify-images --rev of a revision that names its image by tag resolves the tag now:
+        moved to an unsigned image, it is refused, and the line names the digest the tag points
+        to now, not the one deployed before. (The deployed revision here pins the image by
+        digest, which the move does not touch.) Signed by a trusted key, the new image is
+        accepted."""
+        web = self.image()
+        sign_classic(self.reg, "app/web", web, self.key)
+        by_tag = self.w.commit(images={"web": self.ref()})
+        self.configure()
+        self.pull(0)
+        self.w.commit(images={"web": f"{self.reg.host}/app/web@{web}"})
+        self.pull(0)
+        r = self.verify_images("--rev", by_tag, expect=0)
+        self.assertIn(web, self.image_lines(r)["web"])
+
+        moved = push_image(self.reg, "app/web", "1.0", seed="moved")
+        self.assertNotEqual(moved, web)
+        r, ev = self.assert_verify_refused(by_tag, "web", "no Cosign signature found", "--rev", by_tag)
+        self.assertIn(moved, ev["ERROR"])
+        self.assertIn(moved, self.image_lines(r)["web"])
+        self.assertNotIn(web, self.image_lines(r)["web"])
+        self.verify_images(expect=0)
+
+        sign_classic(self.reg, "app/web", moved, self.key)
+        r = self.verify_images("--rev", by_tag, expect=0)
+        self.assertIn(moved, self.image_lines(r)["web"])
+
+    def test_verify_images_key_no_longer_trusted(self):
+        """images.keys changed after the deployment: the deployed image, signed by a key no
+        longer listed, is refused; a threshold the remaining signatures no longer reach too."""
+        web = self.image()
+        sign_classic(self.reg, "app/web", web, self.key)
+        rev = self.w.commit(images={"web": self.ref()})
+        self.configure()
+        self.pull(0)
+        self.verify_images(expect=0)
+
+        self.configure(keys=[str(self.other_pub)])
+        _, ev = self.assert_verify_refused(rev, "web", "no valid signature by a trusted key")
+        self.assertIn("the signature does not verify with any of the 1 trusted keys", ev["ERROR"])
+        self.configure(keys=[str(self.pub), str(self.other_pub)], threshold=2)
+        self.assert_verify_refused(rev, "web", "signed by 1 trusted key(s), 2 required")
+        self.configure()
+        self.verify_images(expect=0)
+
+    def test_verify_images_rev_of_another_revision(self):
+        """verify-images --rev REV verifies REV's images, not the deployed revision's: a later
+        commit (fetched, refused by pull) whose image is unsigned is refused while the deployed
+        one still verifies; once that later one is deployed, an older revision whose image
+        lost its signature is refused by --rev while the deployed one verifies."""
+        old = self.image("app/old", "1.0")
+        sign_classic(self.reg, "app/old", old, self.key)
+        first = self.w.commit(images={"old": self.ref("app/old")})
+        self.configure()
+        self.pull(0)
+        web = self.image()
+        second = self.w.commit(images={"web": self.ref()})
+        self.pull(3)  # unsigned: refused, but fetched into the mirror
+
+        r, ev = self.assert_verify_refused(second, "web", "no Cosign signature found", "--rev", second)
+        self.assertIn(web, ev["ERROR"])
+        self.assertEqual(list(self.image_lines(r)), ["web"])
+        j = self.w.agent("verify-images", "--json", "--rev", second)
+        self.assertEqual(j.returncode, 3, j.stderr[-3000:])
+        j = json.loads(j.stdout)
+        self.assertEqual((j["revision"], j["verified"], [i["name"] for i in j["images"]]), (second, False, ["web"]))
+        for args in ((), ("--rev", first)):
+            r = self.verify_images(*args, expect=0)
+            self.assertEqual(list(self.image_lines(r)), ["old"])
+            self.assertIn(f"All 1 image(s) of revision {first} are signed by the trusted keys.", r.stderr)
+
+        sign_classic(self.reg, "app/web", web, self.key)
+        self.pull(0)
+        self.assertEqual(json.loads(self.w.agent("status", "--json").stdout)["revision"], second)
+        client = self.reg.client()
+        client.delete_manifest("app/old", client.head_manifest("app/old", signature_tag(old))["digest"])
+        r, ev = self.assert_verify_refused(first, "old", "no Cosign signature found", "--rev", first)
+        self.assertIn(old, ev["ERROR"])
+        r = self.verify_images(expect=0)
+        self.assertEqual(list(self.image_lines(r)), ["web"])
+        self.assertIn(f"All 1 image(s) of revision {second} are signed by the trusted keys.", r.stderr)
 
     def test_unsigned(self):
         web = self.image()
