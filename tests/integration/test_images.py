@@ -204,19 +204,37 @@ class ImagesTest(unittest.TestCase):
     # -- refused ----------------------------------------------------------------------------
 
     def test_no_keys_no_claims(self):
-        """images.keys empty: each run warns that the images are not verified, and nothing
-        claims they are (no "(null)" digest, no images-verified event, none in the record)."""
-        web = self.image()
-        rev = self.w.commit(images={"web": self.ref()})
+        """images.keys empty: each run warns that the images are not verified, every pull that
+        checks a revision's images (not only the first) and every verify-images, and nothing
+        claims they are (no "(null)" digest, no images-verified event, no "signed by", none in
+        the record, no image line "ok")."""
+        web, db = self.image(), self.image("app/db", "2.0")
         self.w.write_config(images={"insecure-registries": [self.reg.host]})
-        r = self.pull(0)
-        self.assertIn("images.keys is empty: the 1 image(s) of this revision are not verified", r.stderr)
-        self.assertNotIn("(null)", r.stderr)
-        self.assertNotIn("e14532f5197e48e78dc1e95e6eb3c01b", r.stderr)  # images-verified
-        self.assertNotIn("signed by 0 trusted key", r.stderr)
-        s = json.loads(self.w.agent("status", "--json").stdout)
-        self.assertEqual(s["revision"], rev)
-        self.assertNotIn(web, json.dumps(s["history"][-1]["images"]))
+        revisions = [{"web": self.ref()}, {"web": self.ref(), "db": self.ref("app/db", "2.0")},
+                     {"db": self.ref("app/db", "2.0")}]
+        for n, images in enumerate(revisions, 1):
+            with self.subTest(pull=n):
+                rev = self.w.commit(images=images)
+                r = self.pull(0)
+                self.assertEqual(r.stderr.count(f"images.keys is empty: the {len(images)} image(s) of this "
+                                                "revision are not verified"), 1, r.stderr[-3000:])
+                self.assertNotIn("(null)", r.stderr)
+                self.assertNotIn("signed by", r.stderr)
+                self.assertEqual([e for e in events(r.stderr) if e["event"] == "images-verified"], [])
+                s = json.loads(self.w.agent("status", "--json").stdout)
+                self.assertEqual(s["revision"], rev)
+                self.assertNotIn(web, json.dumps(s["history"][-1]["images"]))
+                self.assertNotIn(db, json.dumps(s["history"][-1]["images"]))
+                self.assertNotIn("signed by", self.w.agent("status").stdout)
+
+                r = self.verify_images(expect=0)
+                self.assertEqual(r.stderr.count(f"The {len(images)} image(s) of revision {rev} were not verified: "
+                                                "images.keys is empty."), 1, r.stderr[-3000:])
+                self.assertNotIn("signed by", r.stderr)
+                lines = self.image_lines(r)
+                self.assertEqual(sorted(lines), sorted(images))
+                for line in lines.values():
+                    self.assertRegex(line, r" not verified$")
 
     def test_unreadable_key_is_a_configuration_error(self):
         bad = self.w.tmp / "not-a-key.pem"
