@@ -402,18 +402,35 @@ class ImagesTest(unittest.TestCase):
         self.assert_refused({"web": self.ref()}, web, "no valid signature by a trusted key")
 
     def test_tampered(self):
-        for tamper in ("payload", "digest", "media-type", "signature", "blob-mismatch"):
+        """Each way of tampering with a classic signature is refused for its own reason, said
+        in the refused event and on stderr, not for another one (e.g. as unsigned)."""
+        bad_sig = "the signature does not verify with any of the 1 trusted keys"
+        reasons = {
+            "payload": lambda s, repo: bad_sig,
+            "digest": lambda s, repo: "the payload names digest %s, not the image's" % (
+                json.loads(s.payload)["critical"]["image"]["docker-manifest-digest"]),
+            "media-type": lambda s, repo: "the layer's media type is 'application/octet-stream', "
+                                          "not a simple-signing signature",
+            "signature": lambda s, repo: bad_sig,
+            "blob-mismatch": lambda s, repo: (f"blob {s.layer_digest} in {self.reg.host}/{repo}: the content "
+                                              f"hashes to {sha256_digest(s.payload)}"),
+        }
+        for tamper, reason in reasons.items():
             with self.subTest(tamper=tamper):
                 repo = f"app/{tamper}"
                 web = self.image(repo)
-                sign_classic(self.reg, repo, web, self.key, tamper=tamper)
+                signed = sign_classic(self.reg, repo, web, self.key, tamper=tamper)
                 w = self.w
-                w.commit(images={"web": self.ref(repo)})
+                rev = w.commit(images={"web": self.ref(repo)})
                 self.configure()
                 before = self.state()
                 w.reset_call_logs()
                 r = self.pull(3)
-                self.assertIn(web, r.stderr)
+                why = f"no valid signature by a trusted key ({reason(signed, repo)}"
+                ev = self.refusal(r, "pull")
+                self.assertEqual(ev["REVISION"], rev)
+                self.assertIn(f"image 'web' ({self.ref(repo)}, {web}): {why}", ev["ERROR"])
+                self.assertIn(why, r.stderr)
                 self.assertEqual(self.state(), before)
                 self.assertEqual(w.system_builds(), [])
 
