@@ -193,13 +193,50 @@ class ImagesTest(unittest.TestCase):
         self.assertTrue(self.history_images()[0]["sbom"])
 
     def test_sbom_as_bundle(self):
+        """An SBOM attestation as a Sigstore bundle (cosign 3, CycloneDX) satisfies
+        images.require-sbom and is recorded: sbom true in status --json. Missing, or signed by a
+        key that is not trusted, it is refused with require-sbom (the revision is not built);
+        without require-sbom the image is deployed, and an SBOM by an untrusted key is no SBOM:
+        sbom false."""
+        w = self.w
         web = self.image()
         sign_bundle(self.reg, "app/web", web, self.key)
-        attest_sbom(self.reg, "app/web", web, self.key, fmt="bundle",
-                    predicate_type="https://cyclonedx.org/bom")
-        self.w.commit(images={"web": self.ref()})
+        self.deploy_base()
+        before = self.state()
+        rev = w.commit(images={"web": self.ref()})
         self.configure(**{"require-sbom": True})
-        self.pull(0)
+        for case in ("missing", "untrusted key"):
+            with self.subTest(sbom=case):
+                if case == "untrusted key":
+                    attest_sbom(self.reg, "app/web", web, self.other_key, fmt="bundle",
+                                predicate_type="https://cyclonedx.org/bom")
+                w.reset_call_logs()
+                r = self.pull(3)
+                ev = self.refusal(r, "pull")
+                self.assertEqual(ev["REVISION"], rev)
+                self.assertIn(f"image 'web' ({self.ref()}, {web}): no SBOM attestation (SPDX or CycloneDX) "
+                              "signed by a trusted key", ev["ERROR"])
+                self.assertEqual(self.state(), before)
+                self.assertEqual(w.system_builds(), [], "nothing may be built")
+
+        self.configure()
+        r = self.pull(0)
+        self.assertNotIn("with an SBOM", r.stderr)
+        [recorded] = self.history_images()
+        self.assertEqual((recorded["name"], recorded["digest"], recorded["sbom"]), ("web", web, False))
+        self.assertEqual(len(recorded["signers"]), 1)
+
+        attest_sbom(self.reg, "app/web", web, self.key, fmt="bundle", predicate_type="https://cyclonedx.org/bom")
+        rev = w.commit(images={"web": self.ref()})
+        self.configure(**{"require-sbom": True})
+        r = self.pull(0)
+        self.assertIn(f"Image 'web' {self.ref()} is {web}, signed by 1 trusted key(s), with an SBOM.", r.stderr)
+        s = json.loads(w.agent("status", "--json").stdout)
+        self.assertEqual(s["revision"], rev)
+        [recorded] = s["history"][-1]["images"]
+        self.assertEqual((recorded["name"], recorded["digest"], recorded["sbom"]), ("web", web, True))
+        self.assertEqual(len(recorded["signers"]), 1)
+        self.assertTrue(recorded["signers"][0].startswith("SHA256:"))
 
     # -- refused ----------------------------------------------------------------------------
 
