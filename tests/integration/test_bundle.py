@@ -409,13 +409,34 @@ class BundleTest(BundleBase):
         self.assertEqual(len(self.status()["history"]), 1)
 
     def test_compressed_bundles(self):
-        rev = self.w.commit()
+        """A bundle compressed with zstd, xz or gzip (by its name's suffix) verifies and
+        applies, and what it carries is what is deployed: one revision each, applied in turn,
+        is the deployed revision, its system (built from that revision's world.json: its
+        marker) runs and answers, and the history records it with its sequence."""
+        w = self.w
         magic = {".zst": b"\x28\xb5\x2f\xfd", ".xz": b"\xfd7zXZ\x00", ".gz": b"\x1f\x8b"}
-        for suffix, m in magic.items():
-            b = self.create(rev, "b.tar" + suffix, "--no-closure", "--sequence", "9")
-            self.assertEqual(b.read_bytes()[:len(m)], m, suffix)
-            self.agent("verify", str(b), expect=0)
-        self.agent("apply", str(self.out / "b.tar.zst"), expect=0)
+        systems = []
+        for sequence, (suffix, m) in enumerate(magic.items(), 1):
+            with self.subTest(suffix=suffix):
+                rev = w.commit()
+                marker = json.loads(w.repo.git("show", f"{rev}:world.json").stdout)["marker"]
+                b = self.create(rev, "b.tar" + suffix, "--no-closure", "--sequence", str(sequence))
+                self.assertEqual(b.read_bytes()[:len(m)], m, suffix)
+                r = self.agent("verify", str(b), expect=0)
+                self.assertIn(rev, r.stdout)
+                self.agent("apply", str(b), expect=0)
+                s = self.status()
+                self.assertEqual((s["revision"], s["bundle-sequence"]), (rev, sequence))
+                d = s["history"][-1]
+                self.assertEqual((d["source"], d["result"], d["revision"], d["bundle"]["sequence"]),
+                                 ("bundle", "success", rev, sequence))
+                self.assertEqual(d["generation"], s["generation"])
+                self.assertEqual(w.current_system(), s["generation"])
+                self.assertEqual(w.profile_target(), s["generation"])
+                self.assertEqual(w.marker_of(s["generation"]), marker)
+                self.assertEqual(w.service_marker(), marker)
+                systems.append(s["generation"])
+        self.assertEqual(len(set(systems)), len(magic), systems)
 
     def test_ed25519_key(self):
         key, pub = openssl_keypair(self.w.tmp, "ed", "ed25519")

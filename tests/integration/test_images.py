@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from world import World  # noqa: E402
 from servers import HttpProxy  # noqa: E402
 from registry import (BadRegistry, Registry, attest_sbom, make_cosign_keypair, push_image,  # noqa: E402
-                      push_index, sign_bundle, sign_classic)
+                      push_index, sha256_digest, sign_bundle, sign_classic, signature_tag)
+from test_observability import events  # noqa: E402
 
 SHARED_REGISTRY = None
 
@@ -75,6 +76,42 @@ class ImagesTest(unittest.TestCase):
 
     def history_images(self):
         return json.loads(self.w.agent("status", "--json").stdout)["history"][-1]["images"]
+
+    def refusal(self, r, command):
+        """The one refused event of a run (its stderr, as the journal gets it): REASON
+        image-signature, sent by `command`."""
+        refused = [e for e in events(r.stderr) if e["event"] == "refused"]
+        self.assertEqual(len(refused), 1, r.stderr[-3000:])
+        self.assertEqual(refused[0]["REASON"], "image-signature", refused[0])
+        self.assertEqual(refused[0]["COMMAND"], command, refused[0])
+        return refused[0]
+
+    def verify_images(self, *args, expect):
+        r = self.w.agent("verify-images", *args)
+        self.assertEqual(r.returncode, expect, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr[-3000:]}")
+        return r
+
+    @staticmethod
+    def image_lines(r):
+        """verify-images' lines, by image name."""
+        return {line.split()[0]: line for line in r.stdout.splitlines() if line.strip()}
+
+    def assert_verify_refused(self, rev, name, reason, *args):
+        """verify-images [args] refuses image `name` of revision rev: exit 3, the refused event
+        (REASON=image-signature, COMMAND=verify-images, the revision, the image and why), the
+        image's line says why, never "ok"; nothing changed."""
+        before = self.state()
+        r = self.verify_images(*args, expect=3)
+        ev = self.refusal(r, "verify-images")
+        self.assertEqual(ev["REVISION"], rev)
+        self.assertIn(f"image '{name}'", ev["ERROR"])
+        self.assertIn(reason, ev["ERROR"])
+        self.assertIn(f"Refused: image '{name}'", r.stderr)
+        line = self.image_lines(r)[name]
+        self.assertIn(reason, line)
+        self.assertNotRegex(line, r" ok$")
+        self.assertEqual(self.state(), before, "verify-images changed the state file")
+        return r, ev
 
     # -- accepted ---------------------------------------------------------------------------
 
@@ -175,30 +212,85 @@ class ImagesTest(unittest.TestCase):
         self.assertTrue(self.history_images()[0]["sbom"])
 
     def test_sbom_as_bundle(self):
+        """An SBOM attestation as a Sigstore bundle (cosign 3, CycloneDX) satisfies
+        images.require-sbom and is recorded: sbom true in status --json. Missing, or signed by a
+        key that is not trusted, it is refused with require-sbom (the revision is not built);
+        without require-sbom the image is deployed, and an SBOM by an untrusted key is no SBOM:
+        sbom false."""
+        w = self.w
         web = self.image()
         sign_bundle(self.reg, "app/web", web, self.key)
-        attest_sbom(self.reg, "app/web", web, self.key, fmt="bundle",
-                    predicate_type="https://cyclonedx.org/bom")
-        self.w.commit(images={"web": self.ref()})
+        self.deploy_base()
+        before = self.state()
+        rev = w.commit(images={"web": self.ref()})
         self.configure(**{"require-sbom": True})
-        self.pull(0)
+        for case in ("missing", "untrusted key"):
+            with self.subTest(sbom=case):
+                if case == "untrusted key":
+                    attest_sbom(self.reg, "app/web", web, self.other_key, fmt="bundle",
+                                predicate_type="https://cyclonedx.org/bom")
+                w.reset_call_logs()
+                r = self.pull(3)
+                ev = self.refusal(r, "pull")
+                self.assertEqual(ev["REVISION"], rev)
+                self.assertIn(f"image 'web' ({self.ref()}, {web}): no SBOM attestation (SPDX or CycloneDX) "
+                              "signed by a trusted key", ev["ERROR"])
+                self.assertEqual(self.state(), before)
+                self.assertEqual(w.system_builds(), [], "nothing may be built")
+
+        self.configure()
+        r = self.pull(0)
+        self.assertNotIn("with an SBOM", r.stderr)
+        [recorded] = self.history_images()
+        self.assertEqual((recorded["name"], recorded["digest"], recorded["sbom"]), ("web", web, False))
+        self.assertEqual(len(recorded["signers"]), 1)
+
+        attest_sbom(self.reg, "app/web", web, self.key, fmt="bundle", predicate_type="https://cyclonedx.org/bom")
+        rev = w.commit(images={"web": self.ref()})
+        self.configure(**{"require-sbom": True})
+        r = self.pull(0)
+        self.assertIn(f"Image 'web' {self.ref()} is {web}, signed by 1 trusted key(s), with an SBOM.", r.stderr)
+        s = json.loads(w.agent("status", "--json").stdout)
+        self.assertEqual(s["revision"], rev)
+        [recorded] = s["history"][-1]["images"]
+        self.assertEqual((recorded["name"], recorded["digest"], recorded["sbom"]), ("web", web, True))
+        self.assertEqual(len(recorded["signers"]), 1)
+        self.assertTrue(recorded["signers"][0].startswith("SHA256:"))
 
     # -- refused ----------------------------------------------------------------------------
 
     def test_no_keys_no_claims(self):
-        """images.keys empty: each run warns that the images are not verified, and nothing
-        claims they are (no "(null)" digest, no images-verified event, none in the record)."""
-        web = self.image()
-        rev = self.w.commit(images={"web": self.ref()})
+        """images.keys empty: each run warns that the images are not verified, every pull that
+        checks a revision's images (not only the first) and every verify-images, and nothing
+        claims they are (no "(null)" digest, no images-verified event, no "signed by", none in
+        the record, no image line "ok")."""
+        web, db = self.image(), self.image("app/db", "2.0")
         self.w.write_config(images={"insecure-registries": [self.reg.host]})
-        r = self.pull(0)
-        self.assertIn("images.keys is empty: the 1 image(s) of this revision are not verified", r.stderr)
-        self.assertNotIn("(null)", r.stderr)
-        self.assertNotIn("e14532f5197e48e78dc1e95e6eb3c01b", r.stderr)  # images-verified
-        self.assertNotIn("signed by 0 trusted key", r.stderr)
-        s = json.loads(self.w.agent("status", "--json").stdout)
-        self.assertEqual(s["revision"], rev)
-        self.assertNotIn(web, json.dumps(s["history"][-1]["images"]))
+        revisions = [{"web": self.ref()}, {"web": self.ref(), "db": self.ref("app/db", "2.0")},
+                     {"db": self.ref("app/db", "2.0")}]
+        for n, images in enumerate(revisions, 1):
+            with self.subTest(pull=n):
+                rev = self.w.commit(images=images)
+                r = self.pull(0)
+                self.assertEqual(r.stderr.count(f"images.keys is empty: the {len(images)} image(s) of this "
+                                                "revision are not verified"), 1, r.stderr[-3000:])
+                self.assertNotIn("(null)", r.stderr)
+                self.assertNotIn("signed by", r.stderr)
+                self.assertEqual([e for e in events(r.stderr) if e["event"] == "images-verified"], [])
+                s = json.loads(self.w.agent("status", "--json").stdout)
+                self.assertEqual(s["revision"], rev)
+                self.assertNotIn(web, json.dumps(s["history"][-1]["images"]))
+                self.assertNotIn(db, json.dumps(s["history"][-1]["images"]))
+                self.assertNotIn("signed by", self.w.agent("status").stdout)
+
+                r = self.verify_images(expect=0)
+                self.assertEqual(r.stderr.count(f"The {len(images)} image(s) of revision {rev} were not verified: "
+                                                "images.keys is empty."), 1, r.stderr[-3000:])
+                self.assertNotIn("signed by", r.stderr)
+                lines = self.image_lines(r)
+                self.assertEqual(sorted(lines), sorted(images))
+                for line in lines.values():
+                    self.assertRegex(line, r" not verified$")
 
     def test_unreadable_key_is_a_configuration_error(self):
         bad = self.w.tmp / "not-a-key.pem"
@@ -239,6 +331,118 @@ class ImagesTest(unittest.TestCase):
         self.assertIn("not verified", r.stdout)
         self.assertNotRegex(r.stdout, r" ok$")
 
+    # -- verify-images: what it refuses (issue 24, item 6) ---------------------------------
+
+    def test_verify_images_signature_removed(self):
+        """A signature removed from the registry after the deployment: verify-images of the
+        deployed revision refuses that image, a classic .sig as a Sigstore bundle (its fallback
+        index), and says which and why; the other image stays "ok"; signed again, it verifies."""
+        web, db = self.image(), self.image("app/db", "2.0")
+        sign_classic(self.reg, "app/web", web, self.key)
+        sign_bundle(self.reg, "app/db", db, self.key)
+        rev = self.w.commit(images={"web": self.ref(), "db": f"{self.reg.host}/app/db@{db}"})
+        self.configure()
+        self.pull(0)
+        r = self.verify_images(expect=0)
+        for name in ("web", "db"):
+            self.assertRegex(self.image_lines(r)[name], r" ok$")
+
+        client = self.reg.client()
+        client.delete_manifest("app/web", client.head_manifest("app/web", signature_tag(web))["digest"])
+        r, ev = self.assert_verify_refused(rev, "web", "no Cosign signature found")
+        self.assertIn(web, ev["ERROR"])
+        self.assertRegex(self.image_lines(r)["db"], r" ok$")
+
+        sign_classic(self.reg, "app/web", web, self.key)
+        self.verify_images(expect=0)
+        client.delete_manifest("app/db", client.head_manifest("app/db", signature_tag(db, ""))["digest"])
+        r, ev = self.assert_verify_refused(rev, "db", "no Cosign signature found")
+        self.assertIn(db, ev["ERROR"])
+        self.assertRegex(self.image_lines(r)["web"], r" ok$")
+
+    def test_verify_images_tag_moved_to_an_unsigned_image(self):
+        """verify-images --rev of a revision that names its image by tag resolves the tag now:
+        moved to an unsigned image, it is refused, and the line names the digest the tag points
+        to now, not the one deployed before. (The deployed revision here pins the image by
+        digest, which the move does not touch.) Signed by a trusted key, the new image is
+        accepted."""
+        web = self.image()
+        sign_classic(self.reg, "app/web", web, self.key)
+        by_tag = self.w.commit(images={"web": self.ref()})
+        self.configure()
+        self.pull(0)
+        self.w.commit(images={"web": f"{self.reg.host}/app/web@{web}"})
+        self.pull(0)
+        r = self.verify_images("--rev", by_tag, expect=0)
+        self.assertIn(web, self.image_lines(r)["web"])
+
+        moved = push_image(self.reg, "app/web", "1.0", seed="moved")
+        self.assertNotEqual(moved, web)
+        r, ev = self.assert_verify_refused(by_tag, "web", "no Cosign signature found", "--rev", by_tag)
+        self.assertIn(moved, ev["ERROR"])
+        self.assertIn(moved, self.image_lines(r)["web"])
+        self.assertNotIn(web, self.image_lines(r)["web"])
+        self.verify_images(expect=0)
+
+        sign_classic(self.reg, "app/web", moved, self.key)
+        r = self.verify_images("--rev", by_tag, expect=0)
+        self.assertIn(moved, self.image_lines(r)["web"])
+
+    def test_verify_images_key_no_longer_trusted(self):
+        """images.keys changed after the deployment: the deployed image, signed by a key no
+        longer listed, is refused; a threshold the remaining signatures no longer reach too."""
+        web = self.image()
+        sign_classic(self.reg, "app/web", web, self.key)
+        rev = self.w.commit(images={"web": self.ref()})
+        self.configure()
+        self.pull(0)
+        self.verify_images(expect=0)
+
+        self.configure(keys=[str(self.other_pub)])
+        _, ev = self.assert_verify_refused(rev, "web", "no valid signature by a trusted key")
+        self.assertIn("the signature does not verify with any of the 1 trusted keys", ev["ERROR"])
+        self.configure(keys=[str(self.pub), str(self.other_pub)], threshold=2)
+        self.assert_verify_refused(rev, "web", "signed by 1 trusted key(s), 2 required")
+        self.configure()
+        self.verify_images(expect=0)
+
+    def test_verify_images_rev_of_another_revision(self):
+        """verify-images --rev REV verifies REV's images, not the deployed revision's: a later
+        commit (fetched, refused by pull) whose image is unsigned is refused while the deployed
+        one still verifies; once that later one is deployed, an older revision whose image
+        lost its signature is refused by --rev while the deployed one verifies."""
+        old = self.image("app/old", "1.0")
+        sign_classic(self.reg, "app/old", old, self.key)
+        first = self.w.commit(images={"old": self.ref("app/old")})
+        self.configure()
+        self.pull(0)
+        web = self.image()
+        second = self.w.commit(images={"web": self.ref()})
+        self.pull(3)  # unsigned: refused, but fetched into the mirror
+
+        r, ev = self.assert_verify_refused(second, "web", "no Cosign signature found", "--rev", second)
+        self.assertIn(web, ev["ERROR"])
+        self.assertEqual(list(self.image_lines(r)), ["web"])
+        j = self.w.agent("verify-images", "--json", "--rev", second)
+        self.assertEqual(j.returncode, 3, j.stderr[-3000:])
+        j = json.loads(j.stdout)
+        self.assertEqual((j["revision"], j["verified"], [i["name"] for i in j["images"]]), (second, False, ["web"]))
+        for args in ((), ("--rev", first)):
+            r = self.verify_images(*args, expect=0)
+            self.assertEqual(list(self.image_lines(r)), ["old"])
+            self.assertIn(f"All 1 image(s) of revision {first} are signed by the trusted keys.", r.stderr)
+
+        sign_classic(self.reg, "app/web", web, self.key)
+        self.pull(0)
+        self.assertEqual(json.loads(self.w.agent("status", "--json").stdout)["revision"], second)
+        client = self.reg.client()
+        client.delete_manifest("app/old", client.head_manifest("app/old", signature_tag(old))["digest"])
+        r, ev = self.assert_verify_refused(first, "old", "no Cosign signature found", "--rev", first)
+        self.assertIn(old, ev["ERROR"])
+        r = self.verify_images(expect=0)
+        self.assertEqual(list(self.image_lines(r)), ["web"])
+        self.assertIn(f"All 1 image(s) of revision {second} are signed by the trusted keys.", r.stderr)
+
     def test_unsigned(self):
         web = self.image()
         self.assert_refused({"web": self.ref()}, "image 'web'", web, "no Cosign signature found")
@@ -254,18 +458,35 @@ class ImagesTest(unittest.TestCase):
         self.assert_refused({"web": self.ref()}, web, "no valid signature by a trusted key")
 
     def test_tampered(self):
-        for tamper in ("payload", "digest", "media-type", "signature", "blob-mismatch"):
+        """Each way of tampering with a classic signature is refused for its own reason, said
+        in the refused event and on stderr, not for another one (e.g. as unsigned)."""
+        bad_sig = "the signature does not verify with any of the 1 trusted keys"
+        reasons = {
+            "payload": lambda s, repo: bad_sig,
+            "digest": lambda s, repo: "the payload names digest %s, not the image's" % (
+                json.loads(s.payload)["critical"]["image"]["docker-manifest-digest"]),
+            "media-type": lambda s, repo: "the layer's media type is 'application/octet-stream', "
+                                          "not a simple-signing signature",
+            "signature": lambda s, repo: bad_sig,
+            "blob-mismatch": lambda s, repo: (f"blob {s.layer_digest} in {self.reg.host}/{repo}: the content "
+                                              f"hashes to {sha256_digest(s.payload)}"),
+        }
+        for tamper, reason in reasons.items():
             with self.subTest(tamper=tamper):
                 repo = f"app/{tamper}"
                 web = self.image(repo)
-                sign_classic(self.reg, repo, web, self.key, tamper=tamper)
+                signed = sign_classic(self.reg, repo, web, self.key, tamper=tamper)
                 w = self.w
-                w.commit(images={"web": self.ref(repo)})
+                rev = w.commit(images={"web": self.ref(repo)})
                 self.configure()
                 before = self.state()
                 w.reset_call_logs()
                 r = self.pull(3)
-                self.assertIn(web, r.stderr)
+                why = f"no valid signature by a trusted key ({reason(signed, repo)}"
+                ev = self.refusal(r, "pull")
+                self.assertEqual(ev["REVISION"], rev)
+                self.assertIn(f"image 'web' ({self.ref(repo)}, {web}): {why}", ev["ERROR"])
+                self.assertIn(why, r.stderr)
                 self.assertEqual(self.state(), before)
                 self.assertEqual(w.system_builds(), [])
 
