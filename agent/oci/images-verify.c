@@ -217,6 +217,31 @@ static int open_source(Verifier *v, const ImageCheck *ic, const ImageRef *ref, E
         return registry_source_new(v->registry, ref, &v->src);
 }
 
+/* A deployment's image referenced by tag alone: a container start pulls where the tag points
+ * now, so the tag must still point to the digest that was verified and deployed. 0 when it
+ * does; -EPERM (e says where it points) when not; else the registry's error. */
+static int tag_still_deployed(Verifier *v, ImageCheck *ic, const ImageRef *ref, Error *e) {
+        _cleanup_free_ char *now = NULL;
+        Buffer body = {};
+        int r;
+
+        r = open_source(v, ic, ref, e);
+        if (r < 0)
+                return r;
+        r = image_source_get_manifest(v->src, NULL, &body, NULL, &now, e);
+        buffer_done(&body);
+        image_source_free(v->src);
+        v->src = NULL;
+        if (r < 0)
+                return r == -ENOENT || r == -EBADMSG || r == -EFBIG ? -EPERM : r;
+        if (!streq(now, ic->digest)) {
+                error_set(e, 0, "the tag now points to %s, not to %s as deployed: a container started from it "
+                          "would run an image that was not verified", now, ic->digest);
+                return -EPERM;
+        }
+        return 0;
+}
+
 static int verify_one(Verifier *v, ImageCheck *ic) {
         const Config *c = v->config;
         _cleanup_free_ char *sig_tag = NULL, *att_tag = NULL, *digest = NULL;
@@ -229,8 +254,15 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         r = image_ref_parse(ic->reference, &ref, e);
         if (r < 0)
                 return r == -ENOMEM ? r : -EPERM;
+        if (ic->pinned && !ref.digest && !ic->layout) {
+                r = tag_still_deployed(v, ic, &ref, e);
+                if (r < 0) {
+                        image_ref_done(&ref);
+                        return r;
+                }
+        }
         if (ic->pinned) {
-                /* The recorded digest, whatever a tag points to now. */
+                /* The recorded digest: what was verified and deployed. */
                 free(ref.digest);
                 ref.digest = strdup(ic->digest);
                 if (!ref.digest) {

@@ -388,6 +388,26 @@ class ImagesTest(unittest.TestCase):
         r = self.verify_images("--rev", by_tag, expect=0)
         self.assertIn(moved, self.image_lines(r)["web"])
 
+    def test_verify_images_deployed_tag_moved(self):
+        """The deployed revision names its image by tag alone: when the tag moves to another
+        image (unsigned here), verify-images refuses (a container started from the tag would run
+        an image that was not verified), as the man page promises; moved back, it verifies."""
+        web = self.image()
+        sign_classic(self.reg, "app/web", web, self.key)
+        rev = self.w.commit(images={"web": self.ref()})
+        self.configure()
+        self.pull(0)
+        self.verify_images(expect=0)
+
+        moved = push_image(self.reg, "app/web", "1.0", seed="moved")
+        self.assertNotEqual(moved, web)
+        r, ev = self.assert_verify_refused(rev, "web", "the tag now points to")
+        self.assertIn(moved, ev["ERROR"])
+        self.assertIn(web, ev["ERROR"])
+        # Signed, the moved image is still not what was deployed.
+        sign_classic(self.reg, "app/web", moved, self.key)
+        self.assert_verify_refused(rev, "web", "the tag now points to")
+
     def test_verify_images_key_no_longer_trusted(self):
         """images.keys changed after the deployment: the deployed image, signed by a key no
         longer listed, is refused; a threshold the remaining signatures no longer reach too."""
