@@ -43,3 +43,11 @@ static inline void ossl_param_freep(OSSL_PARAM **p) {
 static inline void x509_freep(X509 **p) {
         X509_free(*p);
 }
+/* A stack of certificates and the certificates on it (OpenSSL 3.0 has no
+ * OSSL_STACK_OF_X509_free()). */
+static inline void x509_stack_free(STACK_OF(X509) *s) {
+        sk_X509_pop_free(s, X509_free);
+}
+static inline void x509_stack_freep(STACK_OF(X509) **p) {
+        x509_stack_free(*p);
+}
