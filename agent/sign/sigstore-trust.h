@@ -24,7 +24,10 @@ typedef struct TrustedAuthority {
 /* A transparency log (Rekor) or a certificate transparency log. */
 typedef struct TrustedLog {
         EVP_PKEY *key;
-        uint8_t key_id[32]; /* logId.keyId: SHA-256 of the DER SubjectPublicKeyInfo (RFC 6962) */
+        /* logId.keyId: SHA-256 of the DER SubjectPublicKeyInfo (RFC 6962), or for a Rekor v2
+         * log's Ed25519 key its signed-note key id, SHA-256(name || "\n" || 0x01 || key). A
+         * checkpoint's signature lines are picked by its first 4 bytes, SCTs by all 32. */
+        uint8_t key_id[32];
         time_t valid_from;  /* publicKey.validFor.start; 0: none given */
         time_t valid_until; /* publicKey.validFor.end; 0: open-ended */
         char *base_url;     /* for messages, and the checkpoint origin of a Rekor v2 log */
