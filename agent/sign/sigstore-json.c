@@ -8,10 +8,13 @@
 #include "sign/sigstore-json.h"
 
 const char *sigstore_json_path(char buf[static SIGSTORE_JSON_PATH_MAX], const char *what, const char *key, size_t i) {
+        char path[SIGSTORE_JSON_PATH_MAX]; /* what may be buf itself */
+
         if (key)
-                (void) snprintf(buf, SIGSTORE_JSON_PATH_MAX, "%s%s%s", what, what[0] ? "." : "", key);
+                (void) snprintf(path, sizeof(path), "%s%s%s", what, what[0] ? "." : "", key);
         else
-                (void) snprintf(buf, SIGSTORE_JSON_PATH_MAX, "%s[%zu]", what, i);
+                (void) snprintf(path, sizeof(path), "%s[%zu]", what, i);
+        memcpy(buf, path, sizeof(path));
         return buf;
 }
 

@@ -55,5 +55,5 @@ int sigstore_json_child(json_t *obj, const char *what, const char *key, bool req
  * round_up (a window's start: what is not inside it stays outside). */
 int sigstore_json_time(json_t *obj, const char *what, const char *key, bool round_up, time_t *ret, Error *reterr);
 
-/* "what.key", or "what[i]" (key NULL), for messages, into buf. */
+/* "what.key", or "what[i]" (key NULL), for messages, into buf (which may be what). */
 const char *sigstore_json_path(char buf[static SIGSTORE_JSON_PATH_MAX], const char *what, const char *key, size_t i);
