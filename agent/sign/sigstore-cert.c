@@ -15,16 +15,6 @@
 
 #define NAME_MAX_ 4096 /* a SAN or an issuer: URLs */
 
-static void x509_store_freep(X509_STORE **p) {
-        X509_STORE_free(*p);
-}
-static void x509_store_ctx_freep(X509_STORE_CTX **p) {
-        X509_STORE_CTX_free(*p);
-}
-static void x509_stack_only_freep(STACK_OF(X509) **p) {
-        sk_X509_free(*p);
-}
-
 /* leaf's chain to ca's root (the last certificate of its chain, a trust anchor even when not
  * self-signed, as sigstore-go takes it) through ca's intermediates, at time t. On success
  * *ret_issuer is leaf's issuer, with a reference of its own; else *ret_reason is OpenSSL's. */
@@ -32,7 +22,7 @@ static int verify_with_ca(const TrustedAuthority *ca, X509 *leaf, time_t t, X509
                           const char **ret_reason) {
         _cleanup_(x509_store_freep) X509_STORE *store = X509_STORE_new();
         _cleanup_(x509_store_ctx_freep) X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-        _cleanup_(x509_stack_only_freep) STACK_OF(X509) *untrusted = sk_X509_new_null();
+        _cleanup_(x509_stack_shallow_freep) STACK_OF(X509) *untrusted = sk_X509_new_null();
         int n = sk_X509_num(ca->chain);
         STACK_OF(X509) *chain;
         X509_VERIFY_PARAM *param;
