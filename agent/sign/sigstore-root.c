@@ -246,7 +246,8 @@ static int parse_chain(json_t *authority, const char *what, STACK_OF(X509) **ret
                 X509 *x = NULL;
                 size_t size;
 
-                sigstore_json_path(item, path, NULL, i);
+                sigstore_json_path(item, path, "certificates", 0);
+                sigstore_json_path(item, item, NULL, i);
                 r = sigstore_json_object(cert, item, certificate_keys, e);
                 if (r >= 0)
                         r = sigstore_json_bytes(cert, item, "rawBytes", true, SIGSTORE_CERT_MAX, &der, &size, e);
