@@ -32,6 +32,10 @@
 #include "basic/macro.h"
 #include "sign/sigstore-trust.h"
 
+/* Where verify-blob looks without --trusted-root (the path images.keyless.trusted-root is
+ * given in the examples). */
+#define SIGSTORE_TRUSTED_ROOT_DEFAULT "/etc/atticd-agent/trusted_root.json"
+
 #define SIGSTORE_ROOT_MAX (1024u * 1024u)  /* bytes of trusted_root.json */
 #define SIGSTORE_ROOT_ENTRIES_MAX 64u     /* logs, or authorities, of one kind */
 #define SIGSTORE_ROOT_CHAIN_MAX 10u       /* certificates in one authority's chain */

@@ -302,6 +302,7 @@ int sigstore_verify(const SigstoreTrustedRoot *root, const SigstoreBundle *b, co
                 sigstore_verified_done(&v);
                 return r;
         }
+        v.n_entries = (unsigned) b->n_entries;
         v.signed_at = c.times[0];
         for (size_t i = 1; i < c.n_times; i++)
                 v.signed_at = MIN(v.signed_at, c.times[i]);

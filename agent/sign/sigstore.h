@@ -59,6 +59,7 @@ typedef struct SigstoreVerified {
         time_t signed_at;      /* the earliest verified time */
         unsigned n_timestamps; /* RFC 3161 timestamps that verified */
         unsigned n_log_times;  /* integrated times of Rekor v1 entries that verified */
+        unsigned n_entries;    /* transparency-log entries verified */
         char *predicate_type;  /* DSSE: the statement's predicateType; NULL for a message signature */
 } SigstoreVerified;
 
