@@ -37,8 +37,10 @@ static int artifact_map(const char *path, Artifact *ret) {
 
         if (fd < 0 || fstat(fd, &st) < 0)
                 return negative_errno();
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
         if (!S_ISREG(st.st_mode))
-                return -EBADFD;
+                return -EINVAL; /* a FIFO or a device: not a file to verify */
         if ((uint64_t) st.st_size > ARTIFACT_MAX)
                 return -EFBIG;
         if (st.st_size == 0) {
@@ -135,6 +137,10 @@ ExitCode engine_verify_blob(const VerifyBlobOptions *o, bool json) {
         if (code != EXIT_OK)
                 return code;
         r = artifact_map(o->artifact, &artifact);
+        if (r == -EINVAL) {
+                log_error("verify-blob: the artifact '%s' is not a regular file", o->artifact);
+                return EXIT_USAGE;
+        }
         if (r < 0) {
                 log_error_errno(r, "verify-blob: cannot read the artifact '%s': %m", o->artifact);
                 return EXIT_USAGE;
