@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* `verify-blob`: a Sigstore bundle over a file, checked offline against a trusted root
- * (sign/sigstore.h), with a one-line verdict. What the operator names and the agent cannot read
- * (a file that is not there, a key that is no key) is a usage error (2); what the files say
- * that does not verify (the bundle, and the trusted root as an input of the verification) is a
- * refusal (3). */
+ * (sign/sigstore.h), with a one-line verdict. A file that the agent cannot read (not there, not
+ * readable, not a regular file) is a usage error (2); what the files say that does not verify
+ * is a refusal (3): the bundle, and the trusted root and the key as inputs of the verification
+ * (one that does not parse, or holds no key of a supported type). */
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -98,6 +98,11 @@ static ExitCode load_inputs(const VerifyBlobOptions *o, SigstoreTrustedRoot **re
 
         if (o->key) {
                 r = cosign_keyring_load(key_paths, ret_key, &e);
+                /* A file that holds no usable key verifies nothing: refused, as a bundle would be. */
+                if (r == -EINVAL || r == -EPROTONOSUPPORT || r == -EFBIG) {
+                        print_verdict(o, NULL, error_message(&e) ?: strerror(-r), json);
+                        return EXIT_REFUSED;
+                }
                 if (r < 0) {
                         log_error("verify-blob: --key: %s", error_message(&e) ?: strerror(-r));
                         return EXIT_USAGE;

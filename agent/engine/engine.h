@@ -74,6 +74,7 @@ typedef struct VerifyBlobOptions {
 } VerifyBlobOptions;
 
 /* `verify-blob`: the bundle proves that the artifact was signed by the identity (or the key),
- * offline, against the trusted root; a one-line verdict. EXIT_OK, EXIT_REFUSED, or EXIT_USAGE
- * for a file that cannot be read or a key file that holds no key. Needs no configuration. */
+ * offline, against the trusted root; a one-line verdict. EXIT_OK, EXIT_REFUSED (also for a
+ * bundle, trusted root or key file whose content is unusable), or EXIT_USAGE for a file that
+ * cannot be read. Needs no configuration. */
 ExitCode engine_verify_blob(const VerifyBlobOptions *o, bool json);

@@ -155,7 +155,8 @@ class VerifyBlobTest(unittest.TestCase):
                 (["verify-blob", "--bundle", bundle, "--trusted-root", root, *ident, self.dir / "none.txt"],
                  "none.txt"),
                 (["verify-blob", "--bundle", bundle, "--trusted-root", root, *ident, self.dir], "artifact"),
-                (["verify-blob", "--bundle", bundle, "--trusted-root", root, "--key", art, art], "--key")):
+                (["verify-blob", "--bundle", bundle, "--trusted-root", root, "--key", self.dir / "none.pub", art],
+                 "none.pub")):
             with self.subTest(args=[str(a) for a in args]):
                 r = run(*args)
                 self.assertEqual(r.returncode, 2, r.stderr)
@@ -252,6 +253,34 @@ class VerifyBlobTest(unittest.TestCase):
                 r = run(*args)
                 self.assertEqual(r.returncode, 3, r.stderr)
                 self.assertIn(message, r.stderr)
+
+    def test_key_that_is_no_key_refused(self):
+        """A --key file that holds no usable public key verifies nothing: refused (3), like the
+        conformance case managed-key-wrong-key_fail (a key whose base64 was damaged)."""
+        pem = (self.KEYED / "key.pub").read_text().splitlines()
+        for name, text, message in (
+                ("not PEM", "hello\n", "not a PEM public key"),
+                ("damaged", "\n".join(pem[:2] + [pem[2][:-10] + "wrongkey=="] + pem[3:]) + "\n", "does not decode"),
+                ("a certificate", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "certificate")):
+            with self.subTest(name=name):
+                key = self.dir / "key.pub"
+                key.write_text(text)
+                r = run("verify-blob", "--bundle", self.KEYED / "bundle.sigstore.json",
+                        "--trusted-root", self.KEYED / "trusted_root.json", "--key", key, VECTORS / "a.txt")
+                self.assertEqual(r.returncode, 3, r.stderr)
+                self.assertIn(message, r.stderr)
+
+    def test_other_key_refused(self):
+        """A valid key, but not the one that signed."""
+        key = self.dir / "other.pub"
+        subprocess.run(["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", self.dir / "k"],
+                       check=True)
+        subprocess.run(["openssl", "ec", "-in", self.dir / "k", "-pubout", "-out", key], check=True,
+                       capture_output=True)
+        r = run("verify-blob", "--bundle", self.KEYED / "bundle.sigstore.json",
+                "--trusted-root", self.KEYED / "trusted_root.json", "--key", key, VECTORS / "a.txt")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("another key", r.stderr)
 
     def test_empty_artifact(self):
         empty = self.dir / "empty"
