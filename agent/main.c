@@ -3,6 +3,7 @@
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <unistd.h>
 
 #include "bundle/bundle.h"
@@ -12,6 +13,7 @@
 #include "basic/exitcode.h"
 #include "basic/log.h"
 #include "engine/status.h"
+#include "sign/sigstore-root.h"
 #include "basic/stop.h"
 #include "version.h"
 
@@ -44,6 +46,10 @@ static void help(void) {
                "  verify-images [--rev REV | --rev=REV]\n"
                "                          verify the Cosign signatures of every image of the deployed\n"
                "                          revision (or of REV); change nothing\n"
+               "  verify-blob --bundle FILE [--trusted-root FILE]\n"
+               "              (--certificate-identity ID --certificate-oidc-issuer ISSUER | --key KEY) ARTIFACT\n"
+               "                          verify a Sigstore bundle (v0.1-v0.3, keyless or with a key) over a file,\n"
+               "                          offline against the trusted root (default %s)\n"
                "  check                   run the health checks now against the running system\n"
                "  status                  deployment state and history (--json: one JSON object)\n"
                "  rollback                switch back to the last known-good generation\n"
@@ -63,7 +69,7 @@ static void help(void) {
                "5 the rollback failed, 6 the source was unreachable, 143 stopped by SIGTERM (the next\n"
                "run finishes the job).\n"
                "See atticd-agent(8).\n",
-               CONFIG_ENV, CONFIG_DEFAULT_PATH);
+               SIGSTORE_TRUSTED_ROOT_DEFAULT, CONFIG_ENV, CONFIG_DEFAULT_PATH);
 }
 
 static int load_config(const Args *a, Config **ret) {
@@ -240,6 +246,64 @@ static int cmd_verify_or_apply(const Args *a, int argc, char **argv) {
         return engine_apply_bundle(c, path, &o);
 }
 
+/* verify-blob --bundle FILE [--trusted-root FILE]
+ *             (--certificate-identity ID --certificate-oidc-issuer ISSUER | --key KEY) ARTIFACT */
+static int cmd_verify_blob(const Args *a, int argc, char **argv) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } options[] = {
+                { "--bundle", offsetof(VerifyBlobOptions, bundle) },
+                { "--trusted-root", offsetof(VerifyBlobOptions, trusted_root) },
+                { "--certificate-identity", offsetof(VerifyBlobOptions, identity) },
+                { "--certificate-oidc-issuer", offsetof(VerifyBlobOptions, issuer) },
+                { "--key", offsetof(VerifyBlobOptions, key) },
+        };
+        VerifyBlobOptions o = {};
+
+        for (int i = 1; i < argc; i++) {
+                const char *s = argv[i], **value = NULL;
+                size_t k;
+
+                for (k = 0; k < ELEMENTSOF(options); k++) {
+                        size_t n = strlen(options[k].name);
+
+                        if (strncmp(s, options[k].name, n) == 0 && (s[n] == 0 || s[n] == '=')) {
+                                value = (const char **) ((char *) &o + options[k].offset);
+                                break;
+                        }
+                }
+                if (value && *value)
+                        return usage_error("verify-blob", "given twice:", options[k].name);
+                if (value && s[strlen(options[k].name)] == '=')
+                        *value = s + strlen(options[k].name) + 1;
+                else if (value && i + 1 < argc)
+                        *value = argv[++i];
+                else if (value)
+                        return usage_error("verify-blob", "a value is missing after", s);
+                else if (s[0] == '-' && s[1] != 0)
+                        return usage_error("verify-blob", "unknown option", s);
+                else if (!o.artifact)
+                        o.artifact = s;
+                else
+                        return usage_error("verify-blob", "unexpected argument", s);
+                if (value && !**value)
+                        return usage_error("verify-blob", "an empty value for", options[k].name);
+        }
+        if (!o.bundle)
+                return usage_error("verify-blob", "--bundle FILE is required; missing", "--bundle");
+        if (!o.artifact)
+                return usage_error("verify-blob", "the file to verify is missing after the options, got", "");
+        if (o.key && (o.identity || o.issuer))
+                return usage_error("verify-blob", "--key excludes --certificate-identity and --certificate-oidc-issuer; got",
+                                   o.identity ? "--certificate-identity" : "--certificate-oidc-issuer");
+        if (!o.key && (!o.identity || !o.issuer))
+                return usage_error("verify-blob",
+                                   "--certificate-identity and --certificate-oidc-issuer (or --key) are required; missing",
+                                   !o.identity ? "--certificate-identity" : "--certificate-oidc-issuer");
+        return engine_verify_blob(&o, a->json);
+}
+
 /* "3600", "90s", "30m", "12h", "30d", "2w" -> seconds. */
 static int parse_duration(const char *s, uint64_t *ret) {
         char *end;
@@ -412,6 +476,7 @@ static const Command commands[] = {
         { "verify", cmd_verify_or_apply },
         { "bundle", cmd_bundle },
         { "verify-images", cmd_verify_images },
+        { "verify-blob", cmd_verify_blob },
         { "check", cmd_check },
         { "status", cmd_status },
         { "rollback", cmd_rollback },

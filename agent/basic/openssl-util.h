@@ -43,3 +43,21 @@ static inline void ossl_param_freep(OSSL_PARAM **p) {
 static inline void x509_freep(X509 **p) {
         X509_free(*p);
 }
+/* A stack of certificates and the certificates on it (OpenSSL 3.0 has no
+ * OSSL_STACK_OF_X509_free()). */
+static inline void x509_stack_free(STACK_OF(X509) *s) {
+        sk_X509_pop_free(s, X509_free);
+}
+static inline void x509_stack_freep(STACK_OF(X509) **p) {
+        x509_stack_free(*p);
+}
+/* A stack whose certificates it does not own (PKCS7_get0_signers(), an untrusted list). */
+static inline void x509_stack_shallow_freep(STACK_OF(X509) **p) {
+        sk_X509_free(*p);
+}
+static inline void x509_store_freep(X509_STORE **p) {
+        X509_STORE_free(*p);
+}
+static inline void x509_store_ctx_freep(X509_STORE_CTX **p) {
+        X509_STORE_CTX_free(*p);
+}

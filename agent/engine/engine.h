@@ -63,3 +63,18 @@ ExitCode engine_verify_bundle(const Config *c, const char *path, const BundleOpt
 /* `apply BUNDLE`: verifies the bundle while extracting it below state-dir, then imports its
  * history, closure and images and deploys its revision as `pull` would. */
 ExitCode engine_apply_bundle(const Config *c, const char *path, const BundleOptions *o);
+
+typedef struct VerifyBlobOptions {
+        const char *bundle;       /* --bundle: the Sigstore bundle */
+        const char *trusted_root; /* --trusted-root; NULL: SIGSTORE_TRUSTED_ROOT_DEFAULT */
+        const char *identity;     /* --certificate-identity (keyless) */
+        const char *issuer;       /* --certificate-oidc-issuer (keyless) */
+        const char *key;          /* --key: a PEM public key (a managed key), instead */
+        const char *artifact;     /* the file the bundle signs */
+} VerifyBlobOptions;
+
+/* `verify-blob`: the bundle proves that the artifact was signed by the identity (or the key),
+ * offline, against the trusted root; a one-line verdict. EXIT_OK, EXIT_REFUSED (also for a
+ * bundle, trusted root or key file whose content is unusable), or EXIT_USAGE for a file that
+ * cannot be read. Needs no configuration. */
+ExitCode engine_verify_blob(const VerifyBlobOptions *o, bool json);

@@ -66,9 +66,8 @@ static int decode_field(json_t *parent, const char *key, size_t max, const char 
         return 0;
 }
 
-/* The statement, once its signature has verified. */
-static int check_statement(const char *image_digest, const void *payload, size_t size, char **ret_predicate_type,
-                           Error *e) {
+int cosign_check_statement(const char *image_digest, const char *whose, const void *payload, size_t size,
+                           char **ret_predicate_type, Error *e) {
         json_auto_t *root = NULL;
         const char *type, *predicate, *first = NULL, *hex = image_digest + strlen("sha256:");
         char buf[COSIGN_PRINTABLE_SIZE];
@@ -114,9 +113,10 @@ static int check_statement(const char *image_digest, const void *payload, size_t
                         first = sha256;
         }
         if (!first)
-                return error_set(e, -EPERM, "the statement's subjects name no sha256 digest, not the image's %s", image_digest);
-        return error_set(e, -EPERM, "the statement's subject names sha256:%s, not the image's %s",
-                         cosign_printable(first, buf), image_digest);
+                return error_set(e, -EPERM, "the statement's subjects name no sha256 digest, not %s %s", whose,
+                                 image_digest);
+        return error_set(e, -EPERM, "the statement's subject names sha256:%s, not %s %s", cosign_printable(first, buf),
+                         whose, image_digest);
 }
 
 /* The envelope's signature over the PAE, by a trusted key (by key *only_key when given). On
@@ -183,7 +183,7 @@ static int verify_statement_and_return(const char *image_digest, const uint8_t *
                                        size_t index, size_t *ret_key_index, char **ret_predicate_type, Error *e) {
         int r;
 
-        r = check_statement(image_digest, payload, payload_size, ret_predicate_type, e);
+        r = cosign_check_statement(image_digest, "the image's", payload, payload_size, ret_predicate_type, e);
         if (r < 0)
                 return r;
         if (ret_key_index)

@@ -249,19 +249,35 @@ static bool verify_with(EVP_PKEY *pkey, const char *md, const void *data, size_t
         return ok;
 }
 
-int cosign_key_verify(const CosignKeyring *k, size_t i, const void *data, size_t size, const void *sig,
-                      size_t sig_size) {
-        const CosignKey *key;
-
-        if (!k || i >= k->n || !sig || sig_size == 0)
+static int verify_type(EVP_PKEY *pkey, const KeyType *type, const void *data, size_t size, const void *sig,
+                       size_t sig_size) {
+        if (!sig || sig_size == 0)
                 return -EPERM;
-        key = &k->keys[i];
-        if (!key->type->hashes[0])
-                return verify_with(key->pkey, NULL, data, size, sig, sig_size) ? 0 : -EPERM;
-        for (size_t h = 0; h < ELEMENTSOF(key->type->hashes) && key->type->hashes[h]; h++)
-                if (verify_with(key->pkey, key->type->hashes[h], data, size, sig, sig_size))
+        if (!type->hashes[0])
+                return verify_with(pkey, NULL, data, size, sig, sig_size) ? 0 : -EPERM;
+        for (size_t h = 0; h < ELEMENTSOF(type->hashes) && type->hashes[h]; h++)
+                if (verify_with(pkey, type->hashes[h], data, size, sig, sig_size))
                         return 0;
         return -EPERM;
+}
+
+int cosign_key_verify(const CosignKeyring *k, size_t i, const void *data, size_t size, const void *sig,
+                      size_t sig_size) {
+        if (!k || i >= k->n)
+                return -EPERM;
+        return verify_type(k->keys[i].pkey, k->keys[i].type, data, size, sig, sig_size);
+}
+
+int cosign_pkey_verify(EVP_PKEY *pkey, const void *data, size_t size, const void *sig, size_t sig_size) {
+        const KeyType *type;
+
+        if (!pkey || key_type_of(pkey, "key", &type, NULL) < 0)
+                return -EPROTONOSUPPORT;
+        return verify_type(pkey, type, data, size, sig, sig_size);
+}
+
+EVP_PKEY *cosign_keyring_get0_pkey(const CosignKeyring *k, size_t i) {
+        return k && i < k->n ? k->keys[i].pkey : NULL;
 }
 
 int cosign_keyring_verify(const CosignKeyring *k, const void *data, size_t size, const void *sig, size_t sig_size,

@@ -12,6 +12,7 @@
  * hash the key's type allows (see cosign-key.c); all of them are collision resistant, so this
  * lets no forgery through. Ed25519 signs the message itself (pure Ed25519). */
 
+#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,13 @@ const char *cosign_keyring_key_type(const CosignKeyring *k, size_t i);
 /* Whether sig is a valid signature over data[0..size) by key i: 0, or -EPERM. */
 int cosign_key_verify(const CosignKeyring *k, size_t i, const void *data, size_t size, const void *sig,
                       size_t sig_size);
+
+/* The same with a key from elsewhere (a certificate's): tried with each hash its type allows.
+ * 0; -EPERM; -EPROTONOSUPPORT for a key of a type the keyring would not take. */
+int cosign_pkey_verify(EVP_PKEY *pkey, const void *data, size_t size, const void *sig, size_t sig_size);
+
+/* Key i itself, owned by the keyring (for comparing it with a key a document names). */
+EVP_PKEY *cosign_keyring_get0_pkey(const CosignKeyring *k, size_t i);
 
 /* The first key by which sig is a valid signature over data: 0 with *ret_index set, or -EPERM
  * when none is. */

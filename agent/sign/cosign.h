@@ -99,6 +99,13 @@ int cosign_verify_bundle(const CosignKeyring *keys, const char *image_digest, co
 int cosign_verify_dsse_envelope(const CosignKeyring *keys, const char *image_digest, const void *envelope_json,
                                 size_t size, size_t *ret_key_index, char **ret_predicate_type, Error *reterr);
 
+/* A signed in-toto statement (v0.1 or v1, as the envelope's signature covered it): it has a
+ * predicateType and a subject whose digest.sha256 is digest's hex ("sha256:<hex>"). -EBADMSG
+ * when it is no statement, -EPERM (naming `whose` digest, e.g. "the image's") when no subject
+ * matches. On success *ret_predicate_type (when not NULL) is the predicateType, to be freed. */
+int cosign_check_statement(const char *digest, const char *whose, const void *payload, size_t size,
+                           char **ret_predicate_type, Error *reterr);
+
 /* Whether a predicateType names an SBOM: SPDX (https://spdx.dev/Document) or CycloneDX
  * (https://cyclonedx.org/bom), bare or followed by "/v" and a version such as 2.3. */
 bool cosign_predicate_is_sbom(const char *predicate_type);

@@ -25,16 +25,6 @@ static void ts_verify_ctx_freep(TS_VERIFY_CTX **p) {
 static void pkcs7_freep(PKCS7 **p) {
         PKCS7_free(*p);
 }
-static void x509_store_freep(X509_STORE **p) {
-        X509_STORE_free(*p);
-}
-static void x509_stack_freep(STACK_OF(X509) **p) {
-        sk_X509_pop_free(*p, X509_free);
-}
-/* A stack whose certificates it does not own (PKCS7_get0_signers). */
-static void x509_stack_shallow_freep(STACK_OF(X509) **p) {
-        sk_X509_free(*p);
-}
 
 /* The token (a TimeStampToken: CMS SignedData over a TSTInfo), from a TimeStampResp or bare. */
 static int token_parse(const void *token, size_t size, PKCS7 **ret_token, TS_TST_INFO **ret_info, Error *e) {

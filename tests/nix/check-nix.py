@@ -101,11 +101,13 @@ def check_parse(env):
 
 # The fixed surface (../shared/CONTRACT.md), and the options beyond it that the agent has.
 COMMANDS = ["pull", "apply", "verify", "bundle create", "verify-images", "check", "status",
-            "rollback", "confirm", "config check", "--version", "--help"]
+            "rollback", "confirm", "config check", "--version", "--help", "verify-blob"]
 OPTIONS = ["-c", "--config", "--json", "-v", "-q",
            # bundle create, verify-images
            "-o", "--rev", "--repo", "--key", "--sequence", "--expires", "--no-closure",
            "--no-images",
+           # verify-blob
+           "--bundle", "--trusted-root", "--certificate-identity", "--certificate-oidc-issuer",
            # beyond the contract
            "--retry", "--allow-downgrade", "--host"]
 CONTRACT_KEYS = [
