@@ -237,6 +237,53 @@ class VerifyBlobTest(unittest.TestCase):
                 self.assertEqual(r.returncode, 3, r.stderr)
                 self.assertIn(message, r.stderr)
 
+    def test_tampered_log_proofs_refused(self):
+        """The transparency-log proofs of a good bundle changed by one bit each: its signed entry
+        timestamp, an inclusion proof hash, the proof's root hash, the checkpoint's signature;
+        each refused, naming the proof."""
+        import base64
+        text = (self.GOOD / "bundle.sigstore.json").read_text()
+
+        def flip(b64, at=10):
+            raw = bytearray(base64.b64decode(b64))
+            raw[at] ^= 0x01
+            return base64.b64encode(bytes(raw)).decode()
+
+        def entry(b):
+            return b["verificationMaterial"]["tlogEntries"][0]
+
+        def set_(b):
+            e = entry(b)["inclusionPromise"]
+            e["signedEntryTimestamp"] = flip(e["signedEntryTimestamp"], 20)
+
+        def hash_(b):
+            p = entry(b)["inclusionProof"]
+            p["hashes"][0] = flip(p["hashes"][0])
+
+        def root(b):
+            p = entry(b)["inclusionProof"]
+            p["rootHash"] = flip(p["rootHash"])
+
+        def checkpoint(b):
+            p = entry(b)["inclusionProof"]
+            head, sig = p["checkpoint"]["envelope"].rsplit(" ", 1)
+            p["checkpoint"]["envelope"] = head + " " + flip(sig.strip(), 12) + "\n"
+
+        changed = self.dir / "bundle.json"
+        for name, edit, message in (("signed entry timestamp", set_, "signed entry timestamp"),
+                                    ("inclusion proof hash", hash_, "inclusion proof"),
+                                    ("root hash", root, "inclusion proof"),
+                                    ("checkpoint signature", checkpoint, "checkpoint")):
+            with self.subTest(name=name):
+                b = json.loads(text)
+                edit(b)
+                changed.write_text(json.dumps(b))
+                args = self.good()
+                args[args.index("--bundle") + 1] = changed
+                r = run(*args)
+                self.assertEqual(r.returncode, 3, r.stderr)
+                self.assertIn(message, r.stderr)
+
     def test_changed_trusted_root_refused(self):
         """A trusted root without the log or the CA refuses; one that does not parse refuses too."""
         root = json.loads((VECTORS / "production_trusted_root.json").read_text())
