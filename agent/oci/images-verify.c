@@ -217,29 +217,32 @@ static int open_source(Verifier *v, const ImageCheck *ic, const ImageRef *ref, E
         return registry_source_new(v->registry, ref, &v->src);
 }
 
-/* A deployment's image referenced by tag alone: a container start pulls where the tag points
- * now, so the tag must still point to the digest that was verified and deployed. 0 when it
- * does; -EPERM (e says where it points) when not; else the registry's error. */
-static int tag_still_deployed(Verifier *v, ImageCheck *ic, const ImageRef *ref, Error *e) {
+/* A deployment's image referenced by tag alone: a container start that has to pull it gets
+ * where the tag points now. What runs is what was verified (the recorded digest, checked
+ * below), so a moved tag (a pipeline promoting :latest does that) refuses nothing, but it is
+ * said: pinned by digest, the reference would not depend on it. */
+static void warn_if_tag_moved(Verifier *v, ImageCheck *ic, const ImageRef *ref) {
         _cleanup_free_ char *now = NULL;
         Buffer body = {};
-        int r;
+        Error e = {};
+        char name[COSIGN_PRINTABLE_SIZE];
 
-        r = open_source(v, ic, ref, e);
-        if (r < 0)
-                return r;
-        r = image_source_get_manifest(v->src, NULL, &body, NULL, &now, e);
+        if (open_source(v, ic, ref, &e) < 0)
+                return;
+        if (image_source_get_manifest(v->src, NULL, &body, NULL, &now, &e) >= 0 && !streq(now, ic->digest))
+                log_warning("Image '%s': its tag now points to %s, not to %s as deployed; a container that pulls it "
+                            "would run an image that was not verified (pin it by digest).",
+                            cosign_printable(ic->name, name), now, ic->digest);
         buffer_done(&body);
         image_source_free(v->src);
         v->src = NULL;
-        if (r < 0)
-                return r == -ENOENT || r == -EBADMSG || r == -EFBIG ? -EPERM : r;
-        if (!streq(now, ic->digest)) {
-                error_set(e, 0, "the tag now points to %s, not to %s as deployed: a container started from it "
-                          "would run an image that was not verified", now, ic->digest);
-                return -EPERM;
-        }
-        return 0;
+}
+
+/* What a lookup made only for the record (an SBOM nobody requires) refused is not the image's
+ * reason: the refusal said is the one noted before it. */
+static void forget_refusals(Found *f, const Found *before) {
+        f->last_refusal = before->last_refusal;
+        f->last_refusal_r = before->last_refusal_r;
 }
 
 static int verify_one(Verifier *v, ImageCheck *ic) {
@@ -254,13 +257,8 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         r = image_ref_parse(ic->reference, &ref, e);
         if (r < 0)
                 return r == -ENOMEM ? r : -EPERM;
-        if (ic->pinned && !ref.digest && !ic->layout) {
-                r = tag_still_deployed(v, ic, &ref, e);
-                if (r < 0) {
-                        image_ref_done(&ref);
-                        return r;
-                }
-        }
+        if (ic->pinned && !ref.digest && !ic->layout)
+                warn_if_tag_moved(v, ic, &ref);
         if (ic->pinned) {
                 /* The recorded digest: what was verified and deployed. */
                 free(ref.digest);
@@ -305,17 +303,23 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         if ((r >= 0 || r == -ENOENT || r == -EBADMSG) &&
             (cosign_tally_count(&f.tally) < c->images.threshold || !f.sbom)) {
                 bool needed = cosign_tally_count(&f.tally) < c->images.threshold || c->images.require_sbom;
+                Found before = f;
                 int k = verify_referrers(v, ic->digest, &f, needed ? e : &(Error) {});
 
                 if (needed)
                         r = k;
+                else
+                        forget_refusals(&f, &before);
         }
         if ((r >= 0 || r == -ENOENT) && !f.sbom) {
+                Found before = f;
                 int k = for_each_layer(v, ic->digest, att_tag, on_attestation, COSIGN_DOCUMENT_MAX, &f,
                                        c->images.require_sbom ? e : &(Error) {});
 
                 if (c->images.require_sbom)
                         r = k == -ENOENT || k == -EBADMSG ? 0 : k;
+                else
+                        forget_refusals(&f, &before);
         }
         if (r < 0 && r != -ENOENT && r != -EBADMSG)
                 return r; /* the registry could not be asked */

@@ -389,24 +389,24 @@ class ImagesTest(unittest.TestCase):
         self.assertIn(moved, self.image_lines(r)["web"])
 
     def test_verify_images_deployed_tag_moved(self):
-        """The deployed revision names its image by tag alone: when the tag moves to another
-        image (unsigned here), verify-images refuses (a container started from the tag would run
-        an image that was not verified), as the man page promises; moved back, it verifies."""
+        """The deployed revision names its image by tag alone and the tag moves (as a pipeline
+        promoting :latest does): verify-images checks what runs, the recorded digest, and says
+        that the tag points elsewhere now (a container that pulls it would run an image that was
+        not verified), every time, without refusing."""
         web = self.image()
         sign_classic(self.reg, "app/web", web, self.key)
-        rev = self.w.commit(images={"web": self.ref()})
+        self.w.commit(images={"web": self.ref()})
         self.configure()
         self.pull(0)
-        self.verify_images(expect=0)
+        r = self.verify_images(expect=0)
+        self.assertNotIn("its tag now points", r.stderr)
 
         moved = push_image(self.reg, "app/web", "1.0", seed="moved")
         self.assertNotEqual(moved, web)
-        r, ev = self.assert_verify_refused(rev, "web", "the tag now points to")
-        self.assertIn(moved, ev["ERROR"])
-        self.assertIn(web, ev["ERROR"])
-        # Signed, the moved image is still not what was deployed.
-        sign_classic(self.reg, "app/web", moved, self.key)
-        self.assert_verify_refused(rev, "web", "the tag now points to")
+        for _ in range(2):
+            r = self.verify_images(expect=0)
+            self.assertIn(f"Image 'web': its tag now points to {moved}, not to {web} as deployed", r.stderr)
+            self.assertIn(web, self.image_lines(r)["web"])
 
     def test_verify_images_key_no_longer_trusted(self):
         """images.keys changed after the deployment: the deployed image, signed by a key no
@@ -609,7 +609,8 @@ class ImagesTest(unittest.TestCase):
 
     # mode of tests/servers/registry-bad.py: (exit code, what stderr must say besides the
     # registry's host:port, at most how many seconds the pull may take). connect-timeout and
-    # stall-timeout are 2 s, request-timeout 3 s.
+    # stall-timeout are 2 s, request-timeout 5 s (a margin that a loaded machine keeps: libcurl
+    # sees a stall once a second).
     BAD_CASES = {
         "500": (6, ["HTTP 500"], 10),
         "stall": (6, ["timed out", "images.stall-timeout"], 10),
@@ -644,7 +645,7 @@ class ImagesTest(unittest.TestCase):
                 bad = BadRegistry(self.w.tmp, mode)
                 self.addCleanup(bad.stop)
                 self.w.commit(images={"web": f"{bad.host}/app/web:1.0"})
-                self.configure(bad, **{"connect-timeout": 2, "stall-timeout": 2, "request-timeout": 3})
+                self.configure(bad, **{"connect-timeout": 2, "stall-timeout": 2, "request-timeout": 5})
                 self.w.reset_call_logs()
                 start = time.monotonic()
                 r = self.pull(expect)

@@ -316,8 +316,8 @@ class RepoTest(unittest.TestCase):
         t0 = time.monotonic()
         tip = make_bare_repo_with_commits(tmp / "big.git", 10_000)
         took = time.monotonic() - t0
+        # Printed, not asserted: speed is for bench/, and a loaded machine is slower.
         timing("make_bare_repo_with_commits(10 000)", took)
-        self.assertLess(took, 10)
         git = lambda *a: subprocess.run(["git", "-C", str(tmp / "big.git"), *a], check=True,  # noqa: E731
                                         capture_output=True, text=True).stdout.strip()
         self.assertEqual(git("rev-parse", "main"), tip)
