@@ -190,12 +190,14 @@ ExitCode engine_check_images(Run *run, const char *rev) {
                 return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, rev, error_message(&e));
         }
         /* No keys, nothing verified (images_verify() said so): no claim that they are signed. */
-        if (strv_length(run->config->images.keys) == 0)
+        if (!images_verification_configured(run->config))
                 return EXIT_OK;
         for (size_t i = 0; i < run->images.n; i++)
-                log_info("Image '%s' %s is %s, signed by %zu trusted key(s)%s.", run->images.images[i].name,
+                log_info("Image '%s' %s is %s, signed by %zu trusted %s%s.", run->images.images[i].name,
                          run->images.images[i].reference, run->images.images[i].digest,
-                         strv_length(run->images.images[i].signers), run->images.images[i].sbom ? ", with an SBOM" : "");
+                         strv_length(run->images.images[i].signers),
+                         run->config->images.keyless.n_identities > 0 ? "signer(s)" : "key(s)",
+                         run->images.images[i].sbom ? ", with an SBOM" : "");
         run->images_verified = (long) run->images.n;
         {
                 char digests[2048], signers[1024];
@@ -481,9 +483,9 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
         r = run.images.n > 0 ? images_verify(c, &run.images, &e) : 0;
         refused = r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG;
         /* Nothing was checked: no keys, or a key or the registry could not be used. */
-        unchecked = (r < 0 && !refused) || strv_length(c->images.keys) == 0;
+        unchecked = (r < 0 && !refused) || !images_verification_configured(c);
         if (r == 0)
-                run.images_verified = strv_length(c->images.keys) > 0 ? (long) run.images.n : 0;
+                run.images_verified = images_verification_configured(c) ? (long) run.images.n : 0;
         if (refused) {
                 run.refusal = "image-signature";
                 log_event(EVENT_REFUSED, LOG_ERR,

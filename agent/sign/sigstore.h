@@ -40,6 +40,7 @@
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "basic/error.h"
@@ -69,3 +70,9 @@ void sigstore_verified_done(SigstoreVerified *v);
  * DSSE statement names. On success *ret (when not NULL) says what was proven. */
 int sigstore_verify(const SigstoreTrustedRoot *root, const SigstoreBundle *bundle, const SigstorePolicy *policy,
                     const void *data, size_t size, SigstoreVerified *ret, Error *reterr);
+
+/* The same for an artifact known by its SHA-256 only (a container image: its manifest's
+ * digest), which the bundle's DSSE statement must name as a subject. A bundle with a message
+ * signature is refused (-EPERM): it signs the artifact's bytes. */
+int sigstore_verify_digest(const SigstoreTrustedRoot *root, const SigstoreBundle *bundle, const SigstorePolicy *policy,
+                           const uint8_t sha256[static 32], SigstoreVerified *ret, Error *reterr);

@@ -796,7 +796,7 @@ static void test_tally(void **state) {
         size_t index = 99;
         Error e = {};
 
-        cosign_tally_init(&t, k);
+        cosign_tally_init(&t, k, 0);
         assert_int_equal(cosign_tally_count(&t), 0);
         expect(verify_ss(k, f.digest, "ss-payload.json", "ss-p256.sig", &index, &e), &e, 0, NULL);
         cosign_tally_add(&t, index);
