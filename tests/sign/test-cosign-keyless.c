@@ -24,6 +24,7 @@
 #define CLASSIC SHARED "cimage-dir-img-cosign-fulcio-rekor-valid/"
 #define BUNDLE SHARED "cosign-oci-attestation-bundle-v03/oci-attestation.sigstore.json"
 #define PRODUCTION_ROOT SHARED_VECTORS_DIR "/../sigstore-conformance/production_trusted_root.json"
+#define CONFORMANCE SHARED_VECTORS_DIR "/../sigstore-conformance/cases/"
 
 #define CLASSIC_IDENTITY "mitr@redhat.com"
 #define CLASSIC_ISSUER "https://github.com/login/oauth"
@@ -322,6 +323,21 @@ static void test_bundle_refused(_unused_ void **state) {
                        -EPERM, "keyless signature");
 }
 
+/* sigstore_verify_digest() takes DSSE bundles only: a message signature signs the artifact's
+ * bytes (a conformance case's happy path, otherwise valid). */
+static void test_digest_needs_dsse(_unused_ void **state) {
+        _cleanup_(sigstore_root_freep) SigstoreTrustedRoot *root = root_from_file(PRODUCTION_ROOT);
+        _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
+        SigstorePolicy p = { .identity = "x", .issuer = "y" };
+        uint8_t sha256[32] = {};
+        Error e = {};
+
+        if (sigstore_bundle_load(CONFORMANCE "happy-path-v0.3/bundle.sigstore.json", &b, &e) < 0)
+                fail_msg("%s", e.message);
+        expect_refused(sigstore_verify_digest(root, b, &p, sha256, NULL, &e), &e, -EPERM,
+                       "a message signature, not a DSSE envelope");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_classic_valid),
@@ -332,6 +348,7 @@ int main(void) {
                 cmocka_unit_test(test_classic_malformed),
                 cmocka_unit_test(test_bundle_valid),
                 cmocka_unit_test(test_bundle_refused),
+                cmocka_unit_test(test_digest_needs_dsse),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
