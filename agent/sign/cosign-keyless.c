@@ -35,36 +35,35 @@ static int check_arguments(const CosignKeyless *k, const char *image_digest, Err
         return 0;
 }
 
-/* The signature verifies for one of the identities: the first one's index. When none does, the
- * first refusal says why (a chain, a log entry or a signature refuses them all alike). */
+/* The signature verifies for one of the identities: the index of the one it names. Only an
+ * identity the certificate names is verified (the whole verification, once); when it names
+ * none, the first identity's verification says why it is refused (a chain, a log entry or a
+ * signature that does not verify, before the identity). */
 static int verify_identities(const CosignKeyless *k, const SigstoreBundle *b, const void *data, size_t size,
                              const uint8_t *sha256, size_t *ret_index, SigstoreVerified *ret, Error *e) {
-        Error first = {};
-        int first_r = 0;
+        size_t n = MIN(k->n_identities, (size_t) COSIGN_IDENTITIES_MAX), i;
+        SigstorePolicy p;
+        int r;
 
-        for (size_t i = 0; i < MIN(k->n_identities, (size_t) COSIGN_IDENTITIES_MAX); i++) {
-                SigstorePolicy p = { .identity = k->identities[i].identity, .issuer = k->identities[i].issuer };
-                Error ie = {};
-                int r;
-
-                r = sha256 ? sigstore_verify_digest(k->root, b, &p, sha256, ret, &ie)
-                           : sigstore_verify(k->root, b, &p, data, size, ret, &ie);
-                if (r >= 0) {
-                        if (ret_index)
-                                *ret_index = i;
-                        return 0;
-                }
-                if (r == -ENOMEM)
-                        return error_set(e, r, "out of memory");
-                if (first_r == 0) {
-                        first = ie;
-                        first_r = r == -EINVAL ? -EPERM : r;
-                }
+        for (i = 0; i < n; i++)
+                if (sigstore_certificate_names(b->leaf, k->identities[i].identity, k->identities[i].issuer))
+                        break;
+        p = (SigstorePolicy) { .identity = k->identities[i < n ? i : 0].identity,
+                               .issuer = k->identities[i < n ? i : 0].issuer };
+        r = sha256 ? sigstore_verify_digest(k->root, b, &p, sha256, ret, e)
+                   : sigstore_verify(k->root, b, &p, data, size, ret, e);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return error_prefix(e, r == -EINVAL ? -EPERM : r, "keyless signature, for none of the %zu trusted "
+                                    "identities", k->n_identities);
+        if (i >= n) { /* cannot be: sigstore_verify() checked that identity */
+                sigstore_verified_done(ret);
+                return error_set(e, -EPERM, "keyless signature for no trusted identity");
         }
-        if (e)
-                *e = first;
-        return error_prefix(e, first_r, "keyless signature, for none of the %zu trusted identities",
-                            k->n_identities);
+        if (ret_index)
+                *ret_index = i;
+        return 0;
 }
 
 static int parse_certificate(const char *pem, X509 **ret, Error *e) {

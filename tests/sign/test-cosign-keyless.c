@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "basic/fileio.h"
 #include "sign/cosign-keyless.h"
@@ -338,6 +339,24 @@ static void test_digest_needs_dsse(_unused_ void **state) {
                        "a message signature, not a DSSE envelope");
 }
 
+/* Picking the identity: the SAN (email here) and the older issuer extension, both exactly. */
+static void test_certificate_names(_unused_ void **state) {
+        Classic c = classic_read();
+        BIO *bio = BIO_new_mem_buf(c.certificate, -1);
+        X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+
+        assert_non_null(leaf);
+        assert_true(sigstore_certificate_names(leaf, CLASSIC_IDENTITY, CLASSIC_ISSUER));
+        assert_false(sigstore_certificate_names(leaf, "mitr@redhat.co", CLASSIC_ISSUER));
+        assert_false(sigstore_certificate_names(leaf, "mitr@redhat.com.", CLASSIC_ISSUER));
+        assert_false(sigstore_certificate_names(leaf, CLASSIC_IDENTITY, CLASSIC_ISSUER "/"));
+        assert_false(sigstore_certificate_names(leaf, CLASSIC_IDENTITY, NULL));
+        assert_false(sigstore_certificate_names(NULL, CLASSIC_IDENTITY, CLASSIC_ISSUER));
+        X509_free(leaf);
+        BIO_free(bio);
+        classic_done(&c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_classic_valid),
@@ -349,6 +368,7 @@ int main(void) {
                 cmocka_unit_test(test_bundle_valid),
                 cmocka_unit_test(test_bundle_refused),
                 cmocka_unit_test(test_digest_needs_dsse),
+                cmocka_unit_test(test_certificate_names),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
