@@ -19,10 +19,11 @@
  * blob's sha256 against its descriptor before calling, and counts the keys that signed with a
  * CosignTally.
  *
- * Trust is in keys only. Rekor entries, SETs, inclusion proofs and RFC 3161 timestamps are not
- * checked, and a certificate (keyless signing) is never trusted for its chain or identity: a
- * bundle signed with a certificate verifies only when the certificate's public key is itself a
- * trusted key. The identity (docker-reference) a payload names is not checked either, as cosign
+ * Trust here is in keys only. Rekor entries, SETs, inclusion proofs and RFC 3161 timestamps are
+ * not checked, and a certificate is not trusted for its chain or identity: a bundle signed with
+ * a certificate verifies here only when the certificate's public key is itself a trusted key.
+ * Keyless signatures, trusted for a Fulcio certificate's identity at a verified time, are
+ * cosign-keyless.h's. The identity (docker-reference) a payload names is not checked either, as cosign
  * does not: images move between registries; the digest is what is signed.
  *
  * Every function returns 0, or a negative errno with a message in reterr that says why:
