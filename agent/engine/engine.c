@@ -180,8 +180,9 @@ ExitCode engine_check_images(Run *run, const char *rev) {
         if (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG)
                 return run_refuse(run, "image-signature", rev, "%s", error_message(&e) ?: strerror(-r));
         if (r == -EINVAL || r == -ENOENT) {
-                /* images.keys names a file that is not a usable key: the configuration's problem. */
-                log_error("The images cannot be verified (images.keys); nothing was changed: %s",
+                /* images.keys names a file that is not a usable key, or images.keyless a trusted
+                 * root that does not load: the configuration's problem. The message names which. */
+                log_error("The images cannot be verified (%s); nothing was changed: %s", images_trust_keys(run->config),
                           error_message(&e) ?: strerror(-r));
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
@@ -519,7 +520,7 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
         if (refused)
                 return EXIT_REFUSED;
         if (r == -EINVAL || r == -ENOENT) {
-                log_error("The images cannot be verified (images.keys): %s", error_message(&e) ?: strerror(-r));
+                log_error("The images cannot be verified (%s): %s", images_trust_keys(c), error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
         if (r < 0) {

@@ -440,6 +440,10 @@ bool images_verification_configured(const Config *c) {
         return strv_length(c->images.keys) > 0 || c->images.keyless.n_identities > 0;
 }
 
+const char *images_trust_keys(const Config *c) {
+        return c->images.keyless.n_identities > 0 ? "images.keys, images.keyless" : "images.keys";
+}
+
 /* What images are verified against: the keyring of images.keys, and the trusted root and the
  * identities of images.keyless, each NULL when not configured. */
 typedef struct Trust {

@@ -66,6 +66,9 @@ int images_verify(const Config *c, ImageSet *set, Error *reterr);
 /* Whether images are verified at all: images.keys or images.keyless is set (else
  * images_verify() accepts everything, with a warning). */
 bool images_verification_configured(const Config *c);
+/* The configuration keys images are verified with, for messages: "images.keys", or
+ * "images.keys, images.keyless" when images.keyless is set. */
+const char *images_trust_keys(const Config *c);
 
 /* Writes an OCI image layout per distinct reference of set below dir (dir/0, dir/1, ... in
  * the order of first appearance) with its signatures, attestations and referrers from the

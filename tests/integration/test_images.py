@@ -346,6 +346,22 @@ class ImagesTest(unittest.TestCase):
         self.assertNotIn("registry could not be asked", r.stderr)
         self.assertEqual(self.state(), before)
 
+    def test_keyless_trusted_root_unusable_is_a_configuration_error(self):
+        """images.keyless.trusted-root that is not a trusted root: exit 2 naming it, as a key
+        that is not a key; nothing changed."""
+        bad = self.w.tmp / "not-a-root.json"
+        bad.write_text('{"mediaType": "application/json"}\n')
+        self.deploy_base()
+        before = self.state()
+        self.w.commit(images={"web": self.ref()})
+        self.image()
+        self.configure(keyless={"trusted-root": str(bad),
+                                "identities": [{"identity": "a@example.org", "issuer": "https://issuer.example.org"}]})
+        r = self.pull(2)
+        self.assertIn("The images cannot be verified (images.keys, images.keyless)", r.stderr)
+        self.assertIn(f"images.keyless.trusted-root: '{bad}'", r.stderr)
+        self.assertEqual(self.state(), before)
+
     def test_verify_images_refusal_is_counted_and_sent(self):
         """verify-images refusing a deployed image (its signature removed since): exit 3, the
         refused event, the refusal counted by its reason; an unusable key: exit 2 and the
