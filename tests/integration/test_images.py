@@ -176,6 +176,26 @@ class ImagesTest(unittest.TestCase):
         self.assertEqual(recorded["digest"], digest)
         self.assertEqual(recorded["signers"], ["mitr@redhat.com (https://github.com/login/oauth)"])
 
+    def test_keyless_identity_and_key_count_toward_the_threshold(self):
+        """threshold 2 with one key and one identity: the keyless signature alone is one signer
+        (refused, exit 3); with a signature by the key too, two (accepted, both recorded)."""
+        digest = store_manifest(self.reg, "cosign-signed/fulcio-rekor-1", (KEYLESS / "manifest.json").read_bytes())
+        push_classic_signature(self.reg, "cosign-signed/fulcio-rekor-1", digest,
+                               (KEYLESS / "payload.json").read_bytes(),
+                               json.loads((KEYLESS / "signature-1.json").read_text())["annotations"])
+        self.deploy_base()
+        self.w.commit(images={"web": f"{self.reg.host}/cosign-signed/fulcio-rekor-1@{digest}"})
+        self.configure(threshold=2, keyless={"trusted-root": str(PRODUCTION_ROOT), "identities": [
+            {"identity": "mitr@redhat.com", "issuer": "https://github.com/login/oauth"}]})
+        r = self.pull(3)
+        self.assertIn("signed by 1 trusted signer(s) (keys and identities), 2 required", r.stderr)
+        sign_classic(self.reg, "cosign-signed/fulcio-rekor-1", digest, self.key)
+        self.pull(0)
+        signers = self.history_images()[0]["signers"]
+        self.assertEqual(len(signers), 2, signers)
+        self.assertTrue(signers[0].startswith("SHA256:"), signers)
+        self.assertEqual(signers[1], "mitr@redhat.com (https://github.com/login/oauth)")
+
     def test_through_a_proxy(self):
         """The registry is asked through http_proxy (libcurl honours it; the git remote here is
         a local path); a proxy that is down ends the run with exit 6 and nothing changed."""
