@@ -263,7 +263,7 @@ static int write_images(const Config *c, const SystemEval *sys, const char *work
                 return r;
         }
         /* Signing a bundle whose images the machine would refuse helps nobody. */
-        if (strv_length(c->images.keys) > 0) {
+        if (images_verification_configured(c)) {
                 r = images_verify(c, &set, e);
                 if (r < 0) {
                         json_decref(a);

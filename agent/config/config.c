@@ -15,10 +15,12 @@
 #include "config/yaml-schema.h"
 
 #define HEALTH_CHECKS_MAX 256
+#define KEYLESS_IDENTITIES_MAX 64 /* CosignTally counts keys and identities in 64 bits */
 
 #define KEY(n, t, o, ...) { .name = (n), .type = (t), .offset = (o), __VA_ARGS__ }
 #define C(field) offsetof(Config, field)
 #define H(field) offsetof(HealthCheck, field)
+#define I(field) offsetof(KeylessIdentity, field)
 #define ABSOLUTE_PATH .check = schema_check_absolute_path
 #define DURATION .min = 0, .max = UINT_MAX /* seconds */
 
@@ -227,9 +229,38 @@ static int repository_verify(SchemaWalker *w, void *base, const unsigned *lines,
 }
 static const SchemaMapping repository_mapping = { .keys = repository_keys, .verify = repository_verify };
 
+/* images: keyless: identities: - */
+static const SchemaKey identity_keys[] = {
+        KEY("identity", SCHEMA_STRING, I(identity), .flags = SCHEMA_REQUIRED),
+        KEY("issuer", SCHEMA_STRING, I(issuer), .flags = SCHEMA_REQUIRED),
+        {},
+};
+static const SchemaMapping identity_mapping = { .keys = identity_keys };
+
+/* images: keyless: */
+static const SchemaKey keyless_keys[] = {
+        KEY("trusted-root", SCHEMA_STRING, C(images.keyless.trusted_root), .flags = SCHEMA_REQUIRED, ABSOLUTE_PATH),
+        KEY("identities", SCHEMA_ARRAY, C(images.keyless.identities), .flags = SCHEMA_REQUIRED,
+            .count_offset = C(images.keyless.n_identities), .elem_size = sizeof(KeylessIdentity),
+            .max = KEYLESS_IDENTITIES_MAX, .mapping = &identity_mapping),
+        {},
+};
+
+static int keyless_verify(SchemaWalker *w, void *base, const unsigned *lines, unsigned line) {
+        const Config *c = base;
+        unsigned l = schema_key_line(keyless_keys, lines, "identities");
+
+        if (c->images.keyless.n_identities == 0)
+                return schema_error(w, l > 0 ? l : line, "identities",
+                                    "must list at least one identity (identity and issuer)");
+        return 0;
+}
+static const SchemaMapping keyless_mapping = { .keys = keyless_keys, .verify = keyless_verify };
+
 /* images: */
 static const SchemaKey images_keys[] = {
         KEY("keys", SCHEMA_STRV, C(images.keys), ABSOLUTE_PATH),
+        KEY("keyless", SCHEMA_SECTION, C(images.keyless.present), .mapping = &keyless_mapping),
         KEY("threshold", SCHEMA_UINT, C(images.threshold), .def = "1", .min = 1, .max = UINT_MAX),
         KEY("registry-auth-file", SCHEMA_STRING, C(images.registry_auth_file), ABSOLUTE_PATH),
         KEY("insecure-registries", SCHEMA_STRV, C(images.insecure_registries)),
@@ -250,12 +281,14 @@ static const SchemaKey images_keys[] = {
 
 static int images_verify(SchemaWalker *w, void *base, const unsigned *lines, unsigned line) {
         const Config *c = base;
-        size_t n = strv_length(c->images.keys);
+        size_t n = strv_length(c->images.keys), m = c->images.keyless.n_identities;
         unsigned l = schema_key_line(images_keys, lines, "threshold");
 
-        if (n > 0 && c->images.threshold > n)
-                return schema_error(w, l > 0 ? l : line, "threshold", "is %u, but only %zu keys are configured",
-                                    c->images.threshold, n);
+        if (n + m > 0 && c->images.threshold > n + m)
+                return schema_error(w, l > 0 ? l : line, "threshold",
+                                    m > 0 ? "is %u, but only %zu keys and keyless identities are configured"
+                                          : "is %u, but only %zu keys are configured",
+                                    c->images.threshold, n + m);
         return 0;
 }
 static const SchemaMapping images_mapping = { .keys = images_keys, .verify = images_verify };

@@ -78,6 +78,13 @@ typedef struct HealthCheck {
         char **command;
 } HealthCheck;
 
+/* images.keyless.identities[]: a signer whose keyless signatures are trusted (sign/sigstore.h):
+ * the certificate's SAN and its OIDC issuer, both exactly. */
+typedef struct KeylessIdentity {
+        char *identity;
+        char *issuer;
+} KeylessIdentity;
+
 typedef struct Config {
         char *path; /* the file this was read from */
 
@@ -136,7 +143,13 @@ typedef struct Config {
 
         struct {
                 char **keys; /* NULL-terminated; empty: no check */
-                unsigned threshold; /* default 1, >= 1 */
+                struct {
+                        bool present;        /* images.keyless is given */
+                        char *trusted_root;  /* Sigstore trusted_root.json (sign/sigstore-root.h) */
+                        KeylessIdentity *identities; /* at least one when present */
+                        size_t n_identities;
+                } keyless;
+                unsigned threshold; /* default 1, >= 1: distinct keys plus distinct identities */
                 char *registry_auth_file;
                 char **insecure_registries; /* NULL-terminated */
                 char **token_hosts;        /* hosts of token services that may get the credentials of

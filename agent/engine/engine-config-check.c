@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* `config check`, beyond the configuration file itself: the programs that deployments and
  * rollbacks run are there, the files the configuration names (repository.allowed-signers,
- * images.keys, bundle.keys) hold what their keys allow, read as the commands will read them,
- * and images.threshold has keys to count. */
+ * images.keys, images.keyless.trusted-root, bundle.keys) hold what their keys allow, read as the
+ * commands will read them, and images.threshold has keys or identities to count. */
 
 #include <unistd.h>
 
@@ -10,6 +10,7 @@
 #include "bundle/bundle.h"
 #include "sign/cosign-key.h"
 #include "sign/allowed-signers.h"
+#include "sign/sigstore-root.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "system/activation.h"
@@ -74,6 +75,21 @@ static int check_keys(const Config *c, const char *key, char **paths, bool bundl
         return 0;
 }
 
+static int check_trusted_root(const Config *c, Error *e) {
+        _cleanup_(sigstore_root_freep) SigstoreTrustedRoot *root = NULL;
+        const char *path = c->images.keyless.trusted_root;
+        Error re = {};
+        int r;
+
+        if (!path || file_here("images.keyless.trusted-root", path) == 0)
+                return 0;
+        r = sigstore_root_load(path, &root, &re);
+        if (r < 0)
+                return error_set(e, -EINVAL, "%s: images.keyless.trusted-root: %s", c->path,
+                                 error_message(&re) ?: strerror(-r));
+        return 0;
+}
+
 int engine_check_files(const Config *c, Error *e) {
         int r;
 
@@ -81,8 +97,11 @@ int engine_check_files(const Config *c, Error *e) {
         if (r >= 0)
                 r = check_keys(c, "images.keys", c->images.keys, false, e);
         if (r >= 0)
+                r = check_trusted_root(c, e);
+        if (r >= 0)
                 r = check_keys(c, "bundle.keys", c->bundle.keys, true, e);
-        if (r >= 0 && strv_length(c->images.keys) == 0 && c->images.threshold > 1)
+        if (r >= 0 && strv_length(c->images.keys) == 0 && c->images.keyless.n_identities == 0 &&
+            c->images.threshold > 1)
                 r = error_set(e, -EINVAL, "%s: images.threshold: is %u, but images.keys is empty (no image is verified)",
                               c->path, c->images.threshold);
         return r;

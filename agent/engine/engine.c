@@ -180,8 +180,9 @@ ExitCode engine_check_images(Run *run, const char *rev) {
         if (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG)
                 return run_refuse(run, "image-signature", rev, "%s", error_message(&e) ?: strerror(-r));
         if (r == -EINVAL || r == -ENOENT) {
-                /* images.keys names a file that is not a usable key: the configuration's problem. */
-                log_error("The images cannot be verified (images.keys); nothing was changed: %s",
+                /* images.keys names a file that is not a usable key, or images.keyless a trusted
+                 * root that does not load: the configuration's problem. The message names which. */
+                log_error("The images cannot be verified (%s); nothing was changed: %s", images_trust_keys(run->config),
                           error_message(&e) ?: strerror(-r));
                 return run_result(run, EXIT_USAGE, RESULT_ERROR, rev, error_message(&e));
         }
@@ -190,12 +191,14 @@ ExitCode engine_check_images(Run *run, const char *rev) {
                 return run_result(run, EXIT_TRANSIENT, RESULT_TRANSIENT, rev, error_message(&e));
         }
         /* No keys, nothing verified (images_verify() said so): no claim that they are signed. */
-        if (strv_length(run->config->images.keys) == 0)
+        if (!images_verification_configured(run->config))
                 return EXIT_OK;
         for (size_t i = 0; i < run->images.n; i++)
-                log_info("Image '%s' %s is %s, signed by %zu trusted key(s)%s.", run->images.images[i].name,
+                log_info("Image '%s' %s is %s, signed by %zu trusted %s%s.", run->images.images[i].name,
                          run->images.images[i].reference, run->images.images[i].digest,
-                         strv_length(run->images.images[i].signers), run->images.images[i].sbom ? ", with an SBOM" : "");
+                         strv_length(run->images.images[i].signers),
+                         run->config->images.keyless.n_identities > 0 ? "signer(s)" : "key(s)",
+                         run->images.images[i].sbom ? ", with an SBOM" : "");
         run->images_verified = (long) run->images.n;
         {
                 char digests[2048], signers[1024];
@@ -481,9 +484,9 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
         r = run.images.n > 0 ? images_verify(c, &run.images, &e) : 0;
         refused = r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED || r == -EFBIG;
         /* Nothing was checked: no keys, or a key or the registry could not be used. */
-        unchecked = (r < 0 && !refused) || strv_length(c->images.keys) == 0;
+        unchecked = (r < 0 && !refused) || !images_verification_configured(c);
         if (r == 0)
-                run.images_verified = strv_length(c->images.keys) > 0 ? (long) run.images.n : 0;
+                run.images_verified = images_verification_configured(c) ? (long) run.images.n : 0;
         if (refused) {
                 run.refusal = "image-signature";
                 log_event(EVENT_REFUSED, LOG_ERR,
@@ -517,7 +520,7 @@ ExitCode engine_verify_images(const Config *c, const char *rev_arg, bool json) {
         if (refused)
                 return EXIT_REFUSED;
         if (r == -EINVAL || r == -ENOENT) {
-                log_error("The images cannot be verified (images.keys): %s", error_message(&e) ?: strerror(-r));
+                log_error("The images cannot be verified (%s): %s", images_trust_keys(c), error_message(&e) ?: strerror(-r));
                 return EXIT_USAGE;
         }
         if (r < 0) {

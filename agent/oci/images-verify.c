@@ -2,13 +2,15 @@
 /* The verdict on each image of a set (images_verify()): the digest its reference resolves to,
  * its classic `.sig` signatures, its Sigstore bundle referrers and its signed SBOM attestation
  * (looked for always, required with images.require-sbom), each read from its registry or its OCI
- * layout (image-source.h) and checked against images.keys and images.threshold. A small pool of workers verifies the
- * images concurrently, each with its own registry client. */
+ * layout (image-source.h) and checked against images.keys, images.keyless and images.threshold. A small pool of
+ * workers verifies the images concurrently, each with its own registry client. */
 
 #include <jansson.h>
 #include <pthread.h>
 
 #include "sign/cosign.h"
+#include "sign/cosign-keyless.h"
+#include "sign/sigstore-root.h"
 #include "oci/image-ref.h"
 #include "oci/images-internal.h"
 #include "oci/images.h"
@@ -23,7 +25,8 @@
 
 typedef struct Verifier {
         const Config *config;
-        const CosignKeyring *keys;
+        const CosignKeyring *keys;     /* NULL: images.keys is empty */
+        const CosignKeyless *keyless;  /* NULL: no images.keyless */
         RegistryClient *registry; /* the worker's, made for the first image from a registry */
         ImageSource *src;         /* the image being verified: its registry or its OCI layout */
 } Verifier;
@@ -48,9 +51,9 @@ static const char *json_str(json_t *o, const char *key) {
 /* The layers of a signature manifest: calls fn with each layer's media type, blob (at most
  * blob_max bytes: what the verifier takes for that kind, COSIGN_PAYLOAD_MAX for a
  * simple-signing payload, COSIGN_DOCUMENT_MAX for a bundle or an envelope, which may carry
- * an SBOM), and the signature annotation (classic signatures only). */
+ * an SBOM), and its annotations (an object, or NULL). */
 typedef int (*LayerFn)(Verifier *v, const char *digest, const char *media_type, const Buffer *blob,
-                       const char *annotation, Found *f);
+                       json_t *annotations, Found *f);
 
 static int for_each_layer(Verifier *v, const char *digest, const char *manifest_ref, LayerFn fn, size_t blob_max,
                           Found *f, Error *e) {
@@ -73,7 +76,6 @@ static int for_each_layer(Verifier *v, const char *digest, const char *manifest_
         json_array_foreach(layers, i, layer) {
                 const char *lmt = json_str(layer, "mediaType"), *ldigest = json_str(layer, "digest");
                 json_t *ann = json_object_get(layer, "annotations");
-                const char *sig = json_is_object(ann) ? json_str(ann, "dev.cosignproject.cosign/signature") : NULL;
                 Buffer blob = {};
                 Error le = {};
 
@@ -94,7 +96,7 @@ static int for_each_layer(Verifier *v, const char *digest, const char *manifest_
                         note_refusal(f, r, &le);
                         continue;
                 }
-                r = fn(v, digest, lmt, &blob, sig, f);
+                r = fn(v, digest, lmt, &blob, json_is_object(ann) ? ann : NULL, f);
                 buffer_done(&blob);
                 if (r < 0) {
                         json_decref(j);
@@ -105,32 +107,52 @@ static int for_each_layer(Verifier *v, const char *digest, const char *manifest_
         return 0;
 }
 
+/* A classic signature: by a trusted key, else (with a certificate annotation) by a trusted
+ * identity. One signature counts for one signer. */
 static int on_simplesigning(Verifier *v, const char *digest, const char *media_type,
-                            const Buffer *blob, const char *annotation, Found *f) {
-        size_t key;
+                            const Buffer *blob, json_t *annotations, Found *f) {
+        const char *sig = json_str(annotations, COSIGN_ANNOTATION_SIGNATURE);
+        const char *cert = json_str(annotations, COSIGN_ANNOTATION_CERTIFICATE);
+        size_t index;
         Error e = {};
-        int r;
+        int r = -ENOKEY;
 
-        if (!annotation) {
+        if (!sig) {
                 note_refusal(f, -EBADMSG, &(Error) { .message = "a .sig layer without a signature annotation" });
                 return 0;
         }
-        r = cosign_verify_simplesigning(v->keys, digest, media_type, blob->data, blob->size, annotation, &key, &e);
-        if (r < 0)
-                note_refusal(f, r, &e);
-        else
-                cosign_tally_add(&f->tally, key);
+        if (v->keys) {
+                r = cosign_verify_simplesigning(v->keys, digest, media_type, blob->data, blob->size, sig, &index, &e);
+                if (r >= 0) {
+                        cosign_tally_add(&f->tally, index);
+                        return 0;
+                }
+        }
+        if (v->keyless && cert) {
+                e = (Error) {};
+                r = cosign_keyless_verify_simplesigning(v->keyless, digest, media_type, blob->data, blob->size, sig,
+                                                        cert, json_str(annotations, COSIGN_ANNOTATION_REKOR_BUNDLE),
+                                                        &index, &e);
+                if (r >= 0) {
+                        cosign_tally_add_identity(&f->tally, index);
+                        return 0;
+                }
+        }
+        if (r == -ENOKEY)
+                (void) error_set(&e, r, cert ? "a keyless signature (with a certificate), and images.keyless is not set"
+                                             : "a signature by a key, and images.keys is empty");
+        note_refusal(f, r, &e);
         return 0;
 }
 
 static int on_attestation(Verifier *v, const char *digest, const char *media_type,
-                          const Buffer *blob, const char *annotation, Found *f) {
+                          const Buffer *blob, json_t *annotations, Found *f) {
         _cleanup_free_ char *predicate = NULL;
         size_t key;
         Error e = {};
         int r;
 
-        if (!streq(media_type, "application/vnd.dsse.envelope.v1+json"))
+        if (!streq(media_type, "application/vnd.dsse.envelope.v1+json") || !v->keys)
                 return 0;
         r = cosign_verify_dsse_envelope(v->keys, digest, blob->data, blob->size, &key, &predicate, &e);
         if (r < 0)
@@ -140,20 +162,35 @@ static int on_attestation(Verifier *v, const char *digest, const char *media_typ
         return 0;
 }
 
+/* A Sigstore bundle: by a trusted key (or a certificate whose key is one), else by a trusted
+ * identity. A signature counts for its signer, an SBOM for the image. */
 static int on_bundle(Verifier *v, const char *digest, const char *media_type,
-                     const Buffer *blob, const char *annotation, Found *f) {
+                     const Buffer *blob, json_t *annotations, Found *f) {
         _cleanup_free_ char *predicate = NULL;
-        size_t key;
-        Error e = {};
-        int r;
+        bool keyless = false;
+        size_t index;
+        Error e = {}, ke = {};
+        int r = -ENOKEY, k;
 
         if (strncmp(media_type, "application/vnd.dev.sigstore.bundle", 35) != 0)
                 return 0;
-        r = cosign_verify_bundle(v->keys, digest, blob->data, blob->size, &key, &predicate, &e);
+        if (v->keys)
+                r = cosign_verify_bundle(v->keys, digest, blob->data, blob->size, &index, &predicate, &e);
+        if (r < 0 && v->keyless) {
+                k = cosign_keyless_verify_bundle(v->keyless, digest, blob->data, blob->size, &index, &predicate, &ke);
+                if (k != -ENOKEY || !v->keys) { /* else a key-based bundle: the keys' refusal says why */
+                        r = k;
+                        e = ke;
+                        keyless = true;
+                }
+        }
         if (r < 0)
-                note_refusal(f, r, &e);
+                note_refusal(f, r, error_message(&e) ? &e : &(Error) { .message = "a Sigstore bundle, and neither "
+                             "images.keys nor images.keyless can verify it" });
+        else if (streq_ptr(predicate, PREDICATE_COSIGN_SIGN) && keyless)
+                cosign_tally_add_identity(&f->tally, index);
         else if (streq_ptr(predicate, PREDICATE_COSIGN_SIGN))
-                cosign_tally_add(&f->tally, key);
+                cosign_tally_add(&f->tally, index);
         else if (cosign_predicate_is_sbom(predicate))
                 f->sbom = true;
         return 0;
@@ -245,6 +282,46 @@ static void forget_refusals(Found *f, const Found *before) {
         f->last_refusal_r = before->last_refusal_r;
 }
 
+/* The signers into ic->signers: each key's fingerprint, each identity as "IDENTITY (ISSUER)". */
+static int record_signers(Verifier *v, const CosignTally *t, ImageCheck *ic) {
+        for (size_t i = 0; i < cosign_keyring_size(v->keys); i++)
+                if (cosign_tally_has(t, i) && strv_extend(&ic->signers, cosign_keyring_fingerprint(v->keys, i)) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; v->keyless && i < v->keyless->n_identities; i++) {
+                _cleanup_free_ char *s = NULL;
+
+                if (!cosign_tally_has_identity(t, i))
+                        continue;
+                if (asprintf(&s, "%s (%s)", v->keyless->identities[i].identity, v->keyless->identities[i].issuer) < 0 ||
+                    strv_extend(&ic->signers, s) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Enough signers, and the SBOM when one is required: 0, else -EPERM saying what is missing. */
+static int judge(const Verifier *v, const Found *f, Error *e) {
+        const Config *c = v->config;
+
+        if (cosign_tally_count(&f->tally) < c->images.threshold) {
+                if (cosign_tally_count(&f->tally) == 0 && f->last_refusal_r == 0)
+                        error_set(e, 0, "no Cosign signature found");
+                else if (cosign_tally_count(&f->tally) == 0)
+                        error_set(e, 0, "no valid signature by a trusted %s (%s)", v->keyless ? "key or identity" : "key",
+                                  f->last_refusal.message);
+                else
+                        error_set(e, 0, "signed by %zu trusted %s, %u required", cosign_tally_count(&f->tally),
+                                  v->keyless ? "signer(s) (keys and identities)" : "key(s)", c->images.threshold);
+                return -EPERM;
+        }
+        if (c->images.require_sbom && !f->sbom) {
+                error_set(e, 0, "no SBOM attestation (SPDX or CycloneDX) signed by a trusted %s",
+                          v->keyless ? "key or identity" : "key");
+                return -EPERM;
+        }
+        return 0;
+}
+
 static int verify_one(Verifier *v, ImageCheck *ic) {
         const Config *c = v->config;
         _cleanup_free_ char *sig_tag = NULL, *att_tag = NULL, *digest = NULL;
@@ -289,7 +366,7 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         free(ic->digest);
         ic->digest = TAKE_PTR(digest);
 
-        cosign_tally_init(&f.tally, v->keys);
+        cosign_tally_init(&f.tally, v->keys, v->keyless ? v->keyless->n_identities : 0);
         if (asprintf(&sig_tag, "sha256-%s.sig", ic->digest + 7) < 0 || asprintf(&att_tag, "sha256-%s.att", ic->digest + 7) < 0)
                 return -ENOMEM;
 
@@ -324,26 +401,12 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         if (r < 0 && r != -ENOENT && r != -EBADMSG)
                 return r; /* the registry could not be asked */
 
-        for (size_t i = 0; i < cosign_keyring_size(v->keys); i++)
-                if (cosign_tally_has(&f.tally, i) && strv_extend(&ic->signers, cosign_keyring_fingerprint(v->keys, i)) < 0)
-                        return -ENOMEM;
+        r = record_signers(v, &f.tally, ic);
+        if (r < 0)
+                return r;
         ic->sbom = f.sbom;
 
-        if (cosign_tally_count(&f.tally) < c->images.threshold) {
-                if (cosign_tally_count(&f.tally) == 0 && f.last_refusal_r == 0)
-                        error_set(e, 0, "no Cosign signature found");
-                else if (cosign_tally_count(&f.tally) == 0)
-                        error_set(e, 0, "no valid signature by a trusted key (%s)", f.last_refusal.message);
-                else
-                        error_set(e, 0, "signed by %zu trusted key(s), %u required", cosign_tally_count(&f.tally),
-                                  c->images.threshold);
-                return -EPERM;
-        }
-        if (c->images.require_sbom && !f.sbom) {
-                error_set(e, 0, "no SBOM attestation (SPDX or CycloneDX) signed by a trusted key");
-                return -EPERM;
-        }
-        return 0;
+        return judge(v, &f, e);
 }
 
 /* ---- the pool ---- */
@@ -351,6 +414,7 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
 typedef struct Pool {
         const Config *config;
         const CosignKeyring *keys;
+        const CosignKeyless *keyless;
         ImageSet *set;
         pthread_mutex_t lock;
         size_t next;
@@ -358,7 +422,7 @@ typedef struct Pool {
 
 static void *worker(void *userdata) {
         Pool *p = userdata;
-        Verifier v = { .config = p->config, .keys = p->keys };
+        Verifier v = { .config = p->config, .keys = p->keys, .keyless = p->keyless };
 
         for (;;) {
                 size_t i;
@@ -376,8 +440,56 @@ static void *worker(void *userdata) {
         return NULL;
 }
 
+bool images_verification_configured(const Config *c) {
+        return strv_length(c->images.keys) > 0 || c->images.keyless.n_identities > 0;
+}
+
+const char *images_trust_keys(const Config *c) {
+        return c->images.keyless.n_identities > 0 ? "images.keys, images.keyless" : "images.keys";
+}
+
+/* What images are verified against: the keyring of images.keys, and the trusted root and the
+ * identities of images.keyless, each NULL when not configured. */
+typedef struct Trust {
+        CosignKeyring *keys;
+        SigstoreTrustedRoot *root;
+        SigstorePolicy *identities;
+        CosignKeyless keyless;
+} Trust;
+
+static void trust_done(Trust *t) {
+        cosign_keyring_free(t->keys);
+        sigstore_root_free(t->root);
+        free(t->identities);
+}
+
+static int trust_load(const Config *c, Trust *t, Error *e) {
+        size_t n = c->images.keyless.n_identities;
+        int r;
+
+        if (strv_length(c->images.keys) > 0) {
+                r = cosign_keyring_load(c->images.keys, &t->keys, e);
+                if (r < 0)
+                        return r;
+        }
+        if (n == 0)
+                return 0;
+        r = sigstore_root_load(c->images.keyless.trusted_root, &t->root, e);
+        if (r < 0)
+                /* Like a key that does not load: the configuration's problem. */
+                return error_prefix(e, r == -ENOMEM || r == -ENOENT ? r : -EINVAL, "images.keyless.trusted-root");
+        t->identities = calloc(n, sizeof(SigstorePolicy));
+        if (!t->identities)
+                return error_set(e, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+                t->identities[i] = (SigstorePolicy) { .identity = c->images.keyless.identities[i].identity,
+                                                      .issuer = c->images.keyless.identities[i].issuer };
+        t->keyless = (CosignKeyless) { .root = t->root, .identities = t->identities, .n_identities = n };
+        return 0;
+}
+
 int images_verify(const Config *c, ImageSet *set, Error *e) {
-        CosignKeyring *keys = NULL;
+        Trust trust = {};
         pthread_t threads[WORKERS_MAX];
         size_t n_threads = MIN(set->n, (size_t) WORKERS_MAX), started = 0;
         Pool pool = { .config = c, .set = set, .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -386,14 +498,17 @@ int images_verify(const Config *c, ImageSet *set, Error *e) {
 
         if (set->n == 0)
                 return 0;
-        if (strv_length(c->images.keys) == 0) {
+        if (!images_verification_configured(c)) {
                 log_warning("images.keys is empty: the %zu image(s) of this revision are not verified.", set->n);
                 return 0;
         }
-        r = cosign_keyring_load(c->images.keys, &keys, e);
-        if (r < 0)
+        r = trust_load(c, &trust, e);
+        if (r < 0) {
+                trust_done(&trust);
                 return r;
-        pool.keys = keys;
+        }
+        pool.keys = trust.keys;
+        pool.keyless = trust.root ? &trust.keyless : NULL;
 
         for (size_t i = 0; i < n_threads; i++) {
                 if (pthread_create(&threads[i], NULL, worker, &pool) != 0)
@@ -404,7 +519,7 @@ int images_verify(const Config *c, ImageSet *set, Error *e) {
                 worker(&pool);
         for (size_t i = 0; i < started; i++)
                 pthread_join(threads[i], NULL);
-        cosign_keyring_free(keys);
+        trust_done(&trust);
 
         /* A refusal outweighs a registry that could not be asked. */
         for (size_t i = 0; i < set->n; i++) {

@@ -24,7 +24,8 @@ typedef struct ImageCheck {
                           * holds it and its signatures (an offline bundle, oci-layout.h) */
         bool pinned;     /* verify digest itself (a deployment's record), not what the reference's
                           * tag points to now */
-        char **signers;  /* fingerprints of the trusted keys that signed it (NULL-terminated) */
+        char **signers;  /* the trusted signers: each key's fingerprint, each keyless identity as
+                          * "IDENTITY (ISSUER)" (NULL-terminated) */
         bool sbom;       /* a signed SBOM attestation was found */
         int result;      /* 0, or the -errno of its failure */
         Error error;
@@ -61,6 +62,13 @@ int images_of_revision(const Config *c, const char *flake, ImageSet *ret, Error 
  * -EHOSTUNREACH/-ETIMEDOUT/-EACCES (the registry could not be asked) or the -errno of reading
  * a layout; reterr names the image, its digest and why. */
 int images_verify(const Config *c, ImageSet *set, Error *reterr);
+
+/* Whether images are verified at all: images.keys or images.keyless is set (else
+ * images_verify() accepts everything, with a warning). */
+bool images_verification_configured(const Config *c);
+/* The configuration keys images are verified with, for messages: "images.keys", or
+ * "images.keys, images.keyless" when images.keyless is set. */
+const char *images_trust_keys(const Config *c);
 
 /* Writes an OCI image layout per distinct reference of set below dir (dir/0, dir/1, ... in
  * the order of first appearance) with its signatures, attestations and referrers from the

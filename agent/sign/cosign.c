@@ -136,7 +136,7 @@ int cosign_dsse_pae(const char *type, const void *payload, size_t size, uint8_t 
 
 /* The payload, once its signature has verified: {"critical": {"identity": {...}, "image":
  * {"docker-manifest-digest": D}, "type": T}, "optional": ...}. */
-static int check_simplesigning_payload(const char *image_digest, const void *payload, size_t size, Error *e) {
+int cosign_check_simplesigning_payload(const char *image_digest, const void *payload, size_t size, Error *e) {
         json_auto_t *root = NULL;
         json_t *critical, *image;
         const char *type, *digest;
@@ -207,7 +207,7 @@ int cosign_verify_simplesigning(const CosignKeyring *keys, const char *image_dig
                                  "the signature does not verify with any of the %zu trusted keys: not signed by a trusted "
                                  "key, or the payload or signature was changed",
                                  cosign_keyring_size(keys));
-        r = check_simplesigning_payload(image_digest, payload, payload_size, e);
+        r = cosign_check_simplesigning_payload(image_digest, payload, payload_size, e);
         if (r < 0)
                 return r;
         if (ret_key_index)
@@ -247,8 +247,18 @@ bool cosign_predicate_is_sbom(const char *predicate_type) {
                 is_versioned(predicate_type, "https://cyclonedx.org/bom"));
 }
 
-void cosign_tally_init(CosignTally *t, const CosignKeyring *k) {
-        *t = (CosignTally) { .keys = MIN(cosign_keyring_size(k), (size_t) COSIGN_KEYRING_MAX) };
+void cosign_tally_init(CosignTally *t, const CosignKeyring *k, size_t n_identities) {
+        *t = (CosignTally) { .keys = MIN(cosign_keyring_size(k), (size_t) COSIGN_KEYRING_MAX),
+                             .identities = MIN(n_identities, (size_t) 64) };
+}
+
+void cosign_tally_add_identity(CosignTally *t, size_t identity_index) {
+        if (identity_index < t->identities)
+                t->seen_identities |= UINT64_C(1) << identity_index;
+}
+
+bool cosign_tally_has_identity(const CosignTally *t, size_t identity_index) {
+        return identity_index < t->identities && (t->seen_identities >> identity_index & 1);
 }
 
 void cosign_tally_add(CosignTally *t, size_t key_index) {
@@ -261,5 +271,5 @@ bool cosign_tally_has(const CosignTally *t, size_t key_index) {
 }
 
 size_t cosign_tally_count(const CosignTally *t) {
-        return (size_t) __builtin_popcountll(t->seen);
+        return (size_t) __builtin_popcountll(t->seen) + (size_t) __builtin_popcountll(t->seen_identities);
 }

@@ -19,10 +19,11 @@
  * blob's sha256 against its descriptor before calling, and counts the keys that signed with a
  * CosignTally.
  *
- * Trust is in keys only. Rekor entries, SETs, inclusion proofs and RFC 3161 timestamps are not
- * checked, and a certificate (keyless signing) is never trusted for its chain or identity: a
- * bundle signed with a certificate verifies only when the certificate's public key is itself a
- * trusted key. The identity (docker-reference) a payload names is not checked either, as cosign
+ * Trust here is in keys only. Rekor entries, SETs, inclusion proofs and RFC 3161 timestamps are
+ * not checked, and a certificate is not trusted for its chain or identity: a bundle signed with
+ * a certificate verifies here only when the certificate's public key is itself a trusted key.
+ * Keyless signatures, trusted for a Fulcio certificate's identity at a verified time, are
+ * cosign-keyless.h's. The identity (docker-reference) a payload names is not checked either, as cosign
  * does not: images move between registries; the digest is what is signed.
  *
  * Every function returns 0, or a negative errno with a message in reterr that says why:
@@ -110,23 +111,35 @@ int cosign_check_statement(const char *digest, const char *whose, const void *pa
  * (https://cyclonedx.org/bom), bare or followed by "/v" and a version such as 2.3. */
 bool cosign_predicate_is_sbom(const char *predicate_type);
 
-/* The distinct keys that made valid signatures for one image: a threshold counts keys, not
- * signatures, so the same key signing twice (a .sig layer and a bundle, say) counts once. One
- * tally per image; keep the keyring alive and unchanged while it is used. */
+/* The distinct signers that made valid signatures for one image: trusted keys, and keyless
+ * identities (cosign-keyless.h: an identity and its issuer). A threshold counts signers, not
+ * signatures, so the same key or identity signing twice (a .sig layer and a bundle, say)
+ * counts once. One tally per image; keep the keyring alive and unchanged while it is used. */
 typedef struct CosignTally {
-        size_t keys;   /* the keyring's size */
-        uint64_t seen; /* bit i: key i signed */
+        size_t keys;               /* the keyring's size (k may be NULL: none) */
+        uint64_t seen;             /* bit i: key i signed */
+        size_t identities;         /* the identities configured, at most 64 */
+        uint64_t seen_identities;  /* bit i: identity i signed */
 } CosignTally;
 
-void cosign_tally_init(CosignTally *t, const CosignKeyring *k);
+void cosign_tally_init(CosignTally *t, const CosignKeyring *k, size_t n_identities);
 /* An index from a successful verification; anything out of range is ignored. */
 void cosign_tally_add(CosignTally *t, size_t key_index);
+void cosign_tally_add_identity(CosignTally *t, size_t identity_index);
+/* Keys plus identities. */
 size_t cosign_tally_count(const CosignTally *t);
 bool cosign_tally_has(const CosignTally *t, size_t key_index);
+bool cosign_tally_has_identity(const CosignTally *t, size_t identity_index);
 
 /* ---- The lower layers, shared by cosign.c and cosign-dsse.c, for tests and fuzzing ---- */
 
 #define COSIGN_PRINTABLE_SIZE 81
+
+/* A simple-signing payload whose signature verified (cosign_verify_simplesigning(), and the
+ * keyless one of cosign-keyless.h): critical.type is COSIGN_SIMPLESIGNING_TYPE and
+ * critical.image.docker-manifest-digest is image_digest. 0; -EBADMSG; -EPERM for another
+ * digest. */
+int cosign_check_simplesigning_payload(const char *image_digest, const void *payload, size_t size, Error *reterr);
 
 /* Whether s is "sha256:" followed by 64 lowercase hex digits. */
 bool cosign_image_digest_is_valid(const char *s);

@@ -174,6 +174,10 @@ static int check_issuer(X509 *leaf, const char *issuer, Error *e) {
         return r;
 }
 
+bool sigstore_certificate_names(X509 *leaf, const char *identity, const char *issuer) {
+        return leaf && identity && issuer && check_san(leaf, identity, NULL) >= 0 && check_issuer(leaf, issuer, NULL) >= 0;
+}
+
 int sigstore_check_certificate(const SigstoreContext *c, Error *e) {
         _cleanup_(x509_freep) X509 *issuer = NULL;
         X509 *leaf = c->b->leaf;

@@ -15,7 +15,7 @@ typedef struct SigstoreContext {
         const SigstoreBundle *b;
         const SigstorePolicy *policy;
         EVP_PKEY *key; /* the signing key: the leaf's, or policy->key (borrowed) */
-        const void *artifact;
+        const void *artifact; /* NULL: only its SHA-256 is known (sigstore_verify_digest(), DSSE only) */
         size_t artifact_size;
         uint8_t artifact_sha256[32];
         time_t times[SIGSTORE_TIMES_MAX]; /* the verified signing times */

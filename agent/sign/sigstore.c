@@ -279,36 +279,59 @@ static int check_envelope(const SigstoreContext *c, SigstoreVerified *v, Error *
         return cosign_check_statement(digest, "the artifact's", b->payload, b->payload_size, &v->predicate_type, e);
 }
 
-int sigstore_verify(const SigstoreTrustedRoot *root, const SigstoreBundle *b, const SigstorePolicy *policy,
-                    const void *data, size_t size, SigstoreVerified *ret, Error *e) {
-        SigstoreContext c = { .root = root, .b = b, .policy = policy, .artifact = data ?: "", .artifact_size = size };
+/* Steps 1-6 on a context whose artifact (or, for a DSSE bundle, only its SHA-256) is set. */
+static int verify(SigstoreContext *c, SigstoreVerified *ret, Error *e) {
+        const SigstoreBundle *b = c->b;
         SigstoreVerified v = {};
         int r;
 
-        if (!root || !b || !policy)
-                return error_set(e, -EINVAL, "no trusted root, bundle or policy");
-        if (!EVP_Digest(c.artifact, size, c.artifact_sha256, NULL, EVP_sha256(), NULL))
-                return error_set(e, -ENOMEM, "out of memory");
-        r = check_policy(&c, e);
+        r = check_policy(c, e);
         if (r >= 0)
-                r = establish_time(&c, &v, e);
+                r = establish_time(c, &v, e);
         if (r >= 0 && b->leaf)
-                r = sigstore_check_certificate(&c, e);
+                r = sigstore_check_certificate(c, e);
         if (r >= 0)
-                r = check_entries(&c, e);
+                r = check_entries(c, e);
         if (r >= 0)
-                r = b->dsse ? check_envelope(&c, &v, e) : check_message_signature(&c, e);
+                r = b->dsse ? check_envelope(c, &v, e) : check_message_signature(c, e);
         if (r < 0) {
                 sigstore_verified_done(&v);
                 return r;
         }
         v.n_entries = (unsigned) b->n_entries;
-        v.signed_at = c.times[0];
-        for (size_t i = 1; i < c.n_times; i++)
-                v.signed_at = MIN(v.signed_at, c.times[i]);
+        v.signed_at = c->times[0];
+        for (size_t i = 1; i < c->n_times; i++)
+                v.signed_at = MIN(v.signed_at, c->times[i]);
         if (ret)
                 *ret = v;
         else
                 sigstore_verified_done(&v);
         return 0;
+}
+
+int sigstore_verify(const SigstoreTrustedRoot *root, const SigstoreBundle *b, const SigstorePolicy *policy,
+                    const void *data, size_t size, SigstoreVerified *ret, Error *e) {
+        SigstoreContext c = { .root = root, .b = b, .policy = policy, .artifact = data ?: "", .artifact_size = size };
+
+        if (!root || !b || !policy)
+                return error_set(e, -EINVAL, "no trusted root, bundle or policy");
+        if (!EVP_Digest(c.artifact, size, c.artifact_sha256, NULL, EVP_sha256(), NULL))
+                return error_set(e, -ENOMEM, "out of memory");
+        return verify(&c, ret, e);
+}
+
+int sigstore_verify_digest(const SigstoreTrustedRoot *root, const SigstoreBundle *b, const SigstorePolicy *policy,
+                           const uint8_t sha256[static 32], SigstoreVerified *ret, Error *e) {
+        SigstoreContext c = { .root = root, .b = b, .policy = policy };
+
+        if (!root || !b || !policy || !sha256)
+                return error_set(e, -EINVAL, "no trusted root, bundle, policy or digest");
+        /* A message signature signs the artifact itself, and a hashedrekord entry records its
+         * digest by the signature's algorithm: neither can be checked from a SHA-256 alone. */
+        if (!b->dsse)
+                return error_set(e, -EPERM, "the bundle holds a message signature, not a DSSE envelope: it signs the "
+                                 "artifact's bytes, which are not at hand");
+        c.artifact = NULL;
+        memcpy(c.artifact_sha256, sha256, sizeof(c.artifact_sha256));
+        return verify(&c, ret, e);
 }

@@ -38,8 +38,10 @@
  * bundle, no key for a managed-key one); -ENOMEM. */
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "basic/error.h"
@@ -69,3 +71,13 @@ void sigstore_verified_done(SigstoreVerified *v);
  * DSSE statement names. On success *ret (when not NULL) says what was proven. */
 int sigstore_verify(const SigstoreTrustedRoot *root, const SigstoreBundle *bundle, const SigstorePolicy *policy,
                     const void *data, size_t size, SigstoreVerified *ret, Error *reterr);
+
+/* Whether leaf names identity and issuer exactly as step 4 requires; nothing is verified (a
+ * choice among several policies, before sigstore_verify() decides). */
+bool sigstore_certificate_names(X509 *leaf, const char *identity, const char *issuer);
+
+/* The same for an artifact known by its SHA-256 only (a container image: its manifest's
+ * digest), which the bundle's DSSE statement must name as a subject. A bundle with a message
+ * signature is refused (-EPERM): it signs the artifact's bytes. */
+int sigstore_verify_digest(const SigstoreTrustedRoot *root, const SigstoreBundle *bundle, const SigstorePolicy *policy,
+                           const uint8_t sha256[static 32], SigstoreVerified *ret, Error *reterr);

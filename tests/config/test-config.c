@@ -434,6 +434,28 @@ static const Case cases[] = {
         { "request-timeout-in-repository", H "repository:\n  url: /r\n  request-timeout: 30\n", 0,
           "4: repository.request-timeout: ", "unknown key" },
 
+        /* images.keyless */
+        { "keyless-no-trusted-root", H "images:\n  keyless:\n    identities: [{identity: a@b.c, issuer: https://i}]\n", 0,
+          "4: images.keyless.trusted-root: ", "required key is missing" },
+        { "keyless-relative-root", H "images:\n  keyless:\n    trusted-root: root.json\n"
+          "    identities: [{identity: a@b.c, issuer: https://i}]\n", 0, "4: images.keyless.trusted-root: ",
+          "must be an absolute path" },
+        { "keyless-no-identities", H "images:\n  keyless:\n    trusted-root: /r.json\n", 0,
+          "4: images.keyless.identities: ", "required key is missing" },
+        { "keyless-empty-identities", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities: []\n", 0,
+          "5: images.keyless.identities: ", "must list at least one identity" },
+        { "keyless-no-issuer", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n      - identity: a@b.c\n",
+          0, "6: images.keyless.identities[0].issuer: ", "required key is missing" },
+        { "keyless-unknown-key", H "images:\n  keyless:\n    trusted-root: /r.json\n    identity: a@b.c\n", 0,
+          "5: images.keyless.identity: ", "unknown key" },
+        { "keyless-identity-unknown-key", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n"
+          "      - {identity: a@b.c, issuer: https://i, subject: x}\n", 0, "6: images.keyless.identities[0].subject: ",
+          "unknown key" },
+        { "keyless-scalar", H "images:\n  keyless: /r.json\n", 0, "3: images.keyless: ", "expected a mapping" },
+        { "keyless-threshold", H "images:\n  keys: [/a]\n  keyless:\n    trusted-root: /r.json\n"
+          "    identities: [{identity: a@b.c, issuer: https://i}]\n  threshold: 3\n", 0, "7: images.threshold: ",
+          "is 3, but only 2 keys and keyless identities are configured" },
+
         /* bundle */
         { "bundle-list", H "bundle: [/k]\n", 0, "2: bundle: ", "expected a mapping, got a list" },
         { "bundle-keys-scalar", H "bundle:\n  keys: /k.pub\n", 0, "3: bundle.keys: ", "expected a list of strings" },
@@ -572,6 +594,39 @@ static void test_valid_variants(_unused_ void **state) {
                         fail_msg("valid[%zu] refused: %s", i, strna(error_message(&e)));
                 assert_non_null(c);
         }
+}
+
+/* images.keyless: the trusted root and the identities, in order; the threshold counts both. */
+static void test_keyless(_unused_ void **state) {
+        static const char yaml[] = H "images:\n"
+                                     "  keys: [/etc/k.pub]\n"
+                                     "  keyless:\n"
+                                     "    trusted-root: /etc/atticd-agent/trusted_root.json\n"
+                                     "    identities:\n"
+                                     "      - identity: https://github.com/o/r/.github/workflows/w.yml@refs/heads/main\n"
+                                     "        issuer: https://token.actions.githubusercontent.com\n"
+                                     "      - {identity: mitr@redhat.com, issuer: https://github.com/login/oauth}\n"
+                                     "  threshold: 3\n";
+        _cleanup_config_ Config *c = NULL;
+        Error e = {};
+
+        assert_int_equal(config_load_buffer("k.yaml", yaml, strlen(yaml), &c, &e), 0);
+        assert_true(c->images.keyless.present);
+        assert_string_equal(c->images.keyless.trusted_root, "/etc/atticd-agent/trusted_root.json");
+        assert_int_equal(c->images.keyless.n_identities, 2);
+        assert_string_equal(c->images.keyless.identities[0].identity,
+                            "https://github.com/o/r/.github/workflows/w.yml@refs/heads/main");
+        assert_string_equal(c->images.keyless.identities[0].issuer, "https://token.actions.githubusercontent.com");
+        assert_string_equal(c->images.keyless.identities[1].identity, "mitr@redhat.com");
+        assert_string_equal(c->images.keyless.identities[1].issuer, "https://github.com/login/oauth");
+        assert_int_equal(c->images.threshold, 3);
+        config_free(TAKE_PTR(c));
+
+        /* Absent: nothing set. */
+        assert_int_equal(config_load_buffer("k.yaml", H, strlen(H), &c, &e), 0);
+        assert_false(c->images.keyless.present);
+        assert_null(c->images.keyless.trusted_root);
+        assert_int_equal(c->images.keyless.n_identities, 0);
 }
 
 /* images.request-timeout: stored as given, from 1 to 604800 (as repository.fetch-timeout). */
@@ -789,6 +844,7 @@ int main(void) {
                 cmocka_unit_test(test_contract_example),
                 cmocka_unit_test(test_valid_variants),
                 cmocka_unit_test(test_request_timeout),
+                cmocka_unit_test(test_keyless),
                 cmocka_unit_test(test_binary_garbage),
                 cmocka_unit_test(test_too_large),
                 cmocka_unit_test(test_too_large_sparse),

@@ -894,6 +894,35 @@ def _overwrite_blob(reg, digest: str, data: bytes):
 CLASSIC_TAMPER = ("payload", "digest", "media-type", "blob-mismatch", "signature")
 
 
+def store_manifest(reg, repo: str, manifest: bytes) -> str:
+    """Put a manifest into the registry's filesystem storage as it is, without pushing: for
+    a real signed manifest (a vector) whose config and layers are not at hand, which a push
+    would refuse (distribution checks that they exist; a GET does not). The repository is
+    linked to it by digest. Returns its digest."""
+    if not isinstance(reg, Registry):
+        raise ValueError("store_manifest needs a Registry (it writes its storage)")
+    digest = sha256_digest(manifest)
+    data = reg.blob_path(digest)
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_bytes(manifest)
+    link = (reg.storage / "docker/registry/v2/repositories" / repo / "_manifests/revisions/sha256" /
+            digest.split(":", 1)[1] / "link")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.write_text(digest)
+    return digest
+
+
+def push_classic_signature(reg, repo: str, image_digest: str, payload: bytes, annotations: dict) -> Signed:
+    """Push a classic signature made elsewhere (a vector: its payload and layer annotations,
+    signature, certificate, Rekor bundle) as one more layer of sha256-<hex>.sig."""
+    c = _client(reg)
+    digest = c.push_blob(repo, payload)
+    layer = _layer_desc(SIMPLESIGNING, payload, digest, annotations)
+    tag = signature_tag(image_digest, "sig")
+    mdigest, manifest = _append_layer(c, repo, tag, layer, False)
+    return Signed(mdigest, tag, payload, base64.b64decode(annotations[SIG_ANNOTATION]), digest, manifest)
+
+
 def sign_classic(reg, repo: str, image_digest: str, key, *, identity: str | None = None,
                  tamper: str | None = None, optional: dict | None = None, annotations: dict | None = None,
                  replace: bool = False, hash_alg: str | None = None) -> Signed:

@@ -208,7 +208,10 @@ class CliTest(unittest.TestCase):
         for extra, needle in ((f"repository:\n  allowed-signers: {signers}\n", f"{signers}:2:"),
                               (f"images:\n  keys: [{not_pem}]\n", "images.keys"),
                               (f"bundle:\n  keys: [{rsa}]\n", "bundle.keys"),
-                              ("images:\n  threshold: 3\n", "images.threshold: is 3, but images.keys is empty")):
+                              ("images:\n  threshold: 3\n", "images.threshold: is 3, but images.keys is empty"),
+                              (f"images:\n  keyless:\n    trusted-root: {not_pem}\n    identities:\n"
+                               "      - {identity: a@example.org, issuer: https://issuer.example.org}\n",
+                               "images.keyless.trusted-root: '%s': the trusted root is not valid JSON" % not_pem)):
             with self.subTest(extra=extra):
                 r = check(extra)
                 self.assertEqual(r.returncode, 2, r.stderr)
@@ -216,6 +219,11 @@ class CliTest(unittest.TestCase):
         # Good files: no output.
         signers.write_text("ops@example.org " + "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKqmrM" "W0rsP3ukqrcYSNXgXjeFsiB4PTBdvUnCXJkZ/P\n")
         r = check(f"repository:\n  allowed-signers: {signers}\nimages:\n  keys: [{ec}]\nbundle:\n  keys: [{ec}]\n")
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        # A trusted root that is one: read, no output.
+        root = pathlib.Path(__file__).resolve().parents[3] / "shared/vectors/sigstore-conformance/production_trusted_root.json"
+        r = check(f"images:\n  keyless:\n    trusted-root: {root}\n    identities:\n"
+                  "      - {identity: a@example.org, issuer: https://issuer.example.org}\n")
         self.assertEqual((r.returncode, r.stderr), (0, ""))
         # Not on this machine: said, not passed silently, and not an error here.
         r = check(f"repository:\n  allowed-signers: {d / 'absent'}\nimages:\n  keys: [{d / 'absent.pem'}]\n")

@@ -17,11 +17,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from world import World  # noqa: E402
 from servers import HttpProxy  # noqa: E402
-from registry import (BadRegistry, Registry, attest_sbom, make_cosign_keypair, push_image,  # noqa: E402
-                      push_index, sha256_digest, sign_bundle, sign_classic, signature_tag)
+from registry import (BadRegistry, Registry, attest_sbom, make_cosign_keypair, push_classic_signature,  # noqa: E402
+                      push_image, push_index, sha256_digest, sign_bundle, sign_classic, signature_tag,
+                      store_manifest)
 from test_observability import events  # noqa: E402
 
 SHARED_REGISTRY = None
+SHARED_VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
+KEYLESS = SHARED_VECTORS / "cosign" / "cimage-dir-img-cosign-fulcio-rekor-valid"
+PRODUCTION_ROOT = SHARED_VECTORS / "sigstore-conformance" / "production_trusted_root.json"
 
 
 class ImagesTest(unittest.TestCase):
@@ -134,6 +138,63 @@ class ImagesTest(unittest.TestCase):
         r = self.w.agent("verify-images")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(web, r.stdout)
+
+    def test_keyless_classic_signature(self):
+        """A real keyless signature (cosign and Sigstore's public-good Fulcio and Rekor, 2023:
+        certificate for mitr@redhat.com from GitHub, Rekor SET) on the real image manifest it
+        signed, in the test registry; images.keyless with Sigstore's production trusted root.
+        The right identity: accepted, the identity recorded as the signer. Another identity,
+        or another issuer: refused (exit 3), nothing changed."""
+        manifest = (KEYLESS / "manifest.json").read_bytes()
+        vector = json.loads((KEYLESS / "signature-1.json").read_text())
+        digest = store_manifest(self.reg, "cosign-signed/fulcio-rekor-1", manifest)
+        self.assertEqual(digest, json.loads((KEYLESS / "payload.json").read_text())
+                         ["critical"]["image"]["docker-manifest-digest"])
+        push_classic_signature(self.reg, "cosign-signed/fulcio-rekor-1", digest,
+                               (KEYLESS / "payload.json").read_bytes(), vector["annotations"])
+        ref = f"{self.reg.host}/cosign-signed/fulcio-rekor-1@{digest}"
+
+        def keyless(identity, issuer="https://github.com/login/oauth"):
+            return {"trusted-root": str(PRODUCTION_ROOT), "identities": [{"identity": identity, "issuer": issuer}]}
+
+        self.deploy_base()
+        before = self.state()
+        self.w.commit(images={"web": ref})
+        for identity, issuer, why in (("someone@redhat.com", "https://github.com/login/oauth",
+                                       "identity is 'mitr@redhat.com', not the expected 'someone@redhat.com'"),
+                                      ("mitr@redhat.com", "https://accounts.google.com",
+                                       "OIDC issuer is 'https://github.com/login/oauth'")):
+            with self.subTest(identity=identity, issuer=issuer):
+                self.configure(keyless=keyless(identity, issuer))
+                r = self.pull(3)
+                self.assertIn(why, r.stderr)
+                self.assertEqual(self.state(), before)
+        self.configure(keyless=keyless("mitr@redhat.com"))
+        r = self.pull(0)
+        self.assertIn("signed by 1 trusted signer(s)", r.stderr)
+        recorded = self.history_images()[0]
+        self.assertEqual(recorded["digest"], digest)
+        self.assertEqual(recorded["signers"], ["mitr@redhat.com (https://github.com/login/oauth)"])
+
+    def test_keyless_identity_and_key_count_toward_the_threshold(self):
+        """threshold 2 with one key and one identity: the keyless signature alone is one signer
+        (refused, exit 3); with a signature by the key too, two (accepted, both recorded)."""
+        digest = store_manifest(self.reg, "cosign-signed/fulcio-rekor-1", (KEYLESS / "manifest.json").read_bytes())
+        push_classic_signature(self.reg, "cosign-signed/fulcio-rekor-1", digest,
+                               (KEYLESS / "payload.json").read_bytes(),
+                               json.loads((KEYLESS / "signature-1.json").read_text())["annotations"])
+        self.deploy_base()
+        self.w.commit(images={"web": f"{self.reg.host}/cosign-signed/fulcio-rekor-1@{digest}"})
+        self.configure(threshold=2, keyless={"trusted-root": str(PRODUCTION_ROOT), "identities": [
+            {"identity": "mitr@redhat.com", "issuer": "https://github.com/login/oauth"}]})
+        r = self.pull(3)
+        self.assertIn("signed by 1 trusted signer(s) (keys and identities), 2 required", r.stderr)
+        sign_classic(self.reg, "cosign-signed/fulcio-rekor-1", digest, self.key)
+        self.pull(0)
+        signers = self.history_images()[0]["signers"]
+        self.assertEqual(len(signers), 2, signers)
+        self.assertTrue(signers[0].startswith("SHA256:"), signers)
+        self.assertEqual(signers[1], "mitr@redhat.com (https://github.com/login/oauth)")
 
     def test_through_a_proxy(self):
         """The registry is asked through http_proxy (libcurl honours it; the git remote here is
@@ -303,6 +364,22 @@ class ImagesTest(unittest.TestCase):
         r = self.pull(2)
         self.assertIn("The images cannot be verified (images.keys)", r.stderr)
         self.assertNotIn("registry could not be asked", r.stderr)
+        self.assertEqual(self.state(), before)
+
+    def test_keyless_trusted_root_unusable_is_a_configuration_error(self):
+        """images.keyless.trusted-root that is not a trusted root: exit 2 naming it, as a key
+        that is not a key; nothing changed."""
+        bad = self.w.tmp / "not-a-root.json"
+        bad.write_text('{"mediaType": "application/json"}\n')
+        self.deploy_base()
+        before = self.state()
+        self.w.commit(images={"web": self.ref()})
+        self.image()
+        self.configure(keyless={"trusted-root": str(bad),
+                                "identities": [{"identity": "a@example.org", "issuer": "https://issuer.example.org"}]})
+        r = self.pull(2)
+        self.assertIn("The images cannot be verified (images.keys, images.keyless)", r.stderr)
+        self.assertIn(f"images.keyless.trusted-root: '{bad}'", r.stderr)
         self.assertEqual(self.state(), before)
 
     def test_verify_images_refusal_is_counted_and_sent(self):

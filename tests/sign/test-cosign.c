@@ -796,7 +796,7 @@ static void test_tally(void **state) {
         size_t index = 99;
         Error e = {};
 
-        cosign_tally_init(&t, k);
+        cosign_tally_init(&t, k, 0);
         assert_int_equal(cosign_tally_count(&t), 0);
         expect(verify_ss(k, f.digest, "ss-payload.json", "ss-p256.sig", &index, &e), &e, 0, NULL);
         cosign_tally_add(&t, index);
@@ -821,9 +821,39 @@ static void test_tally(void **state) {
         assert_int_equal(cosign_tally_count(&t), 2);
 }
 
+/* Keyless identities count beside keys, each once; key i and identity i are different signers. */
+static void test_tally_identities(_unused_ void **state) {
+        _cleanup_(cosign_keyring_freep) CosignKeyring *k = keyring(KEYS "p256.pub", NULL);
+        CosignTally t;
+
+        cosign_tally_init(&t, k, 3);
+        cosign_tally_add(&t, 0);
+        cosign_tally_add_identity(&t, 0);
+        cosign_tally_add_identity(&t, 0);
+        assert_int_equal(cosign_tally_count(&t), 2);
+        assert_true(cosign_tally_has(&t, 0));
+        assert_true(cosign_tally_has_identity(&t, 0));
+        assert_false(cosign_tally_has_identity(&t, 1));
+        cosign_tally_add_identity(&t, 2);
+        assert_int_equal(cosign_tally_count(&t), 3);
+        /* Out of range: ignored. */
+        cosign_tally_add_identity(&t, 3);
+        cosign_tally_add_identity(&t, SIZE_MAX);
+        assert_int_equal(cosign_tally_count(&t), 3);
+        assert_false(cosign_tally_has_identity(&t, 3));
+
+        /* No keyring: identities only. */
+        cosign_tally_init(&t, NULL, 1);
+        cosign_tally_add(&t, 0);
+        cosign_tally_add_identity(&t, 0);
+        assert_int_equal(cosign_tally_count(&t), 1);
+        assert_false(cosign_tally_has(&t, 0));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_keyring_load),
+                cmocka_unit_test(test_tally_identities),
                 cmocka_unit_test(test_keyring_refusals),
                 cmocka_unit_test(test_keyring_count),
                 cmocka_unit_test(test_cimage_valid),

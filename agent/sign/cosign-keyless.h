@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Keyless Cosign signatures of a container image: signed with a short-lived Fulcio certificate
+ * issued to an OIDC identity, the signing time proven by a Rekor entry (or an RFC 3161
+ * timestamp), all verified offline against a pinned trusted root by sigstore_verify() (see
+ * sigstore.h for the steps). What is trusted is a list of identities, each an exact SAN and an
+ * exact OIDC issuer; the first one the signature verifies for is the one it counts for (in a
+ * CosignTally). The two formats (shared/reference/cosign-format.md):
+ *
+ *   1. a classic `.sig` layer (cosign_verify_simplesigning()'s) whose annotations carry the
+ *      certificate (COSIGN_ANNOTATION_CERTIFICATE, PEM) and the Rekor bundle
+ *      (COSIGN_ANNOTATION_REKOR_BUNDLE: {SignedEntryTimestamp, Payload: {body, integratedTime,
+ *      logIndex, logID}}): verified as the Sigstore bundle v0.1 it amounts to (the certificate,
+ *      one entry with its SET, a message signature over the payload), then the payload must
+ *      name the image's digest. The chain annotation is not used: the intermediates come from
+ *      the trusted root, as for a bundle      -> cosign_keyless_verify_simplesigning()
+ *   2. a Sigstore bundle (an OCI referrer, or the fallback index) whose verification material
+ *      is a certificate, with a DSSE envelope whose in-toto statement names the image's digest
+ *                                             -> cosign_keyless_verify_bundle()
+ *
+ * Returns 0, or a negative errno with a message in reterr:
+ *   -EINVAL       image_digest is not "sha256:<64 hex>", or no trusted root or identity
+ *   -EMEDIUMTYPE  a layer media type other than simple signing, a bundle of another media type
+ *   -ENOKEY       no certificate: a key-based signature (cosign.h verifies those)
+ *   -EFBIG        over a cap
+ *   -EBADMSG      malformed (the certificate, the Rekor bundle, its body, the bundle, ...)
+ *   -EPERM        refused: no listed identity verifies (the message says why for the first)
+ *   -ENOMEM */
+
+#include <stddef.h>
+
+#include "basic/error.h"
+#include "sign/sigstore.h"
+
+#define COSIGN_ANNOTATION_CERTIFICATE "dev.sigstore.cosign/certificate"
+#define COSIGN_ANNOTATION_REKOR_BUNDLE "dev.sigstore.cosign/bundle"
+#define COSIGN_CERTIFICATE_PEM_MAX (32u * 1024u)
+#define COSIGN_REKOR_BUNDLE_MAX (256u * 1024u)
+#define COSIGN_IDENTITIES_MAX 64u /* CosignTally counts them in 64 bits */
+
+/* What keyless signatures are checked against. Borrowed: the caller keeps them alive. Only
+ * identity and issuer of each policy are used. */
+typedef struct CosignKeyless {
+        const SigstoreTrustedRoot *root;
+        const SigstorePolicy *identities;
+        size_t n_identities;
+} CosignKeyless;
+
+/* 1. payload is the layer blob; the three strings are the layer's annotations (signature_b64
+ * as for cosign_verify_simplesigning(); certificate_pem NULL: -ENOKEY; rekor_bundle NULL: a
+ * refusal, no signing time can be proven offline). */
+int cosign_keyless_verify_simplesigning(const CosignKeyless *k, const char *image_digest, const char *layer_media_type,
+                                        const void *payload, size_t payload_size, const char *signature_b64,
+                                        const char *certificate_pem, const char *rekor_bundle,
+                                        size_t *ret_identity_index, Error *reterr);
+
+/* 2. bundle_json is the layer blob (at most SIGSTORE_BUNDLE_MAX). On success
+ * *ret_predicate_type (when not NULL) is the statement's predicateType, to be freed. */
+int cosign_keyless_verify_bundle(const CosignKeyless *k, const char *image_digest, const void *bundle_json,
+                                 size_t size, size_t *ret_identity_index, char **ret_predicate_type, Error *reterr);
