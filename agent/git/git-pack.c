@@ -217,6 +217,36 @@ static bool pack_is_there(const char *quarantine, const char *pack_dir, const ch
         return true;
 }
 
+/* The header ("PACK", version 2 or 3, the number of objects) against the file's size: libgit2
+ * sizes its tables by the number the header claims, so a header that claims billions of objects
+ * in a few bytes would have it allocate gigabytes before it finds out. Every object takes at
+ * least PACK_OBJECT_MIN bytes (a type and size byte and a zlib stream), and the pack ends with
+ * its 20-byte checksum. */
+#define PACK_OBJECT_MIN 4
+static int check_pack_header(int fd, const char *pack_path, Error *e) {
+        uint8_t h[12];
+        struct stat st;
+        uint32_t version, count;
+        ssize_t n;
+
+        if (fstat(fd, &st) < 0)
+                return error_set(e, -errno, "cannot stat '%s': %m", pack_path);
+        n = pread(fd, h, sizeof(h), 0);
+        if (n < 0)
+                return error_set(e, -errno, "cannot read '%s': %m", pack_path);
+        if (n < (ssize_t) sizeof(h) || memcmp(h, "PACK", 4) != 0)
+                return error_set(e, -EBADMSG, "the repository pack is not valid: no pack header");
+        version = (uint32_t) h[4] << 24 | (uint32_t) h[5] << 16 | (uint32_t) h[6] << 8 | h[7];
+        count = (uint32_t) h[8] << 24 | (uint32_t) h[9] << 16 | (uint32_t) h[10] << 8 | h[11];
+        if (version != 2 && version != 3)
+                return error_set(e, -EBADMSG, "the repository pack is not valid: version %" PRIu32, version);
+        if ((uint64_t) count * PACK_OBJECT_MIN > (uint64_t) st.st_size)
+                return error_set(e, -EBADMSG,
+                                 "the repository pack is not valid: it claims %" PRIu32 " objects in %jd bytes", count,
+                                 (intmax_t) st.st_size);
+        return 0;
+}
+
 static int index_pack(git_odb *odb, const char *quarantine, const char *pack_path, char **ret_name, Error *e) {
         _cleanup_(git_indexer_freep) git_indexer *idx = NULL;
         _cleanup_free_ uint8_t *buf = malloc(PACK_READ_BLOCK);
@@ -230,6 +260,9 @@ static int index_pack(git_odb *odb, const char *quarantine, const char *pack_pat
         fd = open(pack_path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return error_set(e, -errno, "cannot open '%s': %m", pack_path);
+        r = check_pack_header(fd, pack_path, e);
+        if (r < 0)
+                return r;
         /* The mirror's objects complete a thin pack (the format's packs are not thin, but git
          * index-pack --fix-thin does the same). */
         r = git_indexer_new(&idx, quarantine, 0, odb, &opts);

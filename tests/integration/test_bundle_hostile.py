@@ -597,6 +597,13 @@ class HostileBundleTest(unittest.TestCase):
         b.members["repository.pack"] = b"PACK\0\0\0\2" + b"\x5a" * 200
         self.assert_refused(b.build(), "pack is not valid|not a valid pack|pack", verify=False)
 
+    def test_pack_claiming_billions_of_objects(self):
+        """A pack header that claims 4 294 967 295 objects in 120 bytes is refused before
+        libgit2 sizes its tables by it (gigabytes)."""
+        b = self.bundle()
+        b.members["repository.pack"] = b"PACK\0\0\0\2\xff\xff\xff\xff" + b"\0" * 108
+        self.assert_refused(b.build(), "claims 4294967295 objects in 120 bytes", verify=False)
+
     def test_pack_missing_the_revisions_tree(self):
         # Only the commit object: not "every commit, tree and blob reachable from it".
         only = subprocess.run(["git", "-C", str(self.m.repo.work), "pack-objects", "--stdout"],

@@ -125,7 +125,8 @@ CONTRACT_KEYS = [
 ]
 
 # Where the rows of each table of agent/config/config.c live in the file.
-TABLE_PREFIX = {"config": "", "check": "health.checks[].", "http": "health.checks[].http."}
+TABLE_PREFIX = {"config": "", "check": "health.checks[].", "http": "health.checks[].http.",
+                "keyless": "images.keyless.", "identity": "images.keyless.identities[]."}
 
 
 def config_c_keys():
