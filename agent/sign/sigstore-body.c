@@ -146,6 +146,31 @@ static int check_signature_field(const SigstoreContext *c, json_t *obj, const ch
         return 0;
 }
 
+/* An entry's signatures: exactly one, as the bundle's envelope has (sigstore-bundle.h), an object
+ * of the given keys whose sig_key is the bundle's signature (twice base64 when twice) and whose
+ * pem_key names the bundle's certificate or key. */
+static int check_one_signature(const SigstoreContext *c, json_t *parent, const char *what,
+                               const char *const *keys, const char *sig_key, bool twice, const char *pem_key,
+                               Error *e) {
+        char path[SIGSTORE_JSON_PATH_MAX];
+        json_t *sigs, *sig;
+        int r;
+
+        r = sigstore_json_array(parent, what, "signatures", true, 16, &sigs, e);
+        if (r < 0)
+                return r;
+        if (json_array_size(sigs) != 1)
+                return mismatch(what, "number of signatures", e);
+        sig = json_array_get(sigs, 0);
+        sigstore_json_path(path, what, "signatures[0]", 0);
+        r = sigstore_json_object(sig, path, keys, e);
+        if (r >= 0)
+                r = check_signature_field(c, sig, path, sig_key, twice, e);
+        if (r >= 0)
+                r = check_pem_field(c, sig, path, pem_key, e);
+        return r;
+}
+
 /* {algorithm, value}: the hex digest of data with algorithm (only sha256 when sha256_only). */
 static int check_hex_hash(json_t *obj, const char *what, const void *data, size_t size, bool sha256_only,
                           const char *field, Error *e) {
@@ -281,7 +306,7 @@ static int check_hashedrekord_v2(const SigstoreContext *c, json_t *spec, const c
 
 static int check_dsse(const SigstoreContext *c, json_t *spec, const char *what, Error *e) {
         char path[SIGSTORE_JSON_PATH_MAX];
-        json_t *hash, *sigs, *sig;
+        json_t *hash;
         int r;
 
         if (!c->b->dsse)
@@ -290,29 +315,15 @@ static int check_dsse(const SigstoreContext *c, json_t *spec, const char *what, 
         if (r >= 0)
                 r = check_hex_hash(hash, sigstore_json_path(path, what, "payloadHash", 0), c->b->payload,
                                    c->b->payload_size, true, "envelope's payload", e);
-        if (r >= 0)
-                r = sigstore_json_array(spec, what, "signatures", true, 16, &sigs, e);
         if (r < 0)
                 return r;
-        /* The bundle's envelope has one signature (sigstore-bundle.h): so must the entry. */
-        if (json_array_size(sigs) != 1)
-                return mismatch(what, "number of signatures", e);
-        sig = json_array_get(sigs, 0);
-        sigstore_json_path(path, what, "signatures[0]", 0);
-        r = sigstore_json_object(sig, path, dsse_signature_keys, e);
-        if (r >= 0)
-                r = check_signature_field(c, sig, path, "signature", false, e);
-        if (r >= 0)
-                r = check_pem_field(c, sig, path, "verifier", e);
-        return r;
+        return check_one_signature(c, spec, what, dsse_signature_keys, "signature", false, "verifier", e);
 }
 
 static int check_intoto_envelope(const SigstoreContext *c, json_t *env, const char *what, Error *e) {
         _cleanup_free_ uint8_t *payload = NULL, *inner = NULL;
-        char path[SIGSTORE_JSON_PATH_MAX];
         const char *type;
         size_t size, inner_size;
-        json_t *sigs, *sig;
         int r;
 
         r = sigstore_json_string(env, what, "payloadType", true, 256, &type, e);
@@ -324,20 +335,9 @@ static int check_intoto_envelope(const SigstoreContext *c, json_t *env, const ch
             (cosign_base64_decode((const char *) payload, size, &inner, &inner_size) < 0 ||
              !bytes_equal(inner, inner_size, c->b->payload, c->b->payload_size)))
                 r = mismatch(what, "payload", e);
-        if (r >= 0)
-                r = sigstore_json_array(env, what, "signatures", true, 16, &sigs, e);
         if (r < 0)
                 return r;
-        if (json_array_size(sigs) != 1)
-                return mismatch(what, "number of signatures", e);
-        sig = json_array_get(sigs, 0);
-        sigstore_json_path(path, what, "signatures[0]", 0);
-        r = sigstore_json_object(sig, path, intoto_signature_keys, e);
-        if (r >= 0)
-                r = check_signature_field(c, sig, path, "sig", true, e);
-        if (r >= 0)
-                r = check_pem_field(c, sig, path, "publicKey", e);
-        return r;
+        return check_one_signature(c, env, what, intoto_signature_keys, "sig", true, "publicKey", e);
 }
 
 static int check_intoto(const SigstoreContext *c, json_t *spec, const char *what, Error *e) {
