@@ -48,6 +48,7 @@ static void help(void) {
                "                          revision (or of REV); change nothing\n"
                "  verify-blob --bundle FILE [--trusted-root FILE]\n"
                "              (--certificate-identity ID --certificate-oidc-issuer ISSUER | --key KEY) ARTIFACT\n"
+               "              (either with -regexp: --certificate-identity-regexp RE, ...)\n"
                "                          verify a Sigstore bundle (v0.1-v0.3, keyless or with a key) over a file,\n"
                "                          offline against the trusted root (default %s)\n"
                "  check                   run the health checks now against the running system\n"
@@ -247,7 +248,7 @@ static int cmd_verify_or_apply(const Args *a, int argc, char **argv) {
 }
 
 /* verify-blob --bundle FILE [--trusted-root FILE]
- *             (--certificate-identity ID --certificate-oidc-issuer ISSUER | --key KEY) ARTIFACT */
+ *             (--certificate-identity[-regexp] ID --certificate-oidc-issuer[-regexp] ISSUER | --key KEY) ARTIFACT */
 static int cmd_verify_blob(const Args *a, int argc, char **argv) {
         static const struct {
                 const char *name;
@@ -256,10 +257,13 @@ static int cmd_verify_blob(const Args *a, int argc, char **argv) {
                 { "--bundle", offsetof(VerifyBlobOptions, bundle) },
                 { "--trusted-root", offsetof(VerifyBlobOptions, trusted_root) },
                 { "--certificate-identity", offsetof(VerifyBlobOptions, identity) },
+                { "--certificate-identity-regexp", offsetof(VerifyBlobOptions, identity_regexp) },
                 { "--certificate-oidc-issuer", offsetof(VerifyBlobOptions, issuer) },
+                { "--certificate-oidc-issuer-regexp", offsetof(VerifyBlobOptions, issuer_regexp) },
                 { "--key", offsetof(VerifyBlobOptions, key) },
         };
         VerifyBlobOptions o = {};
+        const char *identity, *issuer;
 
         for (int i = 1; i < argc; i++) {
                 const char *s = argv[i], **value = NULL;
@@ -294,13 +298,19 @@ static int cmd_verify_blob(const Args *a, int argc, char **argv) {
                 return usage_error("verify-blob", "--bundle FILE is required; missing", "--bundle");
         if (!o.artifact)
                 return usage_error("verify-blob", "the file to verify is missing after the options, got", "");
-        if (o.key && (o.identity || o.issuer))
+        if (o.identity && o.identity_regexp)
+                return usage_error("verify-blob", "--certificate-identity excludes", "--certificate-identity-regexp");
+        if (o.issuer && o.issuer_regexp)
+                return usage_error("verify-blob", "--certificate-oidc-issuer excludes", "--certificate-oidc-issuer-regexp");
+        identity = o.identity ?: o.identity_regexp;
+        issuer = o.issuer ?: o.issuer_regexp;
+        if (o.key && (identity || issuer))
                 return usage_error("verify-blob", "--key excludes --certificate-identity and --certificate-oidc-issuer; got",
-                                   o.identity ? "--certificate-identity" : "--certificate-oidc-issuer");
-        if (!o.key && (!o.identity || !o.issuer))
+                                   identity ? "--certificate-identity" : "--certificate-oidc-issuer");
+        if (!o.key && (!identity || !issuer))
                 return usage_error("verify-blob",
                                    "--certificate-identity and --certificate-oidc-issuer (or --key) are required; missing",
-                                   !o.identity ? "--certificate-identity" : "--certificate-oidc-issuer");
+                                   !identity ? "--certificate-identity" : "--certificate-oidc-issuer");
         return engine_verify_blob(&o, a->json);
 }
 

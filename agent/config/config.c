@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "basic/fileio.h"
+#include "basic/whole-match.h"
 #include "config/schedule.h"
 #include "config/yaml-schema.h"
 
@@ -231,11 +232,49 @@ static const SchemaMapping repository_mapping = { .keys = repository_keys, .veri
 
 /* images: keyless: identities: - */
 static const SchemaKey identity_keys[] = {
-        KEY("identity", SCHEMA_STRING, I(identity), .flags = SCHEMA_REQUIRED),
-        KEY("issuer", SCHEMA_STRING, I(issuer), .flags = SCHEMA_REQUIRED),
+        KEY("subject", SCHEMA_STRING, I(subject)),
+        KEY("subject-regexp", SCHEMA_STRING, I(subject_regexp)),
+        KEY("issuer", SCHEMA_STRING, I(issuer)),
+        KEY("issuer-regexp", SCHEMA_STRING, I(issuer_regexp)),
         {},
 };
-static const SchemaMapping identity_mapping = { .keys = identity_keys };
+
+/* Exactly one of name and name-regexp, and the expression compiles. */
+static int identity_verify_pair(SchemaWalker *w, const unsigned *lines, unsigned line, const char *name,
+                                const char *exact, const char *expr) {
+        _cleanup_free_ char *name_regexp = NULL;
+        Error e = {};
+        regex_t re;
+        int r;
+
+        if (asprintf(&name_regexp, "%s-regexp", name) < 0)
+                return -ENOMEM;
+        if (!exact == !expr)
+                return schema_error(w, exact ? schema_key_line(identity_keys, lines, name_regexp) : line,
+                                    exact ? name_regexp : NULL, "an identity has exactly one of %s and %s", name,
+                                    name_regexp);
+        if (!expr)
+                return 0;
+        r = whole_match_compile(expr, &re, &e);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return schema_error(w, schema_key_line(identity_keys, lines, name_regexp), name_regexp, "%s",
+                                    error_message(&e));
+        regfree(&re);
+        return 0;
+}
+
+static int identity_verify(SchemaWalker *w, void *base, const unsigned *lines, unsigned line) {
+        KeylessIdentity *i = base;
+        int r;
+
+        r = identity_verify_pair(w, lines, line, "subject", i->subject, i->subject_regexp);
+        if (r < 0)
+                return r;
+        return identity_verify_pair(w, lines, line, "issuer", i->issuer, i->issuer_regexp);
+}
+static const SchemaMapping identity_mapping = { .keys = identity_keys, .verify = identity_verify };
 
 /* images: keyless: */
 static const SchemaKey keyless_keys[] = {
@@ -252,7 +291,7 @@ static int keyless_verify(SchemaWalker *w, void *base, const unsigned *lines, un
 
         if (c->images.keyless.n_identities == 0)
                 return schema_error(w, l > 0 ? l : line, "identities",
-                                    "must list at least one identity (identity and issuer)");
+                                    "must list at least one identity (subject and issuer)");
         return 0;
 }
 static const SchemaMapping keyless_mapping = { .keys = keyless_keys, .verify = keyless_verify };

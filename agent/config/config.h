@@ -79,10 +79,14 @@ typedef struct HealthCheck {
 } HealthCheck;
 
 /* images.keyless.identities[]: a signer whose keyless signatures are trusted (sign/sigstore.h):
- * the certificate's SAN and its OIDC issuer, both exactly. */
+ * the certificate's SAN (subject) and its OIDC issuer, each either exactly or matched whole by a
+ * POSIX extended regular expression (basic/whole-match.h). Exactly one of each pair is set; a
+ * regexp is known to compile. */
 typedef struct KeylessIdentity {
-        char *identity;
+        char *subject;
+        char *subject_regexp;
         char *issuer;
+        char *issuer_regexp;
 } KeylessIdentity;
 
 typedef struct Config {

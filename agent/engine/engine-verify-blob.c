@@ -12,6 +12,7 @@
 
 #include "basic/log.h"
 #include "basic/timeutil.h"
+#include "basic/whole-match.h"
 #include "engine/engine.h"
 #include "engine/run.h"
 #include "sign/cosign-key.h"
@@ -59,14 +60,17 @@ static bool is_content_error(int r) {
         return r == -EBADMSG || r == -EMEDIUMTYPE || r == -EPROTONOSUPPORT || r == -EFBIG;
 }
 
-static void print_verdict(const VerifyBlobOptions *o, const SigstoreVerified *v, const char *reason, bool json) {
+/* signer: what signed, verified (the key's file, or "SAN (ISSUER)" as the certificate names
+ * them); NULL when refused. */
+static void print_verdict(const VerifyBlobOptions *o, const SigstoreVerified *v, const char *signer, const char *reason,
+                          bool json) {
         char when[TIMESTAMP_MAX];
-        const char *signer = o->key ?: o->identity;
 
         if (json) {
-                json_t *j = json_pack("{s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:s?}", "artifact", o->artifact, "verified",
-                                      !reason, "reason", reason, "identity", o->key ? NULL : o->identity, "issuer",
-                                      o->key ? NULL : o->issuer, "key", o->key,
+                json_t *j = json_pack("{s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "artifact",
+                                      o->artifact, "verified", !reason, "reason", reason, "identity", o->identity,
+                                      "identity_regexp", o->identity_regexp, "issuer", o->issuer, "issuer_regexp",
+                                      o->issuer_regexp, "key", o->key, "signer", signer,
                                       "signed_at", v ? format_timestamp(when, v->signed_at) : NULL);
                 char *out = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 
@@ -80,13 +84,51 @@ static void print_verdict(const VerifyBlobOptions *o, const SigstoreVerified *v,
                 return;
         }
         if (!json)
-                printf("Verified '%s': signed by %s%s%s at %s (%u timestamp%s, %u integrated time%s; %u log entr%s); "
+                printf("Verified '%s': signed by %s at %s (%u timestamp%s, %u integrated time%s; %u log entr%s); "
                        "%s%s\n",
-                       o->artifact, signer, o->key ? "" : ", issuer ", o->key ? "" : o->issuer,
-                       format_timestamp(when, v->signed_at), v->n_timestamps, v->n_timestamps == 1 ? "" : "s",
+                       o->artifact, signer, format_timestamp(when, v->signed_at), v->n_timestamps, v->n_timestamps == 1 ? "" : "s",
                        v->n_log_times, v->n_log_times == 1 ? "" : "s", v->n_entries, v->n_entries == 1 ? "y" : "ies",
                        v->predicate_type ? "an in-toto statement of type " : "a message signature",
                        v->predicate_type ?: "");
+}
+
+/* --certificate-identity-regexp and --certificate-oidc-issuer-regexp, compiled. */
+typedef struct Expressions {
+        regex_t identity, issuer;
+        bool have_identity, have_issuer;
+} Expressions;
+
+static void expressions_done(Expressions *x) {
+        if (x->have_identity)
+                regfree(&x->identity);
+        if (x->have_issuer)
+                regfree(&x->issuer);
+}
+
+static ExitCode compile_one(const char *option, const char *expr, regex_t *re, bool *have, const regex_t **ret) {
+        Error e = {};
+        int r;
+
+        if (!expr)
+                return EXIT_OK;
+        r = whole_match_compile(expr, re, &e);
+        if (r < 0) {
+                log_error("verify-blob: %s: %s", option, error_message(&e));
+                return r == -ENOMEM ? EXIT_TRANSIENT : EXIT_USAGE;
+        }
+        *have = true;
+        *ret = re;
+        return EXIT_OK;
+}
+
+static ExitCode compile_expressions(const VerifyBlobOptions *o, Expressions *x, SigstorePolicy *p) {
+        ExitCode code = compile_one("--certificate-identity-regexp", o->identity_regexp, &x->identity,
+                                    &x->have_identity, &p->identity_re);
+
+        if (code == EXIT_OK)
+                code = compile_one("--certificate-oidc-issuer-regexp", o->issuer_regexp, &x->issuer, &x->have_issuer,
+                                   &p->issuer_re);
+        return code;
 }
 
 static ExitCode load_inputs(const VerifyBlobOptions *o, SigstoreTrustedRoot **ret_root, SigstoreBundle **ret_bundle,
@@ -100,7 +142,7 @@ static ExitCode load_inputs(const VerifyBlobOptions *o, SigstoreTrustedRoot **re
                 r = cosign_keyring_load(key_paths, ret_key, &e);
                 /* A file that holds no usable key verifies nothing: refused, as a bundle would be. */
                 if (r == -EINVAL || r == -EPROTONOSUPPORT || r == -EFBIG) {
-                        print_verdict(o, NULL, error_message(&e) ?: strerror(-r), json);
+                        print_verdict(o, NULL, NULL, error_message(&e) ?: strerror(-r), json);
                         return EXIT_REFUSED;
                 }
                 if (r < 0) {
@@ -117,7 +159,7 @@ static ExitCode load_inputs(const VerifyBlobOptions *o, SigstoreTrustedRoot **re
         if (r >= 0)
                 r = sigstore_bundle_load(o->bundle, ret_bundle, &e);
         if (r < 0 && is_content_error(r)) {
-                print_verdict(o, NULL, error_message(&e) ?: strerror(-r), json);
+                print_verdict(o, NULL, NULL, error_message(&e) ?: strerror(-r), json);
                 return EXIT_REFUSED;
         }
         if (r < 0) {
@@ -132,13 +174,17 @@ ExitCode engine_verify_blob(const VerifyBlobOptions *o, bool json) {
         _cleanup_(sigstore_bundle_freep) SigstoreBundle *bundle = NULL;
         _cleanup_(cosign_keyring_freep) CosignKeyring *key = NULL;
         _cleanup_(artifact_done) Artifact artifact = {};
+        _cleanup_(expressions_done) Expressions x = {};
+        _cleanup_free_ char *signer = NULL;
         SigstoreVerified v = {};
-        SigstorePolicy policy = { .identity = o->identity, .issuer = o->issuer };
+        SigstorePolicy policy = { .identity = o->identity ?: o->identity_regexp, .issuer = o->issuer ?: o->issuer_regexp };
         ExitCode code;
         Error e = {};
         int r;
 
-        code = load_inputs(o, &root, &bundle, &key, json);
+        code = compile_expressions(o, &x, &policy);
+        if (code == EXIT_OK)
+                code = load_inputs(o, &root, &bundle, &key, json);
         if (code != EXIT_OK)
                 return code;
         r = artifact_map(o->artifact, &artifact);
@@ -153,10 +199,15 @@ ExitCode engine_verify_blob(const VerifyBlobOptions *o, bool json) {
         policy.key = cosign_keyring_get0_pkey(key, 0);
         r = sigstore_verify(root, bundle, &policy, artifact.data, artifact.size, &v, &e);
         if (r < 0) {
-                print_verdict(o, NULL, error_message(&e) ?: strerror(-r), json);
+                print_verdict(o, NULL, NULL, error_message(&e) ?: strerror(-r), json);
                 return EXIT_REFUSED;
         }
-        print_verdict(o, &v, NULL, json);
+        if (bundle->leaf && sigstore_certificate_signer(bundle->leaf, &policy, &signer) < 0) {
+                sigstore_verified_done(&v);
+                log_error("verify-blob: out of memory");
+                return EXIT_TRANSIENT;
+        }
+        print_verdict(o, &v, o->key ?: signer, NULL, json);
         sigstore_verified_done(&v);
         return EXIT_OK;
 }

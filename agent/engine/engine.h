@@ -68,7 +68,9 @@ typedef struct VerifyBlobOptions {
         const char *bundle;       /* --bundle: the Sigstore bundle */
         const char *trusted_root; /* --trusted-root; NULL: SIGSTORE_TRUSTED_ROOT_DEFAULT */
         const char *identity;     /* --certificate-identity (keyless) */
+        const char *identity_regexp; /* --certificate-identity-regexp, instead (basic/whole-match.h) */
         const char *issuer;       /* --certificate-oidc-issuer (keyless) */
+        const char *issuer_regexp; /* --certificate-oidc-issuer-regexp, instead */
         const char *key;          /* --key: a PEM public key (a managed key), instead */
         const char *artifact;     /* the file the bundle signs */
 } VerifyBlobOptions;

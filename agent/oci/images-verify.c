@@ -15,6 +15,7 @@
 #include "oci/images-internal.h"
 #include "oci/images.h"
 #include "basic/log.h"
+#include "basic/whole-match.h"
 #include "oci/oci-layout.h"
 #include "oci/registry.h"
 
@@ -33,10 +34,23 @@ typedef struct Verifier {
 
 typedef struct Found {
         CosignTally tally;
+        char *signers[COSIGN_IDENTITIES_MAX]; /* identity i: what its first certificate names */
         bool sbom;
         Error last_refusal; /* why the last signature that did not count did not count */
         int last_refusal_r;
 } Found;
+
+static void found_done(Found *f) {
+        for (size_t i = 0; i < ELEMENTSOF(f->signers); i++)
+                free(f->signers[i]);
+}
+
+/* A keyless signature that verified for identity index: counted, and its signer kept. */
+static void add_identity(Found *f, size_t index, char **signer) {
+        cosign_tally_add_identity(&f->tally, index);
+        if (index < ELEMENTSOF(f->signers) && !f->signers[index])
+                f->signers[index] = TAKE_PTR(*signer);
+}
 
 static void note_refusal(Found *f, int r, const Error *e) {
         f->last_refusal_r = r;
@@ -113,6 +127,7 @@ static int on_simplesigning(Verifier *v, const char *digest, const char *media_t
                             const Buffer *blob, json_t *annotations, Found *f) {
         const char *sig = json_str(annotations, COSIGN_ANNOTATION_SIGNATURE);
         const char *cert = json_str(annotations, COSIGN_ANNOTATION_CERTIFICATE);
+        _cleanup_free_ char *signer = NULL;
         size_t index;
         Error e = {};
         int r = -ENOKEY;
@@ -132,9 +147,9 @@ static int on_simplesigning(Verifier *v, const char *digest, const char *media_t
                 e = (Error) {};
                 r = cosign_keyless_verify_simplesigning(v->keyless, digest, media_type, blob->data, blob->size, sig,
                                                         cert, json_str(annotations, COSIGN_ANNOTATION_REKOR_BUNDLE),
-                                                        &index, &e);
+                                                        &index, &signer, &e);
                 if (r >= 0) {
-                        cosign_tally_add_identity(&f->tally, index);
+                        add_identity(f, index, &signer);
                         return 0;
                 }
         }
@@ -166,7 +181,7 @@ static int on_attestation(Verifier *v, const char *digest, const char *media_typ
  * identity. A signature counts for its signer, an SBOM for the image. */
 static int on_bundle(Verifier *v, const char *digest, const char *media_type,
                      const Buffer *blob, json_t *annotations, Found *f) {
-        _cleanup_free_ char *predicate = NULL;
+        _cleanup_free_ char *predicate = NULL, *signer = NULL;
         bool keyless = false;
         size_t index;
         Error e = {}, ke = {};
@@ -177,7 +192,8 @@ static int on_bundle(Verifier *v, const char *digest, const char *media_type,
         if (v->keys)
                 r = cosign_verify_bundle(v->keys, digest, blob->data, blob->size, &index, &predicate, &e);
         if (r < 0 && v->keyless) {
-                k = cosign_keyless_verify_bundle(v->keyless, digest, blob->data, blob->size, &index, &predicate, &ke);
+                k = cosign_keyless_verify_bundle(v->keyless, digest, blob->data, blob->size, &index, &signer, &predicate,
+                                                 &ke);
                 if (k != -ENOKEY || !v->keys) { /* else a key-based bundle: the keys' refusal says why */
                         r = k;
                         e = ke;
@@ -188,7 +204,7 @@ static int on_bundle(Verifier *v, const char *digest, const char *media_type,
                 note_refusal(f, r, error_message(&e) ? &e : &(Error) { .message = "a Sigstore bundle, and neither "
                              "images.keys nor images.keyless can verify it" });
         else if (streq_ptr(predicate, PREDICATE_COSIGN_SIGN) && keyless)
-                cosign_tally_add_identity(&f->tally, index);
+                add_identity(f, index, &signer);
         else if (streq_ptr(predicate, PREDICATE_COSIGN_SIGN))
                 cosign_tally_add(&f->tally, index);
         else if (cosign_predicate_is_sbom(predicate))
@@ -282,8 +298,11 @@ static void forget_refusals(Found *f, const Found *before) {
         f->last_refusal_r = before->last_refusal_r;
 }
 
-/* The signers into ic->signers: each key's fingerprint, each identity as "IDENTITY (ISSUER)". */
-static int record_signers(Verifier *v, const CosignTally *t, ImageCheck *ic) {
+/* The signers into ic->signers: each key's fingerprint, each identity as its certificate names
+ * it, "SAN (ISSUER)" (for an exact identity, the configured one). */
+static int record_signers(Verifier *v, const Found *f, ImageCheck *ic) {
+        const CosignTally *t = &f->tally;
+
         for (size_t i = 0; i < cosign_keyring_size(v->keys); i++)
                 if (cosign_tally_has(t, i) && strv_extend(&ic->signers, cosign_keyring_fingerprint(v->keys, i)) < 0)
                         return -ENOMEM;
@@ -292,8 +311,11 @@ static int record_signers(Verifier *v, const CosignTally *t, ImageCheck *ic) {
 
                 if (!cosign_tally_has_identity(t, i))
                         continue;
-                if (asprintf(&s, "%s (%s)", v->keyless->identities[i].identity, v->keyless->identities[i].issuer) < 0 ||
-                    strv_extend(&ic->signers, s) < 0)
+                if (f->signers[i] ? !(s = strdup(f->signers[i]))
+                                  : asprintf(&s, "%s (%s)", v->keyless->identities[i].identity,
+                                             v->keyless->identities[i].issuer) < 0)
+                        return -ENOMEM;
+                if (strv_extend(&ic->signers, s) < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -327,7 +349,7 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         _cleanup_free_ char *sig_tag = NULL, *att_tag = NULL, *digest = NULL;
         ImageRef ref = {};
         Buffer body = {};
-        Found f = {};
+        _cleanup_(found_done) Found f = {};
         Error *e = &ic->error;
         int r;
 
@@ -401,7 +423,7 @@ static int verify_one(Verifier *v, ImageCheck *ic) {
         if (r < 0 && r != -ENOENT && r != -EBADMSG)
                 return r; /* the registry could not be asked */
 
-        r = record_signers(v, &f.tally, ic);
+        r = record_signers(v, &f, ic);
         if (r < 0)
                 return r;
         ic->sbom = f.sbom;
@@ -454,6 +476,8 @@ typedef struct Trust {
         CosignKeyring *keys;
         SigstoreTrustedRoot *root;
         SigstorePolicy *identities;
+        regex_t *expressions; /* subject-regexp and issuer-regexp, compiled: n_expressions */
+        size_t n_expressions;
         CosignKeyless keyless;
 } Trust;
 
@@ -461,6 +485,24 @@ static void trust_done(Trust *t) {
         cosign_keyring_free(t->keys);
         sigstore_root_free(t->root);
         free(t->identities);
+        for (size_t i = 0; i < t->n_expressions; i++)
+                regfree(&t->expressions[i]);
+        free(t->expressions);
+}
+
+/* exact, or expr compiled into the next of t->expressions: the policy's text and regex. */
+static int trust_name(Trust *t, const char *exact, const char *expr, const char **ret_text, const regex_t **ret_re,
+                      Error *e) {
+        int r;
+
+        *ret_text = exact ?: expr;
+        if (!expr)
+                return 0;
+        r = whole_match_compile(expr, &t->expressions[t->n_expressions], e);
+        if (r < 0)
+                return r;
+        *ret_re = &t->expressions[t->n_expressions++];
+        return 0;
 }
 
 static int trust_load(const Config *c, Trust *t, Error *e) {
@@ -479,11 +521,19 @@ static int trust_load(const Config *c, Trust *t, Error *e) {
                 /* Like a key that does not load: the configuration's problem. */
                 return error_prefix(e, r == -ENOMEM || r == -ENOENT ? r : -EINVAL, "images.keyless.trusted-root");
         t->identities = calloc(n, sizeof(SigstorePolicy));
-        if (!t->identities)
+        t->expressions = calloc(2 * n, sizeof(regex_t));
+        if (!t->identities || !t->expressions)
                 return error_set(e, -ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++)
-                t->identities[i] = (SigstorePolicy) { .identity = c->images.keyless.identities[i].identity,
-                                                      .issuer = c->images.keyless.identities[i].issuer };
+        for (size_t i = 0; i < n; i++) {
+                const KeylessIdentity *id = &c->images.keyless.identities[i];
+                SigstorePolicy *p = &t->identities[i];
+
+                r = trust_name(t, id->subject, id->subject_regexp, &p->identity, &p->identity_re, e);
+                if (r >= 0)
+                        r = trust_name(t, id->issuer, id->issuer_regexp, &p->issuer, &p->issuer_re, e);
+                if (r < 0) /* the configuration was checked: only memory */
+                        return error_prefix(e, r == -ENOMEM ? r : -EINVAL, "images.keyless.identities[%zu]", i);
+        }
         t->keyless = (CosignKeyless) { .root = t->root, .identities = t->identities, .n_identities = n };
         return 0;
 }

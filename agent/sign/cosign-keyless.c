@@ -40,16 +40,17 @@ static int check_arguments(const CosignKeyless *k, const char *image_digest, Err
  * none, the first identity's verification says why it is refused (a chain, a log entry or a
  * signature that does not verify, before the identity). */
 static int verify_identities(const CosignKeyless *k, const SigstoreBundle *b, const void *data, size_t size,
-                             const uint8_t *sha256, size_t *ret_index, SigstoreVerified *ret, Error *e) {
+                             const uint8_t *sha256, size_t *ret_index, char **ret_signer, SigstoreVerified *ret,
+                             Error *e) {
         size_t n = MIN(k->n_identities, (size_t) COSIGN_IDENTITIES_MAX), i;
         SigstorePolicy p;
         int r;
 
         for (i = 0; i < n; i++)
-                if (sigstore_certificate_names(b->leaf, k->identities[i].identity, k->identities[i].issuer))
+                if (sigstore_certificate_names(b->leaf, &k->identities[i]))
                         break;
-        p = (SigstorePolicy) { .identity = k->identities[i < n ? i : 0].identity,
-                               .issuer = k->identities[i < n ? i : 0].issuer };
+        p = k->identities[i < n ? i : 0];
+        p.key = NULL;
         r = sha256 ? sigstore_verify_digest(k->root, b, &p, sha256, ret, e)
                    : sigstore_verify(k->root, b, &p, data, size, ret, e);
         if (r == -ENOMEM)
@@ -61,8 +62,11 @@ static int verify_identities(const CosignKeyless *k, const SigstoreBundle *b, co
                 sigstore_verified_done(ret);
                 return error_set(e, -EPERM, "keyless signature for no trusted identity");
         }
-        if (ret_index)
-                *ret_index = i;
+        if (ret_signer && sigstore_certificate_signer(b->leaf, &p, ret_signer) < 0) {
+                sigstore_verified_done(ret);
+                return error_set(e, -ENOMEM, "out of memory");
+        }
+        *ret_index = i;
         return 0;
 }
 
@@ -190,8 +194,9 @@ static int classic_bundle(const char *signature_b64, const char *certificate_pem
 int cosign_keyless_verify_simplesigning(const CosignKeyless *k, const char *image_digest, const char *layer_media_type,
                                         const void *payload, size_t payload_size, const char *signature_b64,
                                         const char *certificate_pem, const char *rekor_bundle,
-                                        size_t *ret_identity_index, Error *e) {
+                                        size_t *ret_identity_index, char **ret_signer, Error *e) {
         _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
+        _cleanup_free_ char *signer = NULL;
         char buf[COSIGN_PRINTABLE_SIZE];
         size_t index;
         int r;
@@ -213,18 +218,21 @@ int cosign_keyless_verify_simplesigning(const CosignKeyless *k, const char *imag
                                  COSIGN_PAYLOAD_MAX);
         r = classic_bundle(signature_b64, certificate_pem, rekor_bundle, &b, e);
         if (r >= 0)
-                r = verify_identities(k, b, payload, payload_size, NULL, &index, NULL, e);
+                r = verify_identities(k, b, payload, payload_size, NULL, &index, &signer, NULL, e);
         if (r >= 0)
                 r = cosign_check_simplesigning_payload(image_digest, payload, payload_size, e);
         if (r < 0)
                 return r;
         if (ret_identity_index)
                 *ret_identity_index = index;
+        if (ret_signer)
+                *ret_signer = TAKE_PTR(signer);
         return 0;
 }
 
 int cosign_keyless_verify_bundle(const CosignKeyless *k, const char *image_digest, const void *bundle_json,
-                                 size_t size, size_t *ret_identity_index, char **ret_predicate_type, Error *e) {
+                                 size_t size, size_t *ret_identity_index, char **ret_signer, char **ret_predicate_type,
+                                 Error *e) {
         _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
         SigstoreVerified v = {};
         uint8_t sha256[32];
@@ -243,7 +251,7 @@ int cosign_keyless_verify_bundle(const CosignKeyless *k, const char *image_diges
                 ERR_clear_error();
                 return error_set(e, -EINVAL, "the image digest does not decode");
         }
-        r = verify_identities(k, b, NULL, 0, sha256, &index, &v, e);
+        r = verify_identities(k, b, NULL, 0, sha256, &index, ret_signer, &v, e);
         if (r < 0)
                 return r;
         if (ret_identity_index)

@@ -6,7 +6,8 @@
  * timestamp), all verified offline against a pinned trusted root by sigstore_verify() (see
  * sigstore.h for the steps). What is trusted is a list of identities, each an exact SAN and an
  * exact OIDC issuer; the first one the signature verifies for is the one it counts for (in a
- * CosignTally). The two formats (shared/reference/cosign-format.md):
+ * CosignTally), and *ret_signer (when not NULL) is what the certificate names for it,
+ * "SAN (ISSUER)" (sigstore_certificate_signer()), to be freed. The two formats (shared/reference/cosign-format.md):
  *
  *   1. a classic `.sig` layer (cosign_verify_simplesigning()'s) whose annotations carry the
  *      certificate (COSIGN_ANNOTATION_CERTIFICATE, PEM) and the Rekor bundle
@@ -40,7 +41,8 @@
 #define COSIGN_IDENTITIES_MAX 64u /* CosignTally counts them in 64 bits */
 
 /* What keyless signatures are checked against. Borrowed: the caller keeps them alive. Only
- * identity and issuer of each policy are used. */
+ * identity and issuer of each policy (and their expressions, identity_re and issuer_re) are
+ * used. */
 typedef struct CosignKeyless {
         const SigstoreTrustedRoot *root;
         const SigstorePolicy *identities;
@@ -53,9 +55,10 @@ typedef struct CosignKeyless {
 int cosign_keyless_verify_simplesigning(const CosignKeyless *k, const char *image_digest, const char *layer_media_type,
                                         const void *payload, size_t payload_size, const char *signature_b64,
                                         const char *certificate_pem, const char *rekor_bundle,
-                                        size_t *ret_identity_index, Error *reterr);
+                                        size_t *ret_identity_index, char **ret_signer, Error *reterr);
 
 /* 2. bundle_json is the layer blob (at most SIGSTORE_BUNDLE_MAX). On success
  * *ret_predicate_type (when not NULL) is the statement's predicateType, to be freed. */
 int cosign_keyless_verify_bundle(const CosignKeyless *k, const char *image_digest, const void *bundle_json,
-                                 size_t size, size_t *ret_identity_index, char **ret_predicate_type, Error *reterr);
+                                 size_t size, size_t *ret_identity_index, char **ret_signer,
+                                 char **ret_predicate_type, Error *reterr);

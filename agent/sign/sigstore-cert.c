@@ -7,8 +7,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "basic/log.h"
 #include "basic/openssl-util.h"
 #include "basic/timeutil.h"
+#include "basic/whole-match.h"
 #include "sign/cosign.h"
 #include "sign/sct.h"
 #include "sign/sigstore-internal.h"
@@ -83,10 +85,13 @@ static int check_usage(X509 *leaf, Error *e) {
         return 0;
 }
 
-static bool string_is(const ASN1_STRING *s, const char *expected) {
-        size_t n = strlen(expected);
-
-        return s && (size_t) ASN1_STRING_length(s) == n && memcmp(ASN1_STRING_get0_data(s), expected, n) == 0;
+/* The n bytes at p are the policy's name: exactly text, or, with re, matched whole. */
+static bool name_is(const unsigned char *p, int n, const char *text, const regex_t *re) {
+        if (!p || n < 0)
+                return false;
+        if (re)
+                return whole_match(re, p, (size_t) n);
+        return text && (size_t) n == strlen(text) && memcmp(p, text, (size_t) n) == 0;
 }
 
 /* For a message: the string, printable, at most COSIGN_PRINTABLE_SIZE. */
@@ -99,11 +104,30 @@ static const char *printable(const unsigned char *p, int n, char buf[static COSI
         return cosign_printable(copy, buf);
 }
 
-/* A SAN of the leaf, URI or email, is the identity. */
-static int check_san(X509 *leaf, const char *identity, Error *e) {
+/* For the record: the whole string, control characters escaped (log_escape()). */
+static char *recordable(const unsigned char *p, int n) {
+        _cleanup_free_ char *copy = strndup((const char *) p, (size_t) MAX(0, MIN(n, NAME_MAX_)));
+        char *buf = malloc(4 * NAME_MAX_ + 1);
+
+        if (!copy || !buf) {
+                free(buf);
+                return NULL;
+        }
+        log_escape(buf, 4 * NAME_MAX_ + 1, copy);
+        return buf;
+}
+
+static const char *expected(const regex_t *re) {
+        return re ? "matching the expected regular expression" : "the expected";
+}
+
+/* A SAN of the leaf, URI or email, is the policy's identity; *ret_name (when not NULL) the
+ * one that is, recordable(). */
+static int check_san(X509 *leaf, const SigstorePolicy *p, char **ret_name, Error *e) {
         GENERAL_NAMES *names = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
         char buf[COSIGN_PRINTABLE_SIZE] = "", want[COSIGN_PRINTABLE_SIZE];
-        bool found = false;
+        const ASN1_IA5STRING *found = NULL;
+        int r = 0;
 
         for (int i = 0; i < sk_GENERAL_NAME_num(names) && !found; i++) {
                 const GENERAL_NAME *n = sk_GENERAL_NAME_value(names, i);
@@ -111,18 +135,21 @@ static int check_san(X509 *leaf, const char *identity, Error *e) {
                                           : n->type == GEN_EMAIL ? n->d.rfc822Name
                                                                  : NULL;
 
-                found = string_is(s, identity);
+                if (s && name_is(ASN1_STRING_get0_data(s), ASN1_STRING_length(s), p->identity, p->identity_re))
+                        found = s;
                 if (s && !buf[0])
                         printable(ASN1_STRING_get0_data(s), ASN1_STRING_length(s), buf);
         }
+        if (found && ret_name && !(*ret_name = recordable(ASN1_STRING_get0_data(found), ASN1_STRING_length(found))))
+                r = -ENOMEM;
         GENERAL_NAMES_free(names);
         ERR_clear_error();
-        if (found)
-                return 0;
+        if (found || r < 0)
+                return r;
         if (!buf[0])
                 return error_set(e, -EPERM, "the certificate names no identity (no URI or email subject alternative name)");
-        return error_set(e, -EPERM, "the certificate's identity is '%s', not the expected '%s'", buf,
-                         cosign_printable(identity, want));
+        return error_set(e, -EPERM, "the certificate's identity is '%s', not %s '%s'", buf,
+                         expected(p->identity_re), cosign_printable(p->identity, want));
 }
 
 /* The OIDC issuer: extension 1.3.6.1.4.1.57264.1.8 (a DER UTF8String), else the older .1.1
@@ -156,7 +183,8 @@ static int issuer_of(X509 *leaf, ASN1_UTF8STRING **ret_owned, const unsigned cha
         return r;
 }
 
-static int check_issuer(X509 *leaf, const char *issuer, Error *e) {
+/* The issuer is the policy's; *ret_name (when not NULL) it, recordable(). */
+static int check_issuer(X509 *leaf, const SigstorePolicy *policy, char **ret_name, Error *e) {
         ASN1_UTF8STRING *owned = NULL;
         char buf[COSIGN_PRINTABLE_SIZE], want[COSIGN_PRINTABLE_SIZE];
         const unsigned char *p = NULL;
@@ -165,17 +193,34 @@ static int check_issuer(X509 *leaf, const char *issuer, Error *e) {
         r = issuer_of(leaf, &owned, &p, &n);
         if (r == -ENOENT)
                 return error_set(e, -EPERM, "the certificate names no OIDC issuer (extension " SIGSTORE_OID_ISSUER_V2 ")");
-        if (r >= 0 && (n < 0 || (size_t) n != strlen(issuer) || memcmp(p, issuer, (size_t) n) != 0))
-                r = error_set(e, -EPERM, "the certificate's OIDC issuer is '%s', not the expected '%s'",
-                              printable(p, n, buf), cosign_printable(issuer, want));
+        if (r >= 0 && !name_is(p, n, policy->issuer, policy->issuer_re))
+                r = error_set(e, -EPERM, "the certificate's OIDC issuer is '%s', not %s '%s'", printable(p, n, buf),
+                              expected(policy->issuer_re), cosign_printable(policy->issuer, want));
         else if (r < 0)
                 r = error_set(e, -EPERM, "the certificate's OIDC issuer extension is not a UTF8String");
+        else if (ret_name && !(*ret_name = recordable(p, n)))
+                r = -ENOMEM;
         ASN1_UTF8STRING_free(owned);
         return r;
 }
 
-bool sigstore_certificate_names(X509 *leaf, const char *identity, const char *issuer) {
-        return leaf && identity && issuer && check_san(leaf, identity, NULL) >= 0 && check_issuer(leaf, issuer, NULL) >= 0;
+bool sigstore_certificate_names(X509 *leaf, const SigstorePolicy *p) {
+        return leaf && p && p->identity && p->issuer && check_san(leaf, p, NULL, NULL) >= 0 &&
+               check_issuer(leaf, p, NULL, NULL) >= 0;
+}
+
+int sigstore_certificate_signer(X509 *leaf, const SigstorePolicy *p, char **ret) {
+        _cleanup_free_ char *san = NULL, *issuer = NULL;
+        int r;
+
+        if (!sigstore_certificate_names(leaf, p))
+                return -ENOENT;
+        r = check_san(leaf, p, &san, NULL);
+        if (r >= 0)
+                r = check_issuer(leaf, p, &issuer, NULL);
+        if (r < 0)
+                return r;
+        return asprintf(ret, "%s (%s)", san, issuer) < 0 ? -ENOMEM : 0;
 }
 
 int sigstore_check_certificate(const SigstoreContext *c, Error *e) {
@@ -207,8 +252,8 @@ int sigstore_check_certificate(const SigstoreContext *c, Error *e) {
                 return error_set(e, -EPERM, "the certificate's signed certificate timestamp does not verify: %s",
                                  error_message(&se) ?: strerror(-r));
         /* Step 4. */
-        r = check_san(leaf, c->policy->identity, e);
+        r = check_san(leaf, c->policy, NULL, e);
         if (r >= 0)
-                r = check_issuer(leaf, c->policy->issuer, e);
+                r = check_issuer(leaf, c->policy, NULL, e);
         return r;
 }

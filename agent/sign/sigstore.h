@@ -20,7 +20,8 @@
  *   3. keyless: an SCT embedded in the leaf verifies with a trusted CT log (sct.h);
  *   4. keyless: the identity: a SAN of the leaf (URI or email) is exactly policy->identity, and
  *      the issuer extension (1.3.6.1.4.1.57264.1.8, else the older .1.1) exactly
- *      policy->issuer;
+ *      policy->issuer; or, for either with a compiled expression (identity_re, issuer_re), the
+ *      whole string matches it (basic/whole-match.h);
  *   5. every transparency-log entry: its log is one of the trusted root's tlogs (by logId), its
  *      body is about this signature, this certificate or key and this artifact (hashedrekord
  *      0.0.1 and 0.0.2, dsse 0.0.1, intoto 0.0.2), and its inclusion proof leads to the root
@@ -39,6 +40,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,8 +54,10 @@
 #define SIGSTORE_OID_ISSUER_V1 "1.3.6.1.4.1.57264.1.1" /* the raw string */
 
 typedef struct SigstorePolicy {
-        const char *identity; /* keyless: the certificate's SAN, exactly */
-        const char *issuer;   /* keyless: the OIDC issuer, exactly */
+        const char *identity;       /* keyless: the certificate's SAN, exactly; or identity_re's text */
+        const char *issuer;         /* keyless: the OIDC issuer, exactly; or issuer_re's text */
+        const regex_t *identity_re; /* when not NULL: the whole SAN matches it (borrowed) */
+        const regex_t *issuer_re;   /* when not NULL: the whole issuer matches it (borrowed) */
         EVP_PKEY *key;        /* managed key: the key that must have signed (borrowed) */
 } SigstorePolicy;
 
@@ -72,9 +76,14 @@ void sigstore_verified_done(SigstoreVerified *v);
 int sigstore_verify(const SigstoreTrustedRoot *root, const SigstoreBundle *bundle, const SigstorePolicy *policy,
                     const void *data, size_t size, SigstoreVerified *ret, Error *reterr);
 
-/* Whether leaf names identity and issuer exactly as step 4 requires; nothing is verified (a
- * choice among several policies, before sigstore_verify() decides). */
-bool sigstore_certificate_names(X509 *leaf, const char *identity, const char *issuer);
+/* Whether leaf names the policy's identity and issuer as step 4 requires; nothing is verified
+ * (a choice among several policies, before sigstore_verify() decides). */
+bool sigstore_certificate_names(X509 *leaf, const SigstorePolicy *policy);
+
+/* "SAN (ISSUER)" of leaf for the policy it names: the SAN that matched and the issuer, as the
+ * certificate has them, escaped for a terminal (cosign_printable()); what a deployment records
+ * as its signer. 0, -ENOENT when leaf does not name the policy, -ENOMEM. */
+int sigstore_certificate_signer(X509 *leaf, const SigstorePolicy *policy, char **ret);
 
 /* The same for an artifact known by its SHA-256 only (a container image: its manifest's
  * digest), which the bundle's DSSE statement must name as a subject. A bundle with a message

@@ -435,25 +435,43 @@ static const Case cases[] = {
           "4: repository.request-timeout: ", "unknown key" },
 
         /* images.keyless */
-        { "keyless-no-trusted-root", H "images:\n  keyless:\n    identities: [{identity: a@b.c, issuer: https://i}]\n", 0,
+        { "keyless-no-trusted-root", H "images:\n  keyless:\n    identities: [{subject: a@b.c, issuer: https://i}]\n", 0,
           "4: images.keyless.trusted-root: ", "required key is missing" },
         { "keyless-relative-root", H "images:\n  keyless:\n    trusted-root: root.json\n"
-          "    identities: [{identity: a@b.c, issuer: https://i}]\n", 0, "4: images.keyless.trusted-root: ",
+          "    identities: [{subject: a@b.c, issuer: https://i}]\n", 0, "4: images.keyless.trusted-root: ",
           "must be an absolute path" },
         { "keyless-no-identities", H "images:\n  keyless:\n    trusted-root: /r.json\n", 0,
           "4: images.keyless.identities: ", "required key is missing" },
         { "keyless-empty-identities", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities: []\n", 0,
           "5: images.keyless.identities: ", "must list at least one identity" },
-        { "keyless-no-issuer", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n      - identity: a@b.c\n",
-          0, "6: images.keyless.identities[0].issuer: ", "required key is missing" },
+        { "keyless-no-issuer", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n      - subject: a@b.c\n",
+          0, "6: images.keyless.identities[0]: ", "an identity has exactly one of issuer and issuer-regexp" },
+        { "keyless-no-subject", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n"
+          "      - issuer-regexp: https://.*\n", 0, "6: images.keyless.identities[0]: ",
+          "an identity has exactly one of subject and subject-regexp" },
+        { "keyless-subject-twice", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n"
+          "      - subject: a@b.c\n        issuer: https://i\n        subject-regexp: .*@b[.]c\n", 0,
+          "8: images.keyless.identities[0].subject-regexp: ", "an identity has exactly one of subject and subject-regexp" },
+        { "keyless-issuer-twice", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n"
+          "      - {subject: a@b.c, issuer: https://i, issuer-regexp: https://i}\n", 0,
+          "6: images.keyless.identities[0].issuer-regexp: ", "an identity has exactly one of issuer and issuer-regexp" },
+        { "keyless-bad-regexp", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n"
+          "      - {subject-regexp: \"a(b\", issuer: https://i}\n", 0,
+          "6: images.keyless.identities[0].subject-regexp: ", "not a POSIX extended regular expression" },
+        { "keyless-bad-issuer-regexp", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n"
+          "      - {subject: a@b.c, issuer-regexp: \"[z-a]\"}\n", 0,
+          "6: images.keyless.identities[0].issuer-regexp: ", "not a POSIX extended regular expression" },
+        { "keyless-identity-key", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n"
+          "      - {identity: a@b.c, issuer: https://i}\n", 0, "6: images.keyless.identities[0].identity: ",
+          "unknown key" },
         { "keyless-unknown-key", H "images:\n  keyless:\n    trusted-root: /r.json\n    identity: a@b.c\n", 0,
           "5: images.keyless.identity: ", "unknown key" },
         { "keyless-identity-unknown-key", H "images:\n  keyless:\n    trusted-root: /r.json\n    identities:\n"
-          "      - {identity: a@b.c, issuer: https://i, subject: x}\n", 0, "6: images.keyless.identities[0].subject: ",
+          "      - {subject: a@b.c, issuer: https://i, email: x}\n", 0, "6: images.keyless.identities[0].email: ",
           "unknown key" },
         { "keyless-scalar", H "images:\n  keyless: /r.json\n", 0, "3: images.keyless: ", "expected a mapping" },
         { "keyless-threshold", H "images:\n  keys: [/a]\n  keyless:\n    trusted-root: /r.json\n"
-          "    identities: [{identity: a@b.c, issuer: https://i}]\n  threshold: 3\n", 0, "7: images.threshold: ",
+          "    identities: [{subject: a@b.c, issuer: https://i}]\n  threshold: 3\n", 0, "7: images.threshold: ",
           "is 3, but only 2 keys and keyless identities are configured" },
 
         /* bundle */
@@ -603,9 +621,10 @@ static void test_keyless(_unused_ void **state) {
                                      "  keyless:\n"
                                      "    trusted-root: /etc/atticd-agent/trusted_root.json\n"
                                      "    identities:\n"
-                                     "      - identity: https://github.com/o/r/.github/workflows/w.yml@refs/heads/main\n"
+                                     "      - subject: https://github.com/o/r/.github/workflows/w.yml@refs/heads/main\n"
                                      "        issuer: https://token.actions.githubusercontent.com\n"
-                                     "      - {identity: mitr@redhat.com, issuer: https://github.com/login/oauth}\n"
+                                     "      - {subject: mitr@redhat.com, issuer: https://github.com/login/oauth}\n"
+                                     "      - {subject-regexp: \"https://github[.]com/o/.*\", issuer-regexp: \"https://.*\"}\n"
                                      "  threshold: 3\n";
         _cleanup_config_ Config *c = NULL;
         Error e = {};
@@ -613,12 +632,17 @@ static void test_keyless(_unused_ void **state) {
         assert_int_equal(config_load_buffer("k.yaml", yaml, strlen(yaml), &c, &e), 0);
         assert_true(c->images.keyless.present);
         assert_string_equal(c->images.keyless.trusted_root, "/etc/atticd-agent/trusted_root.json");
-        assert_int_equal(c->images.keyless.n_identities, 2);
-        assert_string_equal(c->images.keyless.identities[0].identity,
+        assert_int_equal(c->images.keyless.n_identities, 3);
+        assert_string_equal(c->images.keyless.identities[0].subject,
                             "https://github.com/o/r/.github/workflows/w.yml@refs/heads/main");
         assert_string_equal(c->images.keyless.identities[0].issuer, "https://token.actions.githubusercontent.com");
-        assert_string_equal(c->images.keyless.identities[1].identity, "mitr@redhat.com");
+        assert_null(c->images.keyless.identities[0].subject_regexp);
+        assert_string_equal(c->images.keyless.identities[1].subject, "mitr@redhat.com");
         assert_string_equal(c->images.keyless.identities[1].issuer, "https://github.com/login/oauth");
+        assert_null(c->images.keyless.identities[2].subject);
+        assert_null(c->images.keyless.identities[2].issuer);
+        assert_string_equal(c->images.keyless.identities[2].subject_regexp, "https://github[.]com/o/.*");
+        assert_string_equal(c->images.keyless.identities[2].issuer_regexp, "https://.*");
         assert_int_equal(c->images.threshold, 3);
         config_free(TAKE_PTR(c));
 

@@ -155,7 +155,7 @@ class ImagesTest(unittest.TestCase):
         ref = f"{self.reg.host}/cosign-signed/fulcio-rekor-1@{digest}"
 
         def keyless(identity, issuer="https://github.com/login/oauth"):
-            return {"trusted-root": str(PRODUCTION_ROOT), "identities": [{"identity": identity, "issuer": issuer}]}
+            return {"trusted-root": str(PRODUCTION_ROOT), "identities": [{"subject": identity, "issuer": issuer}]}
 
         self.deploy_base()
         before = self.state()
@@ -186,7 +186,7 @@ class ImagesTest(unittest.TestCase):
         self.deploy_base()
         self.w.commit(images={"web": f"{self.reg.host}/cosign-signed/fulcio-rekor-1@{digest}"})
         self.configure(threshold=2, keyless={"trusted-root": str(PRODUCTION_ROOT), "identities": [
-            {"identity": "mitr@redhat.com", "issuer": "https://github.com/login/oauth"}]})
+            {"subject": "mitr@redhat.com", "issuer": "https://github.com/login/oauth"}]})
         r = self.pull(3)
         self.assertIn("signed by 1 trusted signer(s) (keys and identities), 2 required", r.stderr)
         sign_classic(self.reg, "cosign-signed/fulcio-rekor-1", digest, self.key)
@@ -376,7 +376,7 @@ class ImagesTest(unittest.TestCase):
         self.w.commit(images={"web": self.ref()})
         self.image()
         self.configure(keyless={"trusted-root": str(bad),
-                                "identities": [{"identity": "a@example.org", "issuer": "https://issuer.example.org"}]})
+                                "identities": [{"subject": "a@example.org", "issuer": "https://issuer.example.org"}]})
         r = self.pull(2)
         self.assertIn("The images cannot be verified (images.keys, images.keyless)", r.stderr)
         self.assertIn(f"images.keyless.trusted-root: '{bad}'", r.stderr)

@@ -183,6 +183,41 @@ class VerifyBlobTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("Verified", r.stdout)
 
+    def test_regexp_identity(self):
+        """--certificate-identity-regexp / --certificate-oidc-issuer-regexp: the whole string must
+        match; the verdict names the certificate's identity; a pattern that matches only a part,
+        or a bad expression (exit 2), does not verify."""
+        def blob(*ident):
+            return run("verify-blob", "--bundle", self.GOOD / "bundle.sigstore.json",
+                       "--trusted-root", VECTORS / "production_trusted_root.json", *ident, "--json",
+                       VECTORS / "a.txt")
+        prefix = "https://github[.]com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.*"
+        r = blob("--certificate-identity-regexp", prefix, "--certificate-oidc-issuer-regexp",
+                 "https://token[.]actions[.]githubusercontent[.]com")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        j = json.loads(r.stdout)
+        self.assertEqual(j["identity_regexp"], prefix)
+        self.assertEqual(j["signer"], f"{DEFAULT_IDENTITY} ({DEFAULT_ISSUER})")
+        for ident, why in ((["--certificate-identity-regexp", "extremely-dangerous", "--certificate-oidc-issuer",
+                             DEFAULT_ISSUER], "not matching the expected regular expression 'extremely-dangerous'"),
+                           (["--certificate-identity-regexp", prefix, "--certificate-oidc-issuer-regexp",
+                             "https://token"], "OIDC issuer is 'https://token.actions.githubusercontent.com', not "
+                            "matching the expected regular expression 'https://token'"),
+                           (["--certificate-identity-regexp", "https://gitlab[.]com/.*", "--certificate-oidc-issuer",
+                             DEFAULT_ISSUER], "not matching")):
+            with self.subTest(ident=ident):
+                r = blob(*ident)
+                self.assertEqual(r.returncode, 3, r.stderr)
+                self.assertIn(why, json.loads(r.stdout)["reason"])
+        for ident, why in ((["--certificate-identity-regexp", "a(b", "--certificate-oidc-issuer", DEFAULT_ISSUER],
+                            "--certificate-identity-regexp: not a POSIX extended regular expression"),
+                           (["--certificate-identity", DEFAULT_IDENTITY, "--certificate-identity-regexp", ".*",
+                             "--certificate-oidc-issuer", DEFAULT_ISSUER], "excludes")):
+            with self.subTest(ident=ident):
+                r = blob(*ident)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(why, r.stderr)
+
     def test_json(self):
         r = run(*self.good("--json"))
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -339,10 +374,11 @@ class VerifyBlobTest(unittest.TestCase):
         r = run("--help")
         self.assertEqual(r.returncode, 0)
         for word in ("verify-blob", "--bundle FILE", "--trusted-root FILE", "--certificate-identity ID",
-                     "--certificate-oidc-issuer ISSUER", "--key KEY"):
+                     "--certificate-oidc-issuer ISSUER", "--key KEY", "--certificate-identity-regexp"):
             self.assertIn(word, r.stdout)
         man = (REPO / "docs" / "atticd-agent.8.scd").read_text()
-        for word in ("verify-blob", "--certificate-identity", "--certificate-oidc-issuer", "--trusted-root"):
+        for word in ("verify-blob", "--certificate-identity", "--certificate-oidc-issuer", "--trusted-root",
+                     "*--certificate-identity*[*-regexp*]", "*--certificate-oidc-issuer*[*-regexp*]"):
             self.assertIn(word, man)
 
 

@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 
 #include "basic/fileio.h"
+#include "basic/whole-match.h"
 #include "sign/cosign-keyless.h"
 #include "sign/cosign.h"
 #include "sign/sigstore-root.h"
@@ -113,7 +114,7 @@ static int verify_classic(const SigstoreTrustedRoot *root, const char *identity,
 
         return cosign_keyless_verify_simplesigning(&k, digest, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c->payload,
                                                    c->payload_size, c->signature, c->certificate, c->rekor_bundle,
-                                                   ret_index, e);
+                                                   ret_index, NULL, e);
 }
 
 static void expect_refused(int r, const Error *e, int code, const char *detail) {
@@ -159,7 +160,7 @@ static void test_classic_other_issuer(_unused_ void **state) {
 
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING,
                                                            c.payload, c.payload_size, c.signature, c.certificate,
-                                                           c.rekor_bundle, NULL, &e),
+                                                           c.rekor_bundle, NULL, NULL, &e),
                        &e, -EPERM, "OIDC issuer is 'https://github.com/login/oauth'");
         classic_done(&c);
 }
@@ -232,32 +233,32 @@ static void test_classic_malformed(_unused_ void **state) {
 
         /* No certificate: a key-based signature, not for this verifier. */
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
-                                                           c.payload_size, c.signature, NULL, c.rekor_bundle, NULL, &e),
+                                                           c.payload_size, c.signature, NULL, c.rekor_bundle, NULL, NULL, &e),
                        &e, -ENOKEY, COSIGN_ANNOTATION_CERTIFICATE);
         /* No Rekor bundle: no verified time. */
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
-                                                           c.payload_size, c.signature, c.certificate, NULL, NULL, &e),
+                                                           c.payload_size, c.signature, c.certificate, NULL, NULL, NULL, &e),
                        &e, -EPERM, "cannot be verified offline");
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
-                                                           c.payload_size, c.signature, "not PEM", c.rekor_bundle, NULL,
+                                                           c.payload_size, c.signature, "not PEM", c.rekor_bundle, NULL, NULL,
                                                            &e),
                        &e, -EBADMSG, "not a PEM certificate");
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
                                                            c.payload_size, c.signature, c.certificate,
-                                                           "{\"SignedEntryTimestamp\":\"AAAA\"}", NULL, &e),
+                                                           "{\"SignedEntryTimestamp\":\"AAAA\"}", NULL, NULL, &e),
                        &e, -EBADMSG, "Payload");
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
                                                            c.payload_size, c.signature, c.certificate,
-                                                           "{\"SignedEntryTimestamp\":\"AAAA\",\"x\":1}", NULL, &e),
+                                                           "{\"SignedEntryTimestamp\":\"AAAA\",\"x\":1}", NULL, NULL, &e),
                        &e, -EBADMSG, "x");
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_DSSE, c.payload,
                                                            c.payload_size, c.signature, c.certificate, c.rekor_bundle,
-                                                           NULL, &e),
+                                                           NULL, NULL, &e),
                        &e, -EMEDIUMTYPE, "not a simple-signing");
         k.n_identities = 0;
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
                                                            c.payload_size, c.signature, c.certificate, c.rekor_bundle,
-                                                           NULL, &e),
+                                                           NULL, NULL, &e),
                        &e, -EINVAL, "no trusted root or identity");
         classic_done(&c);
 }
@@ -278,7 +279,7 @@ static int verify_bundle(const SigstoreTrustedRoot *root, const char *identity, 
         size_t index = 99;
         int r;
 
-        r = cosign_keyless_verify_bundle(&k, digest, data, size, &index, ret_predicate, e);
+        r = cosign_keyless_verify_bundle(&k, digest, data, size, &index, NULL, ret_predicate, e);
         if (r >= 0)
                 assert_int_equal(index, 0);
         return r;
@@ -339,22 +340,100 @@ static void test_digest_needs_dsse(_unused_ void **state) {
                        "a message signature, not a DSSE envelope");
 }
 
-/* Picking the identity: the SAN (email here) and the older issuer extension, both exactly. */
+static bool names(X509 *leaf, const char *identity, const char *issuer) {
+        return sigstore_certificate_names(leaf, &(SigstorePolicy) { .identity = identity, .issuer = issuer });
+}
+
+/* identity or issuer as a regular expression (NULL: the exact one of the vector). */
+static bool names_re(X509 *leaf, const char *identity_re, const char *issuer_re) {
+        regex_t a, b;
+        SigstorePolicy p = { .identity = CLASSIC_IDENTITY, .issuer = CLASSIC_ISSUER };
+        bool ok;
+
+        if (identity_re) {
+                assert_int_equal(whole_match_compile(identity_re, &a, NULL), 0);
+                p.identity = identity_re;
+                p.identity_re = &a;
+        }
+        if (issuer_re) {
+                assert_int_equal(whole_match_compile(issuer_re, &b, NULL), 0);
+                p.issuer = issuer_re;
+                p.issuer_re = &b;
+        }
+        ok = sigstore_certificate_names(leaf, &p);
+        if (identity_re)
+                regfree(&a);
+        if (issuer_re)
+                regfree(&b);
+        return ok;
+}
+
+/* Picking the identity: the SAN (email here) and the older issuer extension, exactly or by a
+ * regular expression over the whole string; and the signer recorded for it. */
 static void test_certificate_names(_unused_ void **state) {
         Classic c = classic_read();
         BIO *bio = BIO_new_mem_buf(c.certificate, -1);
         X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        _cleanup_free_ char *signer = NULL;
+        regex_t re;
 
         assert_non_null(leaf);
-        assert_true(sigstore_certificate_names(leaf, CLASSIC_IDENTITY, CLASSIC_ISSUER));
-        assert_false(sigstore_certificate_names(leaf, "mitr@redhat.co", CLASSIC_ISSUER));
-        assert_false(sigstore_certificate_names(leaf, "mitr@redhat.com.", CLASSIC_ISSUER));
-        assert_false(sigstore_certificate_names(leaf, CLASSIC_IDENTITY, CLASSIC_ISSUER "/"));
-        assert_false(sigstore_certificate_names(leaf, CLASSIC_IDENTITY, NULL));
-        assert_false(sigstore_certificate_names(NULL, CLASSIC_IDENTITY, CLASSIC_ISSUER));
+        assert_true(names(leaf, CLASSIC_IDENTITY, CLASSIC_ISSUER));
+        assert_false(names(leaf, "mitr@redhat.co", CLASSIC_ISSUER));
+        assert_false(names(leaf, "mitr@redhat.com.", CLASSIC_ISSUER));
+        assert_false(names(leaf, CLASSIC_IDENTITY, CLASSIC_ISSUER "/"));
+        assert_false(names(leaf, CLASSIC_IDENTITY, NULL));
+        assert_false(names(NULL, CLASSIC_IDENTITY, CLASSIC_ISSUER));
+
+        assert_true(names_re(leaf, ".*@redhat[.]com", NULL));
+        assert_true(names_re(leaf, "mitr@(redhat|example)[.]com", "https://github[.]com/login/.*"));
+        assert_true(names_re(leaf, "mitr|mitr@redhat.com", NULL)); /* the longest match is the whole */
+        assert_false(names_re(leaf, "mitr", NULL));                /* a part is not enough */
+        assert_false(names_re(leaf, "redhat[.]com", NULL));
+        assert_false(names_re(leaf, ".*@example[.]com", NULL));
+        assert_false(names_re(leaf, "mitr@redhat[.]co", NULL));
+        assert_false(names_re(leaf, NULL, "https://github[.]com"));
+        assert_false(names_re(leaf, NULL, "https://accounts[.]google[.]com"));
+
+        assert_int_equal(sigstore_certificate_signer(leaf, &(SigstorePolicy) { .identity = CLASSIC_IDENTITY,
+                                                                               .issuer = CLASSIC_ISSUER }, &signer), 0);
+        assert_string_equal(signer, CLASSIC_IDENTITY " (" CLASSIC_ISSUER ")");
+        free(TAKE_PTR(signer));
+        assert_int_equal(whole_match_compile("[a-z]+@redhat[.]com", &re, NULL), 0);
+        assert_int_equal(sigstore_certificate_signer(leaf, &(SigstorePolicy) { .identity = "[a-z]+@redhat[.]com",
+                                                                               .identity_re = &re,
+                                                                               .issuer = CLASSIC_ISSUER }, &signer), 0);
+        assert_string_equal(signer, CLASSIC_IDENTITY " (" CLASSIC_ISSUER ")");
+        assert_int_equal(sigstore_certificate_signer(leaf, &(SigstorePolicy) { .identity = "x@redhat.com",
+                                                                               .issuer = CLASSIC_ISSUER }, &signer), -ENOENT);
+        regfree(&re);
         X509_free(leaf);
         BIO_free(bio);
         classic_done(&c);
+}
+
+/* The regular expression of an identity policy: the whole string, never a part; NUL bytes
+ * never match; an expression that does not compile is said so. */
+static void test_whole_match(_unused_ void **state) {
+        regex_t re;
+        Error e = {};
+
+        assert_int_equal(whole_match_compile("https://github[.]com/org/.*", &re, NULL), 0);
+        assert_true(whole_match(&re, "https://github.com/org/repo", 27));
+        assert_false(whole_match(&re, "https://evil.example/?https://github.com/org/x", 46));
+        assert_false(whole_match(&re, "https://github.com/org/repo\0x", 29));
+        assert_false(whole_match(&re, "https://github.com/org", 22));
+        regfree(&re);
+        assert_int_equal(whole_match_compile("a|ab", &re, NULL), 0);
+        assert_true(whole_match(&re, "ab", 2));
+        assert_true(whole_match(&re, "a", 1));
+        assert_false(whole_match(&re, "abc", 3));
+        regfree(&re);
+        /* Unbalanced: refused, with regerror()'s words. */
+        assert_int_equal(whole_match_compile("a)|(b", &re, &e), -EINVAL);
+        assert_non_null(strstr(e.message, "not a POSIX extended regular expression"));
+        assert_int_equal(whole_match_compile("(a", &re, &e), -EINVAL);
+        assert_int_equal(whole_match_compile(NULL, &re, &e), -EINVAL);
 }
 
 int main(void) {
@@ -369,6 +448,7 @@ int main(void) {
                 cmocka_unit_test(test_bundle_refused),
                 cmocka_unit_test(test_digest_needs_dsse),
                 cmocka_unit_test(test_certificate_names),
+                cmocka_unit_test(test_whole_match),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
