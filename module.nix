@@ -152,6 +152,60 @@ let
     };
   };
 
+  # images.keyless.identities: who may sign images keyless. The agent compares each with the
+  # signing certificate: the subject alternative name (an email or a URI) and the OIDC issuer
+  # (extension 1.3.6.1.4.1.57264.1.8), each exactly or by a regular expression. Exactly one
+  # of each pair is required; the assertions below say which identity lacks it.
+  keylessIdentity = types.submodule {
+    freeformType = format.type;
+    options = {
+      subject = nullable types.str "The certificate's subject alternative name (an email or a URI), compared exactly. Exactly one of `subject` and `subject-regexp`." {
+        example = "https://gitlab.example.org/platform/ci//.gitlab-ci.yml@refs/heads/main";
+      };
+      subject-regexp = nullable types.str ''
+        POSIX extended regular expression that the whole subject alternative name must match
+        (anchored at both ends). Exactly one of `subject` and `subject-regexp`.
+      '' { example = "https://github\\.com/example/[^/]+/\\.github/workflows/release\\.yml@refs/tags/v.*"; };
+      issuer = nullable types.str "The OIDC issuer (certificate extension 1.3.6.1.4.1.57264.1.8), compared exactly. Exactly one of `issuer` and `issuer-regexp`." {
+        example = "https://token.actions.githubusercontent.com";
+      };
+      issuer-regexp = nullable types.str ''
+        POSIX extended regular expression that the whole OIDC issuer must match (anchored at
+        both ends). Exactly one of `issuer` and `issuer-regexp`.
+      '' { example = "https://gitlab\\.example\\.(org|com)"; };
+    };
+  };
+
+  # "exactly one of NAME and NAME-regexp" for each keyless identity: assertions that name the
+  # identity by its index (from 0, as the agent's messages do).
+  keylessAssertions =
+    let
+      keyless = cfg.settings.images.keyless;
+      pair =
+        i: id: name:
+        let
+          exact = id.${name} != null;
+          regexp = id."${name}-regexp" != null;
+          at = "services.atticd-agent.settings.images.keyless.identities[${toString i}] (identity ${toString (i + 1)} of ${toString (builtins.length keyless.identities)})";
+        in
+        {
+          assertion = exact != regexp;
+          message =
+            if exact then
+              "${at} sets both ${name} and ${name}-regexp: give exactly one of them (${name}: compared exactly; ${name}-regexp: a POSIX extended regular expression over the whole value)."
+            else
+              "${at} sets neither ${name} nor ${name}-regexp: give exactly one of them (${name}: compared exactly; ${name}-regexp: a POSIX extended regular expression over the whole value).";
+        };
+    in
+    lib.optionals (keyless != null) (
+      lib.concatLists (
+        lib.imap0 (i: id: [
+          (pair i id "subject")
+          (pair i id "issuer")
+        ]) keyless.identities
+      )
+    );
+
   settingsOptions = {
     host = mkOption {
       type = types.str;
@@ -283,10 +337,47 @@ let
     };
 
     images = section "Cosign verification of the container images a revision uses." {
-      keys = nullable (types.listOf types.path) "Cosign public keys (PEM). Unset or empty: images are not verified." {
-        example = literalExpression "[ ./keys/cosign.pub ]";
-      };
-      threshold = nullable types.ints.positive "Distinct trusted keys that must have signed each image (the agent's default: 1)." { };
+      keys = nullable (types.listOf types.path) ''
+        Cosign public keys (PEM). Images are verified when `keys` or `keyless` is set; with
+        `keys` unset or empty and no `keyless`, images are not verified.
+      '' { example = literalExpression "[ ./keys/cosign.pub ]"; };
+      keyless = nullable (types.submodule {
+        freeformType = format.type;
+        options = {
+          trusted-root = mkOption {
+            type = types.path;
+            description = ''
+              The Sigstore trusted root (`trusted_root.json`: the Fulcio CAs, Rekor logs, CT
+              logs and timestamp authorities that are trusted), pinned: the agent never fetches
+              it. Public data: a path literal, copied into the nix store, is fine.
+            '';
+            example = literalExpression "./keys/trusted_root.json";
+          };
+          identities = mkOption {
+            type = types.nonEmptyListOf keylessIdentity;
+            description = ''
+              The signers whose keyless signatures count, each with exactly one of `subject`
+              and `subject-regexp` and exactly one of `issuer` and `issuer-regexp`.
+            '';
+            example = literalExpression ''
+              [
+                {
+                  issuer = "https://gitlab.example.org";
+                  subject = "https://gitlab.example.org/platform/ci//.gitlab-ci.yml@refs/heads/main";
+                }
+                {
+                  issuer = "https://token.actions.githubusercontent.com";
+                  subject-regexp = "https://github\\.com/example/[^/]+/\\.github/workflows/release\\.yml@refs/tags/v.*";
+                }
+              ]
+            '';
+          };
+        };
+      }) "Sigstore keyless verification: images signed in CI with a short-lived Fulcio certificate, checked offline against a pinned trusted root." { };
+      threshold = nullable types.ints.positive ''
+        Distinct signers that must have signed each image: each trusted key of `keys` and each
+        identity of `keyless.identities` counts once (the agent's default: 1).
+      '' { };
       registry-auth-file = nullable secretPath "Docker `config.json` with registry credentials. Kept out of the nix store." {
         example = "/run/secrets/registry-auth.json";
       };
@@ -476,7 +567,18 @@ in
             ref = "production";
             allowed-signers = ./keys/allowed_signers;
           };
-          images.keys = [ ./keys/cosign.pub ];
+          images = {
+            keys = [ ./keys/cosign.pub ];
+            keyless = {
+              trusted-root = ./keys/trusted_root.json;
+              identities = [
+                {
+                  issuer = "https://gitlab.example.org";
+                  subject = "https://gitlab.example.org/platform/ci//.gitlab-ci.yml@refs/heads/main";
+                }
+              ];
+            };
+          };
           health.checks = [ { name = "web"; http.url = "http://127.0.0.1:8080/health"; } ];
         }
       '';
@@ -663,6 +765,7 @@ in
           message = "services.atticd-agent.extraNixConfig sets access-tokens: the units' environment is in the nix store, which every user of the machine can read. Put the line in a file outside the store (e.g. config.sops.secrets.<name>.path) and write `!include FILE` instead.";
         }
       ]
+      ++ keylessAssertions
       ++ lib.mapAttrsToList (key: path: {
         assertion = path == null || !isInStore path;
         message = "services.atticd-agent.settings.${key} is '${toString path}', in the nix store, which every user of the machine can read. Give the path of a file outside the store (e.g. below /run/secrets or /etc/atticd-agent), deployed by a secrets manager.";

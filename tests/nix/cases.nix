@@ -66,6 +66,22 @@ let
     services.atticd-agent.enable = true;
     services.atticd-agent.settings.repository.url = "/srv/git/client.git";
   };
+
+  # images.keyless with these identities (and a pinned trusted root).
+  keyless = identities: {
+    services.atticd-agent.settings.images.keyless = {
+      trusted-root = "/etc/atticd-agent/trusted_root.json";
+      inherit identities;
+    };
+  };
+  gitlab = {
+    issuer = "https://gitlab.example.org";
+    subject = "https://gitlab.example.org/platform/ci//.gitlab-ci.yml@refs/heads/main";
+  };
+  github = {
+    issuer = "https://token.actions.githubusercontent.com";
+    subject-regexp = "https://github\\.com/example/[^/]+/\\.github/workflows/release\\.yml@refs/tags/v.*";
+  };
 in
 {
   full = [ full ];
@@ -188,6 +204,27 @@ in
     }
   ];
 
+  # Keyless image verification: an exact identity and one by regular expression, counted
+  # with the threshold. Not built (`config check`) yet: see check_build in check-nix.py.
+  keyless = [
+    enabled
+    (keyless [
+      gitlab
+      github
+    ])
+    { services.atticd-agent.settings.images.threshold = 2; }
+  ];
+  # A trusted root given as a path literal: public data, copied into the store, not refused.
+  keyless-store-root = [
+    enabled
+    {
+      services.atticd-agent.settings.images.keyless = {
+        trusted-root = ./cases.nix;
+        identities = [ gitlab ];
+      };
+    }
+  ];
+
   # Refused by the module's types: evaluation fails.
   wrong-type = [
     enabled
@@ -214,6 +251,15 @@ in
     { services.atticd-agent.settings.images.registry-auth-file = ./cases.nix; }
   ];
 
+  keyless-without-identities = [
+    enabled
+    (keyless [ ])
+  ];
+  keyless-without-trusted-root = [
+    enabled
+    { services.atticd-agent.settings.images.keyless.identities = [ gitlab ]; }
+  ];
+
   # Refused by assertions.
   secrets-in-store = [
     enabled
@@ -229,6 +275,25 @@ in
   nix-access-tokens = [
     enabled
     { services.atticd-agent.extraNixConfig = "extra-access-tokens = github.com=ghp_0123456789"; }
+  ];
+  # Exactly one of subject and subject-regexp, and of issuer and issuer-regexp, per identity.
+  keyless-subject-twice = [
+    enabled
+    (keyless [
+      gitlab
+      (github // { subject = "https://github.com/example/app/.github/workflows/release.yml@refs/tags/v1"; })
+    ])
+  ];
+  keyless-no-subject = [
+    enabled
+    (keyless [ { inherit (gitlab) issuer; } ])
+  ];
+  keyless-issuer-twice-and-none = [
+    enabled
+    (keyless [
+      (gitlab // { issuer-regexp = "https://gitlab\\.example\\.org"; })
+      { inherit (gitlab) subject; }
+    ])
   ];
   pull-without-url = [
     {

@@ -428,6 +428,41 @@ def check_environment(ev):
           "access token from the !include'd file" + ("" if r.returncode == 0 else f"\n{r.stderr.strip()}"))
 
 
+KEYLESS_IDENTITIES = [
+    {"issuer": "https://gitlab.example.org",
+     "subject": "https://gitlab.example.org/platform/ci//.gitlab-ci.yml@refs/heads/main"},
+    {"issuer": "https://token.actions.githubusercontent.com",
+     "subject-regexp": r"https://github\.com/example/[^/]+/\.github/workflows/release\.yml@refs/tags/v.*"},
+]
+
+
+def check_eval_keyless(ev):
+    """images.keyless: the typed options become exactly the agent's keys, nulls dropped."""
+    s, err = ev.summary("keyless")
+    if check(s is not None, "eval: images.keyless evaluates" + (f"\n{err}" if s is None else "")):
+        check(s["failedAssertions"] == [] and s["warnings"] == [],
+              f"eval: keyless: no failed assertion, no warning ({s['failedAssertions']}, {s['warnings']})")
+        c = json.loads(s["configText"])
+        check(no_nulls(c), "eval: keyless: the configuration file has no null values")
+        expected = {"keyless": {"trusted-root": "/etc/atticd-agent/trusted_root.json",
+                                "identities": KEYLESS_IDENTITIES},
+                    "threshold": 2}
+        check(c.get("images") == expected,
+              "eval: keyless: images holds exactly trusted-root and the identities (subject and issuer; "
+              "subject-regexp and issuer), and threshold" +
+              ("" if c.get("images") == expected else
+               f"\n  got      {json.dumps(c.get('images'), sort_keys=True)}\n  expected {json.dumps(expected, sort_keys=True)}"))
+
+    s, err = ev.summary("keyless-store-root")
+    if check(s is not None, "eval: images.keyless with the trusted root as a path literal evaluates" +
+             (f"\n{err}" if s is None else "")):
+        root = json.loads(s["configText"]).get("images", {}).get("keyless", {}).get("trusted-root", "")
+        check(root.startswith(ev.env["NIX_STORE_DIR"] + "/") and root.endswith("-cases.nix")
+              and s["failedAssertions"] == [],
+              f"eval: keyless: a trusted root given as a path literal is copied into the store, not refused "
+              f"({root}, {s['failedAssertions']})")
+
+
 def check_eval_cases(ev):
     s, err = ev.summary("minimal")
     if check(s is not None, "eval: a minimal configuration evaluates" + (f"\n{err}" if s is None else "")):
@@ -496,6 +531,8 @@ def check_eval_cases(ev):
               "eval: bundle-only: confirm and recheck")
         check("repository" not in json.loads(s["configText"]), "eval: bundle-only: no repository section")
 
+    check_eval_keyless(ev)
+
     s, err = ev.summary("vm-client")
     if check(s is not None, "eval: the VM test's agent configuration evaluates" + (f"\n{err}" if s is None else "")):
         check(all(t["wantedBy"] == [] for t in s["timers"].values()), "eval: vm-client: the timers are not started")
@@ -513,7 +550,11 @@ def check_eval_cases(ev):
             ("wrong-enum", "services.atticd-agent.settings.system.action", 'is not of type `one of "switch", "boot"'),
             ("http-check-without-url", "http.url", "has no value defined"),
             ("secret-path-literal", "services.atticd-agent.settings.images.registry-auth-file",
-             "never copied into the nix store")):
+             "never copied into the nix store"),
+            ("keyless-without-identities", "services.atticd-agent.settings.images.keyless.identities",
+             "is not of type `non-empty (list of"),
+            ("keyless-without-trusted-root", "services.atticd-agent.settings.images.keyless.trusted-root",
+             "has no value defined")):
         s, err = ev.summary(case)
         check(s is None and option in err and text in err,
               f"eval: {case}: evaluation fails naming {option}" + (f"\n{err.strip()}" if s is not None or text not in err else ""))
@@ -524,7 +565,12 @@ def check_eval_cases(ev):
             ("pull-without-url", ["pull.enable needs services.atticd-agent.settings.repository.url"]),
             ("nix-access-tokens", ["extraNixConfig sets access-tokens"]),
             ("extlinux-trial", ["trial-boot is true, but the boot loader (extlinux) has no one-shot entry"]),
-            ("counting-without-systemd-boot", ["bootCounting.enable needs systemd-boot"])):
+            ("counting-without-systemd-boot", ["bootCounting.enable needs systemd-boot"]),
+            ("keyless-subject-twice", ["settings.images.keyless.identities[1] (identity 2 of 2) sets both subject and subject-regexp: give exactly one"]),
+            ("keyless-no-subject", ["settings.images.keyless.identities[0] (identity 1 of 1) sets neither subject nor subject-regexp: give exactly one"]),
+            ("keyless-issuer-twice-and-none", [
+                "settings.images.keyless.identities[0] (identity 1 of 2) sets both issuer and issuer-regexp: give exactly one",
+                "settings.images.keyless.identities[1] (identity 2 of 2) sets neither issuer nor issuer-regexp: give exactly one"])):
         s, err = ev.summary(case)
         got = s["failedAssertions"] if s else []
         check(s is not None and all(any(t in a for a in got) for t in texts) and len(got) == len(texts),
@@ -622,6 +668,8 @@ def nix_version(env):
 
 
 def check_build(ev):
+    # Not the keyless cases yet: this agent binary still names the identity's SAN `identity`
+    # and has no `subject`, `subject-regexp` or `issuer-regexp` (the C side follows).
     code, out, err = ev.build("full")
     if check(code == 0, "build: the full configuration passes `atticd-agent config check`" +
              ("" if code == 0 else f"\n{err.strip()}")):
