@@ -205,7 +205,7 @@ in
   ];
 
   # Keyless image verification: an exact identity and one by regular expression, counted
-  # with the threshold. Not built (`config check`) yet: see check_build in check-nix.py.
+  # with the threshold.
   keyless = [
     enabled
     (keyless [
@@ -214,12 +214,14 @@ in
     ])
     { services.atticd-agent.settings.images.threshold = 2; }
   ];
-  # A trusted root given as a path literal: public data, copied into the store, not refused.
+  # A trusted root given as a path literal: public data, copied into the store, not refused;
+  # the build-time `config check` reads it (Sigstore's public-good root, as in
+  # shared/vectors/sigstore-conformance).
   keyless-store-root = [
     enabled
     {
       services.atticd-agent.settings.images.keyless = {
-        trusted-root = ./cases.nix;
+        trusted-root = ./trusted_root.json;
         identities = [ gitlab ];
       };
     }

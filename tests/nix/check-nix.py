@@ -457,7 +457,7 @@ def check_eval_keyless(ev):
     if check(s is not None, "eval: images.keyless with the trusted root as a path literal evaluates" +
              (f"\n{err}" if s is None else "")):
         root = json.loads(s["configText"]).get("images", {}).get("keyless", {}).get("trusted-root", "")
-        check(root.startswith(ev.env["NIX_STORE_DIR"] + "/") and root.endswith("-cases.nix")
+        check(root.startswith(ev.env["NIX_STORE_DIR"] + "/") and root.endswith("-trusted_root.json")
               and s["failedAssertions"] == [],
               f"eval: keyless: a trusted root given as a path literal is copied into the store, not refused "
               f"({root}, {s['failedAssertions']})")
@@ -668,8 +668,6 @@ def nix_version(env):
 
 
 def check_build(ev):
-    # Not the keyless cases yet: this agent binary still names the identity's SAN `identity`
-    # and has no `subject`, `subject-regexp` or `issuer-regexp` (the C side follows).
     code, out, err = ev.build("full")
     if check(code == 0, "build: the full configuration passes `atticd-agent config check`" +
              ("" if code == 0 else f"\n{err.strip()}")):
@@ -677,6 +675,10 @@ def check_build(ev):
     code, out, err = ev.build("vm-client")
     check(code == 0, "build: the VM test's configuration passes `atticd-agent config check`" +
           ("" if code == 0 else f"\n{err.strip()}"))
+    for case in ("keyless", "keyless-store-root"):
+        code, out, err = ev.build(case)
+        check(code == 0, f"build: {case}: images.keyless passes `atticd-agent config check`" +
+              ("" if code == 0 else f"\n{err.strip()}"))
     for case, text in (("unknown-key", "repository.urll: unknown key"),
                        ("check-without-kind", "health.checks[0]: one of http, tcp, systemd-units, command is required")):
         code, out, err = ev.build(case)
