@@ -1033,6 +1033,14 @@ def _push_referrer(c: OciClient, repo: str, image_digest: str, bundle: bytes, pr
     return mdigest, idigest, manifest
 
 
+def push_bundle(reg, repo: str, image_digest: str, bundle: bytes,
+                predicate_type: str = COSIGN_SIGN_PREDICATE) -> tuple[str, str, bytes]:
+    """Attach a Sigstore bundle made elsewhere (a keyless one of sigstore_instance.py) to
+    image_digest as cosign 3 does: a referrer manifest and the fallback index. Returns
+    (referrer digest, index digest, referrer manifest)."""
+    return _push_referrer(_client(reg), repo, image_digest, bundle, predicate_type)
+
+
 def _bundle_json(envelope_payload: bytes, payload_type: str, sig: bytes, key) -> bytes:
     hint = base64.b64encode(hashlib.sha256(public_key_der(key)).digest()).decode()
     return _json({"mediaType": BUNDLE_V03,
