@@ -13,7 +13,9 @@
  * CA) or names a key, not both; it has a signature, and a DSSE one its payload type; no list is
  * over its cap; every entry has a kind, a version, a body and no negative index, carries a SET
  * in a v0.1 bundle and an inclusion proof with a checkpoint from v0.2 on. A verification that
- * succeeds has a signing time. Anything refused says why. */
+ * succeeds has a signing time. Anything refused says why. The head is also parsed as a DSSE
+ * envelope on its own (sigstore_bundle_parse_envelope(), a classic attestation layer's blob):
+ * one that parses has a signature, a payload and its type. */
 
 #include <openssl/x509v3.h>
 
@@ -75,6 +77,22 @@ static void verify(const SigstoreBundle *b, const FuzzChunks *c) {
         sigstore_root_free(root);
 }
 
+static void envelope(const FuzzChunks *c) {
+        SigstoreBundle *b = calloc(1, sizeof(SigstoreBundle));
+        Error e = {};
+        int r;
+
+        if (!b)
+                return;
+        r = sigstore_bundle_parse_envelope(c->data[0], c->size[0], b, &e);
+        fuzz_report("sigstore_bundle_parse_envelope", r, &e);
+        if (r < 0 && !e.message[0])
+                fuzz_fail("sigstore_bundle_parse_envelope() failed with %d and no message", r);
+        if (r == 0 && (!b->dsse || !b->signature || !b->payload || !b->payload_type))
+                fuzz_fail("an envelope without its signature, payload or type");
+        sigstore_bundle_free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         SigstoreBundle *b = NULL;
         FuzzChunks c;
@@ -82,6 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int r;
 
         fuzz_chunks_parse(data, size, &c);
+        envelope(&c);
         r = sigstore_bundle_parse(c.data[0], c.size[0], &b, &e);
         fuzz_report("sigstore_bundle_parse", r, &e);
         if (r < 0) {

@@ -10,12 +10,10 @@
 
 #include "sign/cosign.h"
 #include "sign/cosign-keyless.h"
-#include "sign/sigstore-root.h"
 #include "oci/image-ref.h"
 #include "oci/images-internal.h"
 #include "oci/images.h"
 #include "basic/log.h"
-#include "basic/whole-match.h"
 #include "oci/oci-layout.h"
 #include "oci/registry.h"
 
@@ -160,16 +158,28 @@ static int on_simplesigning(Verifier *v, const char *digest, const char *media_t
         return 0;
 }
 
+/* A classic attestation (an SBOM counts for the image): by a trusted key, else (with a
+ * certificate annotation) by a trusted identity. */
 static int on_attestation(Verifier *v, const char *digest, const char *media_type,
                           const Buffer *blob, json_t *annotations, Found *f) {
+        const char *cert = json_str(annotations, COSIGN_ANNOTATION_CERTIFICATE);
         _cleanup_free_ char *predicate = NULL;
-        size_t key;
+        size_t index;
         Error e = {};
-        int r;
+        int r = -ENOKEY;
 
-        if (!streq(media_type, "application/vnd.dsse.envelope.v1+json") || !v->keys)
+        if (!streq(media_type, "application/vnd.dsse.envelope.v1+json"))
                 return 0;
-        r = cosign_verify_dsse_envelope(v->keys, digest, blob->data, blob->size, &key, &predicate, &e);
+        if (v->keys)
+                r = cosign_verify_dsse_envelope(v->keys, digest, blob->data, blob->size, &index, &predicate, &e);
+        if (r < 0 && v->keyless && cert) {
+                e = (Error) {};
+                r = cosign_keyless_verify_attestation(v->keyless, digest, blob->data, blob->size, cert,
+                                                      json_str(annotations, COSIGN_ANNOTATION_REKOR_BUNDLE), &index,
+                                                      NULL, &predicate, &e);
+        }
+        if (r == -ENOKEY && !error_message(&e))
+                return 0; /* nothing here could verify it: not a refusal of anything configured */
         if (r < 0)
                 note_refusal(f, r, &e);
         else if (cosign_predicate_is_sbom(predicate))
@@ -462,84 +472,8 @@ static void *worker(void *userdata) {
         return NULL;
 }
 
-bool images_verification_configured(const Config *c) {
-        return strv_length(c->images.keys) > 0 || c->images.keyless.n_identities > 0;
-}
-
-const char *images_trust_keys(const Config *c) {
-        return c->images.keyless.n_identities > 0 ? "images.keys, images.keyless" : "images.keys";
-}
-
-/* What images are verified against: the keyring of images.keys, and the trusted root and the
- * identities of images.keyless, each NULL when not configured. */
-typedef struct Trust {
-        CosignKeyring *keys;
-        SigstoreTrustedRoot *root;
-        SigstorePolicy *identities;
-        regex_t *expressions; /* subject-regexp and issuer-regexp, compiled: n_expressions */
-        size_t n_expressions;
-        CosignKeyless keyless;
-} Trust;
-
-static void trust_done(Trust *t) {
-        cosign_keyring_free(t->keys);
-        sigstore_root_free(t->root);
-        free(t->identities);
-        for (size_t i = 0; i < t->n_expressions; i++)
-                regfree(&t->expressions[i]);
-        free(t->expressions);
-}
-
-/* exact, or expr compiled into the next of t->expressions: the policy's text and regex. */
-static int trust_name(Trust *t, const char *exact, const char *expr, const char **ret_text, const regex_t **ret_re,
-                      Error *e) {
-        int r;
-
-        *ret_text = exact ?: expr;
-        if (!expr)
-                return 0;
-        r = whole_match_compile(expr, &t->expressions[t->n_expressions], e);
-        if (r < 0)
-                return r;
-        *ret_re = &t->expressions[t->n_expressions++];
-        return 0;
-}
-
-static int trust_load(const Config *c, Trust *t, Error *e) {
-        size_t n = c->images.keyless.n_identities;
-        int r;
-
-        if (strv_length(c->images.keys) > 0) {
-                r = cosign_keyring_load(c->images.keys, &t->keys, e);
-                if (r < 0)
-                        return r;
-        }
-        if (n == 0)
-                return 0;
-        r = sigstore_root_load(c->images.keyless.trusted_root, &t->root, e);
-        if (r < 0)
-                /* Like a key that does not load: the configuration's problem. */
-                return error_prefix(e, r == -ENOMEM || r == -ENOENT ? r : -EINVAL, "images.keyless.trusted-root");
-        t->identities = calloc(n, sizeof(SigstorePolicy));
-        t->expressions = calloc(2 * n, sizeof(regex_t));
-        if (!t->identities || !t->expressions)
-                return error_set(e, -ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-                const KeylessIdentity *id = &c->images.keyless.identities[i];
-                SigstorePolicy *p = &t->identities[i];
-
-                r = trust_name(t, id->subject, id->subject_regexp, &p->identity, &p->identity_re, e);
-                if (r >= 0)
-                        r = trust_name(t, id->issuer, id->issuer_regexp, &p->issuer, &p->issuer_re, e);
-                if (r < 0) /* the configuration was checked: only memory */
-                        return error_prefix(e, r == -ENOMEM ? r : -EINVAL, "images.keyless.identities[%zu]", i);
-        }
-        t->keyless = (CosignKeyless) { .root = t->root, .identities = t->identities, .n_identities = n };
-        return 0;
-}
-
 int images_verify(const Config *c, ImageSet *set, Error *e) {
-        Trust trust = {};
+        ImagesTrust trust = {};
         pthread_t threads[WORKERS_MAX];
         size_t n_threads = MIN(set->n, (size_t) WORKERS_MAX), started = 0;
         Pool pool = { .config = c, .set = set, .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -552,9 +486,9 @@ int images_verify(const Config *c, ImageSet *set, Error *e) {
                 log_warning("images.keys is empty: the %zu image(s) of this revision are not verified.", set->n);
                 return 0;
         }
-        r = trust_load(c, &trust, e);
+        r = images_trust_load(c, &trust, e);
         if (r < 0) {
-                trust_done(&trust);
+                images_trust_done(&trust);
                 return r;
         }
         pool.keys = trust.keys;
@@ -569,7 +503,7 @@ int images_verify(const Config *c, ImageSet *set, Error *e) {
                 worker(&pool);
         for (size_t i = 0; i < started; i++)
                 pthread_join(threads[i], NULL);
-        trust_done(&trust);
+        images_trust_done(&trust);
 
         /* A refusal outweighs a registry that could not be asked. */
         for (size_t i = 0; i < set->n; i++) {

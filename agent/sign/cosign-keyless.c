@@ -155,11 +155,10 @@ static int parse_rekor_bundle(const char *annotation, SigstoreTlogEntry *t, Erro
         return body_kind(t, e);
 }
 
-/* The Sigstore bundle v0.1 a classic keyless signature amounts to. */
-static int classic_bundle(const char *signature_b64, const char *certificate_pem, const char *rekor_bundle,
-                          SigstoreBundle **ret, Error *e) {
+/* The verification material of the Sigstore bundle v0.1 a classic keyless layer amounts to:
+ * the certificate and the one entry of its Rekor bundle annotation. */
+static int classic_material(const char *certificate_pem, const char *rekor_bundle, SigstoreBundle **ret, Error *e) {
         _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = calloc(1, sizeof(SigstoreBundle));
-        size_t n;
         int r;
 
         if (!b)
@@ -176,6 +175,20 @@ static int classic_bundle(const char *signature_b64, const char *certificate_pem
                 return error_set(e, -ENOMEM, "out of memory");
         b->n_entries = 1;
         r = parse_rekor_bundle(rekor_bundle, &b->entries[0], e);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(b);
+        return 0;
+}
+
+/* The Sigstore bundle v0.1 a classic keyless signature amounts to. */
+static int classic_bundle(const char *signature_b64, const char *certificate_pem, const char *rekor_bundle,
+                          SigstoreBundle **ret, Error *e) {
+        _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
+        size_t n;
+        int r;
+
+        r = classic_material(certificate_pem, rekor_bundle, &b, e);
         if (r < 0)
                 return r;
         n = strnlen(signature_b64, COSIGN_SIGNATURE_B64_MAX + 1);
@@ -230,23 +243,15 @@ int cosign_keyless_verify_simplesigning(const CosignKeyless *k, const char *imag
         return 0;
 }
 
-int cosign_keyless_verify_bundle(const CosignKeyless *k, const char *image_digest, const void *bundle_json,
-                                 size_t size, size_t *ret_identity_index, char **ret_signer, char **ret_predicate_type,
-                                 Error *e) {
-        _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
+/* A DSSE bundle (b) whose statement names the image: verified for one of the identities, the
+ * outputs as cosign_keyless_verify_bundle()'s. */
+static int verify_statement(const CosignKeyless *k, const char *image_digest, const SigstoreBundle *b,
+                            size_t *ret_identity_index, char **ret_signer, char **ret_predicate_type, Error *e) {
         SigstoreVerified v = {};
         uint8_t sha256[32];
         size_t index;
         int r;
 
-        r = check_arguments(k, image_digest, e);
-        if (r < 0)
-                return r;
-        r = sigstore_bundle_parse(bundle_json, size, &b, e);
-        if (r < 0)
-                return r;
-        if (!b->leaf)
-                return error_set(e, -ENOKEY, "the bundle is signed with a key, not keyless");
         if (!OPENSSL_hexstr2buf_ex(sha256, sizeof(sha256), NULL, image_digest + 7, '\0')) {
                 ERR_clear_error();
                 return error_set(e, -EINVAL, "the image digest does not decode");
@@ -260,4 +265,41 @@ int cosign_keyless_verify_bundle(const CosignKeyless *k, const char *image_diges
                 *ret_predicate_type = TAKE_PTR(v.predicate_type);
         sigstore_verified_done(&v);
         return 0;
+}
+
+int cosign_keyless_verify_bundle(const CosignKeyless *k, const char *image_digest, const void *bundle_json,
+                                 size_t size, size_t *ret_identity_index, char **ret_signer, char **ret_predicate_type,
+                                 Error *e) {
+        _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
+        int r;
+
+        r = check_arguments(k, image_digest, e);
+        if (r < 0)
+                return r;
+        r = sigstore_bundle_parse(bundle_json, size, &b, e);
+        if (r < 0)
+                return r;
+        if (!b->leaf)
+                return error_set(e, -ENOKEY, "the bundle is signed with a key, not keyless");
+        return verify_statement(k, image_digest, b, ret_identity_index, ret_signer, ret_predicate_type, e);
+}
+
+int cosign_keyless_verify_attestation(const CosignKeyless *k, const char *image_digest, const void *envelope_json,
+                                      size_t size, const char *certificate_pem, const char *rekor_bundle,
+                                      size_t *ret_identity_index, char **ret_signer, char **ret_predicate_type,
+                                      Error *e) {
+        _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
+        int r;
+
+        r = check_arguments(k, image_digest, e);
+        if (r < 0)
+                return r;
+        if (!certificate_pem)
+                return error_set(e, -ENOKEY, "the layer has no " COSIGN_ANNOTATION_CERTIFICATE " annotation");
+        r = classic_material(certificate_pem, rekor_bundle, &b, e);
+        if (r >= 0)
+                r = sigstore_bundle_parse_envelope(envelope_json, size, b, e);
+        if (r < 0)
+                return r;
+        return verify_statement(k, image_digest, b, ret_identity_index, ret_signer, ret_predicate_type, e);
 }

@@ -57,6 +57,15 @@ int cosign_keyless_verify_simplesigning(const CosignKeyless *k, const char *imag
                                         const char *certificate_pem, const char *rekor_bundle,
                                         size_t *ret_identity_index, char **ret_signer, Error *reterr);
 
+/* 3. A classic attestation (`cosign attest`, the .att tag): envelope_json is the layer blob, a
+ * DSSE envelope whose in-toto statement names the image's digest, with the certificate and
+ * Rekor bundle annotations as for 1 (the entry's body an intoto 0.0.2 or dsse 0.0.1 record
+ * of the envelope). *ret_predicate_type as for 2. */
+int cosign_keyless_verify_attestation(const CosignKeyless *k, const char *image_digest, const void *envelope_json,
+                                      size_t size, const char *certificate_pem, const char *rekor_bundle,
+                                      size_t *ret_identity_index, char **ret_signer, char **ret_predicate_type,
+                                      Error *reterr);
+
 /* 2. bundle_json is the layer blob (at most SIGSTORE_BUNDLE_MAX). On success
  * *ret_predicate_type (when not NULL) is the statement's predicateType, to be freed. */
 int cosign_keyless_verify_bundle(const CosignKeyless *k, const char *image_digest, const void *bundle_json,

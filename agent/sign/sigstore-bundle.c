@@ -388,14 +388,13 @@ static int parse_message_signature(json_t *root, SigstoreBundle *b, Error *e) {
         return r;
 }
 
-static int parse_envelope(json_t *root, SigstoreBundle *b, Error *e) {
-        const char *what = "dsseEnvelope";
-        json_t *env, *sigs, *sig;
+/* env: {payload, payloadType, signatures: [{sig, keyid}]}, checked to have these keys only. */
+static int parse_envelope_object(json_t *env, const char *what, SigstoreBundle *b, Error *e) {
+        char path[SIGSTORE_JSON_PATH_MAX];
+        json_t *sigs, *sig;
         int r;
 
-        r = sigstore_json_child(root, "", what, true, envelope_keys, &env, e);
-        if (r >= 0)
-                r = dup_string(env, what, "payloadType", true, 256, &b->payload_type, e);
+        r = dup_string(env, what, "payloadType", true, 256, &b->payload_type, e);
         if (r >= 0)
                 r = sigstore_json_bytes(env, what, "payload", true, SIGSTORE_BUNDLE_MAX, &b->payload, &b->payload_size, e);
         if (r >= 0)
@@ -403,15 +402,24 @@ static int parse_envelope(json_t *root, SigstoreBundle *b, Error *e) {
         if (r < 0)
                 return r;
         if (json_array_size(sigs) != 1)
-                return error_set(e, -EBADMSG, "dsseEnvelope.signatures has %zu signatures, not one",
+                return error_set(e, -EBADMSG, "%s.signatures has %zu signatures, not one", what,
                                  json_array_size(sigs));
         sig = json_array_get(sigs, 0);
-        r = sigstore_json_object(sig, "dsseEnvelope.signatures[0]", dsse_signature_keys, e);
+        sigstore_json_path(path, what, "signatures[0]", 0);
+        r = sigstore_json_object(sig, path, dsse_signature_keys, e);
         if (r >= 0)
-                r = sigstore_json_bytes(sig, "dsseEnvelope.signatures[0]", "sig", true, SIGSTORE_SIGNATURE_MAX,
-                                        &b->signature, &b->signature_size, e);
+                r = sigstore_json_bytes(sig, path, "sig", true, SIGSTORE_SIGNATURE_MAX, &b->signature,
+                                        &b->signature_size, e);
         b->dsse = true;
         return r;
+}
+
+static int parse_envelope(json_t *root, SigstoreBundle *b, Error *e) {
+        json_t *env;
+        int r;
+
+        r = sigstore_json_child(root, "", "dsseEnvelope", true, envelope_keys, &env, e);
+        return r < 0 ? r : parse_envelope_object(env, "dsseEnvelope", b, e);
 }
 
 static int parse_bundle(json_t *root, SigstoreBundle *b, Error *e) {
@@ -462,6 +470,20 @@ int sigstore_bundle_parse(const void *json, size_t size, SigstoreBundle **ret, E
                 return error_prefix(e, r, "the bundle");
         *ret = TAKE_PTR(b);
         return 0;
+}
+
+int sigstore_bundle_parse_envelope(const void *json, size_t size, SigstoreBundle *b, Error *e) {
+        json_auto_t *root = NULL;
+        int r;
+
+        if (!json || size == 0)
+                return error_set(e, -EBADMSG, "the DSSE envelope is empty");
+        if (size > SIGSTORE_BUNDLE_MAX)
+                return error_set(e, -EFBIG, "the DSSE envelope is %zu bytes, more than %u", size, SIGSTORE_BUNDLE_MAX);
+        r = cosign_json_parse(json, size, JSON_DEPTH_MAX, JSON_TOKENS_MAX, "the DSSE envelope", &root, e);
+        if (r >= 0)
+                r = sigstore_json_object(root, "the DSSE envelope", envelope_keys, e);
+        return r < 0 ? r : parse_envelope_object(root, "the DSSE envelope", b, e);
 }
 
 int sigstore_bundle_load(const char *path, SigstoreBundle **ret, Error *e) {

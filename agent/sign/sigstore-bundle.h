@@ -99,6 +99,11 @@ typedef struct SigstoreBundle {
 int sigstore_bundle_parse(const void *json, size_t size, SigstoreBundle **ret, Error *reterr);
 int sigstore_bundle_load(const char *path, SigstoreBundle **ret, Error *reterr);
 
+/* A DSSE envelope on its own ({payload, payloadType, signatures: [one {sig, keyid}]}, as a
+ * classic cosign attestation layer holds it) into b's dsse, payload_type, payload and
+ * signature, which must be unset. 0, -EBADMSG, -EFBIG, -ENOMEM. */
+int sigstore_bundle_parse_envelope(const void *json, size_t size, SigstoreBundle *b, Error *reterr);
+
 SigstoreBundle *sigstore_bundle_free(SigstoreBundle *b);
 static inline void sigstore_bundle_freep(SigstoreBundle **b) {
         sigstore_bundle_free(*b);

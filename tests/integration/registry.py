@@ -1041,6 +1041,18 @@ def push_bundle(reg, repo: str, image_digest: str, bundle: bytes,
     return _push_referrer(_client(reg), repo, image_digest, bundle, predicate_type)
 
 
+def push_classic_attestation(reg, repo: str, image_digest: str, envelope: bytes, annotations: dict) -> Signed:
+    """Push a classic attestation made elsewhere (a DSSE envelope and its layer annotations:
+    predicateType, and for a keyless one the certificate and the Rekor bundle) as one more
+    layer of sha256-<hex>.att."""
+    c = _client(reg)
+    digest = c.push_blob(repo, envelope)
+    layer = _layer_desc(DSSE_ENVELOPE, envelope, digest, {SIG_ANNOTATION: "", **annotations})
+    tag = signature_tag(image_digest, "att")
+    mdigest, manifest = _append_layer(c, repo, tag, layer, False)
+    return Signed(mdigest, tag, envelope, b"", digest, manifest)
+
+
 def _bundle_json(envelope_payload: bytes, payload_type: str, sig: bytes, key) -> bytes:
     hint = base64.b64encode(hashlib.sha256(public_key_der(key)).digest()).decode()
     return _json({"mediaType": BUNDLE_V03,

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from registry import BUNDLE_V03, COSIGN_SIGN_PREDICATE, INTOTO, dsse_pae
+from registry import BUNDLE_V03, COSIGN_SIGN_PREDICATE, INTOTO, SIG_ANNOTATION, dsse_pae, simple_signing_payload
 
 OID_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OID_ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
@@ -272,8 +272,10 @@ class Instance:
         index = len(log.leaves)
         log.leaves.append(leaf_hash(body))
         leaves = list(log.leaves)
+        kind = json.loads(body)
         entry = {"logIndex": str(index), "logId": {"keyId": b64(log.log_id)},
-                 "kindVersion": {"kind": "dsse", "version": "0.0.1"}, "integratedTime": str(integrated_time)}
+                 "kindVersion": {"kind": kind["kind"], "version": kind["apiVersion"]},
+                 "integratedTime": str(integrated_time)}
         if set_ is not None:
             sig = bytearray(_sign(log.key, canonical_json({"body": b64(body), "integratedTime": integrated_time,
                                                             "logID": log.log_id.hex(), "logIndex": index})))
@@ -331,3 +333,57 @@ class Instance:
                                "certificate": {"rawBytes": b64(cert.public_bytes(serialization.Encoding.DER))},
                                "tlogEntries": [entry]},
                            "dsseEnvelope": envelope}, separators=(",", ":")).encode()
+
+    # -- cosign 2 (and cosign 3 with --new-bundle-format=false) --
+
+    def _classic_annotations(self, cert, body: bytes, signed_at: int, set_: str | None) -> dict:
+        """The certificate, chain and Rekor bundle annotations of a classic keyless layer."""
+        entry = self.log_entry(body, signed_at, set_=set_, proof=None)
+        annotations = {"dev.sigstore.cosign/certificate": cert.public_bytes(serialization.Encoding.PEM).decode(),
+                       "dev.sigstore.cosign/chain": "".join(
+                           c.public_bytes(serialization.Encoding.PEM).decode()
+                           for c in (self.cas[0].cert, self.cas[0].root_cert))}
+        if "inclusionPromise" in entry:
+            annotations["dev.sigstore.cosign/bundle"] = json.dumps({
+                "SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
+                "Payload": {"body": entry["canonicalizedBody"], "integratedTime": signed_at,
+                            "logIndex": int(entry["logIndex"]), "logID": self.tlog.log_id.hex()}},
+                separators=(",", ":"))
+        return annotations
+
+    def classic_signature(self, image_digest: str, docker_reference: str, subject: str, issuer: str, *,
+                          signed_at: float | None = None, set_: str | None = "valid", **issue_args):
+        """(payload, annotations) of a keyless `cosign sign` in the classic format (a .sig
+        layer): a simple-signing payload, its signature, the certificate, and the Rekor
+        bundle of its hashedrekord 0.0.1 entry (set_=None: no Rekor bundle annotation)."""
+        signed_at = int(signed_at if signed_at is not None else time.time() - 60)
+        key, cert = self.issue(subject, issuer, signed_at - 60, **issue_args)
+        payload = simple_signing_payload(docker_reference, image_digest)
+        sig = _sign(key, payload)
+        body = canonical_json({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()}},
+            "signature": {"content": b64(sig), "publicKey": {
+                "content": b64(cert.public_bytes(serialization.Encoding.PEM))}}}})
+        return payload, {SIG_ANNOTATION: b64(sig), **self._classic_annotations(cert, body, signed_at, set_)}
+
+    def classic_attestation(self, image_digest: str, subject: str, issuer: str, predicate_type: str, predicate,
+                            *, signed_at: float | None = None, set_: str | None = "valid", **issue_args):
+        """(envelope, annotations) of a keyless `cosign attest` in the classic format (an .att
+        layer): an in-toto statement v0.1 in a DSSE envelope, logged as an intoto 0.0.2 entry
+        (the signature base64 twice, the certificate as the public key)."""
+        signed_at = int(signed_at if signed_at is not None else time.time() - 60)
+        key, cert = self.issue(subject, issuer, signed_at - 60, **issue_args)
+        statement = canonical_json({"_type": "https://in-toto.io/Statement/v0.1", "predicateType": predicate_type,
+                                    "subject": [{"name": "image",
+                                                 "digest": {"sha256": image_digest.split(":", 1)[1]}}],
+                                    "predicate": predicate})
+        sig = _sign(key, dsse_pae(INTOTO, statement))
+        envelope = json.dumps({"payloadType": INTOTO, "payload": b64(statement),
+                               "signatures": [{"keyid": "", "sig": b64(sig)}]}, separators=(",", ":")).encode()
+        body = canonical_json({"apiVersion": "0.0.2", "kind": "intoto", "spec": {"content": {
+            "envelope": {"payloadType": INTOTO, "signatures": [
+                {"sig": b64(b64(sig).encode()), "publicKey": b64(cert.public_bytes(serialization.Encoding.PEM))}]},
+            "hash": {"algorithm": "sha256", "value": hashlib.sha256(envelope).hexdigest()},
+            "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()}}}})
+        return envelope, {"predicateType": predicate_type,
+                          **self._classic_annotations(cert, body, signed_at, set_)}

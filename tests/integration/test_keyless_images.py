@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from world import World  # noqa: E402
-from registry import Registry, push_bundle, push_image  # noqa: E402
+from registry import (SPDX_PREDICATE, Registry, push_bundle, push_classic_attestation,  # noqa: E402
+                      push_classic_signature, push_image, spdx_document)
 from sigstore_instance import Instance  # noqa: E402
 from test_observability import events  # noqa: E402
 
@@ -200,6 +201,61 @@ class KeylessImagesTest(unittest.TestCase):
         self.pull(0)
         self.assertEqual(self.history_images()[0]["signers"],
                          [f"{SUBJECT} ({ISSUER})", f"alice@atticd.test ({ISSUER})"])
+
+    def test_classic_format(self):
+        """cosign's classic format (a .sig layer with the certificate and the Rekor bundle
+        annotations) made by the instance: accepted for the identity; another identity, no
+        Rekor bundle annotation (no provable time), a SET that does not verify and a certificate
+        expired at the proven time refused."""
+        self.deploy_base()
+
+        def classic(**kw):
+            self.n += 1
+            repo = f"app/classic{self.n}"
+            digest = push_image(self.reg, repo, "1.0", seed=f"classic-{self.n}-{time.time()}")
+            subject = kw.pop("subject", SUBJECT)
+            payload, annotations = self.sigstore.classic_signature(digest, f"{self.reg.host}/{repo}", subject,
+                                                                   ISSUER, **kw)
+            push_classic_signature(self.reg, repo, digest, payload, annotations)
+            return f"{self.reg.host}/{repo}@{digest}"
+
+        now = time.time()
+        self.assert_refused(classic(subject="someone@atticd.test"), "identity is 'someone@atticd.test'")
+        self.assert_refused(classic(set_=None), "its signing time cannot be verified offline")
+        self.assert_refused(classic(set_="tampered"), "the signed entry timestamp")
+        self.assert_refused(classic(signed_at=now - 3600, lifetime=30),
+                            "does not chain to a trusted Fulcio CA at the signing time")
+        self.w.commit(images={"svc": classic()})
+        self.pull(0)
+        self.assertEqual(self.history_images()[0]["signers"], [f"{SUBJECT} ({ISSUER})"])
+
+    def test_sbom_signed_keyless(self):
+        """images.require-sbom with keyless signers: an SPDX attestation signed keyless by a
+        listed identity satisfies it, as a cosign 3 bundle or as a classic .att layer; one by
+        an identity not listed does not (refused, nothing built)."""
+        self.deploy_base()
+        self.configure(**{"require-sbom": True})
+
+        def image(sbom: str, subject: str = SUBJECT):
+            ref, digest = self.signed_image()
+            repo = ref.split("/", 1)[1].split("@")[0]
+            if sbom == "bundle":
+                push_bundle(self.reg, repo, digest, self.sigstore.sign_image(
+                    digest, subject, ISSUER, predicate_type=SPDX_PREDICATE,
+                    statement=None), SPDX_PREDICATE)
+            else:
+                envelope, annotations = self.sigstore.classic_attestation(digest, subject, ISSUER, SPDX_PREDICATE,
+                                                                          spdx_document(repo))
+                push_classic_attestation(self.reg, repo, digest, envelope, annotations)
+            return ref
+
+        self.assert_refused(image("classic", "someone@atticd.test"), "no SBOM attestation")
+        self.assert_refused(image("bundle", "someone@atticd.test"), "no SBOM attestation")
+        for sbom in ("classic", "bundle"):
+            with self.subTest(sbom):
+                self.w.commit(images={"svc": image(sbom)})
+                self.pull(0)
+                self.assertTrue(self.history_images()[0]["sbom"])
 
     def test_verify_images_against_another_trusted_root(self):
         """After the deployment, the trusted root is replaced by another instance's: the
