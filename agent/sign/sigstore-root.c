@@ -212,10 +212,10 @@ static int parse_log(json_t *log, const char *what, TrustedLog *ret, Error *e) {
         if (id_size != sizeof(ret->key_id))
                 return error_set(e, -EBADMSG, "%s.logId.keyId is %zu bytes, not 32 (a SHA-256)", what, id_size);
         memcpy(ret->key_id, id, sizeof(ret->key_id));
-        /* Checkpoints are matched by the first 4 bytes of logId (tlog.h); a root that names
-         * another checkpoint key would be misread. */
-        if (checkpoint_id && (checkpoint_id_size < 4 || memcmp(checkpoint_id, id, 4) != 0))
-                return error_set(e, -EPROTONOSUPPORT, "%s.checkpointKeyId differs from logId.keyId: not supported", what);
+        if (checkpoint_id && checkpoint_id_size < sizeof(ret->checkpoint_key_hint))
+                return error_set(e, -EBADMSG, "%s.checkpointKeyId.keyId is %zu bytes, fewer than a key hint's %zu", what,
+                                 checkpoint_id_size, sizeof(ret->checkpoint_key_hint));
+        memcpy(ret->checkpoint_key_hint, checkpoint_id ?: id, sizeof(ret->checkpoint_key_hint));
         if (url && !(ret->base_url = strdup(url)))
                 return error_set(e, -ENOMEM, "out of memory");
         return parse_log_key(log, what, ret, e);

@@ -14,6 +14,10 @@
  *   - a log's key is decoded as its keyDetails says (PKIX ECDSA P-256/P-384/P-521, Ed25519,
  *     RSA PKCS#1 v1.5; the deprecated PKCS1_RSA_PKCS1V5 as a PKCS#1 RSAPublicKey), and must be
  *     of that type; any other key type is refused (-EPROTONOSUPPORT), not skipped;
+ *   - a log's checkpointKeyId, when given (4 to 32 bytes), is the signed-note key id its
+ *     checkpoints are signed under: its first 4 bytes are the log's checkpoint key hint
+ *     (TrustedLog.checkpoint_key_hint; without it, logId's first 4). The signature is still
+ *     verified with publicKey;
  *   - a log must say from when it is trusted (publicKey.validFor.start): a missing bound is
  *     not taken as unbounded. An authority's validFor may be absent (always trusted), but when
  *     present it has a start;

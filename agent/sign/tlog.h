@@ -27,8 +27,9 @@ int tlog_verify_inclusion(const void *body, size_t body_size, uint64_t index, ui
 
 /* The checkpoint envelope (origin line, tree size, base64 root hash, optional extension lines,
  * a blank line, then signature lines "— <name> <base64(4-byte key hint || signature)>") names
- * tree_size and root, and one of its signature lines whose key hint is log->key_id's first 4
- * bytes verifies with log->key over the note text, which is the envelope up to and including
+ * tree_size and root, and one of its signature lines whose key hint is log->checkpoint_key_hint
+ * (from the trusted root's checkpointKeyId, else its logId: sigstore-root.h) verifies with
+ * log->key over the note text, which is the envelope up to and including
  * the newline before the blank line (ECDSA with SHA-256 — or the curve's own hash for P-384
  * and P-521 —, RSA PKCS#1 v1.5 with SHA-256, or Ed25519). Lines of other signers (witnesses'
  * cosignatures, or another key of the same name) are ignored, wherever they stand; neither the
