@@ -21,9 +21,13 @@ typedef struct TrustedAuthority {
         char *uri;          /* for messages */
 } TrustedAuthority;
 
-/* A transparency log (Rekor) or a certificate transparency log. */
+/* A transparency log (Rekor) or a certificate transparency log. A log whose key is of a type
+ * this verifier does not support is listed all the same, with no key: key is NULL and
+ * unsupported names the type (its keyDetails), so that an entry or an SCT of that log is
+ * refused for that reason rather than as one of a log the root does not list. */
 typedef struct TrustedLog {
-        EVP_PKEY *key;
+        EVP_PKEY *key;     /* NULL exactly when unsupported is set */
+        char *unsupported; /* keyDetails of a key type not supported ("PKIX_RSA_PSS_2048_SHA256"), or NULL */
         /* logId.keyId: SHA-256 of the DER SubjectPublicKeyInfo (RFC 6962), or for a Rekor v2
          * log's Ed25519 key its signed-note key id, SHA-256(name || "\n" || 0x01 || key). SCTs
          * and entries are matched by all 32 bytes. */
