@@ -2,10 +2,11 @@
 /* Sigstore trusted roots (trusted_root.json): sigstore_root_parse() (agent/sign/sigstore-root.c).
  * The input is the file.
  *
- * What must hold for a root that parses (sigstore-root.h): every log has a key and a start
- * (logs may not be trusted from the beginning of time), every window ends after it starts,
- * every authority has a chain of 1 to SIGSTORE_ROOT_CHAIN_MAX certificates, no list is over its
- * cap, and each log is found by its own logId. A root that does not parse says why. */
+ * What must hold for a root that parses (sigstore-root.h): every log has either a key or the
+ * name of its key type that is not supported, and a start (logs may not be trusted from the
+ * beginning of time), every window ends after it starts, every authority has a chain of 1 to
+ * SIGSTORE_ROOT_CHAIN_MAX certificates, no list is over its cap, and each log is found by its
+ * own logId. A root that does not parse says why. */
 
 #include "basic/macro.h"
 #include "fuzz-common.h"
@@ -15,8 +16,8 @@ static void check_logs(const TrustedLog *logs, size_t n, const char *what) {
         if (n > SIGSTORE_ROOT_ENTRIES_MAX)
                 fuzz_fail("%zu %s, more than %u", n, what, SIGSTORE_ROOT_ENTRIES_MAX);
         for (size_t i = 0; i < n; i++) {
-                if (!logs[i].key)
-                        fuzz_fail("%s[%zu] has no key", what, i);
+                if (!logs[i].key == !logs[i].unsupported)
+                        fuzz_fail("%s[%zu] has %s", what, i, logs[i].key ? "a key and an unsupported type" : "no key");
                 if (logs[i].valid_from <= 0)
                         fuzz_fail("%s[%zu] has no start", what, i);
                 if (logs[i].valid_until != 0 && logs[i].valid_until < logs[i].valid_from)

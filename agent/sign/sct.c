@@ -145,6 +145,11 @@ static int sct_check(const SCT *sct, const Precert *pc, const TrustedLog *logs, 
                 if (memcmp(logs[i].key_id, id, 32) != 0)
                         continue;
                 known = true;
+                if (!logs[i].key) {
+                        (void) error_set(e, -EPERM, "log %s uses a key type this verifier does not support (%s)", hex,
+                                         strna(logs[i].unsupported));
+                        continue;
+                }
                 if (!trusted_window_contains(logs[i].valid_from, logs[i].valid_until, (time_t) (ms / 1000))) {
                         (void) error_set(e, -EPERM, "log %s ('%s'): its timestamp (%" PRIu64 " ms) lies outside the window in "
                                   "which the trusted root trusts the log", hex, strna(logs[i].base_url), ms);

@@ -16,8 +16,9 @@
  * computed from it) verifies with one of the n logs, matched by log id (TrustedLog.key_id, all
  * 32 bytes), and its timestamp (in ms; compared in whole seconds, the end inclusive) lies in
  * that log's window. Version 1 SCTs over a precertificate only, signed ECDSA or RSA with
- * SHA-256 by a key of that type (RFC 6962); SCTs of logs that are not trusted are skipped (an
- * SCT's time is not compared with the clock). Returns 0; -EBADMSG when leaf embeds no SCT
+ * SHA-256 by a key of that type (RFC 6962); SCTs of logs that are not trusted, or that the
+ * root lists with a key type not supported (TrustedLog.unsupported: reterr names it), are
+ * skipped (an SCT's time is not compared with the clock). Returns 0; -EBADMSG when leaf embeds no SCT
  * list, more than one, more than SCT_LIST_MAX SCTs, or a list that does not parse; -EPERM
  * when none verifies (reterr says why, for each SCT); -EINVAL when leaf or issuer is NULL;
  * -ENOMEM. */

@@ -57,6 +57,7 @@ static const char *const root_keys[] = { "mediaType", "tlogs", "certificateAutho
 
 static void trusted_log_done(TrustedLog *l) {
         EVP_PKEY_free(l->key);
+        free(l->unsupported);
         free(l->base_url);
 }
 
@@ -85,12 +86,15 @@ SigstoreTrustedRoot *sigstore_root_free(SigstoreTrustedRoot *r) {
 }
 
 const TrustedLog *sigstore_root_find_log(const TrustedLog *logs, size_t n, const uint8_t *key_id, size_t size) {
+        const TrustedLog *found = NULL;
+
         if (size != sizeof(logs->key_id))
                 return NULL;
-        for (size_t i = 0; i < n; i++)
-                if (memcmp(logs[i].key_id, key_id, size) == 0)
-                        return &logs[i];
-        return NULL;
+        /* One with a key first: a log listed twice, once with a key type not supported. */
+        for (size_t i = 0; i < n && !(found && found->key); i++)
+                if (memcmp(logs[i].key_id, key_id, size) == 0 && (!found || logs[i].key))
+                        found = &logs[i];
+        return found;
 }
 
 /* validFor: {start, end}; start required when the range is there (or always, when required). */
@@ -140,7 +144,8 @@ bad:
         return -EBADMSG;
 }
 
-/* publicKey: {rawBytes, keyDetails, validFor} */
+/* publicKey: {rawBytes, keyDetails, validFor}. A key of a type not in key_details is not
+ * decoded: the log is kept without a key, and its type in ret->unsupported (sigstore-trust.h). */
 static int parse_log_key(json_t *log, const char *what, TrustedLog *ret, Error *e) {
         char path[SIGSTORE_JSON_PATH_MAX], buf[COSIGN_PRINTABLE_SIZE];
         _cleanup_free_ uint8_t *der = NULL;
@@ -160,14 +165,17 @@ static int parse_log_key(json_t *log, const char *what, TrustedLog *ret, Error *
         for (size_t i = 0; i < ELEMENTSOF(key_details) && !d; i++)
                 if (streq(key_details[i].name, details))
                         d = &key_details[i];
-        if (!d)
-                return error_set(e, -EPROTONOSUPPORT,
-                                 "%s.keyDetails is %s: not supported (ECDSA P-256, P-384, P-521, Ed25519, RSA PKCS#1 v1.5)",
-                                 path, cosign_printable(details, buf));
+        if (details[0] == 0)
+                return error_set(e, -EBADMSG, "%s.keyDetails is empty", path);
         r = sigstore_json_bytes(key, path, "rawBytes", true, SIGSTORE_KEY_MAX, &der, &size, e);
         if (r < 0)
                 return r;
-        if (key_decode(d, der, size, &ret->key) < 0)
+        if (!d) {
+                /* Printable: it goes into messages. */
+                ret->unsupported = strdup(cosign_printable(details, buf));
+                if (!ret->unsupported)
+                        return error_set(e, -ENOMEM, "out of memory");
+        } else if (key_decode(d, der, size, &ret->key) < 0)
                 return error_set(e, -EBADMSG, "%s.rawBytes is not a %s key", path, d->name);
         /* A log without a start would be trusted for anything it ever signed. */
         return parse_window(key, path, true, &ret->valid_from, &ret->valid_until, e);
@@ -212,10 +220,10 @@ static int parse_log(json_t *log, const char *what, TrustedLog *ret, Error *e) {
         if (id_size != sizeof(ret->key_id))
                 return error_set(e, -EBADMSG, "%s.logId.keyId is %zu bytes, not 32 (a SHA-256)", what, id_size);
         memcpy(ret->key_id, id, sizeof(ret->key_id));
-        /* Checkpoints are matched by the first 4 bytes of logId (tlog.h); a root that names
-         * another checkpoint key would be misread. */
-        if (checkpoint_id && (checkpoint_id_size < 4 || memcmp(checkpoint_id, id, 4) != 0))
-                return error_set(e, -EPROTONOSUPPORT, "%s.checkpointKeyId differs from logId.keyId: not supported", what);
+        if (checkpoint_id && checkpoint_id_size < sizeof(ret->checkpoint_key_hint))
+                return error_set(e, -EBADMSG, "%s.checkpointKeyId.keyId is %zu bytes, fewer than a key hint's %zu", what,
+                                 checkpoint_id_size, sizeof(ret->checkpoint_key_hint));
+        memcpy(ret->checkpoint_key_hint, checkpoint_id ?: id, sizeof(ret->checkpoint_key_hint));
         if (url && !(ret->base_url = strdup(url)))
                 return error_set(e, -ENOMEM, "out of memory");
         return parse_log_key(log, what, ret, e);

@@ -13,7 +13,19 @@
  *     is an error, as is a value of the wrong type;
  *   - a log's key is decoded as its keyDetails says (PKIX ECDSA P-256/P-384/P-521, Ed25519,
  *     RSA PKCS#1 v1.5; the deprecated PKCS1_RSA_PKCS1V5 as a PKCS#1 RSAPublicKey), and must be
- *     of that type; any other key type is refused (-EPROTONOSUPPORT), not skipped;
+ *     of that type. A log with another keyDetails (RSA-PSS, LMS, ML-DSA, a name not known
+ *     here) is skipped, as sigstore-python does (sigstore-go refuses the root), so that a
+ *     root that adds such a log still loads: it is listed with no key and its keyDetails in
+ *     TrustedLog.unsupported (sigstore-trust.h), and what names it is refused for that
+ *     reason. The rest of such a log is read as strictly (keys, logId, rawBytes as base64,
+ *     validFor); a missing or empty keyDetails is malformed. A root may so be left without a
+ *     usable log (or list none): it loads, and every verification that needs a log refuses;
+ *   - a log's checkpointKeyId, when given (4 to 32 bytes), is the signed-note key id its
+ *     checkpoints are signed under: its first 4 bytes are the log's checkpoint key hint
+ *     (TrustedLog.checkpoint_key_hint; without it, logId's first 4). The signature is still
+ *     verified with publicKey;
+ *   - an authority's certificates are parsed whatever their key type (one that OpenSSL cannot
+ *     use fails the chain verification, not the load);
  *   - a log must say from when it is trusted (publicKey.validFor.start): a missing bound is
  *     not taken as unbounded. An authority's validFor may be absent (always trusted), but when
  *     present it has a start;
@@ -22,8 +34,8 @@
  *     own first and the root last.
  *
  * Errors: -EMEDIUMTYPE (another media type), -EFBIG (over a cap), -EBADMSG (malformed),
- * -EPROTONOSUPPORT (a key type not supported), -ENOMEM; sigstore_root_load() also the
- * -errno of reading the file. reterr says what and where. */
+ * -EPROTONOSUPPORT (a log's hashAlgorithm other than SHA2_256), -ENOMEM; sigstore_root_load()
+ * also the -errno of reading the file. reterr says what and where. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -62,5 +74,6 @@ static inline void sigstore_root_freep(SigstoreTrustedRoot **r) {
         sigstore_root_free(*r);
 }
 
-/* The log of the n whose logId.keyId is key_id, or NULL. */
+/* The log of the n whose logId.keyId is key_id, or NULL; one with a key before one without
+ * (TrustedLog.unsupported), which the caller must refuse with its reason. */
 const TrustedLog *sigstore_root_find_log(const TrustedLog *logs, size_t n, const uint8_t *key_id, size_t size);

@@ -44,16 +44,22 @@ int sigstore_digest(const char *algorithm, const void *data, size_t size, uint8_
         return -EPROTONOSUPPORT;
 }
 
-/* The entry's log among the trusted root's Rekor logs, or a refusal naming its logId. */
+/* The entry's log among the trusted root's Rekor logs, or a refusal naming its logId: a log not
+ * listed, or one listed with a key type not supported. */
 static int find_log(const SigstoreContext *c, const SigstoreTlogEntry *t, const char *what, const TrustedLog **ret,
                     Error *e) {
+        const TrustedLog *log;
         char hex[2 * 64 + 1];
 
-        *ret = sigstore_root_find_log(c->root->tlogs, c->root->n_tlogs, t->log_id, t->log_id_size);
-        if (*ret)
-                return 0;
+        log = sigstore_root_find_log(c->root->tlogs, c->root->n_tlogs, t->log_id, t->log_id_size);
         hex_encode(t->log_id, MIN(t->log_id_size, (size_t) 64), hex);
-        return error_set(e, -EPERM, "%s is from a log that the trusted root does not list (logId %s)", what, hex);
+        if (!log)
+                return error_set(e, -EPERM, "%s is from a log that the trusted root does not list (logId %s)", what, hex);
+        if (!log->key)
+                return error_set(e, -EPERM, "%s: log %s uses a key type this verifier does not support (%s)", what, hex,
+                                 strna(log->unsupported));
+        *ret = log;
+        return 0;
 }
 
 static const char *log_name(const TrustedLog *log) {

@@ -14,7 +14,7 @@
 #include "sign/tlog.h"
 
 #define EM_DASH_SPACE "\xe2\x80\x94 " /* "— ", which opens a signature line */
-#define KEY_HINT_SIZE 4
+#define KEY_HINT_SIZE 4 /* TrustedLog.checkpoint_key_hint */
 
 /* ---- Merkle trees (RFC 9162 2.1) ---- */
 
@@ -250,6 +250,7 @@ static int signature_line_parse(const char *line, size_t n, uint8_t **ret, size_
 static int checkpoint_find_signature(const Checkpoint *c, const TrustedLog *log, Error *e) {
         const char *p = c->sigs, *end = c->sigs + c->sigs_size, *line;
         size_t n, lines = 0, hinted = 0;
+        char hint[2 * KEY_HINT_SIZE + 1];
         bool verified = false;
         int r;
 
@@ -263,7 +264,7 @@ static int checkpoint_find_signature(const Checkpoint *c, const TrustedLog *log,
                 r = signature_line_parse(line, n, &raw, &raw_size, e);
                 if (r < 0)
                         return r;
-                if (verified || memcmp(raw, log->key_id, KEY_HINT_SIZE) != 0)
+                if (verified || memcmp(raw, log->checkpoint_key_hint, KEY_HINT_SIZE) != 0)
                         continue; /* another signer's (a witness's cosignature) */
                 hinted++;
                 verified = log_key_verify(log->key, c->text, c->text_size, raw + KEY_HINT_SIZE, raw_size - KEY_HINT_SIZE);
@@ -272,8 +273,8 @@ static int checkpoint_find_signature(const Checkpoint *c, const TrustedLog *log,
                 return 0;
         if (hinted == 0)
                 return error_set(e, -EPERM, "checkpoint: none of its %zu signature lines is by the key of log '%s' "
-                                 "(key hint %02x%02x%02x%02x)", lines, strna(log->base_url), log->key_id[0],
-                                 log->key_id[1], log->key_id[2], log->key_id[3]);
+                                 "(key hint %s)", lines, strna(log->base_url),
+                                 hex_encode(log->checkpoint_key_hint, KEY_HINT_SIZE, hint));
         return error_set(e, -EPERM, "checkpoint: its signature by the key of log '%s' does not verify", strna(log->base_url));
 }
 

@@ -27,8 +27,9 @@ int tlog_verify_inclusion(const void *body, size_t body_size, uint64_t index, ui
 
 /* The checkpoint envelope (origin line, tree size, base64 root hash, optional extension lines,
  * a blank line, then signature lines "— <name> <base64(4-byte key hint || signature)>") names
- * tree_size and root, and one of its signature lines whose key hint is log->key_id's first 4
- * bytes verifies with log->key over the note text, which is the envelope up to and including
+ * tree_size and root, and one of its signature lines whose key hint is log->checkpoint_key_hint
+ * (from the trusted root's checkpointKeyId, else its logId: sigstore-root.h) verifies with
+ * log->key over the note text, which is the envelope up to and including
  * the newline before the blank line (ECDSA with SHA-256 — or the curve's own hash for P-384
  * and P-521 —, RSA PKCS#1 v1.5 with SHA-256, or Ed25519). Lines of other signers (witnesses'
  * cosignatures, or another key of the same name) are ignored, wherever they stand; neither the
@@ -36,7 +37,8 @@ int tlog_verify_inclusion(const void *body, size_t body_size, uint64_t index, ui
  * the signature binds the whole note to the key. Every signature line must be well formed.
  * Returns 0; -EBADMSG when it does not parse (over TLOG_CHECKPOINT_MAX bytes, a control
  * character, no root hash, no signature line, ...); -EPERM when no line verifies or it names
- * another tree; -EINVAL for a missing argument. */
+ * another tree; -EINVAL for a missing argument (a log without a key among them: one of a key
+ * type not supported, TrustedLog.unsupported). */
 int tlog_verify_checkpoint(const char *envelope, size_t size, const TrustedLog *log, uint64_t tree_size,
                            const uint8_t root[TLOG_HASH_SIZE], Error *reterr);
 
@@ -46,6 +48,6 @@ int tlog_verify_checkpoint(const char *envelope, size_t size, const TrustedLog *
  * global index (tlogEntries[].logIndex, not inclusionProof.logIndex), and integrated_time lies
  * in the log's window (trusted_window_contains()). Returns 0; -EPERM when it does not verify
  * or the time is outside the window; -EINVAL for a negative time or index, a body over
- * TLOG_BODY_MAX or a missing argument. */
+ * TLOG_BODY_MAX or a missing argument (as for tlog_verify_checkpoint()). */
 int tlog_verify_set(const TrustedLog *log, const void *body, size_t body_size, int64_t integrated_time,
                     int64_t log_index, const void *set, size_t set_size, Error *reterr);

@@ -134,6 +134,13 @@ static inline void vec_log(json_t *j, TrustedLog *ret) {
         id = vec_get_b64(j, "logId.keyId", &id_size);
         assert_int_equal(id_size, sizeof(ret->key_id));
         memcpy(ret->key_id, id, id_size);
+        if (vec_get(j, "checkpointKeyId.keyId")) {
+                _cleanup_free_ uint8_t *hint = vec_get_b64(j, "checkpointKeyId.keyId", &id_size);
+
+                assert_true(id_size >= sizeof(ret->checkpoint_key_hint));
+                memcpy(ret->checkpoint_key_hint, hint, sizeof(ret->checkpoint_key_hint));
+        } else
+                memcpy(ret->checkpoint_key_hint, ret->key_id, sizeof(ret->checkpoint_key_hint));
         vec_window(vec_get(j, "publicKey.validFor"), &ret->valid_from, &ret->valid_until);
         ret->base_url = strdup(vec_str(j, "baseUrl"));
 }

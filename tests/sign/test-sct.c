@@ -207,6 +207,18 @@ static void test_log(void **state) {
         log.key = c.trust.tlogs[1].key;
         assert_int_equal(EVP_PKEY_get_base_id(log.key), EVP_PKEY_ED25519);
         assert_int_equal(verify(&c, c.leaf, &log, 1, &e), -EPERM);
+
+        /* The right id, listed with a key type not supported: skipped, and said so. */
+        log = *right;
+        log.key = NULL;
+        log.unsupported = (char *) "PKIX_RSA_PSS_2048_SHA256";
+        assert_int_equal(verify(&c, c.leaf, &log, 1, &e), -EPERM);
+        assert_non_null(strstr(e.message, "uses a key type this verifier does not support (PKIX_RSA_PSS_2048_SHA256)"));
+        {
+                TrustedLog two[2] = { log, *right };
+
+                assert_int_equal(verify(&c, c.leaf, two, 2, &e), 0);
+        }
         cert_done(&c);
 }
 

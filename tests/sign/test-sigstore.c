@@ -3,8 +3,9 @@
  * trusted root and bundle of the conformance vectors parses (or is refused by the parser, for
  * the cases that the parser must refuse), and hostile edits of them are refused with the
  * right code and a message that names the field: unknown media types and keys, truncation,
- * oversize, bad base64, wrong types, negative numbers, the client rules. The verification
- * itself is tested end to end by tests/integration/test_verify_blob.py. */
+ * oversize, bad base64, wrong types, negative numbers, the client rules. A root with logs of
+ * key types not supported loads, and conformance bundles verify with it unless they need such
+ * a log. The verification itself is tested end to end by tests/integration/test_verify_blob.py. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include "sign/sigstore-bundle.h"
 #include "sign/sigstore-json.h"
 #include "sign/sigstore-root.h"
+#include "sign/sigstore.h"
 
 #define VECTORS SHARED_VECTORS_DIR "/../sigstore-conformance/"
 #define CASES VECTORS "cases/"
@@ -22,6 +24,13 @@
 #define HAPPY_V03 CASES "happy-path-v0.3/bundle.sigstore.json"
 #define DSSE_V03 CASES "dsse-invalid-sig_fail/bundle.sigstore.json"
 #define REKOR2 CASES "rekor2-timestamp-without-embedded-cert/bundle.sigstore.json"
+#define REKOR2_ROOT CASES "rekor2-timestamp-without-embedded-cert/trusted_root.json"
+#define ARTIFACT VECTORS "a.txt"
+#define IDENTITY "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/" \
+                 "extremely-dangerous-oidc-beacon.yml@refs/heads/main"
+#define ISSUER "https://token.actions.githubusercontent.com"
+#define REKOR_LOG_ID "c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d" /* production's v1 log */
+#define NOT_SUPPORTED "uses a key type this verifier does not support"
 
 static json_t *load(const char *path) {
         json_error_t jerr;
@@ -367,9 +376,6 @@ static void test_root_logs(void **state) {
         json_object_del(at(j, "tlogs", "0", "publicKey", NULL), "validFor");
         expect_root(j, -EBADMSG, "tlogs[0].publicKey has no \"validFor\"");
         j = load(PRODUCTION_ROOT);
-        json_object_set_new(at(j, "ctlogs", "1", "publicKey", NULL), "keyDetails", json_string("ML_DSA_65"));
-        expect_root(j, -EPROTONOSUPPORT, "ctlogs[1].publicKey.keyDetails is ML_DSA_65: not supported");
-        j = load(PRODUCTION_ROOT);
         json_object_set_new(at(j, "tlogs", "1", "publicKey", NULL), "keyDetails", json_string("PKIX_ECDSA_P256_SHA_256"));
         expect_root(j, -EBADMSG, "tlogs[1].publicKey.rawBytes is not a PKIX_ECDSA_P256_SHA_256 key");
         j = load(PRODUCTION_ROOT);
@@ -385,8 +391,8 @@ static void test_root_logs(void **state) {
         json_object_set_new(at(j, "tlogs", "0", "publicKey", "validFor", NULL), "end", json_string("2020-01-01T00:00:00Z"));
         expect_root(j, -EBADMSG, "ends before it starts");
         j = load(PRODUCTION_ROOT);
-        json_object_set_new(at(j, "tlogs", "0", NULL), "checkpointKeyId", json_pack("{s:s}", "keyId", "AAAAAA=="));
-        expect_root(j, -EPROTONOSUPPORT, "checkpointKeyId differs");
+        json_object_set_new(at(j, "tlogs", "0", NULL), "checkpointKeyId", json_pack("{s:s}", "keyId", "AAAA"));
+        expect_root(j, -EBADMSG, "tlogs[0].checkpointKeyId.keyId is 3 bytes, fewer than a key hint's 4");
         j = load(PRODUCTION_ROOT);
         json_object_set_new(at(j, "tlogs", "0", NULL), "baseURL", json_string("x"));
         expect_root(j, -EBADMSG, "tlogs[0] has an unknown key \"baseURL\"");
@@ -408,6 +414,177 @@ static void test_root_authorities(void **state) {
         j = load(PRODUCTION_ROOT);
         json_object_del(at(j, "certificateAuthorities", "0", NULL), "validFor");
         expect_root(j, 0, NULL);
+}
+
+/* ---- Logs of key types not supported ---- */
+
+/* A copy of j's list[index] with keyDetails details and a logId of 32 bytes id, appended. */
+static void add_log(json_t *j, const char *list, const char *index, const char *details, uint8_t id) {
+        json_t *log = json_deep_copy(at(j, list, index, NULL));
+        uint8_t raw[32];
+        char b64[64];
+
+        assert_non_null(log);
+        memset(raw, id, sizeof(raw));
+        assert_int_equal(EVP_EncodeBlock((unsigned char *) b64, raw, sizeof(raw)), 44);
+        json_object_set_new(at(log, "publicKey", NULL), "keyDetails", json_string(details));
+        json_object_set_new(at(log, "logId", NULL), "keyId", json_string(b64));
+        assert_int_equal(json_array_append_new(at(j, list, NULL), log), 0);
+}
+
+static void set_details(json_t *j, const char *list, const char *index, const char *details) {
+        json_object_set_new(at(j, list, index, "publicKey", NULL), "keyDetails", json_string(details));
+}
+
+static SigstoreTrustedRoot *root_from_json(json_t *j) {
+        _cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
+        SigstoreTrustedRoot *t = NULL;
+        Error e = {};
+
+        assert_non_null(text);
+        if (sigstore_root_parse(text, strlen(text), &t, &e) < 0)
+                fail_msg("%s", e.message);
+        json_decref(j);
+        return t;
+}
+
+/* The production root, its Rekor v1 log (the conformance bundles') of a key type not supported. */
+static json_t *root_rekor_unsupported(void) {
+        json_t *j = load(PRODUCTION_ROOT);
+
+        set_details(j, "tlogs", "0", "PKIX_RSA_PSS_2048_SHA256");
+        return j;
+}
+
+static void test_root_unsupported_logs(void **state) {
+        _cleanup_(sigstore_root_freep) SigstoreTrustedRoot *t = NULL;
+        uint8_t id[32];
+        json_t *j = load(PRODUCTION_ROOT);
+
+        add_log(j, "tlogs", "0", "PKIX_RSA_PSS_2048_SHA256", 0x11);
+        add_log(j, "tlogs", "1", "PKIX_SOMETHING_NEW", 0x22);
+        set_details(j, "ctlogs", "1", "ML_DSA_65");
+        t = root_from_json(j);
+        assert_int_equal(t->n_tlogs, 4);
+        assert_int_equal(t->n_ctlogs, 2);
+        for (size_t i = 0; i < 2; i++) {
+                assert_non_null(t->tlogs[i].key);
+                assert_null(t->tlogs[i].unsupported);
+        }
+        assert_null(t->tlogs[2].key);
+        assert_string_equal(t->tlogs[2].unsupported, "PKIX_RSA_PSS_2048_SHA256");
+        assert_int_equal(t->tlogs[2].valid_from, 1610452407);
+        assert_string_equal(t->tlogs[2].base_url, "https://rekor.sigstore.dev");
+        assert_null(t->tlogs[3].key);
+        assert_string_equal(t->tlogs[3].unsupported, "PKIX_SOMETHING_NEW");
+        memset(id, 0x11, sizeof(id));
+        assert_ptr_equal(sigstore_root_find_log(t->tlogs, t->n_tlogs, id, sizeof(id)), &t->tlogs[2]);
+        assert_non_null(t->ctlogs[0].key);
+        assert_null(t->ctlogs[1].key);
+        assert_string_equal(t->ctlogs[1].unsupported, "ML_DSA_65");
+        t = sigstore_root_free(t);
+
+        /* A log listed twice, first with a key type not supported: the one with a key is found. */
+        j = load(PRODUCTION_ROOT);
+        assert_int_equal(json_array_insert_new(at(j, "tlogs", NULL), 0, json_deep_copy(at(j, "tlogs", "0", NULL))), 0);
+        set_details(j, "tlogs", "0", "LMS_SHA256");
+        t = root_from_json(j);
+        assert_null(t->tlogs[0].key);
+        assert_ptr_equal(sigstore_root_find_log(t->tlogs, t->n_tlogs, t->tlogs[0].key_id, 32), &t->tlogs[1]);
+
+        /* Not one usable log: it loads (what needs a log is refused, test_verify_unsupported_logs). */
+        j = root_rekor_unsupported();
+        set_details(j, "tlogs", "1", "ML_DSA_87");
+        set_details(j, "ctlogs", "0", "ML_DSA_87");
+        set_details(j, "ctlogs", "1", "ML_DSA_87");
+        expect_root(j, 0, NULL);
+
+        /* The rest of such a log is read as strictly as any. */
+        j = root_rekor_unsupported();
+        json_object_del(at(j, "tlogs", "0", "publicKey", NULL), "keyDetails");
+        expect_root(j, -EBADMSG, "tlogs[0].publicKey has no \"keyDetails\"");
+        j = root_rekor_unsupported();
+        set_details(j, "tlogs", "0", "");
+        expect_root(j, -EBADMSG, "tlogs[0].publicKey.keyDetails is empty");
+        j = root_rekor_unsupported();
+        json_object_set_new(at(j, "tlogs", "0", "publicKey", NULL), "keyDetails", json_integer(7));
+        expect_root(j, -EBADMSG, "tlogs[0].publicKey.keyDetails is not a string");
+        j = root_rekor_unsupported();
+        json_object_set_new(at(j, "tlogs", "0", "publicKey", NULL), "rawBytes", json_string("MFkw!"));
+        expect_root(j, -EBADMSG, "tlogs[0].publicKey.rawBytes is not valid base64");
+        j = root_rekor_unsupported();
+        json_object_del(at(j, "tlogs", "0", "publicKey", NULL), "rawBytes");
+        expect_root(j, -EBADMSG, "tlogs[0].publicKey has no \"rawBytes\"");
+        j = root_rekor_unsupported();
+        json_object_del(at(j, "tlogs", "0", "publicKey", NULL), "validFor");
+        expect_root(j, -EBADMSG, "tlogs[0].publicKey has no \"validFor\"");
+        j = root_rekor_unsupported();
+        json_object_set_new(at(j, "tlogs", "0", "logId", NULL), "keyId", json_string("AAAA"));
+        expect_root(j, -EBADMSG, "tlogs[0].logId.keyId is 3 bytes, not 32");
+        j = root_rekor_unsupported();
+        json_object_set_new(at(j, "tlogs", "0", "publicKey", NULL), "keyDetail", json_string("x"));
+        expect_root(j, -EBADMSG, "tlogs[0].publicKey has an unknown key \"keyDetail\"");
+}
+
+/* A conformance case's bundle, verified with the root j (consumed) against a.txt. */
+static int verify_case(const char *name, json_t *j, Error *e) {
+        _cleanup_(sigstore_root_freep) SigstoreTrustedRoot *t = root_from_json(j);
+        _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
+        _cleanup_free_ char *data = NULL;
+        SigstorePolicy p = { .identity = IDENTITY, .issuer = ISSUER };
+        char path[512];
+        size_t size;
+
+        (void) snprintf(path, sizeof(path), CASES "%s/bundle.sigstore.json", name);
+        if (sigstore_bundle_load(path, &b, e) < 0)
+                fail_msg("%s: %s", path, e->message);
+        assert_int_equal(read_full_file(ARTIFACT, 1024 * 1024, &data, &size), 0);
+        return sigstore_verify(t, b, &p, data, size, NULL, e);
+}
+
+static void expect_verify(const char *name, json_t *j, int code, const char *message) {
+        Error e = {};
+        int r = verify_case(name, j, &e);
+
+        if (r != code || (message && !strstr(e.message, message)))
+                fail_msg("%s: expected %d '%s', got %d '%s'", name, code, message ? message : "", r, e.message);
+}
+
+static void test_verify_unsupported_logs(void **state) {
+        json_t *j = load(PRODUCTION_ROOT);
+
+        /* Logs the bundle does not need, of key types not supported: it verifies. */
+        add_log(j, "tlogs", "0", "PKIX_RSA_PSS_2048_SHA256", 0x11);
+        add_log(j, "tlogs", "1", "PKIX_SOMETHING_NEW", 0x22);
+        add_log(j, "ctlogs", "1", "ML_DSA_44", 0x33);
+        expect_verify("happy-path-v0.3", j, 0, NULL);
+        j = load(REKOR2_ROOT);
+        add_log(j, "tlogs", "1", "LMS_SHA256", 0x44);
+        expect_verify("rekor2-timestamp-without-embedded-cert", j, 0, NULL);
+
+        /* The entry's log: refused as such, not as a log the root does not list. */
+        expect_verify("happy-path-v0.3", root_rekor_unsupported(), -EPERM,
+                      "log " REKOR_LOG_ID " " NOT_SUPPORTED " (PKIX_RSA_PSS_2048_SHA256)");
+        j = load(REKOR2_ROOT);
+        set_details(j, "tlogs", "1", "PKIX_SOMETHING_NEW");
+        expect_verify("rekor2-timestamp-without-embedded-cert", j, -EPERM, NOT_SUPPORTED " (PKIX_SOMETHING_NEW)");
+
+        /* The SCT's log. */
+        j = load(PRODUCTION_ROOT);
+        set_details(j, "ctlogs", "0", "ML_DSA_65");
+        set_details(j, "ctlogs", "1", "ML_DSA_65");
+        expect_verify("happy-path-v0.3", j, -EPERM, NOT_SUPPORTED " (ML_DSA_65)");
+
+        /* No usable log and no timestamp authority: no time can be proven, and that is said. */
+        j = root_rekor_unsupported();
+        set_details(j, "tlogs", "1", "ML_DSA_87");
+        json_object_del(j, "timestampAuthorities");
+        expect_verify("happy-path-v0.3", j, -EPERM, "log " REKOR_LOG_ID " " NOT_SUPPORTED);
+        j = load(REKOR2_ROOT);
+        set_details(j, "tlogs", "0", "ML_DSA_87");
+        set_details(j, "tlogs", "1", "ML_DSA_87");
+        json_object_del(j, "timestampAuthorities");
+        expect_verify("rekor2-timestamp-without-embedded-cert", j, -EPERM, "no verified signing time");
 }
 
 /* ---- Times ---- */
@@ -467,6 +644,8 @@ int main(void) {
                 cmocka_unit_test(test_root_media_type_and_size),
                 cmocka_unit_test(test_root_logs),
                 cmocka_unit_test(test_root_authorities),
+                cmocka_unit_test(test_root_unsupported_logs),
+                cmocka_unit_test(test_verify_unsupported_logs),
                 cmocka_unit_test(test_times),
         };
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Transparency-log proofs (agent/sign/tlog.c) against the Sigstore conformance vectors: real
  * Rekor v1 and v2 inclusion proofs, checkpoints (ECDSA and Ed25519, with witness cosignatures)
- * and signed entry timestamps; then each of them tampered with, which must fail. Inclusion
+ * and signed entry timestamps; then each of them tampered with, which must fail; a checkpoint
+ * key (checkpointKeyId) other than the log id picks the signature line. Inclusion
  * proofs also against every leaf of small trees built here from RFC 9162's definitions. */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "sign/sigstore-root.h"
 #include "sign/tlog.h"
 #include "sigstore-vectors.h"
 
@@ -372,6 +374,72 @@ static void test_checkpoint_tampered_ed25519(void **state) {
         entry_done(&e);
 }
 
+/* The envelope with the key hint of name's signature line set to hint (the signature is over
+ * the note text, not the hint: it still verifies). */
+static char *rehinted(const char *envelope, const char *name, const uint8_t hint[static 4]) {
+        _cleanup_free_ uint8_t *raw = NULL;
+        _cleanup_free_ char *b64 = NULL, *encoded = NULL;
+        char line[128], *copy = strdup(envelope), *at, *end;
+        size_t size;
+
+        assert_non_null(copy);
+        (void) snprintf(line, sizeof(line), "\n\xe2\x80\x94 %s ", name);
+        at = strstr(copy, line);
+        assert_non_null(at);
+        at += strlen(line);
+        end = strchr(at, '\n');
+        assert_non_null(end);
+        b64 = strndup(at, (size_t) (end - at));
+        raw = vec_b64(b64, &size);
+        assert_true(size > 4);
+        memcpy(raw, hint, 4);
+        encoded = malloc(strlen(b64) + 1);
+        assert_int_equal(EVP_EncodeBlock((unsigned char *) encoded, raw, (int) size), (int) strlen(b64));
+        memcpy(at, encoded, strlen(b64));
+        return copy;
+}
+
+/* A log whose checkpoints are signed under checkpointKeyId's hint, not logId's. */
+static void test_checkpoint_key_id(void **state) {
+        static const uint8_t hint[4] = { 0xab, 0xcd, 0xef, 0x01 };
+        _cleanup_(sigstore_root_freep) SigstoreTrustedRoot *t = NULL;
+        _cleanup_free_ char *moved = NULL, *text = NULL;
+        json_t *j = vec_json(PRODUCTION_ROOT);
+        uint8_t id[32] = { 0xab, 0xcd, 0xef, 0x01, 0x02 };
+        char b64[64];
+        TrustedLog log;
+        Error err = {};
+        Entry e;
+
+        entry_load("happy-path-v0.3", &e);
+        moved = rehinted(e.envelope, "rekor.sigstore.dev", hint);
+
+        /* tlog_verify_checkpoint() matches the lines against checkpoint_key_hint alone. */
+        log = *e.log;
+        memcpy(log.checkpoint_key_hint, hint, sizeof(hint));
+        assert_int_equal(checkpoint(&e, moved, strlen(moved), &log, &err), 0);
+        assert_int_equal(checkpoint(&e, e.envelope, strlen(e.envelope), &log, &err), -EPERM);
+        assert_non_null(strstr(err.message, "(key hint abcdef01)"));
+        assert_int_equal(checkpoint(&e, moved, strlen(moved), e.log, &err), -EPERM);
+        assert_non_null(strstr(err.message, "(key hint c0d23d6a)"));
+
+        /* The trusted root gives it from checkpointKeyId, else from logId. */
+        assert_int_equal(EVP_EncodeBlock((unsigned char *) b64, id, sizeof(id)), 44);
+        json_object_set_new(vec_get(j, "tlogs.0"), "checkpointKeyId", json_pack("{s:s}", "keyId", b64));
+        text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (sigstore_root_parse(text, strlen(text), &t, &err) < 0)
+                fail_msg("%s", err.message);
+        assert_memory_equal(t->tlogs[0].key_id, e.log->key_id, sizeof(e.log->key_id));
+        assert_memory_equal(t->tlogs[0].checkpoint_key_hint, hint, sizeof(hint));
+        assert_memory_equal(t->tlogs[1].checkpoint_key_hint, t->tlogs[1].key_id, 4);
+        assert_memory_equal(t->ctlogs[0].checkpoint_key_hint, t->ctlogs[0].key_id, 4);
+        assert_int_equal(checkpoint(&e, moved, strlen(moved), &t->tlogs[0], &err), 0);
+        assert_int_equal(checkpoint(&e, e.envelope, strlen(e.envelope), &t->tlogs[0], &err), -EPERM);
+        assert_non_null(strstr(err.message, "none of its 1 signature lines"));
+        entry_done(&e);
+}
+
 static void test_set_vectors(void **state) {
         static const char *const cases[] = {
                 "happy-path-v0.1",
@@ -457,6 +525,7 @@ int main(void) {
                 cmocka_unit_test(test_checkpoint_fail_cases),
                 cmocka_unit_test(test_checkpoint_tampered),
                 cmocka_unit_test(test_checkpoint_tampered_ed25519),
+                cmocka_unit_test(test_checkpoint_key_id),
                 cmocka_unit_test(test_set_vectors),
                 cmocka_unit_test(test_set_tampered),
         };
