@@ -60,6 +60,13 @@ static const char *json_str(json_t *o, const char *key) {
         return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* The keyless annotations of a layer. */
+static CosignKeylessLayer keyless_layer(json_t *annotations) {
+        return (CosignKeylessLayer) { .certificate = json_str(annotations, COSIGN_ANNOTATION_CERTIFICATE),
+                                      .rekor_bundle = json_str(annotations, COSIGN_ANNOTATION_REKOR_BUNDLE),
+                                      .rfc3161_timestamp = json_str(annotations, COSIGN_ANNOTATION_RFC3161_TIMESTAMP) };
+}
+
 /* The layers of a signature manifest: calls fn with each layer's media type, blob (at most
  * blob_max bytes: what the verifier takes for that kind, COSIGN_PAYLOAD_MAX for a
  * simple-signing payload, COSIGN_DOCUMENT_MAX for a bundle or an envelope, which may carry
@@ -124,7 +131,7 @@ static int for_each_layer(Verifier *v, const char *digest, const char *manifest_
 static int on_simplesigning(Verifier *v, const char *digest, const char *media_type,
                             const Buffer *blob, json_t *annotations, Found *f) {
         const char *sig = json_str(annotations, COSIGN_ANNOTATION_SIGNATURE);
-        const char *cert = json_str(annotations, COSIGN_ANNOTATION_CERTIFICATE);
+        CosignKeylessLayer layer = keyless_layer(annotations);
         _cleanup_free_ char *signer = NULL;
         size_t index;
         Error e = {};
@@ -141,18 +148,17 @@ static int on_simplesigning(Verifier *v, const char *digest, const char *media_t
                         return 0;
                 }
         }
-        if (v->keyless && cert) {
+        if (v->keyless && layer.certificate) {
                 e = (Error) {};
                 r = cosign_keyless_verify_simplesigning(v->keyless, digest, media_type, blob->data, blob->size, sig,
-                                                        cert, json_str(annotations, COSIGN_ANNOTATION_REKOR_BUNDLE),
-                                                        &index, &signer, &e);
+                                                        &layer, &index, &signer, &e);
                 if (r >= 0) {
                         add_identity(f, index, &signer);
                         return 0;
                 }
         }
         if (r == -ENOKEY)
-                (void) error_set(&e, r, cert ? "a keyless signature (with a certificate), and images.keyless is not set"
+                (void) error_set(&e, r, layer.certificate ? "a keyless signature (with a certificate), and images.keyless is not set"
                                              : "a signature by a key, and images.keys is empty");
         note_refusal(f, r, &e);
         return 0;
@@ -162,7 +168,7 @@ static int on_simplesigning(Verifier *v, const char *digest, const char *media_t
  * certificate annotation) by a trusted identity. */
 static int on_attestation(Verifier *v, const char *digest, const char *media_type,
                           const Buffer *blob, json_t *annotations, Found *f) {
-        const char *cert = json_str(annotations, COSIGN_ANNOTATION_CERTIFICATE);
+        CosignKeylessLayer layer = keyless_layer(annotations);
         _cleanup_free_ char *predicate = NULL;
         size_t index;
         Error e = {};
@@ -172,10 +178,9 @@ static int on_attestation(Verifier *v, const char *digest, const char *media_typ
                 return 0;
         if (v->keys)
                 r = cosign_verify_dsse_envelope(v->keys, digest, blob->data, blob->size, &index, &predicate, &e);
-        if (r < 0 && v->keyless && cert) {
+        if (r < 0 && v->keyless && layer.certificate) {
                 e = (Error) {};
-                r = cosign_keyless_verify_attestation(v->keyless, digest, blob->data, blob->size, cert,
-                                                      json_str(annotations, COSIGN_ANNOTATION_REKOR_BUNDLE), &index,
+                r = cosign_keyless_verify_attestation(v->keyless, digest, blob->data, blob->size, &layer, &index,
                                                       NULL, &predicate, &e);
         }
         if (r == -ENOKEY && !error_message(&e))

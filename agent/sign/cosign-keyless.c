@@ -12,6 +12,7 @@
 #include "basic/strutil.h"
 #include "sign/cosign-keyless.h"
 #include "sign/cosign.h"
+#include "sign/rfc3161.h"
 #include "sign/sigstore-json.h"
 #include "sign/tlog.h"
 
@@ -23,6 +24,7 @@
 
 static const char *const rekor_bundle_keys[] = { "SignedEntryTimestamp", "Payload", NULL };
 static const char *const rekor_payload_keys[] = { "body", "integratedTime", "logIndex", "logID", NULL };
+static const char *const rfc3161_keys[] = { "SignedRFC3161Timestamp", NULL };
 
 static int check_arguments(const CosignKeyless *k, const char *image_digest, Error *e) {
         char buf[COSIGN_PRINTABLE_SIZE];
@@ -115,19 +117,28 @@ static int body_kind(SigstoreTlogEntry *t, Error *e) {
 }
 
 /* The COSIGN_ANNOTATION_REKOR_BUNDLE annotation as the one entry of a v0.1 bundle. */
+/* A JSON annotation of at most max bytes: an object of these keys only. */
+static int parse_annotation(const char *annotation, const char *what, size_t max, const char *const *keys,
+                            json_t **ret, Error *e) {
+        size_t n = strnlen(annotation, max + 1);
+        int r;
+
+        if (n > max)
+                return error_set(e, -EFBIG, "%s is larger than %zu bytes", what, max);
+        r = cosign_json_parse(annotation, n, REKOR_BUNDLE_DEPTH_MAX, REKOR_BUNDLE_TOKENS_MAX, what, ret, e);
+        if (r >= 0)
+                r = sigstore_json_object(*ret, what, keys, e);
+        return r;
+}
+
 static int parse_rekor_bundle(const char *annotation, SigstoreTlogEntry *t, Error *e) {
         static const char what[] = "the " COSIGN_ANNOTATION_REKOR_BUNDLE " annotation";
-        size_t n = strnlen(annotation, COSIGN_REKOR_BUNDLE_MAX + 1);
         json_auto_t *root = NULL;
         json_t *payload = NULL;
         const char *log_id = NULL;
         int r;
 
-        if (n > COSIGN_REKOR_BUNDLE_MAX)
-                return error_set(e, -EFBIG, "%s is larger than %u bytes", what, COSIGN_REKOR_BUNDLE_MAX);
-        r = cosign_json_parse(annotation, n, REKOR_BUNDLE_DEPTH_MAX, REKOR_BUNDLE_TOKENS_MAX, what, &root, e);
-        if (r >= 0)
-                r = sigstore_json_object(root, what, rekor_bundle_keys, e);
+        r = parse_annotation(annotation, what, COSIGN_REKOR_BUNDLE_MAX, rekor_bundle_keys, &root, e);
         if (r >= 0)
                 r = sigstore_json_bytes(root, what, "SignedEntryTimestamp", true, TLOG_SET_MAX, &t->set, &t->set_size, e);
         if (r >= 0)
@@ -153,6 +164,23 @@ static int parse_rekor_bundle(const char *annotation, SigstoreTlogEntry *t, Erro
                 return error_set(e, -EBADMSG, "%s: the logID does not decode", what);
         }
         return body_kind(t, e);
+}
+
+/* The COSIGN_ANNOTATION_RFC3161_TIMESTAMP annotation as the one timestamp of a bundle. */
+static int parse_rfc3161_annotation(const char *annotation, SigstoreBundle *b, Error *e) {
+        static const char what[] = "the " COSIGN_ANNOTATION_RFC3161_TIMESTAMP " annotation";
+        json_auto_t *root = NULL;
+        int r;
+
+        r = parse_annotation(annotation, what, COSIGN_RFC3161_ANNOTATION_MAX, rfc3161_keys, &root, e);
+        if (r < 0)
+                return r;
+        b->timestamps = calloc(1, sizeof(SigstoreBlob));
+        if (!b->timestamps)
+                return error_set(e, -ENOMEM, "out of memory");
+        b->n_timestamps = 1;
+        return sigstore_json_bytes(root, what, "SignedRFC3161Timestamp", true, RFC3161_TOKEN_MAX,
+                                   &b->timestamps[0].data, &b->timestamps[0].size, e);
 }
 
 /* The verification material of the Sigstore bundle v0.1 a classic keyless layer amounts to:
@@ -182,13 +210,14 @@ static int classic_material(const char *certificate_pem, const char *rekor_bundl
 }
 
 /* The Sigstore bundle v0.1 a classic keyless signature amounts to. */
-static int classic_bundle(const char *signature_b64, const char *certificate_pem, const char *rekor_bundle,
-                          SigstoreBundle **ret, Error *e) {
+static int classic_bundle(const char *signature_b64, const CosignKeylessLayer *layer, SigstoreBundle **ret, Error *e) {
         _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
         size_t n;
         int r;
 
-        r = classic_material(certificate_pem, rekor_bundle, &b, e);
+        r = classic_material(layer->certificate, layer->rekor_bundle, &b, e);
+        if (r >= 0 && layer->rfc3161_timestamp)
+                r = parse_rfc3161_annotation(layer->rfc3161_timestamp, b, e);
         if (r < 0)
                 return r;
         n = strnlen(signature_b64, COSIGN_SIGNATURE_B64_MAX + 1);
@@ -206,8 +235,8 @@ static int classic_bundle(const char *signature_b64, const char *certificate_pem
 
 int cosign_keyless_verify_simplesigning(const CosignKeyless *k, const char *image_digest, const char *layer_media_type,
                                         const void *payload, size_t payload_size, const char *signature_b64,
-                                        const char *certificate_pem, const char *rekor_bundle,
-                                        size_t *ret_identity_index, char **ret_signer, Error *e) {
+                                        const CosignKeylessLayer *layer, size_t *ret_identity_index, char **ret_signer,
+                                        Error *e) {
         _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
         _cleanup_free_ char *signer = NULL;
         char buf[COSIGN_PRINTABLE_SIZE];
@@ -221,7 +250,7 @@ int cosign_keyless_verify_simplesigning(const CosignKeyless *k, const char *imag
                 return error_set(e, -EMEDIUMTYPE,
                                  "the layer's media type is '%s', not a simple-signing signature (" COSIGN_MEDIA_TYPE_SIMPLESIGNING ")",
                                  cosign_printable(layer_media_type, buf));
-        if (!certificate_pem)
+        if (!layer || !layer->certificate)
                 return error_set(e, -ENOKEY, "the layer has no " COSIGN_ANNOTATION_CERTIFICATE " annotation");
         if (!payload || payload_size == 0 || !signature_b64)
                 return error_set(e, -EBADMSG, "the signature layer's payload or " COSIGN_ANNOTATION_SIGNATURE
@@ -229,7 +258,7 @@ int cosign_keyless_verify_simplesigning(const CosignKeyless *k, const char *imag
         if (payload_size > COSIGN_PAYLOAD_MAX)
                 return error_set(e, -EFBIG, "the signature layer's payload is %zu bytes, more than %u", payload_size,
                                  COSIGN_PAYLOAD_MAX);
-        r = classic_bundle(signature_b64, certificate_pem, rekor_bundle, &b, e);
+        r = classic_bundle(signature_b64, layer, &b, e);
         if (r >= 0)
                 r = verify_identities(k, b, payload, payload_size, NULL, &index, &signer, NULL, e);
         if (r >= 0)
@@ -285,18 +314,17 @@ int cosign_keyless_verify_bundle(const CosignKeyless *k, const char *image_diges
 }
 
 int cosign_keyless_verify_attestation(const CosignKeyless *k, const char *image_digest, const void *envelope_json,
-                                      size_t size, const char *certificate_pem, const char *rekor_bundle,
-                                      size_t *ret_identity_index, char **ret_signer, char **ret_predicate_type,
-                                      Error *e) {
+                                      size_t size, const CosignKeylessLayer *layer, size_t *ret_identity_index,
+                                      char **ret_signer, char **ret_predicate_type, Error *e) {
         _cleanup_(sigstore_bundle_freep) SigstoreBundle *b = NULL;
         int r;
 
         r = check_arguments(k, image_digest, e);
         if (r < 0)
                 return r;
-        if (!certificate_pem)
+        if (!layer || !layer->certificate)
                 return error_set(e, -ENOKEY, "the layer has no " COSIGN_ANNOTATION_CERTIFICATE " annotation");
-        r = classic_material(certificate_pem, rekor_bundle, &b, e);
+        r = classic_material(layer->certificate, layer->rekor_bundle, &b, e);
         if (r >= 0)
                 r = sigstore_bundle_parse_envelope(envelope_json, size, b, e);
         if (r < 0)

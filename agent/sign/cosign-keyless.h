@@ -36,8 +36,10 @@
 
 #define COSIGN_ANNOTATION_CERTIFICATE "dev.sigstore.cosign/certificate"
 #define COSIGN_ANNOTATION_REKOR_BUNDLE "dev.sigstore.cosign/bundle"
+#define COSIGN_ANNOTATION_RFC3161_TIMESTAMP "dev.sigstore.cosign/rfc3161timestamp"
 #define COSIGN_CERTIFICATE_PEM_MAX (32u * 1024u)
 #define COSIGN_REKOR_BUNDLE_MAX (256u * 1024u)
+#define COSIGN_RFC3161_ANNOTATION_MAX (128u * 1024u)
 #define COSIGN_IDENTITIES_MAX 64u /* CosignTally counts them in 64 bits */
 
 /* What keyless signatures are checked against. Borrowed: the caller keeps them alive. Only
@@ -49,22 +51,30 @@ typedef struct CosignKeyless {
         size_t n_identities;
 } CosignKeyless;
 
-/* 1. payload is the layer blob; the three strings are the layer's annotations (signature_b64
- * as for cosign_verify_simplesigning(); certificate_pem NULL: -ENOKEY; rekor_bundle NULL: a
- * refusal, no signing time can be proven offline). */
+/* The annotations of a classic keyless layer (NULL: absent). */
+typedef struct CosignKeylessLayer {
+        const char *certificate;       /* COSIGN_ANNOTATION_CERTIFICATE (PEM); NULL: -ENOKEY */
+        const char *rekor_bundle;      /* COSIGN_ANNOTATION_REKOR_BUNDLE; NULL: refused, no log entry */
+        const char *rfc3161_timestamp; /* COSIGN_ANNOTATION_RFC3161_TIMESTAMP ({"SignedRFC3161Timestamp":
+                                        * base64 DER}): one more signing time, over the raw signature */
+} CosignKeylessLayer;
+
+/* 1. payload is the layer blob; signature_b64 (as for cosign_verify_simplesigning()) and
+ * layer are its annotations. A Rekor bundle is required even with a timestamp: the log entry
+ * is what makes a signature with a stolen identity visible to its owner. */
 int cosign_keyless_verify_simplesigning(const CosignKeyless *k, const char *image_digest, const char *layer_media_type,
                                         const void *payload, size_t payload_size, const char *signature_b64,
-                                        const char *certificate_pem, const char *rekor_bundle,
-                                        size_t *ret_identity_index, char **ret_signer, Error *reterr);
+                                        const CosignKeylessLayer *layer, size_t *ret_identity_index, char **ret_signer,
+                                        Error *reterr);
 
 /* 3. A classic attestation (`cosign attest`, the .att tag): envelope_json is the layer blob, a
  * DSSE envelope whose in-toto statement names the image's digest, with the certificate and
- * Rekor bundle annotations as for 1 (the entry's body an intoto 0.0.2 or dsse 0.0.1 record
- * of the envelope). *ret_predicate_type as for 2. */
+ * Rekor bundle annotations of layer as for 1 (the entry's body an intoto 0.0.2 or dsse 0.0.1
+ * record of the envelope). Its rfc3161_timestamp is not used: cosign stamps the envelope's
+ * bytes, not its signature, which no Sigstore bundle does. *ret_predicate_type as for 2. */
 int cosign_keyless_verify_attestation(const CosignKeyless *k, const char *image_digest, const void *envelope_json,
-                                      size_t size, const char *certificate_pem, const char *rekor_bundle,
-                                      size_t *ret_identity_index, char **ret_signer, char **ret_predicate_type,
-                                      Error *reterr);
+                                      size_t size, const CosignKeylessLayer *layer, size_t *ret_identity_index,
+                                      char **ret_signer, char **ret_predicate_type, Error *reterr);
 
 /* 2. bundle_json is the layer blob (at most SIGSTORE_BUNDLE_MAX). On success
  * *ret_predicate_type (when not NULL) is the statement's predicateType, to be freed. */

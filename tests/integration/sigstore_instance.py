@@ -19,6 +19,9 @@ import base64
 import datetime
 import hashlib
 import json
+import os
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -135,6 +138,34 @@ class Log:
         return hashlib.sha256(spki_der(self.key)).digest()
 
 
+@dataclass
+class TimestampAuthority:
+    """An RFC 3161 timestamp authority of the trusted root: a leaf (EKU timeStamping, critical)
+    under a root of its own; tokens are made by `openssl ts -reply` (at a chosen time through
+    faketime)."""
+    key: object
+    cert: x509.Certificate
+    root_cert: x509.Certificate
+    start: float
+    directory: str
+
+    def timestamp(self, data: bytes, at: float | None = None) -> bytes:
+        """A DER TimeStampResp over data (SHA-256 imprint), genTime now or at `at`."""
+        d = self.directory
+        with open(os.path.join(d, "data"), "wb") as f:
+            f.write(data)
+        subprocess.run(["openssl", "ts", "-query", "-data", os.path.join(d, "data"), "-sha256", "-cert",
+                        "-no_nonce", "-out", os.path.join(d, "req.tsq")], check=True, capture_output=True)
+        cmd = ["openssl", "ts", "-reply", "-config", os.path.join(d, "tsa.cnf"), "-queryfile",
+               os.path.join(d, "req.tsq"), "-inkey", os.path.join(d, "tsa.key"), "-signer",
+               os.path.join(d, "tsa.pem"), "-out", os.path.join(d, "resp.tsr")]
+        if at is not None:
+            cmd = ["faketime", "-f", time.strftime("@%Y-%m-%d %H:%M:%S", time.gmtime(at))] + cmd
+        subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "TZ": "UTC"})
+        with open(os.path.join(d, "resp.tsr"), "rb") as f:
+            return f.read()
+
+
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "atticd.test"),
                       x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -158,15 +189,20 @@ def _ca_cert(key, subject: x509.Name, issuer_key, issuer: x509.Name, not_before:
 
 class Instance:
     """Keys and certificates are made at construction; times are Unix seconds. The CA, the
-    CT log and the transparency log are valid from `start` (default: a year ago) on."""
+    CT log, the transparency log and the timestamp authority are valid from `start` (default:
+    a year ago) on. The timestamp authority's files live in a new directory under `directory`
+    (a test's own; default: the system's temporary directory, removed by close())."""
 
-    def __init__(self, name: str = "atticd.test", *, start: float | None = None):
+    def __init__(self, name: str = "atticd.test", *, start: float | None = None, directory=None):
         now = time.time()
         self.name = name
         self.start = start if start is not None else now - 365 * 86400
         self.cas = [self.new_ca("fulcio", self.start)]
         self.ctlog = Log(ec.generate_private_key(ec.SECP256R1()), self.start)
         self.tlog = Log(ec.generate_private_key(ec.SECP256R1()), self.start, origin=f"rekor.{name} - 1")
+        self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="atticd-sigstore-")
+        self.directory = tempfile.mkdtemp(prefix="sigstore-", dir=directory) if directory else self._tmp.name
+        self.tsas = [self.new_tsa("tsa", self.start)]
         # Entries of others before ours: a proof has a path, the tree is not a single leaf.
         for i in range(5):
             self.tlog.leaves.append(leaf_hash(b"an earlier entry %d" % i))
@@ -180,6 +216,49 @@ class Instance:
         root = _ca_cert(root_key, root_name, root_key, root_name, start - 60, start + 20 * 365 * 86400, 1)
         inter = _ca_cert(inter_key, inter_name, root_key, root_name, start - 60, start + 20 * 365 * 86400, 0)
         return Authority(inter_key, inter, root, start, end)
+
+    def new_tsa(self, cn: str, start: float) -> TimestampAuthority:
+        root_key, key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+        root_name = _name(f"{self.name} {cn} root")
+        root = _ca_cert(root_key, root_name, root_key, root_name, start - 60, start + 20 * 365 * 86400, 0)
+        leaf = (x509.CertificateBuilder().subject_name(_name(f"{self.name} {cn}")).issuer_name(root_name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(_utc(start - 60)).not_valid_after(_utc(start + 20 * 365 * 86400))
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                             data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                             crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                .sign(root_key, hashes.SHA384()))
+        d = tempfile.mkdtemp(dir=self.directory)
+        with open(os.path.join(d, "tsa.key"), "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+        with open(os.path.join(d, "tsa.pem"), "wb") as f:
+            f.write(leaf.public_bytes(serialization.Encoding.PEM))
+        with open(os.path.join(d, "tsa.cnf"), "w") as f:
+            f.write(f"""[ tsa ]
+default_tsa = tsa_config
+[ tsa_config ]
+serial = {d}/serial
+crypto_device = builtin
+signer_digest = sha256
+default_policy = 1.3.6.1.4.1.57264.2
+digests = sha256, sha384, sha512
+accuracy = secs:1
+ordering = yes
+tsa_name = no
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+""")
+        with open(os.path.join(d, "serial"), "w") as f:
+            f.write("01\n")
+        return TimestampAuthority(key, leaf, root, start, d)
+
+    def close(self) -> None:
+        if self._tmp:
+            self._tmp.cleanup()
 
     # -- the trusted root --
 
@@ -207,7 +286,12 @@ class Instance:
                 "tlogs": [log(self.tlog, f"https://rekor.{self.name}")],
                 "certificateAuthorities": [ca(a) for a in self.cas],
                 "ctlogs": [log(self.ctlog, f"https://ctfe.{self.name}")],
-                "timestampAuthorities": []}
+                "timestampAuthorities": [
+                    {"subject": {"organization": "atticd.test", "commonName": t.cert.subject.rfc4514_string()},
+                     "uri": f"https://tsa.{self.name}",
+                     "certChain": {"certificates": [
+                         {"rawBytes": b64(c.public_bytes(serialization.Encoding.DER))} for c in (t.cert, t.root_cert)]},
+                     "validFor": {"start": rfc3339(t.start)}} for t in self.tsas]}
 
     def write_trusted_root(self, path) -> None:
         path.write_text(json.dumps(self.trusted_root(), indent=2))
@@ -307,12 +391,19 @@ class Instance:
                    cert_from: float | None = None, lifetime: float = 600, ca: Authority | None = None,
                    issuer_v1: bool = False, sct: str | None = "valid", set_: str | None = "valid",
                    proof: str | None = "valid", predicate_type: str = COSIGN_SIGN_PREDICATE,
-                   statement: bytes | None = None) -> bytes:
+                   statement: bytes | None = None, rekor: str = "v1", timestamp: str | None = None,
+                   tsa: TimestampAuthority | None = None) -> bytes:
         """The Sigstore bundle (v0.3) of a keyless `cosign sign` of image_digest: an in-toto
         statement in a DSSE envelope signed with a fresh certificate for subject and issuer,
         logged at signed_at (default: a minute ago; the certificate valid from cert_from,
         default signed_at - 60, for lifetime seconds). The other arguments break one part (see
-        issue() and log_entry())."""
+        issue() and log_entry()).
+
+        rekor="v2": logged as Rekor v2 does, a hashedrekord 0.0.2 entry over the digest of the
+        envelope's PAE with no integrated time and no SET, only an inclusion proof: the signing
+        time must then come from a timestamp. timestamp: None, "valid" (an RFC 3161 timestamp
+        of the signature by tsa, default the first, at signed_at), "other-data" (a valid
+        timestamp of other bytes)."""
         signed_at = int(signed_at if signed_at is not None else time.time() - 60)
         cert_from = cert_from if cert_from is not None else signed_at - 60
         key, cert = self.issue(subject, issuer, cert_from, lifetime=lifetime, ca=ca, issuer_v1=issuer_v1, sct=sct)
@@ -320,18 +411,30 @@ class Instance:
             statement = canonical_json({"_type": "https://in-toto.io/Statement/v1", "predicateType": predicate_type,
                                         "subject": [{"digest": {"sha256": image_digest.split(":", 1)[1]}}],
                                         "predicate": {}})
-        sig = _sign(key, dsse_pae(INTOTO, statement))
+        pae = dsse_pae(INTOTO, statement)
+        sig = _sign(key, pae)
         envelope = {"payload": b64(statement), "payloadType": INTOTO, "signatures": [{"sig": b64(sig)}]}
         pem = cert.public_bytes(serialization.Encoding.PEM)
-        body = canonical_json({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
-            "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(canonical_json(envelope)).hexdigest()},
-            "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
-            "signatures": [{"signature": b64(sig), "verifier": b64(pem)}]}})
-        entry = self.log_entry(body, signed_at, set_=set_, proof=proof)
-        return json.dumps({"mediaType": BUNDLE_V03,
-                           "verificationMaterial": {
-                               "certificate": {"rawBytes": b64(cert.public_bytes(serialization.Encoding.DER))},
-                               "tlogEntries": [entry]},
+        der = cert.public_bytes(serialization.Encoding.DER)
+        if rekor == "v2":
+            body = canonical_json({"apiVersion": "0.0.2", "kind": "hashedrekord", "spec": {"hashedRekordV002": {
+                "data": {"algorithm": "SHA2_256", "digest": b64(hashlib.sha256(pae).digest())},
+                "signature": {"content": b64(sig), "verifier": {"keyDetails": ECDSA_P256,
+                                                               "x509Certificate": {"rawBytes": b64(der)}}}}}})
+            entry = self.log_entry(body, signed_at, set_=None, proof=proof)
+            del entry["integratedTime"]
+        else:
+            body = canonical_json({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
+                "envelopeHash": {"algorithm": "sha256",
+                                 "value": hashlib.sha256(canonical_json(envelope)).hexdigest()},
+                "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+                "signatures": [{"signature": b64(sig), "verifier": b64(pem)}]}})
+            entry = self.log_entry(body, signed_at, set_=set_, proof=proof)
+        material = {"certificate": {"rawBytes": b64(der)}, "tlogEntries": [entry]}
+        if timestamp is not None:
+            token = (tsa or self.tsas[0]).timestamp(sig if timestamp == "valid" else b"other data", signed_at)
+            material["timestampVerificationData"] = {"rfc3161Timestamps": [{"signedTimestamp": b64(token)}]}
+        return json.dumps({"mediaType": BUNDLE_V03, "verificationMaterial": material,
                            "dsseEnvelope": envelope}, separators=(",", ":")).encode()
 
     # -- cosign 2 (and cosign 3 with --new-bundle-format=false) --
@@ -352,10 +455,14 @@ class Instance:
         return annotations
 
     def classic_signature(self, image_digest: str, docker_reference: str, subject: str, issuer: str, *,
-                          signed_at: float | None = None, set_: str | None = "valid", **issue_args):
+                          signed_at: float | None = None, set_: str | None = "valid", timestamp: str | None = None,
+                          **issue_args):
         """(payload, annotations) of a keyless `cosign sign` in the classic format (a .sig
         layer): a simple-signing payload, its signature, the certificate, and the Rekor
-        bundle of its hashedrekord 0.0.1 entry (set_=None: no Rekor bundle annotation)."""
+        bundle of its hashedrekord 0.0.1 entry (set_=None: no Rekor bundle annotation).
+        timestamp: "valid" (cosign sign --timestamp-server-url: the rfc3161timestamp annotation,
+        {"SignedRFC3161Timestamp": base64 TimeStampResp over the raw signature}), "malformed"
+        (an annotation that is not that JSON), None."""
         signed_at = int(signed_at if signed_at is not None else time.time() - 60)
         key, cert = self.issue(subject, issuer, signed_at - 60, **issue_args)
         payload = simple_signing_payload(docker_reference, image_digest)
@@ -364,7 +471,13 @@ class Instance:
             "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()}},
             "signature": {"content": b64(sig), "publicKey": {
                 "content": b64(cert.public_bytes(serialization.Encoding.PEM))}}}})
-        return payload, {SIG_ANNOTATION: b64(sig), **self._classic_annotations(cert, body, signed_at, set_)}
+        annotations = {SIG_ANNOTATION: b64(sig), **self._classic_annotations(cert, body, signed_at, set_)}
+        if timestamp == "valid":
+            annotations["dev.sigstore.cosign/rfc3161timestamp"] = json.dumps(
+                {"SignedRFC3161Timestamp": b64(self.tsas[0].timestamp(sig, signed_at))})
+        elif timestamp == "malformed":
+            annotations["dev.sigstore.cosign/rfc3161timestamp"] = '{"SignedRFC3161Timestamp": 1}'
+        return payload, annotations
 
     def classic_attestation(self, image_digest: str, subject: str, issuer: str, predicate_type: str, predicate,
                             *, signed_at: float | None = None, set_: str | None = "valid", **issue_args):

@@ -31,7 +31,7 @@ class KeylessImagesTest(unittest.TestCase):
         self.w.make_repo()
         self.reg = Registry(self.w.tmp)
         self.addCleanup(self.reg.stop)
-        self.sigstore = Instance()
+        self.sigstore = Instance(directory=self.w.tmp)
         self.root = self.w.tmp / "trusted_root.json"
         self.sigstore.write_trusted_root(self.root)
         self.n = 0
@@ -143,7 +143,7 @@ class KeylessImagesTest(unittest.TestCase):
         certificate of a CA not in the trusted root."""
         self.deploy_base()
         now = time.time()
-        other = Instance("elsewhere.test")
+        other = Instance("elsewhere.test", directory=self.w.tmp)
         for why, args, needle in (
                 ("expired", {"signed_at": now - 3600, "cert_from": now - 7200},
                  "does not chain to a trusted Fulcio CA at the signing time"),
@@ -157,14 +157,27 @@ class KeylessImagesTest(unittest.TestCase):
                 ("no SCT", {"sct": None}, "embeds no SCT list"),
                 ("SCT of another log", {"sct": "other-log"}, "signed certificate timestamp does not verify"),
                 ("SCT tampered", {"sct": "tampered"}, "signed certificate timestamp does not verify"),
-                ("untrusted CA", {"ca": other.cas[0]}, "does not chain to a trusted Fulcio CA")):
+                ("untrusted CA", {"ca": other.cas[0]}, "does not chain to a trusted Fulcio CA"),
+                ("Rekor v2 without a timestamp", {"rekor": "v2"},
+                 "has no inclusion promise and the bundle no timestamp"),
+                ("Rekor v2, a timestamp of another TSA", {"rekor": "v2", "timestamp": "valid", "tsa": other.tsas[0]},
+                 "no timestamp verifies with a trusted timestamp authority"),
+                ("Rekor v2, a timestamp over other data", {"rekor": "v2", "timestamp": "other-data"},
+                 "it is over other data"),
+                ("Rekor v2, the certificate expired at the timestamp",
+                 {"rekor": "v2", "timestamp": "valid", "signed_at": now - 3600, "cert_from": now - 7200},
+                 "does not chain to a trusted Fulcio CA at the signing time"),
+                ("Rekor v2, tampered inclusion proof", {"rekor": "v2", "timestamp": "valid", "proof": "tampered"},
+                 "the inclusion proof does not verify")):
             with self.subTest(why):
                 ref, _ = self.signed_image(**args)
                 self.assert_refused(ref, needle)
-        # The same instance's good bundle is still accepted after all of that.
-        ref, _ = self.signed_image()
-        self.w.commit(images={"svc": ref})
-        self.pull(0)
+        # The same instance's good bundles are still accepted after all of that: Rekor v1, and
+        # Rekor v2 with an RFC 3161 timestamp (cosign 3 with a Rekor v2 signing config).
+        for args in ({}, {"rekor": "v2", "timestamp": "valid"}):
+            ref, _ = self.signed_image(**args)
+            self.w.commit(images={"svc": ref})
+            self.pull(0)
 
     def test_rotated_ca(self):
         """Trust-root rotation: a CA listed with a window that ended (rotated out) still
@@ -225,9 +238,14 @@ class KeylessImagesTest(unittest.TestCase):
         self.assert_refused(classic(set_="tampered"), "the signed entry timestamp")
         self.assert_refused(classic(signed_at=now - 3600, lifetime=30),
                             "does not chain to a trusted Fulcio CA at the signing time")
+        self.assert_refused(classic(timestamp="malformed"), "dev.sigstore.cosign/rfc3161timestamp")
         self.w.commit(images={"svc": classic()})
         self.pull(0)
         self.assertEqual(self.history_images()[0]["signers"], [f"{SUBJECT} ({ISSUER})"])
+        # With an RFC 3161 timestamp too (cosign sign --timestamp-server-url): both times are
+        # verified; the certificate must be valid at each.
+        self.w.commit(images={"svc": classic(timestamp="valid")})
+        self.pull(0)
 
     def test_sbom_signed_keyless(self):
         """images.require-sbom with keyless signers: an SPDX attestation signed keyless by a
@@ -266,7 +284,7 @@ class KeylessImagesTest(unittest.TestCase):
         self.w.commit(images={"svc": ref})
         self.pull(0)
         good = self.root.read_bytes()
-        Instance("elsewhere.test").write_trusted_root(self.root)
+        Instance("elsewhere.test", directory=self.w.tmp).write_trusted_root(self.root)
         before = self.state()
         r = self.w.agent("verify-images")
         self.assertEqual(r.returncode, 3, r.stderr[-3000:])

@@ -104,6 +104,9 @@ static Classic classic_read(void) {
         return c;
 }
 
+/* The annotations of a classic layer (no timestamp). */
+#define LAYER(cert, rekor) (&(CosignKeylessLayer) { .certificate = (cert), .rekor_bundle = (rekor) })
+
 static int verify_classic(const SigstoreTrustedRoot *root, const char *identity, const char *issuer,
                           const char *digest, const Classic *c, size_t *ret_index, Error *e) {
         SigstorePolicy ids[] = {
@@ -113,7 +116,9 @@ static int verify_classic(const SigstoreTrustedRoot *root, const char *identity,
         CosignKeyless k = { .root = root, .identities = ids, .n_identities = ELEMENTSOF(ids) };
 
         return cosign_keyless_verify_simplesigning(&k, digest, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c->payload,
-                                                   c->payload_size, c->signature, c->certificate, c->rekor_bundle,
+                                                   c->payload_size, c->signature,
+                                                   LAYER(c->certificate, c->rekor_bundle),
+                                                   
                                                    ret_index, NULL, e);
 }
 
@@ -159,8 +164,9 @@ static void test_classic_other_issuer(_unused_ void **state) {
         Error e = {};
 
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING,
-                                                           c.payload, c.payload_size, c.signature, c.certificate,
-                                                           c.rekor_bundle, NULL, NULL, &e),
+                                                           c.payload, c.payload_size, c.signature,
+                                                           LAYER(c.certificate, c.rekor_bundle),
+                                                           NULL, NULL, &e),
                        &e, -EPERM, "OIDC issuer is 'https://github.com/login/oauth'");
         classic_done(&c);
 }
@@ -233,31 +239,43 @@ static void test_classic_malformed(_unused_ void **state) {
 
         /* No certificate: a key-based signature, not for this verifier. */
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
-                                                           c.payload_size, c.signature, NULL, c.rekor_bundle, NULL, NULL, &e),
+                                                           c.payload_size, c.signature,
+                                                           LAYER(NULL, c.rekor_bundle),
+                                                           NULL, NULL, &e),
                        &e, -ENOKEY, COSIGN_ANNOTATION_CERTIFICATE);
         /* No Rekor bundle: no verified time. */
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
-                                                           c.payload_size, c.signature, c.certificate, NULL, NULL, NULL, &e),
+                                                           c.payload_size, c.signature,
+                                                           LAYER(c.certificate, NULL),
+                                                           NULL, NULL, &e),
                        &e, -EPERM, "cannot be verified offline");
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
-                                                           c.payload_size, c.signature, "not PEM", c.rekor_bundle, NULL, NULL,
+                                                           c.payload_size, c.signature,
+                                                           LAYER("not PEM", c.rekor_bundle),
+                                                           NULL, NULL,
                                                            &e),
                        &e, -EBADMSG, "not a PEM certificate");
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
-                                                           c.payload_size, c.signature, c.certificate,
-                                                           "{\"SignedEntryTimestamp\":\"AAAA\"}", NULL, NULL, &e),
+                                                           c.payload_size, c.signature,
+                                                           LAYER(c.certificate, "{\"SignedEntryTimestamp\":\"AAAA\"}"),
+                                                           NULL, NULL, &e),
                        &e, -EBADMSG, "Payload");
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
-                                                           c.payload_size, c.signature, c.certificate,
-                                                           "{\"SignedEntryTimestamp\":\"AAAA\",\"x\":1}", NULL, NULL, &e),
+                                                           c.payload_size, c.signature,
+                                                           LAYER(c.certificate, "{\"SignedEntryTimestamp\":\"AAAA\",\"x\":1}"),
+                                                           NULL, NULL, &e),
                        &e, -EBADMSG, "x");
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_DSSE, c.payload,
-                                                           c.payload_size, c.signature, c.certificate, c.rekor_bundle,
+                                                           c.payload_size, c.signature,
+                                                           LAYER(c.certificate, c.rekor_bundle),
+                                                           
                                                            NULL, NULL, &e),
                        &e, -EMEDIUMTYPE, "not a simple-signing");
         k.n_identities = 0;
         expect_refused(cosign_keyless_verify_simplesigning(&k, CLASSIC_DIGEST, COSIGN_MEDIA_TYPE_SIMPLESIGNING, c.payload,
-                                                           c.payload_size, c.signature, c.certificate, c.rekor_bundle,
+                                                           c.payload_size, c.signature,
+                                                           LAYER(c.certificate, c.rekor_bundle),
+                                                           
                                                            NULL, NULL, &e),
                        &e, -EINVAL, "no trusted root or identity");
         classic_done(&c);
