@@ -27,7 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from world import to_yaml  # noqa: E402
+from sigstore_instance import Instance  # noqa: E402
 from registry import (OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST, Registry, _json,  # noqa: E402
+                      push_bundle, push_classic_signature,
                       attest_sbom, make_cosign_keypair, push_image, push_index, sha256_digest,
                       sign_bundle, sign_classic)
 
@@ -178,6 +180,33 @@ class ImageLayoutTest(unittest.TestCase):
         v = self.verify(("web", self.ref(), layout))
         self.assertTrue(v["images"][0]["sbom"])
         self.assertEqual(len(v["images"][0]["signers"]), 1)
+
+    def test_keyless_offline(self):
+        """An image signed keyless (a cosign 3 bundle and a classic .sig layer with certificate
+        and Rekor bundle, by the tests' own Sigstore instance) is exported, and verified from
+        the layout with the registry stopped: everything keyless verification needs travels
+        with the image. Another identity: refused, offline as well."""
+        sigstore = Instance(directory=self.tmp)
+        root = self.tmp / "trusted_root.json"
+        sigstore.write_trusted_root(root)
+        subject, issuer = "release@atticd.test", "https://issuer.atticd.test"
+        digest = push_image(self.reg, "app/web", "1.0")
+        push_bundle(self.reg, "app/web", digest, sigstore.sign_image(digest, subject, issuer, rekor="v2",
+                                                                      timestamp="valid"))
+        payload, annotations = sigstore.classic_signature(digest, f"{self.reg.host}/app/web", subject, issuer)
+        push_classic_signature(self.reg, "app/web", digest, payload, annotations)
+        layout, _, _ = self.export_one()
+        self.reg.stop()
+
+        def keyless(who):
+            self.configure(keys=[], keyless={"trusted-root": str(root),
+                                             "identities": [{"subject": who, "issuer": issuer}]})
+
+        keyless(subject)
+        v = self.verify(("web", self.ref(), layout))
+        self.assertEqual(v["images"][0]["signers"], [f"{subject} ({issuer})"])
+        keyless("someone@atticd.test")
+        self.verify(("web", self.ref(), layout), expect=EPERM, needle="identity is 'release@atticd.test'")
 
     def test_large_sbom(self):
         """An SBOM attestation of 2 MiB (over the 1 MiB a simple-signing payload may have,
