@@ -48,7 +48,7 @@ static void help(void) {
                "                          revision (or of REV); change nothing\n"
                "  verify-blob --bundle FILE [--trusted-root FILE]\n"
                "              (--certificate-identity ID --certificate-oidc-issuer ISSUER | --key KEY) ARTIFACT\n"
-               "              (either with -regexp: --certificate-identity-regexp RE, ...)\n"
+               "              (or --certificate-identity-regexp RE, --certificate-oidc-issuer-regexp RE)\n"
                "                          verify a Sigstore bundle (v0.1-v0.3, keyless or with a key) over a file,\n"
                "                          offline against the trusted root (default %s)\n"
                "  check                   run the health checks now against the running system\n"

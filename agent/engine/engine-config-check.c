@@ -13,6 +13,7 @@
 #include "sign/sigstore-root.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
+#include "basic/strutil.h"
 #include "system/activation.h"
 
 int engine_check_tools(const Config *c, Error *e) {
@@ -75,6 +76,19 @@ static int check_keys(const Config *c, const char *key, char **paths, bool bundl
         return 0;
 }
 
+/* A log of a key type the verifier does not support is kept out of the trust, and what it
+ * signed is refused: said here, where an operator checks a new root, not at every run. */
+static void warn_unsupported_logs(const char *path, const char *kind, const TrustedLog *logs, size_t n) {
+        char hex[2 * sizeof(logs->key_id) + 1];
+
+        for (size_t i = 0; i < n; i++)
+                if (logs[i].unsupported)
+                        log_warning("images.keyless.trusted-root: '%s': the %s '%s' (logId %s) has a key of a type "
+                                    "this agent does not support (%s): what it logged is refused.",
+                                    path, kind, strempty(logs[i].base_url),
+                                    hex_encode(logs[i].key_id, sizeof(logs[i].key_id), hex), logs[i].unsupported);
+}
+
 static int check_trusted_root(const Config *c, Error *e) {
         _cleanup_(sigstore_root_freep) SigstoreTrustedRoot *root = NULL;
         const char *path = c->images.keyless.trusted_root;
@@ -87,6 +101,8 @@ static int check_trusted_root(const Config *c, Error *e) {
         if (r < 0)
                 return error_set(e, -EINVAL, "%s: images.keyless.trusted-root: %s", c->path,
                                  error_message(&re) ?: strerror(-r));
+        warn_unsupported_logs(path, "transparency log", root->tlogs, root->n_tlogs);
+        warn_unsupported_logs(path, "certificate transparency log", root->ctlogs, root->n_ctlogs);
         return 0;
 }
 

@@ -210,7 +210,7 @@ class CliTest(unittest.TestCase):
                               (f"bundle:\n  keys: [{rsa}]\n", "bundle.keys"),
                               ("images:\n  threshold: 3\n", "images.threshold: is 3, but images.keys is empty"),
                               (f"images:\n  keyless:\n    trusted-root: {not_pem}\n    identities:\n"
-                               "      - {identity: a@example.org, issuer: https://issuer.example.org}\n",
+                               "      - {subject: a@example.org, issuer: https://issuer.example.org}\n",
                                "images.keyless.trusted-root: '%s': the trusted root is not valid JSON" % not_pem)):
             with self.subTest(extra=extra):
                 r = check(extra)
@@ -223,8 +223,25 @@ class CliTest(unittest.TestCase):
         # A trusted root that is one: read, no output.
         root = pathlib.Path(__file__).resolve().parents[3] / "shared/vectors/sigstore-conformance/production_trusted_root.json"
         r = check(f"images:\n  keyless:\n    trusted-root: {root}\n    identities:\n"
-                  "      - {identity: a@example.org, issuer: https://issuer.example.org}\n")
+                  "      - {subject: a@example.org, issuer: https://issuer.example.org}\n")
         self.assertEqual((r.returncode, r.stderr), (0, ""))
+        # A trusted root with a log of a key type this agent does not support (RSA-PSS): it
+        # loads (that log is left out, what it logged is refused), and config check says so,
+        # its baseUrl escaped.
+        other = json.loads(root.read_text())
+        log = json.loads(json.dumps(other["tlogs"][0]))
+        log["publicKey"]["keyDetails"] = "PKIX_RSA_PSS_2048_SHA256"
+        log["baseUrl"] = "https://pss.example/\x1b[31m"
+        log["logId"] = {"keyId": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}
+        other["tlogs"].append(log)
+        pss = d / "pss_root.json"
+        pss.write_text(json.dumps(other))
+        r = check(f"images:\n  keyless:\n    trusted-root: {pss}\n    identities:\n"
+                  "      - {subject: a@example.org, issuer: https://issuer.example.org}\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the transparency log 'https://pss.example/\\x1b[31m' (logId " + "01" * 32 + ") has a key of a "
+                      "type this agent does not support (PKIX_RSA_PSS_2048_SHA256): what it logged is refused", r.stderr)
+        self.assertNotIn("\x1b", r.stderr)
         # Not on this machine: said, not passed silently, and not an error here.
         r = check(f"repository:\n  allowed-signers: {d / 'absent'}\nimages:\n  keys: [{d / 'absent.pem'}]\n")
         self.assertEqual(r.returncode, 0, r.stderr)
