@@ -28,20 +28,9 @@ KEYLESS = SHARED_VECTORS / "cosign" / "cimage-dir-img-cosign-fulcio-rekor-valid"
 PRODUCTION_ROOT = SHARED_VECTORS / "sigstore-conformance" / "production_trusted_root.json"
 
 
-class ImagesTest(unittest.TestCase):
-    def setUp(self):
-        self.w = World.for_test(self)
-        self.w.make_repo()
-        self.reg = Registry(self.w.tmp)
-        self.addCleanup(self.reg.stop)
-        self.key, self.pub = make_cosign_keypair(self.w.tmp, "ecdsa-p256", name="release")
-        self.other_key, self.other_pub = make_cosign_keypair(self.w.tmp, "ecdsa-p256", name="other")
-
-    def configure(self, reg=None, **images):
-        reg = reg or self.reg
-        conf = {"keys": [str(self.pub)], "insecure-registries": [reg.host]}
-        conf.update(images)
-        self.w.write_config(images=conf)
+class ImagesWorld:
+    """What the image tests share (a mixin of a TestCase with self.w, the world, and a
+    configure() of its own): the state file, a first deployed revision, pull, the history."""
 
     def state(self):
         p = self.w.state_dir / "state.json"
@@ -58,6 +47,26 @@ class ImagesTest(unittest.TestCase):
         r = self.w.agent("pull")
         self.assertEqual(r.returncode, expect, r.stderr[-3000:])
         return r
+
+    def history_images(self):
+        return json.loads(self.w.agent("status", "--json").stdout)["history"][-1]["images"]
+
+
+class ImagesTest(ImagesWorld, unittest.TestCase):
+    def setUp(self):
+        self.w = World.for_test(self)
+        self.w.make_repo()
+        self.reg = Registry(self.w.tmp)
+        self.addCleanup(self.reg.stop)
+        self.key, self.pub = make_cosign_keypair(self.w.tmp, "ecdsa-p256", name="release")
+        self.other_key, self.other_pub = make_cosign_keypair(self.w.tmp, "ecdsa-p256", name="other")
+
+    def configure(self, reg=None, **images):
+        reg = reg or self.reg
+        conf = {"keys": [str(self.pub)], "insecure-registries": [reg.host]}
+        conf.update(images)
+        self.w.write_config(images=conf)
+
 
     def assert_refused(self, images, *needles, expect=3):
         w = self.w
@@ -77,9 +86,6 @@ class ImagesTest(unittest.TestCase):
 
     def ref(self, repo="app/web", tag="1.0", reg=None):
         return f"{(reg or self.reg).host}/{repo}:{tag}"
-
-    def history_images(self):
-        return json.loads(self.w.agent("status", "--json").stdout)["history"][-1]["images"]
 
     def refusal(self, r, command):
         """The one refused event of a run (its stderr, as the journal gets it): REASON

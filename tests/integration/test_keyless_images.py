@@ -20,12 +20,13 @@ from registry import (SPDX_PREDICATE, Registry, push_bundle, push_classic_attest
                       push_classic_signature, push_image, spdx_document)
 from sigstore_instance import Instance  # noqa: E402
 from test_observability import events  # noqa: E402
+from test_images import ImagesWorld  # noqa: E402
 
 SUBJECT = "https://git.atticd.test/platform/ci//.gitlab-ci.yml@refs/heads/main"
 ISSUER = "https://git.atticd.test"
 
 
-class KeylessImagesTest(unittest.TestCase):
+class KeylessImagesTest(ImagesWorld, unittest.TestCase):
     def setUp(self):
         self.w = World.for_test(self)
         self.w.make_repo()
@@ -43,16 +44,6 @@ class KeylessImagesTest(unittest.TestCase):
         conf.update(images)
         self.w.write_config(images=conf)
 
-    def state(self):
-        p = self.w.state_dir / "state.json"
-        return p.read_bytes() if p.exists() else None
-
-    def deploy_base(self):
-        self.w.commit()
-        self.configure()
-        r = self.w.agent("pull")
-        self.assertEqual(r.returncode, 0, r.stderr)
-
     def signed_image(self, *bundles_args, **kw):
         """A new image, with one keyless bundle per dict of sign_image() arguments (or one,
         of kw). Returns its reference by digest."""
@@ -65,13 +56,6 @@ class KeylessImagesTest(unittest.TestCase):
             push_bundle(self.reg, repo, digest, self.sigstore.sign_image(digest, subject, issuer, **args))
         return f"{self.reg.host}/{repo}@{digest}", digest
 
-    def pull(self, expect):
-        r = self.w.agent("pull")
-        self.assertEqual(r.returncode, expect, r.stderr[-3000:])
-        return r
-
-    def history_images(self):
-        return json.loads(self.w.agent("status", "--json").stdout)["history"][-1]["images"]
 
     def assert_refused(self, ref, *needles):
         """A revision with the image ref: pull refuses it (exit 3, the refused event with
